@@ -1,0 +1,311 @@
+use ipnet::Ipv4Net;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A cluster document: `apiVersion`, `kind: Cluster`, `metadata.name`, `spec`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ClusterSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// DNS-1123 label, at most 28 characters (cloud object names derive from it).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Aws,
+    Azure,
+    Ssh,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+            Provider::Azure => "azure",
+            Provider::Ssh => "ssh",
+        }
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "aws" => Ok(Provider::Aws),
+            "azure" => Ok(Provider::Azure),
+            "ssh" => Ok(Provider::Ssh),
+            other => Err(format!("unknown provider `{other}` (expected aws, azure or ssh)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub provider: Provider,
+    /// Cloud region; when absent, the context's region or the SDK's default is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The `clouder ctx` to take cloud account references from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub network: Network,
+    /// Networks allowed to reach SSH (22) and the API server (6443). Required by `create`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub admin_cidrs: Vec<Ipv4Net>,
+    #[serde(default)]
+    pub control_plane: ControlPlane,
+    #[serde(default = "default_node_pools")]
+    pub node_pools: Vec<NodePool>,
+    #[serde(default)]
+    pub kubernetes: Kubernetes,
+    /// Machine image: an alias (`Ubuntu2204`, `Ubuntu2404`, `Debian12`) or a cloud image id.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Login user on the machines; defaults from the image (`ubuntu`, `admin`).
+    #[serde(default)]
+    pub admin_user: String,
+    #[serde(default)]
+    pub ssh: Ssh,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Network {
+    #[serde(default = "default_vpc_cidr")]
+    #[schemars(with = "String")]
+    pub vpc_cidr: Ipv4Net,
+    #[serde(default = "default_subnet_cidr")]
+    #[schemars(with = "String")]
+    pub subnet_cidr: Ipv4Net,
+    #[serde(default = "default_pod_cidr")]
+    #[schemars(with = "String")]
+    pub pod_cidr: Ipv4Net,
+    #[serde(default = "default_service_cidr")]
+    #[schemars(with = "String")]
+    pub service_cidr: Ipv4Net,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            vpc_cidr: default_vpc_cidr(),
+            subnet_cidr: default_subnet_cidr(),
+            pod_cidr: default_pod_cidr(),
+            service_cidr: default_service_cidr(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControlPlane {
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Machine size; defaults per provider.
+    #[serde(default)]
+    pub size: String,
+    #[serde(default = "default_os_disk_gb")]
+    pub os_disk_gb: u32,
+}
+
+impl Default for ControlPlane {
+    fn default() -> Self {
+        ControlPlane {
+            count: 1,
+            size: String::new(),
+            os_disk_gb: default_os_disk_gb(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodePool {
+    pub name: String,
+    #[serde(default = "three")]
+    pub count: u32,
+    #[serde(default)]
+    pub size: String,
+    #[serde(default = "default_os_disk_gb")]
+    pub os_disk_gb: u32,
+    /// Node labels, on top of the default worker labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub effect: TaintEffect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kubernetes {
+    /// `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`, optionally with a leading `v`.
+    #[serde(default = "default_k8s_version")]
+    pub version: String,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Kubernetes {
+            version: default_k8s_version(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ssh {
+    /// Public key installed on the machines; default `~/.ssh/id_ed25519.pub`, then `id_rsa.pub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_path: Option<String>,
+}
+
+/// Labels every worker carries unless its pool overrides them.
+pub const DEFAULT_WORKER_LABELS: [(&str, &str); 3] = [
+    ("role.datalayer.io/runtime", "true"),
+    ("node.datalayer.io/variant", "medium"),
+    ("xpu.datalayer.io/cpu", "true"),
+];
+
+pub const DEFAULT_VERSION: &str = "1.32";
+
+fn one() -> u32 {
+    1
+}
+fn three() -> u32 {
+    3
+}
+fn default_os_disk_gb() -> u32 {
+    100
+}
+fn default_k8s_version() -> String {
+    DEFAULT_VERSION.to_string()
+}
+fn default_image() -> String {
+    "Ubuntu2404".to_string()
+}
+fn default_vpc_cidr() -> Ipv4Net {
+    "10.0.0.0/16".parse().expect("valid")
+}
+fn default_subnet_cidr() -> Ipv4Net {
+    "10.0.0.0/24".parse().expect("valid")
+}
+fn default_pod_cidr() -> Ipv4Net {
+    "10.244.0.0/16".parse().expect("valid")
+}
+fn default_service_cidr() -> Ipv4Net {
+    "10.96.0.0/12".parse().expect("valid")
+}
+fn default_node_pools() -> Vec<NodePool> {
+    vec![NodePool::workers(3)]
+}
+
+impl NodePool {
+    /// The default pool, `workers`, with `count` machines.
+    pub fn workers(count: u32) -> Self {
+        NodePool {
+            name: "workers".to_string(),
+            count,
+            size: String::new(),
+            os_disk_gb: default_os_disk_gb(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+        }
+    }
+}
+
+impl Cluster {
+    /// A spec with every default, as `clouder kubeadm create NAME` starts from.
+    pub fn new(name: &str, provider: Provider) -> Self {
+        Cluster {
+            api_version: crate::API_VERSION.to_string(),
+            kind: "Cluster".to_string(),
+            metadata: Metadata {
+                name: name.to_string(),
+            },
+            spec: ClusterSpec {
+                provider,
+                region: None,
+                context: None,
+                network: Network::default(),
+                admin_cidrs: Vec::new(),
+                control_plane: ControlPlane::default(),
+                node_pools: default_node_pools(),
+                kubernetes: Kubernetes::default(),
+                image: default_image(),
+                admin_user: String::new(),
+                ssh: Ssh::default(),
+            },
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// Fills values whose default depends on other fields (provider, image).
+    pub fn apply_defaults(&mut self) {
+        let spec = &mut self.spec;
+        let (cp_size, worker_size) = match spec.provider {
+            Provider::Aws => ("t3.large", "t3.xlarge"),
+            Provider::Azure => ("Standard_D4s_v5", "Standard_D4s_v5"),
+            Provider::Ssh => ("", ""),
+        };
+        if spec.control_plane.size.is_empty() {
+            spec.control_plane.size = cp_size.to_string();
+        }
+        for pool in &mut spec.node_pools {
+            if pool.size.is_empty() {
+                pool.size = worker_size.to_string();
+            }
+            for (key, value) in DEFAULT_WORKER_LABELS {
+                pool.labels
+                    .entry(key.to_string())
+                    .or_insert_with(|| value.to_string());
+            }
+        }
+        if spec.admin_user.is_empty() {
+            spec.admin_user = match spec.image.as_str() {
+                "Debian12" => "admin",
+                _ => "ubuntu",
+            }
+            .to_string();
+        }
+    }
+
+    /// Workers across all pools.
+    pub fn worker_count(&self) -> u32 {
+        self.spec.node_pools.iter().map(|p| p.count).sum()
+    }
+}

@@ -1,0 +1,220 @@
+//! Semantic checks that serde cannot express; each problem is a (field path, message) pair.
+
+use crate::{API_VERSION, Cluster, Provider};
+use ipnet::Ipv4Net;
+
+pub type Problems = Vec<(String, String)>;
+
+/// Longest cluster name: cloud names such as `NAME-api` (load balancer, ≤ 32) derive from it.
+pub const MAX_NAME_LEN: usize = 28;
+const MAX_NODES: u32 = 5000;
+
+pub fn check(cluster: &Cluster) -> Result<(), Problems> {
+    let mut p = Problems::new();
+    let mut bad = |path: &str, msg: String| p.push((path.to_string(), msg));
+
+    if cluster.api_version != API_VERSION {
+        bad("apiVersion", format!("must be `{API_VERSION}`, found `{}`", cluster.api_version));
+    }
+    if cluster.kind != "Cluster" {
+        bad("kind", format!("must be `Cluster`, found `{}`", cluster.kind));
+    }
+    if let Err(why) = dns_label(&cluster.metadata.name, MAX_NAME_LEN) {
+        bad("metadata.name", why);
+    }
+
+    let spec = &cluster.spec;
+    if let Some(region) = &spec.region
+        && (region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        bad("spec.region", format!("`{region}` is not a region name"));
+    }
+
+    let net = &spec.network;
+    let cidrs = [
+        ("spec.network.vpcCidr", net.vpc_cidr),
+        ("spec.network.subnetCidr", net.subnet_cidr),
+        ("spec.network.podCidr", net.pod_cidr),
+        ("spec.network.serviceCidr", net.service_cidr),
+    ];
+    for (path, cidr) in cidrs {
+        if let Err(why) = network_address(cidr) {
+            bad(path, why);
+        }
+    }
+    if !(16..=28).contains(&net.vpc_cidr.prefix_len()) {
+        bad("spec.network.vpcCidr", "prefix must be between /16 and /28".into());
+    }
+    if !net.vpc_cidr.contains(&net.subnet_cidr) {
+        bad(
+            "spec.network.subnetCidr",
+            format!("{} is not inside the VPC CIDR {}", net.subnet_cidr, net.vpc_cidr),
+        );
+    }
+    let disjoint = [
+        ("spec.network.podCidr", net.pod_cidr, "vpcCidr", net.vpc_cidr),
+        ("spec.network.serviceCidr", net.service_cidr, "vpcCidr", net.vpc_cidr),
+        ("spec.network.serviceCidr", net.service_cidr, "podCidr", net.pod_cidr),
+    ];
+    for (path, a, other, b) in disjoint {
+        if overlaps(a, b) {
+            bad(path, format!("{a} overlaps {other} {b}; the networks must be disjoint"));
+        }
+    }
+
+    for (i, cidr) in spec.admin_cidrs.iter().enumerate() {
+        if let Err(why) = network_address(*cidr) {
+            bad(&format!("spec.adminCidrs[{i}]"), why);
+        }
+    }
+    if spec.admin_cidrs.is_empty() && spec.provider != Provider::Ssh {
+        bad(
+            "spec.adminCidrs",
+            "required: name the networks allowed to reach SSH and the API server \
+             (--admin-cidr CIDR, e.g. your address/32); 0.0.0.0/0 must be given explicitly"
+                .into(),
+        );
+    }
+
+    let cp = &spec.control_plane;
+    if cp.count == 0 {
+        bad("spec.controlPlane.count", "must be at least 1".into());
+    } else if cp.count > 9 {
+        bad("spec.controlPlane.count", format!("{} control planes is more than etcd supports well (at most 9)", cp.count));
+    }
+    check_disk(&mut bad, "spec.controlPlane.osDiskGb", cp.os_disk_gb);
+
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, pool) in spec.node_pools.iter().enumerate() {
+        let at = format!("spec.nodePools[{i}]");
+        if let Err(why) = dns_label(&pool.name, 20) {
+            bad(&format!("{at}.name"), why);
+        }
+        if !seen.insert(&pool.name) {
+            bad(&format!("{at}.name"), format!("pool `{}` is defined twice", pool.name));
+        }
+        check_disk(&mut bad, &format!("{at}.osDiskGb"), pool.os_disk_gb);
+        for (key, value) in &pool.labels {
+            if let Err(why) = qualified_name(key) {
+                bad(&format!("{at}.labels.{key}"), why);
+            }
+            if value.len() > 63 || !value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                bad(&format!("{at}.labels.{key}"), format!("`{value}` is not a valid label value"));
+            }
+        }
+        for (j, taint) in pool.taints.iter().enumerate() {
+            if let Err(why) = qualified_name(&taint.key) {
+                bad(&format!("{at}.taints[{j}].key"), why);
+            }
+        }
+    }
+    let total = cp.count + cluster.worker_count();
+    if total > MAX_NODES {
+        bad("spec.nodePools", format!("{total} nodes is more than the supported {MAX_NODES}"));
+    }
+
+    if let Err(why) = k8s_version(&spec.kubernetes.version) {
+        bad("spec.kubernetes.version", why);
+    }
+    if spec.image.trim().is_empty() {
+        bad("spec.image", "must not be empty".into());
+    }
+    if !spec.admin_user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+        || spec.admin_user.len() > 32
+    {
+        bad("spec.adminUser", format!("`{}` is not a valid login name", spec.admin_user));
+    }
+
+    if p.is_empty() { Ok(()) } else { Err(p) }
+}
+
+fn check_disk(bad: &mut impl FnMut(&str, String), path: &str, gb: u32) {
+    if !(30..=16384).contains(&gb) {
+        bad(path, format!("{gb} GB is outside 30..16384"));
+    }
+}
+
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn network_address(cidr: Ipv4Net) -> Result<(), String> {
+    if cidr.addr() == cidr.network() {
+        Ok(())
+    } else {
+        Err(format!("{cidr} has host bits set; did you mean {}?", cidr.trunc()))
+    }
+}
+
+/// RFC 1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric.
+pub fn dns_label(name: &str, max: usize) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a DNS-1123 label: 1 to {max} lowercase letters, digits or '-', \
+             starting and ending with a letter or digit"
+        ))
+    }
+}
+
+/// A Kubernetes label or taint key: optional DNS subdomain prefix, `/`, a name of ≤ 63 chars.
+fn qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let prefix_ok = prefix.is_none_or(|p| p.len() <= 253 && p.split('.').all(|l| dns_label(l, 63).is_ok()));
+    if name_ok && prefix_ok {
+        Ok(())
+    } else {
+        Err(format!("`{key}` is not a valid key (prefix/name, e.g. example.com/role)"))
+    }
+}
+
+fn k8s_version(version: &str) -> Result<(), String> {
+    let bare = version.strip_prefix('v').unwrap_or(version);
+    let parts: Vec<&str> = bare.split('.').collect();
+    let numeric = parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !numeric {
+        return Err(format!("`{version}` is not a version (expected MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.32)"));
+    }
+    let minor: u32 = parts[1].parse().unwrap_or(0);
+    if parts[0] != "1" || !(28..=40).contains(&minor) {
+        return Err(format!("`{version}` is not a supported Kubernetes version (1.28 or newer)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in ["1.32", "v1.32.3", "1.28.0"] {
+            assert!(k8s_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1", "1.x", "2.1", "1.20", "1.32.3.4", "latest"] {
+            assert!(k8s_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_keys() {
+        assert!(qualified_name("role.datalayer.io/runtime").is_ok());
+        assert!(qualified_name("app").is_ok());
+        assert!(qualified_name("Bad_Prefix/x").is_err());
+        assert!(qualified_name("x/").is_err());
+    }
+}

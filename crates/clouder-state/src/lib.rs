@@ -1,0 +1,121 @@
+//! Where clouder remembers clusters, the cloud objects it made, its operations and contexts.
+//!
+//! [`StateStore`] is the seam for remote backends (S3, Azure Blob) that share state between
+//! people; [`SqliteStore`] is the embedded default under `CLOUDER_HOME`. State is a cache and a
+//! journal, never the source of truth: the engine always observes the cloud. Nothing secret is
+//! ever written here — contexts hold references (profile names, regions), not credentials.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("state record is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("cluster {cluster} is locked by {holder} (another clouder run?); if that run is gone, retry with --force-unlock")]
+    Locked { cluster: String, holder: String },
+}
+
+pub type Result<T> = std::result::Result<T, StateError>;
+
+/// A cluster as clouder knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub name: String,
+    pub provider: String,
+    pub region: Option<String>,
+    pub context: Option<String>,
+    /// The last applied spec document (JSON), without secrets.
+    pub spec: serde_json::Value,
+    /// `planned`, `applying`, `ready`, `failed`, `terminating`.
+    pub status: String,
+    pub setup_complete: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One cloud object the engine created or found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    /// Graph id, e.g. `aws/instance/workers-0`.
+    pub id: String,
+    pub kind: String,
+    pub cloud_id: String,
+    pub attrs: serde_json::Value,
+    pub updated_at: i64,
+}
+
+/// One step of an operation, appended as it starts and ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub operation: String,
+    pub resource: String,
+    /// `create`, `update`, `delete`.
+    pub action: String,
+    /// `started`, `done`, `failed`.
+    pub outcome: String,
+    pub message: String,
+    pub at: i64,
+}
+
+/// A named set of cloud account references (never credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    pub name: String,
+    pub provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// AWS account id or Azure subscription id, once seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// The operations every backend offers. Calls are short; async callers may call them directly.
+pub trait StateStore: Send + Sync {
+    fn put_cluster(&self, cluster: &ClusterRecord) -> Result<()>;
+    fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>>;
+    fn clusters(&self) -> Result<Vec<ClusterRecord>>;
+    /// Forgets the cluster with its resources and journal.
+    fn delete_cluster(&self, name: &str) -> Result<()>;
+
+    fn put_resource(&self, cluster: &str, resource: &ResourceRecord) -> Result<()>;
+    fn resources(&self, cluster: &str) -> Result<Vec<ResourceRecord>>;
+    fn delete_resource(&self, cluster: &str, id: &str) -> Result<()>;
+
+    fn append_journal(&self, cluster: &str, entry: &JournalEntry) -> Result<()>;
+    /// The newest `limit` entries, oldest first.
+    fn journal(&self, cluster: &str, limit: usize) -> Result<Vec<JournalEntry>>;
+
+    /// Takes the cluster's operation lock for `holder`, or says who holds it.
+    fn lock(&self, cluster: &str, holder: &str) -> Result<()>;
+    fn unlock(&self, cluster: &str, holder: &str) -> Result<()>;
+    /// Breaks a lock left by a run that died.
+    fn force_unlock(&self, cluster: &str) -> Result<()>;
+
+    fn put_context(&self, context: &Context) -> Result<()>;
+    fn context(&self, name: &str) -> Result<Option<Context>>;
+    fn contexts(&self) -> Result<Vec<Context>>;
+    fn delete_context(&self, name: &str) -> Result<bool>;
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
