@@ -81,7 +81,9 @@ impl AwsCloud {
         let counter = CallCounter(stats.clone());
         Ok(Arc::new(AwsCloud {
             ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&config).interceptor(counter.clone()).build(),
+                aws_sdk_ec2::config::Builder::from(&config)
+                    .interceptor(counter.clone())
+                    .build(),
             ),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
                 aws_sdk_elasticloadbalancingv2::config::Builder::from(&config)
@@ -89,10 +91,14 @@ impl AwsCloud {
                     .build(),
             ),
             iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&config).interceptor(counter.clone()).build(),
+                aws_sdk_iam::config::Builder::from(&config)
+                    .interceptor(counter.clone())
+                    .build(),
             ),
             sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&config).interceptor(counter).build(),
+                aws_sdk_sts::config::Builder::from(&config)
+                    .interceptor(counter)
+                    .build(),
             ),
             region,
             stats,
@@ -146,7 +152,12 @@ impl Scope {
     }
 
     /// Finds `id` among the objects of `kind`, listing that kind once per plan.
-    pub async fn find<F, Fut>(&self, kind: &'static str, id: &str, list: F) -> Result<Option<Observed>, Error>
+    pub async fn find<F, Fut>(
+        &self,
+        kind: &'static str,
+        id: &str,
+        list: F,
+    ) -> Result<Option<Observed>, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Found>, Error>>,
@@ -159,7 +170,10 @@ impl Scope {
             .or_default()
             .clone();
         let all = cell.get_or_try_init(list).await?;
-        Ok(all.iter().find(|f| f.resource_id.as_deref() == Some(id)).map(|f| f.observed.clone()))
+        Ok(all
+            .iter()
+            .find(|f| f.resource_id.as_deref() == Some(id))
+            .map(|f| f.observed.clone()))
     }
 
     /// `NAME-suffix`, the human name of an object.
@@ -174,7 +188,10 @@ impl Scope {
             (MANAGED_TAG.into(), "true".into()),
             (RESOURCE_TAG.into(), resource_id.into()),
             ("Name".into(), name.into()),
-            (format!("kubernetes.io/cluster/{}", self.cluster), "owned".into()),
+            (
+                format!("kubernetes.io/cluster/{}", self.cluster),
+                "owned".into(),
+            ),
         ]
     }
 }
@@ -212,7 +229,9 @@ where
     let code = err.code().map(str::to_string);
     let message = err.message().unwrap_or_default().to_string();
     let transient = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(_) => code.as_deref().is_some_and(|c| {
             TRANSIENT_CODES.contains(&c)
                 || is_not_found(Some(c))

@@ -23,10 +23,17 @@ pub const THROTTLE_ENV: &str = "CLOUDER_FAULT_THROTTLE";
 
 /// Read calls; everything else changes the world.
 fn is_mutating(operation: &str) -> bool {
-    !["Describe", "Get", "List"].iter().any(|p| operation.starts_with(p))
+    !["Describe", "Get", "List"]
+        .iter()
+        .any(|p| operation.starts_with(p))
 }
 
-const THROTTLE_CODES: [&str; 4] = ["RequestLimitExceeded", "Throttling", "ThrottlingException", "SlowDown"];
+const THROTTLE_CODES: [&str; 4] = [
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "SlowDown",
+];
 
 #[derive(Debug, Clone)]
 pub struct CallCounter(pub Arc<CallStats>);
@@ -44,8 +51,17 @@ impl Intercept for CallCounter {
     ) -> Result<(), BoxError> {
         let response = context.response();
         let status = response.status().as_u16();
-        let body = response.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
-        if status == 429 || status == 503 || THROTTLE_CODES.iter().any(|c| body.contains(&format!("<Code>{c}</Code>"))) {
+        let body = response
+            .body()
+            .bytes()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        if status == 429
+            || status == 503
+            || THROTTLE_CODES
+                .iter()
+                .any(|c| body.contains(&format!("<Code>{c}</Code>")))
+        {
             self.0.record_throttled();
         }
         Ok(())
@@ -75,18 +91,30 @@ pub struct Throttler {
 impl Throttler {
     /// From `CLOUDER_FAULT_THROTTLE`, if set to a number ≥ 2.
     pub fn from_env() -> Option<SharedHttpClient> {
-        let every: u64 = std::env::var(THROTTLE_ENV).ok()?.parse().ok().filter(|&k| k >= 2)?;
+        let every: u64 = std::env::var(THROTTLE_ENV)
+            .ok()?
+            .parse()
+            .ok()
+            .filter(|&k| k >= 2)?;
         let inner = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
             ))
             .build_https();
-        Some(SharedHttpClient::new(Throttler { inner, every, seen: Arc::default() }))
+        Some(SharedHttpClient::new(Throttler {
+            inner,
+            every,
+            seen: Arc::default(),
+        }))
     }
 }
 
 impl HttpClient for Throttler {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
         SharedHttpConnector::new(ThrottlingConnector {
             inner: self.inner.http_connector(settings, components),
             every: self.every,
@@ -108,13 +136,25 @@ impl HttpConnector for ThrottlingConnector {
             return self.inner.call(request);
         }
         // EC2 speaks its own error dialect; IAM, ELBv2 and STS the query one.
-        let ec2 = request.body().bytes().is_some_and(|b| String::from_utf8_lossy(b).contains("Version=2016-11-15"));
+        let ec2 = request
+            .body()
+            .bytes()
+            .is_some_and(|b| String::from_utf8_lossy(b).contains("Version=2016-11-15"));
         let (status, body) = if ec2 {
-            (503, "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>injected</RequestID></Response>")
+            (
+                503,
+                "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>injected</RequestID></Response>",
+            )
         } else {
-            (400, "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>injected</RequestId></ErrorResponse>")
+            (
+                400,
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>injected</RequestId></ErrorResponse>",
+            )
         };
-        let mut response = HttpResponse::new(status.try_into().expect("valid status"), SdkBody::from(body));
+        let mut response = HttpResponse::new(
+            status.try_into().expect("valid status"),
+            SdkBody::from(body),
+        );
         response.headers_mut().insert("content-type", "text/xml");
         HttpConnectorFuture::ready(Ok(response))
     }

@@ -50,8 +50,15 @@ pub async fn apply(
         .filter(|i| i.action != Action::Delete)
         .map(|i| (i.id.as_str(), i))
         .collect();
-    let work = plan.items.iter().filter(|i| !matches!(i.action, Action::NoOp)).count();
-    reporter.event(Event::Phase { name: "apply", total: work });
+    let work = plan
+        .items
+        .iter()
+        .filter(|i| !matches!(i.action, Action::NoOp))
+        .count();
+    reporter.event(Event::Phase {
+        name: "apply",
+        total: work,
+    });
 
     // Kahn's algorithm, run live: a resource is ready when its last dependency finishes.
     let mut waiting: HashMap<&str, usize> = HashMap::new();
@@ -71,26 +78,43 @@ pub async fn apply(
 
     let mut running = FuturesUnordered::new();
     let step = |id: &str| {
-        let resource = graph.get(id).expect("planned resources are in the graph").clone();
+        let resource = graph
+            .get(id)
+            .expect("planned resources are in the graph")
+            .clone();
         let item = items.get(id).copied();
         let outputs = &outputs;
         async move {
             let Some(item) = item else {
-                return (resource, Err(Error::permanent("resource missing from the plan")));
+                return (
+                    resource,
+                    Err(Error::permanent("resource missing from the plan")),
+                );
             };
             let result = match &item.action {
                 Action::NoOp => Ok(item.found.clone().unwrap_or_default()),
                 action => {
-                    reporter.event(Event::Started { id: resource.id(), kind: resource.kind(), action });
+                    reporter.event(Event::Started {
+                        id: resource.id(),
+                        kind: resource.kind(),
+                        action,
+                    });
                     journal(store, options, resource.id(), action.verb(), "started", "");
                     let on_retry = |attempt, err: &Error| {
-                        reporter.event(Event::Retrying { id: resource.id(), attempt, error: &err.message })
+                        reporter.event(Event::Retrying {
+                            id: resource.id(),
+                            attempt,
+                            error: &err.message,
+                        })
                     };
                     match action {
-                        Action::Create => retry(options.retry, on_retry, || resource.create(outputs)).await,
+                        Action::Create => {
+                            retry(options.retry, on_retry, || resource.create(outputs)).await
+                        }
                         _ => {
                             let found = item.found.clone().unwrap_or_default();
-                            retry(options.retry, on_retry, || resource.update(outputs, &found)).await
+                            retry(options.retry, on_retry, || resource.update(outputs, &found))
+                                .await
                         }
                     }
                 }
@@ -104,15 +128,31 @@ pub async fn apply(
             let Some(id) = ready.pop() else { break };
             running.push(step(id));
         }
-        let Some((resource, result)) = running.next().await else { break };
+        let Some((resource, result)) = running.next().await else {
+            break;
+        };
         let id = resource.id().to_string();
-        let action = items.get(id.as_str()).map(|i| i.action.clone()).unwrap_or(Action::NoOp);
+        let action = items
+            .get(id.as_str())
+            .map(|i| i.action.clone())
+            .unwrap_or(Action::NoOp);
         match result {
             Ok(observed) => {
                 record(store, options.cluster, &id, resource.kind(), &observed);
                 if action != Action::NoOp {
-                    journal(store, options, &id, action.verb(), "done", &observed.cloud_id);
-                    reporter.event(Event::Done { id: &id, action: &action, cloud_id: &observed.cloud_id });
+                    journal(
+                        store,
+                        options,
+                        &id,
+                        action.verb(),
+                        "done",
+                        &observed.cloud_id,
+                    );
+                    reporter.event(Event::Done {
+                        id: &id,
+                        action: &action,
+                        cloud_id: &observed.cloud_id,
+                    });
                 }
                 match action {
                     Action::Create => summary.created += 1,
@@ -131,7 +171,10 @@ pub async fn apply(
             }
             Err(err) => {
                 journal(store, options, &id, action.verb(), "failed", &err.message);
-                reporter.event(Event::Failed { id: &id, error: &err.message });
+                reporter.event(Event::Failed {
+                    id: &id,
+                    error: &err.message,
+                });
                 summary.failed.insert(id, err.message);
             }
         }
@@ -161,8 +204,19 @@ async fn delete_orphans(
     for group in by_rank.values() {
         let results = futures::stream::iter(group.iter().map(|item| async move {
             let orphan = item.orphan.as_ref().expect("deletes carry their object");
-            reporter.event(Event::Started { id: &item.id, kind: &item.kind, action: &Action::Delete });
-            journal(store, options, &item.id, "delete", "started", &orphan.cloud_id);
+            reporter.event(Event::Started {
+                id: &item.id,
+                kind: &item.kind,
+                action: &Action::Delete,
+            });
+            journal(
+                store,
+                options,
+                &item.id,
+                "delete",
+                "started",
+                &orphan.cloud_id,
+            );
             let result = retry(options.retry, |_, _| {}, || inventory.delete(orphan)).await;
             (item, result)
         }))
@@ -176,12 +230,19 @@ async fn delete_orphans(
                         let _ = store.delete_resource(options.cluster, &item.id);
                     }
                     journal(store, options, &item.id, "delete", "done", "");
-                    reporter.event(Event::Done { id: &item.id, action: &Action::Delete, cloud_id: item.cloud_id.as_deref().unwrap_or("") });
+                    reporter.event(Event::Done {
+                        id: &item.id,
+                        action: &Action::Delete,
+                        cloud_id: item.cloud_id.as_deref().unwrap_or(""),
+                    });
                     summary.deleted += 1;
                 }
                 Err(err) => {
                     journal(store, options, &item.id, "delete", "failed", &err.message);
-                    reporter.event(Event::Failed { id: &item.id, error: &err.message });
+                    reporter.event(Event::Failed {
+                        id: &item.id,
+                        error: &err.message,
+                    });
                     summary.failed.insert(item.id.clone(), err.message);
                 }
             }
@@ -190,7 +251,13 @@ async fn delete_orphans(
 }
 
 /// State is a cache: a failed write costs a slower next plan, never correctness.
-pub(crate) fn record(store: &dyn StateStore, cluster: &str, id: &str, kind: &str, observed: &Observed) {
+pub(crate) fn record(
+    store: &dyn StateStore,
+    cluster: &str,
+    id: &str,
+    kind: &str,
+    observed: &Observed,
+) {
     let record = ResourceRecord {
         id: id.to_string(),
         kind: kind.to_string(),
@@ -203,7 +270,14 @@ pub(crate) fn record(store: &dyn StateStore, cluster: &str, id: &str, kind: &str
     }
 }
 
-pub(crate) fn journal(store: &dyn StateStore, options: &ApplyOptions<'_>, id: &str, action: &str, outcome: &str, message: &str) {
+pub(crate) fn journal(
+    store: &dyn StateStore,
+    options: &ApplyOptions<'_>,
+    id: &str,
+    action: &str,
+    outcome: &str,
+    message: &str,
+) {
     let entry = JournalEntry {
         operation: options.operation.to_string(),
         resource: id.to_string(),

@@ -44,17 +44,41 @@ pub async fn destroy(
     });
     for group in by_depth.values().rev() {
         let results = futures::stream::iter(group.iter().map(|item| async move {
-            let resource = graph.get(&item.id).expect("planned resources are in the graph");
+            let resource = graph
+                .get(&item.id)
+                .expect("planned resources are in the graph");
             let found = item.found.as_ref().expect("filtered on found");
-            reporter.event(Event::Started { id: &item.id, kind: &item.kind, action: &Action::Delete });
-            journal(store, options, &item.id, "delete", "started", &found.cloud_id);
-            (item, retry(options.retry, |_, _| {}, || resource.delete(found)).await)
+            reporter.event(Event::Started {
+                id: &item.id,
+                kind: &item.kind,
+                action: &Action::Delete,
+            });
+            journal(
+                store,
+                options,
+                &item.id,
+                "delete",
+                "started",
+                &found.cloud_id,
+            );
+            (
+                item,
+                retry(options.retry, |_, _| {}, || resource.delete(found)).await,
+            )
         }))
         .buffer_unordered(options.concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
         for (item, result) in results {
-            settle(store, options, reporter, &mut summary, &item.id, item.cloud_id.as_deref().unwrap_or(""), result);
+            settle(
+                store,
+                options,
+                reporter,
+                &mut summary,
+                &item.id,
+                item.cloud_id.as_deref().unwrap_or(""),
+                result,
+            );
         }
     }
 
@@ -64,10 +88,16 @@ pub async fn destroy(
             break;
         }
         if pass + 1 == SWEEPS {
-            summary.remaining = tagged.iter().map(|t| format!("{} {}", t.kind, t.cloud_id)).collect();
+            summary.remaining = tagged
+                .iter()
+                .map(|t| format!("{} {}", t.kind, t.cloud_id))
+                .collect();
             break;
         }
-        reporter.event(Event::Phase { name: "sweep", total: tagged.len() });
+        reporter.event(Event::Phase {
+            name: "sweep",
+            total: tagged.len(),
+        });
         tagged.sort_by_key(|t| t.rank);
         let mut by_rank: BTreeMap<u32, Vec<_>> = BTreeMap::new();
         for t in &tagged {
@@ -76,14 +106,30 @@ pub async fn destroy(
         for group in by_rank.values() {
             let results = futures::stream::iter(group.iter().map(|t| async move {
                 let id = t.resource_id.clone().unwrap_or_else(|| t.cloud_id.clone());
-                reporter.event(Event::Started { id: &id, kind: &t.kind, action: &Action::Delete });
-                (id, *t, retry(options.retry, |_, _| {}, || inventory.delete(t)).await)
+                reporter.event(Event::Started {
+                    id: &id,
+                    kind: &t.kind,
+                    action: &Action::Delete,
+                });
+                (
+                    id,
+                    *t,
+                    retry(options.retry, |_, _| {}, || inventory.delete(t)).await,
+                )
             }))
             .buffer_unordered(options.concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
             for (id, t, result) in results {
-                settle(store, options, reporter, &mut summary, &id, &t.cloud_id, result);
+                settle(
+                    store,
+                    options,
+                    reporter,
+                    &mut summary,
+                    &id,
+                    &t.cloud_id,
+                    result,
+                );
             }
         }
     }
@@ -103,13 +149,20 @@ fn settle(
         Ok(()) => {
             let _ = store.delete_resource(options.cluster, id);
             journal(store, options, id, "delete", "done", cloud_id);
-            reporter.event(Event::Done { id, action: &Action::Delete, cloud_id });
+            reporter.event(Event::Done {
+                id,
+                action: &Action::Delete,
+                cloud_id,
+            });
             summary.deleted += 1;
             summary.failed.remove(id);
         }
         Err(err) => {
             journal(store, options, id, "delete", "failed", &err.message);
-            reporter.event(Event::Failed { id, error: &err.message });
+            reporter.event(Event::Failed {
+                id,
+                error: &err.message,
+            });
             summary.failed.insert(id.to_string(), err.message);
         }
     }

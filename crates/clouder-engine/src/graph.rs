@@ -85,10 +85,13 @@ impl Graph {
         mark[i] = 1;
         let mut d = 0;
         for dep in self.nodes[i].depends_on() {
-            let j = *self.index.get(&dep).ok_or_else(|| GraphError::MissingDependency {
-                resource: id.to_string(),
-                missing: dep.clone(),
-            })?;
+            let j = *self
+                .index
+                .get(&dep)
+                .ok_or_else(|| GraphError::MissingDependency {
+                    resource: id.to_string(),
+                    missing: dep.clone(),
+                })?;
             d = d.max(self.visit(j, mark, depth)? + 1);
         }
         mark[i] = 2;

@@ -51,7 +51,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn count(&self, verb: &str) -> usize {
-        self.items.iter().filter(|i| i.action.verb() == verb).count()
+        self.items
+            .iter()
+            .filter(|i| i.action.verb() == verb)
+            .count()
     }
 
     /// True when apply would change nothing.
@@ -68,7 +71,9 @@ pub async fn plan(
     concurrency: usize,
     reporter: &dyn Reporter,
 ) -> Result<Plan, Error> {
-    let depths = graph.depths().map_err(|e| Error::permanent(e.to_string()))?;
+    let depths = graph
+        .depths()
+        .map_err(|e| Error::permanent(e.to_string()))?;
     reporter.event(Event::Phase {
         name: "plan",
         total: graph.len(),
@@ -93,7 +98,11 @@ pub async fn plan(
                 None => Action::Create,
                 Some(f) => {
                     let changes = r.changes(f);
-                    if changes.is_empty() { Action::NoOp } else { Action::Update(changes) }
+                    if changes.is_empty() {
+                        Action::NoOp
+                    } else {
+                        Action::Update(changes)
+                    }
                 }
             };
             if let Some(f) = &found {

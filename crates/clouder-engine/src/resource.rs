@@ -51,7 +51,11 @@ impl Outputs {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::permanent(format!("dependency {id} is not available (missing depends_on?)")))
+            .ok_or_else(|| {
+                Error::permanent(format!(
+                    "dependency {id} is not available (missing depends_on?)"
+                ))
+            })
     }
 
     /// The cloud id of dependency `id`.

@@ -34,7 +34,11 @@ impl Policy {
 
 /// Runs `op` until it succeeds, fails permanently, or the attempts are spent.
 /// `on_retry` hears each transient failure before the pause.
-pub async fn retry<T, F, Fut>(policy: Policy, mut on_retry: impl FnMut(u32, &Error), mut op: F) -> Result<T, Error>
+pub async fn retry<T, F, Fut>(
+    policy: Policy,
+    mut on_retry: impl FnMut(u32, &Error),
+    mut op: F,
+) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -66,13 +70,17 @@ mod tests {
     #[tokio::test]
     async fn transient_errors_are_retried_until_success() {
         let calls = AtomicU32::new(0);
-        let out = retry(FAST, |_, _| {}, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                Err(Error::transient("throttled"))
-            } else {
-                Ok(7)
-            }
-        })
+        let out = retry(
+            FAST,
+            |_, _| {},
+            || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(Error::transient("throttled"))
+                } else {
+                    Ok(7)
+                }
+            },
+        )
         .await;
         assert_eq!(out.unwrap(), 7);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -81,19 +89,27 @@ mod tests {
     #[tokio::test]
     async fn permanent_errors_and_spent_attempts_stop() {
         let calls = AtomicU32::new(0);
-        let out: Result<(), _> = retry(FAST, |_, _| {}, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(Error::permanent("bad request"))
-        })
+        let out: Result<(), _> = retry(
+            FAST,
+            |_, _| {},
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Error::permanent("bad request"))
+            },
+        )
         .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         calls.store(0, Ordering::SeqCst);
-        let out: Result<(), _> = retry(FAST, |_, _| {}, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(Error::transient("throttled"))
-        })
+        let out: Result<(), _> = retry(
+            FAST,
+            |_, _| {},
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Error::transient("throttled"))
+            },
+        )
         .await;
         assert!(out.unwrap_err().transient);
         assert_eq!(calls.load(Ordering::SeqCst), 4);

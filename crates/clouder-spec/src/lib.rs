@@ -7,10 +7,11 @@
 mod error;
 mod locate;
 mod types;
-mod validate;
+pub mod validate;
 
 pub use error::{SpecError, SpecErrors};
 pub use types::*;
+pub use validate::dns_label;
 
 /// The `apiVersion` every spec carries.
 pub const API_VERSION: &str = "clouder.io/v1alpha1";

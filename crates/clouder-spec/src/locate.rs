@@ -45,9 +45,14 @@ impl MarkedEventReceiver for Recorder {
         let at = (mark.line(), mark.col() + 1);
         match ev {
             Event::Scalar(value, ..) => {
-                if let Some(Frame::Map { key: key @ None, .. }) = self.stack.last_mut() {
+                if let Some(Frame::Map {
+                    key: key @ None, ..
+                }) = self.stack.last_mut()
+                {
                     *key = Some(value);
-                    let Some(Frame::Map { path, key }) = self.stack.last() else { return };
+                    let Some(Frame::Map { path, key }) = self.stack.last() else {
+                        return;
+                    };
                     let full = join(path, key.as_deref().unwrap_or_default());
                     self.index.entry(full).or_insert(at);
                 } else if let Some(path) = self.child_path() {

@@ -45,7 +45,9 @@ impl std::str::FromStr for Provider {
             "aws" => Ok(Provider::Aws),
             "azure" => Ok(Provider::Azure),
             "ssh" => Ok(Provider::Ssh),
-            other => Err(format!("unknown provider `{other}` (expected aws, azure or ssh)")),
+            other => Err(format!(
+                "unknown provider `{other}` (expected aws, azure or ssh)"
+            )),
         }
     }
 }

@@ -14,10 +14,16 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     let mut bad = |path: &str, msg: String| p.push((path.to_string(), msg));
 
     if cluster.api_version != API_VERSION {
-        bad("apiVersion", format!("must be `{API_VERSION}`, found `{}`", cluster.api_version));
+        bad(
+            "apiVersion",
+            format!("must be `{API_VERSION}`, found `{}`", cluster.api_version),
+        );
     }
     if cluster.kind != "Cluster" {
-        bad("kind", format!("must be `Cluster`, found `{}`", cluster.kind));
+        bad(
+            "kind",
+            format!("must be `Cluster`, found `{}`", cluster.kind),
+        );
     }
     if let Err(why) = dns_label(&cluster.metadata.name, MAX_NAME_LEN) {
         bad("metadata.name", why);
@@ -25,7 +31,10 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
 
     let spec = &cluster.spec;
     if let Some(region) = &spec.region
-        && (region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && (region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'))
     {
         bad("spec.region", format!("`{region}` is not a region name"));
     }
@@ -43,22 +52,46 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
         }
     }
     if !(16..=28).contains(&net.vpc_cidr.prefix_len()) {
-        bad("spec.network.vpcCidr", "prefix must be between /16 and /28".into());
+        bad(
+            "spec.network.vpcCidr",
+            "prefix must be between /16 and /28".into(),
+        );
     }
     if !net.vpc_cidr.contains(&net.subnet_cidr) {
         bad(
             "spec.network.subnetCidr",
-            format!("{} is not inside the VPC CIDR {}", net.subnet_cidr, net.vpc_cidr),
+            format!(
+                "{} is not inside the VPC CIDR {}",
+                net.subnet_cidr, net.vpc_cidr
+            ),
         );
     }
     let disjoint = [
-        ("spec.network.podCidr", net.pod_cidr, "vpcCidr", net.vpc_cidr),
-        ("spec.network.serviceCidr", net.service_cidr, "vpcCidr", net.vpc_cidr),
-        ("spec.network.serviceCidr", net.service_cidr, "podCidr", net.pod_cidr),
+        (
+            "spec.network.podCidr",
+            net.pod_cidr,
+            "vpcCidr",
+            net.vpc_cidr,
+        ),
+        (
+            "spec.network.serviceCidr",
+            net.service_cidr,
+            "vpcCidr",
+            net.vpc_cidr,
+        ),
+        (
+            "spec.network.serviceCidr",
+            net.service_cidr,
+            "podCidr",
+            net.pod_cidr,
+        ),
     ];
     for (path, a, other, b) in disjoint {
         if overlaps(a, b) {
-            bad(path, format!("{a} overlaps {other} {b}; the networks must be disjoint"));
+            bad(
+                path,
+                format!("{a} overlaps {other} {b}; the networks must be disjoint"),
+            );
         }
     }
 
@@ -80,7 +113,13 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     if cp.count == 0 {
         bad("spec.controlPlane.count", "must be at least 1".into());
     } else if cp.count > 9 {
-        bad("spec.controlPlane.count", format!("{} control planes is more than etcd supports well (at most 9)", cp.count));
+        bad(
+            "spec.controlPlane.count",
+            format!(
+                "{} control planes is more than etcd supports well (at most 9)",
+                cp.count
+            ),
+        );
     }
     check_disk(&mut bad, "spec.controlPlane.osDiskGb", cp.os_disk_gb);
 
@@ -91,15 +130,25 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
             bad(&format!("{at}.name"), why);
         }
         if !seen.insert(&pool.name) {
-            bad(&format!("{at}.name"), format!("pool `{}` is defined twice", pool.name));
+            bad(
+                &format!("{at}.name"),
+                format!("pool `{}` is defined twice", pool.name),
+            );
         }
         check_disk(&mut bad, &format!("{at}.osDiskGb"), pool.os_disk_gb);
         for (key, value) in &pool.labels {
             if let Err(why) = qualified_name(key) {
                 bad(&format!("{at}.labels.{key}"), why);
             }
-            if value.len() > 63 || !value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                bad(&format!("{at}.labels.{key}"), format!("`{value}` is not a valid label value"));
+            if value.len() > 63
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                bad(
+                    &format!("{at}.labels.{key}"),
+                    format!("`{value}` is not a valid label value"),
+                );
             }
         }
         for (j, taint) in pool.taints.iter().enumerate() {
@@ -110,7 +159,10 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     }
     let total = cp.count + cluster.worker_count();
     if total > MAX_NODES {
-        bad("spec.nodePools", format!("{total} nodes is more than the supported {MAX_NODES}"));
+        bad(
+            "spec.nodePools",
+            format!("{total} nodes is more than the supported {MAX_NODES}"),
+        );
     }
 
     if let Err(why) = k8s_version(&spec.kubernetes.version) {
@@ -119,10 +171,16 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     if spec.image.trim().is_empty() {
         bad("spec.image", "must not be empty".into());
     }
-    if !spec.admin_user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+    if !spec
+        .admin_user
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
         || spec.admin_user.len() > 32
     {
-        bad("spec.adminUser", format!("`{}` is not a valid login name", spec.admin_user));
+        bad(
+            "spec.adminUser",
+            format!("`{}` is not a valid login name", spec.admin_user),
+        );
     }
 
     if p.is_empty() { Ok(()) } else { Err(p) }
@@ -142,7 +200,10 @@ fn network_address(cidr: Ipv4Net) -> Result<(), String> {
     if cidr.addr() == cidr.network() {
         Ok(())
     } else {
-        Err(format!("{cidr} has host bits set; did you mean {}?", cidr.trunc()))
+        Err(format!(
+            "{cidr} has host bits set; did you mean {}?",
+            cidr.trunc()
+        ))
     }
 }
 
@@ -150,7 +211,9 @@ fn network_address(cidr: Ipv4Net) -> Result<(), String> {
 pub fn dns_label(name: &str, max: usize) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= max
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -171,27 +234,38 @@ fn qualified_name(key: &str) -> Result<(), String> {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(|p| p.len() <= 253 && p.split('.').all(|l| dns_label(l, 63).is_ok()));
+    let prefix_ok =
+        prefix.is_none_or(|p| p.len() <= 253 && p.split('.').all(|l| dns_label(l, 63).is_ok()));
     if name_ok && prefix_ok {
         Ok(())
     } else {
-        Err(format!("`{key}` is not a valid key (prefix/name, e.g. example.com/role)"))
+        Err(format!(
+            "`{key}` is not a valid key (prefix/name, e.g. example.com/role)"
+        ))
     }
 }
 
 fn k8s_version(version: &str) -> Result<(), String> {
     let bare = version.strip_prefix('v').unwrap_or(version);
     let parts: Vec<&str> = bare.split('.').collect();
-    let numeric = parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     if !(2..=3).contains(&parts.len()) || !numeric {
-        return Err(format!("`{version}` is not a version (expected MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.32)"));
+        return Err(format!(
+            "`{version}` is not a version (expected MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.32)"
+        ));
     }
     let minor: u32 = parts[1].parse().unwrap_or(0);
     if parts[0] != "1" || !(28..=40).contains(&minor) {
-        return Err(format!("`{version}` is not a supported Kubernetes version (1.28 or newer)"));
+        return Err(format!(
+            "`{version}` is not a supported Kubernetes version (1.28 or newer)"
+        ));
     }
     Ok(())
 }

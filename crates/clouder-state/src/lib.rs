@@ -23,7 +23,9 @@ pub enum StateError {
     Sql(#[from] rusqlite::Error),
     #[error("state record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
-    #[error("cluster {cluster} is locked by {holder} (another clouder run?); if that run is gone, retry with --force-unlock")]
+    #[error(
+        "cluster {cluster} is locked by {holder} (another clouder run?); if that run is gone, retry with --force-unlock"
+    )]
     Locked { cluster: String, holder: String },
 }
 

@@ -108,8 +108,15 @@ impl StateStore for SqliteStore {
                      status=?6, setup_complete=?7, updated_at=?9"
                 ),
                 params![
-                    c.name, c.provider, c.region, c.context, spec, c.status, c.setup_complete,
-                    c.created_at, c.updated_at
+                    c.name,
+                    c.provider,
+                    c.region,
+                    c.context,
+                    spec,
+                    c.status,
+                    c.setup_complete,
+                    c.created_at,
+                    c.updated_at
                 ],
             )
             .map(drop)
@@ -130,9 +137,11 @@ impl StateStore for SqliteStore {
 
     fn clusters(&self) -> Result<Vec<ClusterRecord>> {
         let rows = self.with(|db| {
-            let mut stmt =
-                db.prepare(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"))?;
-            stmt.query_map([], cluster_from_row)?.collect::<rusqlite::Result<Vec<_>>>()
+            let mut stmt = db.prepare(&format!(
+                "SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name"
+            ))?;
+            stmt.query_map([], cluster_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter().map(with_spec).collect()
     }
@@ -142,7 +151,8 @@ impl StateStore for SqliteStore {
             for table in ["resources", "journal", "locks"] {
                 db.execute(&format!("DELETE FROM {table} WHERE cluster = ?1"), [name])?;
             }
-            db.execute("DELETE FROM clusters WHERE name = ?1", [name]).map(drop)
+            db.execute("DELETE FROM clusters WHERE name = ?1", [name])
+                .map(drop)
         })
     }
 
@@ -190,8 +200,11 @@ impl StateStore for SqliteStore {
 
     fn delete_resource(&self, cluster: &str, id: &str) -> Result<()> {
         self.with(|db| {
-            db.execute("DELETE FROM resources WHERE cluster = ?1 AND id = ?2", [cluster, id])
-                .map(drop)
+            db.execute(
+                "DELETE FROM resources WHERE cluster = ?1 AND id = ?2",
+                [cluster, id],
+            )
+            .map(drop)
         })
     }
 
@@ -200,7 +213,15 @@ impl StateStore for SqliteStore {
             db.execute(
                 "INSERT INTO journal (cluster, operation, resource, action, outcome, message, at)
                  VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                params![cluster, e.operation, e.resource, e.action, e.outcome, e.message, e.at],
+                params![
+                    cluster,
+                    e.operation,
+                    e.resource,
+                    e.action,
+                    e.outcome,
+                    e.message,
+                    e.at
+                ],
             )
             .map(drop)
         })
@@ -234,8 +255,12 @@ impl StateStore for SqliteStore {
                 "INSERT OR IGNORE INTO locks (cluster, holder, at) VALUES (?1, ?2, ?3)",
                 params![cluster, holder, now()],
             )?;
-            db.query_row("SELECT holder FROM locks WHERE cluster = ?1", [cluster], |r| r.get(0))
-                .optional()
+            db.query_row(
+                "SELECT holder FROM locks WHERE cluster = ?1",
+                [cluster],
+                |r| r.get(0),
+            )
+            .optional()
         })?;
         match current {
             Some(h) if h != holder => Err(StateError::Locked {
@@ -248,13 +273,19 @@ impl StateStore for SqliteStore {
 
     fn unlock(&self, cluster: &str, holder: &str) -> Result<()> {
         self.with(|db| {
-            db.execute("DELETE FROM locks WHERE cluster = ?1 AND holder = ?2", [cluster, holder])
-                .map(drop)
+            db.execute(
+                "DELETE FROM locks WHERE cluster = ?1 AND holder = ?2",
+                [cluster, holder],
+            )
+            .map(drop)
         })
     }
 
     fn force_unlock(&self, cluster: &str) -> Result<()> {
-        self.with(|db| db.execute("DELETE FROM locks WHERE cluster = ?1", [cluster]).map(drop))
+        self.with(|db| {
+            db.execute("DELETE FROM locks WHERE cluster = ?1", [cluster])
+                .map(drop)
+        })
     }
 
     fn put_context(&self, c: &Context) -> Result<()> {
@@ -271,8 +302,10 @@ impl StateStore for SqliteStore {
 
     fn context(&self, name: &str) -> Result<Option<Context>> {
         let body: Option<String> = self.with(|db| {
-            db.query_row("SELECT body FROM contexts WHERE name = ?1", [name], |r| r.get(0))
-                .optional()
+            db.query_row("SELECT body FROM contexts WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
         })?;
         Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
     }
@@ -289,7 +322,10 @@ impl StateStore for SqliteStore {
     }
 
     fn delete_context(&self, name: &str) -> Result<bool> {
-        self.with(|db| db.execute("DELETE FROM contexts WHERE name = ?1", [name]).map(|n| n > 0))
+        self.with(|db| {
+            db.execute("DELETE FROM contexts WHERE name = ?1", [name])
+                .map(|n| n > 0)
+        })
     }
 }
 
@@ -324,7 +360,15 @@ mod tests {
             updated_at: 3,
         };
         store.put_resource("a", &res).unwrap();
-        assert_eq!(store.clusters().unwrap().iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            store
+                .clusters()
+                .unwrap()
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(store.cluster("a").unwrap(), Some(record("a")));
         assert_eq!(store.resources("a").unwrap(), vec![res]);
         store.delete_cluster("a").unwrap();
@@ -357,7 +401,12 @@ mod tests {
             };
             store.append_journal("c", &e).unwrap();
         }
-        let tail: Vec<_> = store.journal("c", 2).unwrap().into_iter().map(|e| e.resource).collect();
+        let tail: Vec<_> = store
+            .journal("c", 2)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.resource)
+            .collect();
         assert_eq!(tail, ["r3", "r4"]);
     }
 

@@ -20,7 +20,10 @@ pub const POOL_TAG: &str = "clouder.io/pool";
 pub enum ImageChoice {
     Id(String),
     /// The newest image of `owner` whose name matches `pattern`.
-    Newest { owner: &'static str, pattern: &'static str },
+    Newest {
+        owner: &'static str,
+        pattern: &'static str,
+    },
 }
 
 impl ImageChoice {
@@ -33,7 +36,10 @@ impl ImageChoice {
                 owner: CANONICAL,
                 pattern: "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*",
             },
-            "Debian12" => ImageChoice::Newest { owner: DEBIAN, pattern: "debian-12-amd64-*" },
+            "Debian12" => ImageChoice::Newest {
+                owner: DEBIAN,
+                pattern: "debian-12-amd64-*",
+            },
             id if id.starts_with("ami-") => ImageChoice::Id(id.to_string()),
             _ => ImageChoice::Newest {
                 owner: CANONICAL,
@@ -73,11 +79,20 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
         let reservation = reservation.map_err(|e| classify("listing instances", e))?;
         for i in reservation.instances() {
             let observed = Observed::new(i.instance_id().unwrap_or_default())
-                .with("size", i.instance_type().map(|t| t.as_str()).unwrap_or_default())
+                .with(
+                    "size",
+                    i.instance_type().map(|t| t.as_str()).unwrap_or_default(),
+                )
                 .with("pool", tag_of(i.tags(), POOL_TAG).unwrap_or_default())
                 .with("private_ip", i.private_ip_address().unwrap_or_default())
                 .with("public_ip", i.public_ip_address().unwrap_or_default())
-                .with("state", i.state().and_then(|s| s.name()).map(|n| n.as_str()).unwrap_or_default());
+                .with(
+                    "state",
+                    i.state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str())
+                        .unwrap_or_default(),
+                );
             found_all.push(found(i.tags(), observed));
         }
     }
@@ -87,10 +102,26 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 /// Terminates and waits until the machine is gone, so its network interfaces free the subnet
 /// and security group for deletion.
 pub async fn delete(cloud: &AwsCloud, instance_id: &str) -> Result<(), Error> {
-    absent("terminating instance", cloud.ec2.terminate_instances().instance_ids(instance_id).send().await)?;
+    absent(
+        "terminating instance",
+        cloud
+            .ec2
+            .terminate_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await,
+    )?;
     let mut pause = Duration::from_millis(100);
     for _ in 0..60 {
-        let out = absent("waiting for termination", cloud.ec2.describe_instances().instance_ids(instance_id).send().await)?;
+        let out = absent(
+            "waiting for termination",
+            cloud
+                .ec2
+                .describe_instances()
+                .instance_ids(instance_id)
+                .send()
+                .await,
+        )?;
         let state = out
             .iter()
             .flat_map(|o| o.reservations())
@@ -103,7 +134,9 @@ pub async fn delete(cloud: &AwsCloud, instance_id: &str) -> Result<(), Error> {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(10));
     }
-    Err(Error::transient(format!("instance {instance_id} is still terminating")))
+    Err(Error::transient(format!(
+        "instance {instance_id} is still terminating"
+    )))
 }
 
 /// The image id and its root device name, resolved once per plan.
@@ -119,17 +152,27 @@ async fn image(scope: &Scope, choice: &ImageChoice) -> Result<(String, String), 
                     .owners(*owner)
                     .filters(Filter::builder().name("name").values(*pattern).build()),
             };
-            let out = call.send().await.map_err(|e| classify("looking up the machine image", e))?;
+            let out = call
+                .send()
+                .await
+                .map_err(|e| classify("looking up the machine image", e))?;
             let newest = out
                 .images()
                 .iter()
                 .max_by_key(|i| i.creation_date().unwrap_or_default().to_string())
-                .ok_or_else(|| Error::permanent(format!("no machine image matches {choice:?} in {}", scope.cloud.region)))?;
+                .ok_or_else(|| {
+                    Error::permanent(format!(
+                        "no machine image matches {choice:?} in {}",
+                        scope.cloud.region
+                    ))
+                })?;
             let root = newest.root_device_name().unwrap_or("/dev/sda1");
             Ok::<_, Error>(format!("{}\n{root}", newest.image_id().unwrap_or_default()))
         })
         .await?;
-    let (id, root) = resolved.split_once('\n').unwrap_or((resolved.as_str(), "/dev/sda1"));
+    let (id, root) = resolved
+        .split_once('\n')
+        .unwrap_or((resolved.as_str(), "/dev/sda1"));
     Ok((id.to_string(), root.to_string()))
 }
 
@@ -142,9 +185,15 @@ impl Resource for Instance {
         KIND
     }
     fn depends_on(&self) -> Vec<String> {
-        [ids::SUBNET, ids::SECURITY_GROUP, ids::KEY_PAIR, ids::NODE_PROFILE, ids::ROUTE_TABLE]
-            .map(String::from)
-            .to_vec()
+        [
+            ids::SUBNET,
+            ids::SECURITY_GROUP,
+            ids::KEY_PAIR,
+            ids::NODE_PROFILE,
+            ids::ROUTE_TABLE,
+        ]
+        .map(String::from)
+        .to_vec()
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
@@ -168,7 +217,10 @@ impl Resource for Instance {
             .delete_on_termination(true)
             .build();
         // Idempotency for the SDK's own retries of this one call; find-by-tag covers re-runs.
-        let token: String = format!("{}-{}-{}", s.run_token, s.cluster, self.id).chars().take(64).collect();
+        let token: String = format!("{}-{}-{}", s.run_token, s.cluster, self.id)
+            .chars()
+            .take(64)
+            .collect();
         let out = s
             .cloud
             .ec2
@@ -181,8 +233,17 @@ impl Resource for Instance {
             .key_name(deps.id_of(ids::KEY_PAIR)?)
             .subnet_id(deps.id_of(ids::SUBNET)?)
             .security_group_ids(deps.id_of(ids::SECURITY_GROUP)?)
-            .iam_instance_profile(IamInstanceProfileSpecification::builder().name(deps.id_of(ids::NODE_PROFILE)?).build())
-            .block_device_mappings(BlockDeviceMapping::builder().device_name(root_device).ebs(root).build())
+            .iam_instance_profile(
+                IamInstanceProfileSpecification::builder()
+                    .name(deps.id_of(ids::NODE_PROFILE)?)
+                    .build(),
+            )
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(root_device)
+                    .ebs(root)
+                    .build(),
+            )
             .metadata_options(
                 InstanceMetadataOptionsRequest::builder()
                     .http_tokens(HttpTokensState::Required)
@@ -194,7 +255,10 @@ impl Resource for Instance {
             .send()
             .await
             .map_err(|e| classify(&format!("launching {}", self.name), e))?;
-        let i = out.instances().first().ok_or_else(|| Error::permanent("RunInstances returned no instance"))?;
+        let i = out
+            .instances()
+            .first()
+            .ok_or_else(|| Error::permanent("RunInstances returned no instance"))?;
         Ok(Observed::new(i.instance_id().unwrap_or_default())
             .with("size", self.size.as_str())
             .with("pool", self.pool.as_str())

@@ -25,8 +25,15 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
         .internet_gateways()
         .iter()
         .map(|g| {
-            let vpc = g.attachments().first().and_then(|a| a.vpc_id()).unwrap_or_default();
-            found(g.tags(), Observed::new(g.internet_gateway_id().unwrap_or_default()).with("vpc", vpc))
+            let vpc = g
+                .attachments()
+                .first()
+                .and_then(|a| a.vpc_id())
+                .unwrap_or_default();
+            found(
+                g.tags(),
+                Observed::new(g.internet_gateway_id().unwrap_or_default()).with("vpc", vpc),
+            )
         })
         .collect())
 }
@@ -35,7 +42,12 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 pub async fn delete(cloud: &AwsCloud, igw_id: &str) -> Result<(), Error> {
     let described = absent(
         "describing internet gateway",
-        cloud.ec2.describe_internet_gateways().internet_gateway_ids(igw_id).send().await,
+        cloud
+            .ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(igw_id)
+            .send()
+            .await,
     )?;
     let attachments = described
         .iter()
@@ -45,12 +57,23 @@ pub async fn delete(cloud: &AwsCloud, igw_id: &str) -> Result<(), Error> {
     for vpc in attachments {
         absent(
             "detaching internet gateway",
-            cloud.ec2.detach_internet_gateway().internet_gateway_id(igw_id).vpc_id(vpc).send().await,
+            cloud
+                .ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(igw_id)
+                .vpc_id(vpc)
+                .send()
+                .await,
         )?;
     }
     absent(
         "deleting internet gateway",
-        cloud.ec2.delete_internet_gateway().internet_gateway_id(igw_id).send().await,
+        cloud
+            .ec2
+            .delete_internet_gateway()
+            .internet_gateway_id(igw_id)
+            .send()
+            .await,
     )?;
     Ok(())
 }
@@ -68,7 +91,8 @@ impl Resource for InternetGateway {
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(KIND, ids::INTERNET_GATEWAY, || list(&s.cloud, &s.cluster)).await
+        s.find(KIND, ids::INTERNET_GATEWAY, || list(&s.cloud, &s.cluster))
+            .await
     }
     fn changes(&self, found: &Observed) -> Vec<String> {
         if found.attr("vpc").unwrap_or_default().is_empty() {
@@ -88,7 +112,10 @@ impl Resource for InternetGateway {
             .send()
             .await
             .map_err(|e| classify("creating internet gateway", e))?;
-        let id = out.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap_or_default();
+        let id = out
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .unwrap_or_default();
         self.update(deps, &Observed::new(id)).await
     }
     async fn update(&self, deps: &Outputs, found: &Observed) -> Result<Observed, Error> {

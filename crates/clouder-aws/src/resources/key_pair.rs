@@ -33,7 +33,10 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 }
 
 pub async fn delete(cloud: &AwsCloud, key_name: &str) -> Result<(), Error> {
-    absent("deleting key pair", cloud.ec2.delete_key_pair().key_name(key_name).send().await)?;
+    absent(
+        "deleting key pair",
+        cloud.ec2.delete_key_pair().key_name(key_name).send().await,
+    )?;
     Ok(())
 }
 
@@ -47,7 +50,8 @@ impl Resource for KeyPair {
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(KIND, ids::KEY_PAIR, || list(&s.cloud, &s.cluster)).await
+        s.find(KIND, ids::KEY_PAIR, || list(&s.cloud, &s.cluster))
+            .await
     }
     async fn create(&self, _: &Outputs) -> Result<Observed, Error> {
         let s = &self.scope;

@@ -17,7 +17,12 @@ pub struct Listener {
 async fn listeners_of(cloud: &AwsCloud, lb_arn: &str) -> Result<Vec<Found>, Error> {
     let out = absent(
         "listing listeners",
-        cloud.elb.describe_listeners().load_balancer_arn(lb_arn).send().await,
+        cloud
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(lb_arn)
+            .send()
+            .await,
     )?;
     Ok(out
         .iter()
@@ -39,7 +44,10 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 }
 
 pub async fn delete(cloud: &AwsCloud, arn: &str) -> Result<(), Error> {
-    absent("deleting listener", cloud.elb.delete_listener().listener_arn(arn).send().await)?;
+    absent(
+        "deleting listener",
+        cloud.elb.delete_listener().listener_arn(arn).send().await,
+    )?;
     Ok(())
 }
 
@@ -57,12 +65,17 @@ impl Resource for Listener {
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
         let Some(lb) = s
-            .find(load_balancer::KIND, ids::API_LOAD_BALANCER, || load_balancer::list(&s.cloud, &s.cluster))
+            .find(load_balancer::KIND, ids::API_LOAD_BALANCER, || {
+                load_balancer::list(&s.cloud, &s.cluster)
+            })
             .await?
         else {
             return Ok(None);
         };
-        s.find(KIND, ids::API_LISTENER, || listeners_of(&s.cloud, &lb.cloud_id)).await
+        s.find(KIND, ids::API_LISTENER, || {
+            listeners_of(&s.cloud, &lb.cloud_id)
+        })
+        .await
     }
     async fn create(&self, deps: &Outputs) -> Result<Observed, Error> {
         let s = &self.scope;
@@ -81,7 +94,11 @@ impl Resource for Listener {
             .send()
             .await
             .map_err(|e| classify("creating the API listener", e))?;
-        let arn = out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default();
+        let arn = out
+            .listeners()
+            .first()
+            .and_then(|l| l.listener_arn())
+            .unwrap_or_default();
         Ok(Observed::new(arn))
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {

@@ -29,7 +29,12 @@ pub(crate) fn elb_tags(scope: &Scope, id: &str, name: &str) -> Vec<Tag> {
 pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> {
     let out = absent(
         "listing load balancers",
-        cloud.elb.describe_load_balancers().names(name(cluster)).send().await,
+        cloud
+            .elb
+            .describe_load_balancers()
+            .names(name(cluster))
+            .send()
+            .await,
     )?;
     Ok(out
         .iter()
@@ -45,7 +50,12 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 pub async fn delete(cloud: &AwsCloud, arn: &str) -> Result<(), Error> {
     absent(
         "deleting load balancer",
-        cloud.elb.delete_load_balancer().load_balancer_arn(arn).send().await,
+        cloud
+            .elb
+            .delete_load_balancer()
+            .load_balancer_arn(arn)
+            .send()
+            .await,
     )?;
     Ok(())
 }
@@ -63,7 +73,8 @@ impl Resource for LoadBalancer {
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(KIND, ids::API_LOAD_BALANCER, || list(&s.cloud, &s.cluster)).await
+        s.find(KIND, ids::API_LOAD_BALANCER, || list(&s.cloud, &s.cluster))
+            .await
     }
     async fn create(&self, deps: &Outputs) -> Result<Observed, Error> {
         let s = &self.scope;
@@ -84,7 +95,8 @@ impl Resource for LoadBalancer {
             .load_balancers()
             .first()
             .ok_or_else(|| Error::permanent("CreateLoadBalancer returned no load balancer"))?;
-        Ok(Observed::new(lb.load_balancer_arn().unwrap_or_default()).with("dns_name", lb.dns_name().unwrap_or_default()))
+        Ok(Observed::new(lb.load_balancer_arn().unwrap_or_default())
+            .with("dns_name", lb.dns_name().unwrap_or_default()))
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

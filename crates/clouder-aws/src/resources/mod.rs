@@ -45,23 +45,44 @@ pub const CONTROL_PLANE_POOL: &str = "control-plane";
 
 /// Builds the AWS graph of a validated cluster spec. `public_key` is the OpenSSH public key
 /// installed on every machine.
-pub fn graph(cloud: Arc<AwsCloud>, cluster: &Cluster, public_key: &str) -> Result<Graph, GraphError> {
+pub fn graph(
+    cloud: Arc<AwsCloud>,
+    cluster: &Cluster,
+    public_key: &str,
+) -> Result<Graph, GraphError> {
     let scope = Scope::new(cloud, cluster.name());
     let spec = &cluster.spec;
     let mut g = Graph::new();
-    g.add(vpc::Vpc { scope: scope.clone(), cidr: spec.network.vpc_cidr.to_string() })?;
-    g.add(subnet::Subnet { scope: scope.clone(), cidr: spec.network.subnet_cidr.to_string() })?;
-    g.add(internet_gateway::InternetGateway { scope: scope.clone() })?;
-    g.add(route_table::RouteTable { scope: scope.clone() })?;
+    g.add(vpc::Vpc {
+        scope: scope.clone(),
+        cidr: spec.network.vpc_cidr.to_string(),
+    })?;
+    g.add(subnet::Subnet {
+        scope: scope.clone(),
+        cidr: spec.network.subnet_cidr.to_string(),
+    })?;
+    g.add(internet_gateway::InternetGateway {
+        scope: scope.clone(),
+    })?;
+    g.add(route_table::RouteTable {
+        scope: scope.clone(),
+    })?;
     g.add(security_group::SecurityGroup {
         scope: scope.clone(),
         vpc_cidr: spec.network.vpc_cidr.to_string(),
         pod_cidr: spec.network.pod_cidr.to_string(),
         admin_cidrs: spec.admin_cidrs.iter().map(ToString::to_string).collect(),
     })?;
-    g.add(key_pair::KeyPair { scope: scope.clone(), public_key: public_key.trim().to_string() })?;
-    g.add(node_role::NodeRole { scope: scope.clone() })?;
-    g.add(node_role::NodeInstanceProfile { scope: scope.clone() })?;
+    g.add(key_pair::KeyPair {
+        scope: scope.clone(),
+        public_key: public_key.trim().to_string(),
+    })?;
+    g.add(node_role::NodeRole {
+        scope: scope.clone(),
+    })?;
+    g.add(node_role::NodeInstanceProfile {
+        scope: scope.clone(),
+    })?;
 
     let image = instance::ImageChoice::from_spec(&spec.image);
     let cp = &spec.control_plane;
@@ -92,8 +113,13 @@ pub fn graph(cloud: Arc<AwsCloud>, cluster: &Cluster, public_key: &str) -> Resul
             })?;
         }
     }
-    g.add(load_balancer::LoadBalancer { scope: scope.clone() })?;
-    g.add(target_group::TargetGroup { scope: scope.clone(), control_planes })?;
+    g.add(load_balancer::LoadBalancer {
+        scope: scope.clone(),
+    })?;
+    g.add(target_group::TargetGroup {
+        scope: scope.clone(),
+        control_planes,
+    })?;
     g.add(listener::Listener { scope })?;
     Ok(g)
 }
@@ -114,7 +140,9 @@ pub(crate) fn tag_spec(kind: ResourceType, tags: &[Tag]) -> TagSpecification {
 }
 
 pub(crate) fn tag_of<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 /// `tag:clouder.io/cluster = NAME`, for describe calls.

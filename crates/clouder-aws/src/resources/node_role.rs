@@ -58,7 +58,13 @@ pub async fn list_roles(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, E
         let name = role.role_name();
         let policy = absent(
             "reading the node role policy",
-            cloud.iam.get_role_policy().role_name(name).policy_name(POLICY_NAME).send().await,
+            cloud
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(POLICY_NAME)
+                .send()
+                .await,
         )?;
         found.push(Found {
             resource_id: (name == ours).then(|| ids::NODE_ROLE.to_string()),
@@ -71,17 +77,50 @@ pub async fn list_roles(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, E
 /// Deletes inline and attached policies, instance profile memberships, then the role.
 pub async fn delete_role(cloud: &AwsCloud, name: &str) -> Result<(), Error> {
     let iam = &cloud.iam;
-    if let Some(policies) = absent("listing role policies", iam.list_role_policies().role_name(name).send().await)? {
+    if let Some(policies) = absent(
+        "listing role policies",
+        iam.list_role_policies().role_name(name).send().await,
+    )? {
         for policy in policies.policy_names() {
-            absent("deleting role policy", iam.delete_role_policy().role_name(name).policy_name(policy).send().await)?;
+            absent(
+                "deleting role policy",
+                iam.delete_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .send()
+                    .await,
+            )?;
         }
     }
-    if let Some(attached) = absent("listing attached policies", iam.list_attached_role_policies().role_name(name).send().await)? {
-        for policy in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
-            absent("detaching role policy", iam.detach_role_policy().role_name(name).policy_arn(policy).send().await)?;
+    if let Some(attached) = absent(
+        "listing attached policies",
+        iam.list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await,
+    )? {
+        for policy in attached
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+        {
+            absent(
+                "detaching role policy",
+                iam.detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(policy)
+                    .send()
+                    .await,
+            )?;
         }
     }
-    if let Some(profiles) = absent("listing instance profiles of role", iam.list_instance_profiles_for_role().role_name(name).send().await)? {
+    if let Some(profiles) = absent(
+        "listing instance profiles of role",
+        iam.list_instance_profiles_for_role()
+            .role_name(name)
+            .send()
+            .await,
+    )? {
         for profile in profiles.instance_profiles() {
             absent(
                 "removing role from instance profile",
@@ -93,7 +132,10 @@ pub async fn delete_role(cloud: &AwsCloud, name: &str) -> Result<(), Error> {
             )?;
         }
     }
-    absent("deleting IAM role", iam.delete_role().role_name(name).send().await)?;
+    absent(
+        "deleting IAM role",
+        iam.delete_role().role_name(name).send().await,
+    )?;
     Ok(())
 }
 
@@ -107,7 +149,10 @@ impl Resource for NodeRole {
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(ROLE_KIND, ids::NODE_ROLE, || list_roles(&s.cloud, &s.cluster)).await
+        s.find(ROLE_KIND, ids::NODE_ROLE, || {
+            list_roles(&s.cloud, &s.cluster)
+        })
+        .await
     }
     fn changes(&self, found: &Observed) -> Vec<String> {
         if found.attrs.get("policy") == Some(&true.into()) {
@@ -169,7 +214,8 @@ pub async fn list_profiles(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>
         .map(|p| {
             let roles: Vec<&str> = p.roles().iter().map(|r| r.role_name()).collect();
             Found {
-                resource_id: (p.instance_profile_name() == ours).then(|| ids::NODE_PROFILE.to_string()),
+                resource_id: (p.instance_profile_name() == ours)
+                    .then(|| ids::NODE_PROFILE.to_string()),
                 observed: Observed::new(p.instance_profile_name()).with("roles", roles),
             }
         })
@@ -178,15 +224,35 @@ pub async fn list_profiles(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>
 
 pub async fn delete_profile(cloud: &AwsCloud, name: &str) -> Result<(), Error> {
     let iam = &cloud.iam;
-    if let Some(profile) = absent("reading instance profile", iam.get_instance_profile().instance_profile_name(name).send().await)? {
-        for role in profile.instance_profile().map(|p| p.roles()).unwrap_or_default() {
+    if let Some(profile) = absent(
+        "reading instance profile",
+        iam.get_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await,
+    )? {
+        for role in profile
+            .instance_profile()
+            .map(|p| p.roles())
+            .unwrap_or_default()
+        {
             absent(
                 "removing role from instance profile",
-                iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(role.role_name()).send().await,
+                iam.remove_role_from_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(role.role_name())
+                    .send()
+                    .await,
             )?;
         }
     }
-    absent("deleting instance profile", iam.delete_instance_profile().instance_profile_name(name).send().await)?;
+    absent(
+        "deleting instance profile",
+        iam.delete_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await,
+    )?;
     Ok(())
 }
 
@@ -203,12 +269,23 @@ impl Resource for NodeInstanceProfile {
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(PROFILE_KIND, ids::NODE_PROFILE, || list_profiles(&s.cloud, &s.cluster)).await
+        s.find(PROFILE_KIND, ids::NODE_PROFILE, || {
+            list_profiles(&s.cloud, &s.cluster)
+        })
+        .await
     }
     fn changes(&self, found: &Observed) -> Vec<String> {
         let role = role_name(&self.scope.cloud, &self.scope.cluster);
-        let has = found.attrs.get("roles").and_then(|r| r.as_array()).is_some_and(|r| r.iter().any(|n| n == &role));
-        if has { Vec::new() } else { vec![format!("add role {role}")] }
+        let has = found
+            .attrs
+            .get("roles")
+            .and_then(|r| r.as_array())
+            .is_some_and(|r| r.iter().any(|n| n == &role));
+        if has {
+            Vec::new()
+        } else {
+            vec![format!("add role {role}")]
+        }
     }
     async fn create(&self, deps: &Outputs) -> Result<Observed, Error> {
         let s = &self.scope;

@@ -32,7 +32,11 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
                 .find(|r| r.destination_cidr_block() == Some(DEFAULT_ROUTE))
                 .and_then(|r| r.gateway_id())
                 .unwrap_or_default();
-            let subnets: Vec<&str> = t.associations().iter().filter_map(|a| a.subnet_id()).collect();
+            let subnets: Vec<&str> = t
+                .associations()
+                .iter()
+                .filter_map(|a| a.subnet_id())
+                .collect();
             let observed = Observed::new(t.route_table_id().unwrap_or_default())
                 .with("gateway", gateway)
                 .with("subnets", subnets);
@@ -45,7 +49,12 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 pub async fn delete(cloud: &AwsCloud, table_id: &str) -> Result<(), Error> {
     let described = absent(
         "describing route table",
-        cloud.ec2.describe_route_tables().route_table_ids(table_id).send().await,
+        cloud
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(table_id)
+            .send()
+            .await,
     )?;
     let associations = described
         .iter()
@@ -56,10 +65,23 @@ pub async fn delete(cloud: &AwsCloud, table_id: &str) -> Result<(), Error> {
     for association in associations {
         absent(
             "disassociating route table",
-            cloud.ec2.disassociate_route_table().association_id(association).send().await,
+            cloud
+                .ec2
+                .disassociate_route_table()
+                .association_id(association)
+                .send()
+                .await,
         )?;
     }
-    absent("deleting route table", cloud.ec2.delete_route_table().route_table_id(table_id).send().await)?;
+    absent(
+        "deleting route table",
+        cloud
+            .ec2
+            .delete_route_table()
+            .route_table_id(table_id)
+            .send()
+            .await,
+    )?;
     Ok(())
 }
 
@@ -72,18 +94,30 @@ impl Resource for RouteTable {
         KIND
     }
     fn depends_on(&self) -> Vec<String> {
-        vec![ids::VPC.into(), ids::SUBNET.into(), ids::INTERNET_GATEWAY.into()]
+        vec![
+            ids::VPC.into(),
+            ids::SUBNET.into(),
+            ids::INTERNET_GATEWAY.into(),
+        ]
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(KIND, ids::ROUTE_TABLE, || list(&s.cloud, &s.cluster)).await
+        s.find(KIND, ids::ROUTE_TABLE, || list(&s.cloud, &s.cluster))
+            .await
     }
     fn changes(&self, found: &Observed) -> Vec<String> {
         let mut changes = Vec::new();
         if found.attr("gateway").unwrap_or_default().is_empty() {
-            changes.push(format!("add route {DEFAULT_ROUTE} via the internet gateway"));
+            changes.push(format!(
+                "add route {DEFAULT_ROUTE} via the internet gateway"
+            ));
         }
-        if found.attrs.get("subnets").and_then(|s| s.as_array()).is_none_or(|s| s.is_empty()) {
+        if found
+            .attrs
+            .get("subnets")
+            .and_then(|s| s.as_array())
+            .is_none_or(|s| s.is_empty())
+        {
             changes.push("associate with the subnet".into());
         }
         changes
@@ -100,7 +134,10 @@ impl Resource for RouteTable {
             .send()
             .await
             .map_err(|e| classify("creating route table", e))?;
-        let id = out.route_table().and_then(|t| t.route_table_id()).unwrap_or_default();
+        let id = out
+            .route_table()
+            .and_then(|t| t.route_table_id())
+            .unwrap_or_default();
         self.update(deps, &Observed::new(id)).await
     }
     async fn update(&self, deps: &Outputs, found: &Observed) -> Result<Observed, Error> {

@@ -38,8 +38,13 @@ impl std::fmt::Display for Rule {
 
 impl Rule {
     fn permission(&self) -> IpPermission {
-        let range = IpRange::builder().cidr_ip(&self.cidr).description("clouder").build();
-        let p = IpPermission::builder().ip_protocol(&self.protocol).ip_ranges(range);
+        let range = IpRange::builder()
+            .cidr_ip(&self.cidr)
+            .description("clouder")
+            .build();
+        let p = IpPermission::builder()
+            .ip_protocol(&self.protocol)
+            .ip_ranges(range);
         match self.ports {
             Some((from, to)) => p.from_port(from).to_port(to).build(),
             None => p.build(),
@@ -49,8 +54,16 @@ impl Rule {
 
 impl SecurityGroup {
     pub fn desired_rules(&self) -> BTreeSet<Rule> {
-        let tcp = |port: i32, cidr: &str| Rule { protocol: "tcp".into(), ports: Some((port, port)), cidr: cidr.into() };
-        let all = |cidr: &str| Rule { protocol: "-1".into(), ports: None, cidr: cidr.into() };
+        let tcp = |port: i32, cidr: &str| Rule {
+            protocol: "tcp".into(),
+            ports: Some((port, port)),
+            cidr: cidr.into(),
+        };
+        let all = |cidr: &str| Rule {
+            protocol: "-1".into(),
+            ports: None,
+            cidr: cidr.into(),
+        };
         let mut rules: BTreeSet<Rule> = [all(&self.vpc_cidr), all(&self.pod_cidr)].into();
         for cidr in &self.admin_cidrs {
             rules.insert(tcp(22, cidr));
@@ -69,9 +82,17 @@ impl SecurityGroup {
             .filter_map(|r| r.as_str().map(str::to_string))
             .collect();
         let want = self.desired_rules();
-        let missing = want.iter().filter(|r| !have.contains(&r.to_string())).cloned().collect();
+        let missing = want
+            .iter()
+            .filter(|r| !have.contains(&r.to_string()))
+            .cloned()
+            .collect();
         let wanted: BTreeSet<String> = want.iter().map(ToString::to_string).collect();
-        let extra = have.iter().filter(|r| !wanted.contains(*r)).filter_map(|r| parse_rule(r)).collect();
+        let extra = have
+            .iter()
+            .filter(|r| !wanted.contains(*r))
+            .filter_map(|r| parse_rule(r))
+            .collect();
         (missing, extra)
     }
 }
@@ -79,11 +100,19 @@ impl SecurityGroup {
 fn parse_rule(text: &str) -> Option<Rule> {
     let (head, cidr) = text.rsplit_once(':')?;
     if head == "all" {
-        return Some(Rule { protocol: "-1".into(), ports: None, cidr: cidr.into() });
+        return Some(Rule {
+            protocol: "-1".into(),
+            ports: None,
+            cidr: cidr.into(),
+        });
     }
     let (protocol, ports) = head.split_once(':')?;
     let (from, to) = ports.split_once('-').unwrap_or((ports, ports));
-    Some(Rule { protocol: protocol.into(), ports: Some((from.parse().ok()?, to.parse().ok()?)), cidr: cidr.into() })
+    Some(Rule {
+        protocol: protocol.into(),
+        ports: Some((from.parse().ok()?, to.parse().ok()?)),
+        cidr: cidr.into(),
+    })
 }
 
 fn observed_rules(permissions: &[IpPermission]) -> Vec<String> {
@@ -96,7 +125,11 @@ fn observed_rules(permissions: &[IpPermission]) -> Vec<String> {
             _ => None,
         };
         for range in p.ip_ranges() {
-            let rule = Rule { protocol: protocol.into(), ports, cidr: range.cidr_ip().unwrap_or_default().into() };
+            let rule = Rule {
+                protocol: protocol.into(),
+                ports,
+                cidr: range.cidr_ip().unwrap_or_default().into(),
+            };
             rules.push(rule.to_string());
         }
     }
@@ -124,7 +157,15 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 }
 
 pub async fn delete(cloud: &AwsCloud, group_id: &str) -> Result<(), Error> {
-    absent("deleting security group", cloud.ec2.delete_security_group().group_id(group_id).send().await)?;
+    absent(
+        "deleting security group",
+        cloud
+            .ec2
+            .delete_security_group()
+            .group_id(group_id)
+            .send()
+            .await,
+    )?;
     Ok(())
 }
 
@@ -141,7 +182,8 @@ impl Resource for SecurityGroup {
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(KIND, ids::SECURITY_GROUP, || list(&s.cloud, &s.cluster)).await
+        s.find(KIND, ids::SECURITY_GROUP, || list(&s.cloud, &s.cluster))
+            .await
     }
     fn changes(&self, found: &Observed) -> Vec<String> {
         let (missing, extra) = self.diff(found);
@@ -166,7 +208,8 @@ impl Resource for SecurityGroup {
             .send()
             .await
             .map_err(|e| classify("creating security group", e))?;
-        self.update(deps, &Observed::new(out.group_id().unwrap_or_default())).await
+        self.update(deps, &Observed::new(out.group_id().unwrap_or_default()))
+            .await
     }
     async fn update(&self, _: &Outputs, found: &Observed) -> Result<Observed, Error> {
         let ec2 = &self.scope.cloud.ec2;
@@ -187,7 +230,11 @@ impl Resource for SecurityGroup {
                 .await
                 .map_err(|e| classify("closing security group rules", e))?;
         }
-        let rules: Vec<String> = self.desired_rules().iter().map(ToString::to_string).collect();
+        let rules: Vec<String> = self
+            .desired_rules()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         Ok(Observed::new(&found.cloud_id).with("rules", rules))
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
@@ -201,7 +248,11 @@ mod tests {
 
     #[test]
     fn rules_print_and_parse_back() {
-        for text in ["tcp:22:203.0.113.0/24", "tcp:30000-32767:10.0.0.0/16", "all:10.244.0.0/16"] {
+        for text in [
+            "tcp:22:203.0.113.0/24",
+            "tcp:30000-32767:10.0.0.0/16",
+            "all:10.244.0.0/16",
+        ] {
             assert_eq!(parse_rule(text).unwrap().to_string(), text);
         }
     }

@@ -37,7 +37,10 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 }
 
 pub async fn delete(cloud: &AwsCloud, subnet_id: &str) -> Result<(), Error> {
-    absent("deleting subnet", cloud.ec2.delete_subnet().subnet_id(subnet_id).send().await)?;
+    absent(
+        "deleting subnet",
+        cloud.ec2.delete_subnet().subnet_id(subnet_id).send().await,
+    )?;
     Ok(())
 }
 
@@ -54,7 +57,8 @@ impl Resource for Subnet {
     }
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        s.find(KIND, ids::SUBNET, || list(&s.cloud, &s.cluster)).await
+        s.find(KIND, ids::SUBNET, || list(&s.cloud, &s.cluster))
+            .await
     }
     fn changes(&self, found: &Observed) -> Vec<String> {
         let mut changes = Vec::new();
@@ -62,7 +66,10 @@ impl Resource for Subnet {
             changes.push("map public IPs on launch".to_string());
         }
         if let Some(cidr) = found.attr("cidr").filter(|c| *c != self.cidr) {
-            changes.push(format!("CIDR is {cidr}, spec says {} (cannot change in place)", self.cidr));
+            changes.push(format!(
+                "CIDR is {cidr}, spec says {} (cannot change in place)",
+                self.cidr
+            ));
         }
         changes
     }
@@ -70,7 +77,12 @@ impl Resource for Subnet {
         let s = &self.scope;
         let vpc = deps.id_of(ids::VPC)?;
         let mut tags = ec2_tags(s, ids::SUBNET, &s.name("subnet"));
-        tags.push(Tag::builder().key("kubernetes.io/role/elb").value("1").build());
+        tags.push(
+            Tag::builder()
+                .key("kubernetes.io/role/elb")
+                .value("1")
+                .build(),
+        );
         let out = s
             .cloud
             .ec2
@@ -82,7 +94,9 @@ impl Resource for Subnet {
             .await
             .map_err(|e| classify("creating subnet", e))?;
         let id = out.subnet().and_then(|s| s.subnet_id()).unwrap_or_default();
-        let created = Observed::new(id).with("cidr", self.cidr.as_str()).with("vpc", vpc);
+        let created = Observed::new(id)
+            .with("cidr", self.cidr.as_str())
+            .with("vpc", vpc);
         self.update(deps, &created).await
     }
     async fn update(&self, _: &Outputs, found: &Observed) -> Result<Observed, Error> {

@@ -27,7 +27,12 @@ pub fn name(cluster: &str) -> String {
 async fn targets(cloud: &AwsCloud, arn: &str) -> Result<Vec<String>, Error> {
     let health = absent(
         "reading target health",
-        cloud.elb.describe_target_health().target_group_arn(arn).send().await,
+        cloud
+            .elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await,
     )?;
     Ok(health
         .iter()
@@ -39,7 +44,12 @@ async fn targets(cloud: &AwsCloud, arn: &str) -> Result<Vec<String>, Error> {
 pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> {
     let out = absent(
         "listing target groups",
-        cloud.elb.describe_target_groups().names(name(cluster)).send().await,
+        cloud
+            .elb
+            .describe_target_groups()
+            .names(name(cluster))
+            .send()
+            .await,
     )?;
     let mut found = Vec::new();
     for tg in out.iter().flat_map(|o| o.target_groups()) {
@@ -55,7 +65,12 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 pub async fn delete(cloud: &AwsCloud, arn: &str) -> Result<(), Error> {
     absent(
         "deleting target group",
-        cloud.elb.delete_target_group().target_group_arn(arn).send().await,
+        cloud
+            .elb
+            .delete_target_group()
+            .target_group_arn(arn)
+            .send()
+            .await,
     )?;
     Ok(())
 }
@@ -87,19 +102,27 @@ impl Resource for TargetGroup {
     /// Also notes which instances should be targets now, found by their tags like any other.
     async fn find(&self) -> Result<Option<Observed>, Error> {
         let s = &self.scope;
-        let Some(found) = s.find(KIND, ids::API_TARGET_GROUP, || list(&s.cloud, &s.cluster)).await? else {
+        let Some(found) = s
+            .find(KIND, ids::API_TARGET_GROUP, || list(&s.cloud, &s.cluster))
+            .await?
+        else {
             return Ok(None);
         };
         let mut want = Vec::new();
         for cp in &self.control_planes {
-            let machine = s.find(instance::KIND, cp, || instance::list(&s.cloud, &s.cluster)).await?;
+            let machine = s
+                .find(instance::KIND, cp, || instance::list(&s.cloud, &s.cluster))
+                .await?;
             want.push(machine.map_or_else(|| PENDING.to_string(), |m| m.cloud_id));
         }
         Ok(Some(found.with("want", want)))
     }
     fn changes(&self, found: &Observed) -> Vec<String> {
         let (have, want) = (strings(found, "targets"), strings(found, "want"));
-        let mut changes: Vec<String> = want.difference(&have).map(|t| format!("+ target {t}")).collect();
+        let mut changes: Vec<String> = want
+            .difference(&have)
+            .map(|t| format!("+ target {t}"))
+            .collect();
         changes.extend(have.difference(&want).map(|t| format!("- target {t}")));
         changes
     }
@@ -120,15 +143,27 @@ impl Resource for TargetGroup {
             .send()
             .await
             .map_err(|e| classify("creating the API target group", e))?;
-        let arn = out.target_groups().first().and_then(|t| t.target_group_arn()).unwrap_or_default();
+        let arn = out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .unwrap_or_default();
         self.update(deps, &Observed::new(arn)).await
     }
     async fn update(&self, deps: &Outputs, found: &Observed) -> Result<Observed, Error> {
         let elb = &self.scope.cloud.elb;
-        let want: BTreeSet<String> = self.control_planes.iter().map(|cp| deps.id_of(cp)).collect::<Result<_, _>>()?;
+        let want: BTreeSet<String> = self
+            .control_planes
+            .iter()
+            .map(|cp| deps.id_of(cp))
+            .collect::<Result<_, _>>()?;
         let have = strings(found, "targets");
         let describe = |ids: Vec<&String>| -> Option<Vec<TargetDescription>> {
-            Some(ids.into_iter().map(|id| TargetDescription::builder().id(id).port(API_PORT).build()).collect())
+            Some(
+                ids.into_iter()
+                    .map(|id| TargetDescription::builder().id(id).port(API_PORT).build())
+                    .collect(),
+            )
         };
         let add: Vec<&String> = want.difference(&have).collect();
         if !add.is_empty() {
@@ -149,7 +184,9 @@ impl Resource for TargetGroup {
                 .map_err(|e| classify("deregistering old control planes", e))?;
         }
         let want: Vec<String> = want.into_iter().collect();
-        Ok(Observed::new(&found.cloud_id).with("targets", want.clone()).with("want", want))
+        Ok(Observed::new(&found.cloud_id)
+            .with("targets", want.clone())
+            .with("want", want))
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

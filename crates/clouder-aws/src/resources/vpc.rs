@@ -34,7 +34,10 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
 }
 
 pub async fn delete(cloud: &AwsCloud, vpc_id: &str) -> Result<(), Error> {
-    absent("deleting VPC", cloud.ec2.delete_vpc().vpc_id(vpc_id).send().await)?;
+    absent(
+        "deleting VPC",
+        cloud.ec2.delete_vpc().vpc_id(vpc_id).send().await,
+    )?;
     Ok(())
 }
 
@@ -53,7 +56,10 @@ impl Resource for Vpc {
     fn changes(&self, found: &Observed) -> Vec<String> {
         match found.attr("cidr") {
             Some(cidr) if cidr != self.cidr => {
-                vec![format!("CIDR is {cidr}, spec says {} (a VPC's CIDR cannot change: terminate and re-create)", self.cidr)]
+                vec![format!(
+                    "CIDR is {cidr}, spec says {} (a VPC's CIDR cannot change: terminate and re-create)",
+                    self.cidr
+                )]
             }
             _ => Vec::new(),
         }
@@ -69,12 +75,22 @@ impl Resource for Vpc {
             .send()
             .await
             .map_err(|e| classify("creating VPC", e))?;
-        let vpc_id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+        let vpc_id = out
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .unwrap_or_default()
+            .to_string();
         for hostnames in [false, true] {
             let on = AttributeBooleanValue::builder().value(true).build();
             let call = ec2.modify_vpc_attribute().vpc_id(&vpc_id);
-            let call = if hostnames { call.enable_dns_hostnames(on) } else { call.enable_dns_support(on) };
-            call.send().await.map_err(|e| classify("enabling VPC DNS", e))?;
+            let call = if hostnames {
+                call.enable_dns_hostnames(on)
+            } else {
+                call.enable_dns_support(on)
+            };
+            call.send()
+                .await
+                .map_err(|e| classify("enabling VPC DNS", e))?;
         }
         Ok(Observed::new(vpc_id).with("cidr", self.cidr.as_str()))
     }

@@ -1,0 +1,243 @@
+//! The command tree. Each flag is defined once, with its help; `clouder k` is `clouder kubeadm`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clouder",
+    version,
+    about = "Stand up and run kubeadm Kubernetes clusters on AWS and Azure"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// More logging (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Answer yes to every confirmation.
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// kubeadm clusters: create, plan, apply, terminate, inspect.
+    #[command(alias = "k", subcommand)]
+    Kubeadm(Kubeadm),
+    /// Named cloud accounts (references only; credentials stay with the cloud's own tools).
+    #[command(subcommand)]
+    Ctx(Ctx),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Kubeadm {
+    /// Create a cluster's machines and network (converges if it exists).
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm create demo -r us-east-1 -w 3 --admin-cidr 203.0.113.7/32\n  clouder kubeadm create -f cluster.yaml --dry-run"
+    )]
+    Create(CreateArgs),
+    /// Converge a cluster to a spec file: create what is missing, fix drift, remove leftovers.
+    #[command(after_help = "Example:\n  clouder kubeadm apply -f cluster.yaml --dry-run")]
+    Apply(ApplyArgs),
+    /// Show what apply would do, per resource.
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm plan -f cluster.yaml\n  clouder kubeadm plan demo -o json"
+    )]
+    Plan(PlanArgs),
+    /// Delete everything the cluster owns, and its local files.
+    Terminate(TerminateArgs),
+    /// Clusters known locally.
+    Ls(LsArgs),
+    /// A cluster's state, resources and next steps.
+    Info(NameArg),
+    /// Persist the default cluster.
+    SetDefault(RequiredName),
+    /// Select a cluster's kubeconfig.
+    Use(UseArgs),
+    /// Print the JSON Schema of the cluster spec.
+    Schema,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SpecFlags {
+    /// Cloud provider.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Number of workers (the `workers` pool).
+    #[arg(short = 'w', long)]
+    pub workers: Option<u32>,
+    /// Cloud region.
+    #[arg(short = 'r', long)]
+    pub region: Option<String>,
+    /// Azure resource group.
+    #[arg(short = 'g', long)]
+    pub resource_group: Option<String>,
+    /// Control-plane machine size.
+    #[arg(long)]
+    pub master_size: Option<String>,
+    /// Worker machine size.
+    #[arg(long)]
+    pub node_size: Option<String>,
+    /// OS disk size in GB (min 30).
+    #[arg(long)]
+    pub os_disk_size: Option<u32>,
+    /// Login user on the machines.
+    #[arg(long)]
+    pub admin_user: Option<String>,
+    /// Machine image: Ubuntu2204, Ubuntu2404, Debian12, or a cloud image id.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Number of control-plane machines.
+    #[arg(long)]
+    pub control_planes: Option<u32>,
+    /// Network allowed to reach SSH and the API server (repeatable). Required.
+    #[arg(long = "admin-cidr", value_name = "CIDR")]
+    pub admin_cidrs: Vec<String>,
+    /// Kubernetes version (MAJOR.MINOR[.PATCH]).
+    #[arg(long)]
+    pub k8s_version: Option<String>,
+    /// SSH public key to install on the machines.
+    #[arg(long, value_name = "PATH")]
+    pub ssh_public_key: Option<PathBuf>,
+    /// Context (cloud account) to use.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Cluster name (DNS-1123 label); optional with -f.
+    pub name: Option<String>,
+    /// Spec file; flags override its values.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub spec: SpecFlags,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Spec file.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunFlags {
+    /// Show the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Cloud calls in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Break a lock left by a run that died.
+    #[arg(long)]
+    pub force_unlock: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Cluster name (its last applied spec); or use -f.
+    pub name: Option<String>,
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct TerminateArgs {
+    pub name: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Azure: delete the resource group too.
+    #[arg(long)]
+    pub delete_rg: bool,
+    /// Region to sweep when the cluster is not in local state.
+    #[arg(short = 'r', long)]
+    pub region: Option<String>,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Node counts and readiness.
+    #[arg(long)]
+    pub details: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NameArg {
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RequiredName {
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UseArgs {
+    pub name: Option<String>,
+    /// Print only `export KUBECONFIG=…`, for `eval`.
+    #[arg(long)]
+    pub print_export: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Ctx {
+    /// Add or replace a context.
+    Add {
+        name: String,
+        #[arg(long)]
+        provider: String,
+        /// AWS shared-config profile.
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(short = 'r', long)]
+        region: Option<String>,
+    },
+    /// List contexts.
+    Ls,
+    /// Make a context the current one.
+    Use { name: String },
+    /// Remove a context.
+    Rm { name: String },
+    /// Show a context (default: the current one).
+    Show { name: Option<String> },
+}

@@ -1,0 +1,345 @@
+//! `create`, `apply` and `plan`: one path from a spec to a converged cluster.
+
+use super::{context, resolve_name};
+use crate::Usage;
+use crate::cli::{ApplyArgs, CreateArgs, Global, PlanArgs, RunFlags, SpecFlags};
+use crate::home::Home;
+use crate::output::{emit, table};
+use crate::progress::Progress;
+use crate::provider;
+use anyhow::{Context as _, Result, bail};
+use clouder_engine::{ApplyOptions, ApplySummary, Plan, calls::Calls, retry::Policy};
+use clouder_spec::{Cluster, NodePool, Provider};
+use clouder_state::{ClusterRecord, StateStore, now};
+use serde::Serialize;
+use std::path::Path;
+
+pub async fn create(home: &Home, g: &Global, args: CreateArgs) -> Result<()> {
+    let cluster = spec_from(args.file.as_deref(), args.name.as_deref(), &args.spec)?;
+    converge(home, g, cluster, &args.run).await
+}
+
+pub async fn apply(home: &Home, g: &Global, args: ApplyArgs) -> Result<()> {
+    let cluster = spec_from(Some(&args.file), None, &SpecFlags::default())?;
+    converge(home, g, cluster, &args.run).await
+}
+
+pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
+    let cluster = match (&args.file, args.name) {
+        (Some(file), None) => spec_from(Some(file), None, &SpecFlags::default())?,
+        (None, name) => {
+            let name = resolve_name(home, name)?;
+            let record = home
+                .store()?
+                .cluster(&name)?
+                .ok_or_else(|| Usage(format!("no cluster `{name}` in local state; use -f FILE")))?;
+            serde_json::from_value(record.spec)
+                .context("reading the cluster's last applied spec")?
+        }
+        (Some(_), Some(_)) => bail!(Usage("give a cluster name or -f FILE, not both".into())),
+    };
+    let store = home.store()?;
+    let ctx = context(home, &store, cluster.spec.context.as_deref())?;
+    let target = provider::connect(&cluster, ctx.as_ref(), false).await?;
+    let progress = Progress::new(g.quiet || g.output != crate::cli::Format::Table);
+    let planned = clouder_engine::plan(
+        &target.graph,
+        target.inventory.as_ref(),
+        args.concurrency,
+        &progress,
+    )
+    .await?;
+    progress.finish();
+    print_plan(g, cluster.name(), &planned, target.calls())
+}
+
+/// Reads the spec file (if any), then lays the flags over it and validates the result.
+fn spec_from(file: Option<&Path>, name: Option<&str>, flags: &SpecFlags) -> Result<Cluster> {
+    let mut cluster = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            clouder_spec::parse(&path.display().to_string(), &text)?
+        }
+        None => {
+            let name = name.ok_or_else(|| Usage("give a cluster NAME or -f FILE".into()))?;
+            let provider: Provider = flags
+                .provider
+                .as_deref()
+                .unwrap_or("aws")
+                .parse()
+                .map_err(Usage)?;
+            Cluster::new(name, provider)
+        }
+    };
+    if let (Some(name), Some(_)) = (name, file)
+        && name != cluster.name()
+    {
+        bail!(Usage(format!(
+            "NAME `{name}` differs from metadata.name `{}` in the spec file",
+            cluster.name()
+        )));
+    }
+    let changed = overlay(&mut cluster, flags)?;
+    if file.is_none() || changed {
+        cluster = clouder_spec::finish(
+            cluster,
+            if file.is_some() {
+                "command line"
+            } else {
+                "flags"
+            },
+        )?;
+    }
+    if cluster.spec.admin_cidrs.iter().any(|c| c.prefix_len() == 0) {
+        eprintln!(
+            "warning: SSH and the API server will be reachable from the whole internet (0.0.0.0/0)"
+        );
+    }
+    Ok(cluster)
+}
+
+/// Applies the flags that were given; says whether any was.
+fn overlay(cluster: &mut Cluster, f: &SpecFlags) -> Result<bool> {
+    let before = cluster.clone();
+    let spec = &mut cluster.spec;
+    if let Some(p) = &f.provider {
+        spec.provider = p.parse().map_err(Usage)?;
+    }
+    if let Some(r) = &f.region {
+        spec.region = Some(r.clone());
+    }
+    if let Some(n) = f.workers {
+        match spec.node_pools.iter_mut().find(|p| p.name == "workers") {
+            Some(pool) => pool.count = n,
+            None => spec.node_pools.push(NodePool::workers(n)),
+        }
+    }
+    if let Some(s) = &f.master_size {
+        spec.control_plane.size = s.clone();
+    }
+    if let Some(s) = &f.node_size {
+        spec.node_pools.iter_mut().for_each(|p| p.size = s.clone());
+    }
+    if let Some(gb) = f.os_disk_size {
+        spec.control_plane.os_disk_gb = gb;
+        spec.node_pools.iter_mut().for_each(|p| p.os_disk_gb = gb);
+    }
+    if let Some(u) = &f.admin_user {
+        spec.admin_user = u.clone();
+    }
+    if let Some(i) = &f.image {
+        spec.image = i.clone();
+    }
+    if let Some(n) = f.control_planes {
+        spec.control_plane.count = n;
+    }
+    if let Some(v) = &f.k8s_version {
+        spec.kubernetes.version = v.clone();
+    }
+    if let Some(k) = &f.ssh_public_key {
+        spec.ssh.public_key_path = Some(k.display().to_string());
+    }
+    if let Some(c) = &f.context {
+        spec.context = Some(c.clone());
+    }
+    if !f.admin_cidrs.is_empty() {
+        spec.admin_cidrs = f
+            .admin_cidrs
+            .iter()
+            .map(|c| {
+                c.parse()
+                    .map_err(|e| Usage(format!("--admin-cidr {c}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if f.resource_group.is_some() && spec.provider != Provider::Azure {
+        bail!(Usage(
+            "--resource-group applies to --provider azure only".into()
+        ));
+    }
+    Ok(*cluster != before)
+}
+
+#[derive(Serialize)]
+struct PlanOutput<'a> {
+    cluster: &'a str,
+    summary: Counts,
+    items: &'a [clouder_engine::PlanItem],
+    calls: Calls,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    create: usize,
+    update: usize,
+    delete: usize,
+    unchanged: usize,
+}
+
+fn counts(plan: &Plan) -> Counts {
+    Counts {
+        create: plan.count("create"),
+        update: plan.count("update"),
+        delete: plan.count("delete"),
+        unchanged: plan.count("no-op"),
+    }
+}
+
+fn print_plan(g: &Global, cluster: &str, plan: &Plan, calls: Calls) -> Result<()> {
+    let out = PlanOutput {
+        cluster,
+        summary: counts(plan),
+        items: &plan.items,
+        calls,
+    };
+    emit(g.output, &out, || {
+        let rows: Vec<Vec<String>> = plan
+            .items
+            .iter()
+            .map(|i| {
+                let changes = match &i.action {
+                    clouder_engine::Action::Update(c) => c.join("; "),
+                    _ => String::new(),
+                };
+                vec![
+                    i.action.verb().into(),
+                    i.kind.clone(),
+                    i.id.clone(),
+                    i.cloud_id.clone().unwrap_or_default(),
+                    changes,
+                ]
+            })
+            .collect();
+        let s = &out.summary;
+        table(
+            &["ACTION", "KIND", "RESOURCE", "CLOUD ID", "CHANGES"],
+            &rows,
+        ) + &format!(
+            "Plan for {cluster}: {} to create, {} to update, {} to delete, {} unchanged.\n",
+            s.create, s.update, s.delete, s.unchanged
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct ApplyOutput<'a> {
+    cluster: &'a str,
+    plan: Counts,
+    result: &'a ApplySummary,
+    calls: Calls,
+}
+
+async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags) -> Result<()> {
+    let store = home.store()?;
+    let ctx = context(home, &store, cluster.spec.context.as_deref())?;
+    let target = provider::connect(&cluster, ctx.as_ref(), true).await?;
+    let progress = Progress::new(g.quiet || g.output != crate::cli::Format::Table);
+    let name = cluster.name();
+    let planned = clouder_engine::plan(
+        &target.graph,
+        target.inventory.as_ref(),
+        run.concurrency,
+        &progress,
+    )
+    .await?;
+    if run.dry_run {
+        progress.finish();
+        return print_plan(g, name, &planned, target.calls());
+    }
+
+    let holder = format!("pid-{}", std::process::id());
+    if run.force_unlock {
+        store.force_unlock(name)?;
+    }
+    store.lock(name, &holder)?;
+    remember_account(&store, ctx.as_ref(), &target).await?;
+    let created_at = store.cluster(name)?.map_or_else(now, |c| c.created_at);
+    let record = |status: &str| ClusterRecord {
+        name: name.to_string(),
+        provider: cluster.spec.provider.as_str().to_string(),
+        region: Some(target.cloud.region.clone()),
+        context: ctx.as_ref().map(|c| c.name.clone()),
+        spec: serde_json::to_value(&cluster).expect("spec serializes"),
+        status: status.to_string(),
+        setup_complete: false,
+        created_at,
+        updated_at: now(),
+    };
+    store.put_cluster(&record("applying"))?;
+    let options = ApplyOptions {
+        cluster: name,
+        operation: &format!("apply-{}", now()),
+        concurrency: run.concurrency,
+        retry: Policy::default(),
+    };
+    let result = clouder_engine::apply(
+        &target.graph,
+        &planned,
+        target.inventory.as_ref(),
+        &store,
+        &options,
+        &progress,
+    )
+    .await;
+    progress.finish();
+    let status = if result.as_ref().is_ok_and(ApplySummary::ok) {
+        "ready"
+    } else {
+        "failed"
+    };
+    store.put_cluster(&record(status))?;
+    store.unlock(name, &holder)?;
+    let summary = result?;
+
+    let out = ApplyOutput {
+        cluster: name,
+        plan: counts(&planned),
+        result: &summary,
+        calls: target.calls(),
+    };
+    emit(g.output, &out, || {
+        format!(
+            "Cluster {name}: {} created, {} updated, {} deleted, {} unchanged ({} API calls, {} mutating).\n",
+            summary.created,
+            summary.updated,
+            summary.deleted,
+            summary.unchanged,
+            out.calls.total,
+            out.calls.mutating
+        ) + &if summary.ok() {
+            format!("Next: clouder kubeadm info {name}\n")
+        } else {
+            String::new()
+        }
+    })?;
+    if !summary.ok() {
+        let failed: Vec<String> = summary
+            .failed
+            .iter()
+            .map(|(id, e)| format!("  {id}: {e}"))
+            .collect();
+        bail!(
+            "{} resource(s) failed; fix the cause and re-run to resume:\n{}",
+            summary.failed.len(),
+            failed.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Records the account id in the context, once seen (never credentials).
+async fn remember_account(
+    store: &dyn StateStore,
+    ctx: Option<&clouder_state::Context>,
+    target: &provider::Target,
+) -> Result<()> {
+    if let Some(ctx) = ctx.filter(|c| c.account.is_none()) {
+        let account = target.cloud.account_id().await?;
+        store.put_context(&clouder_state::Context {
+            account: Some(account),
+            ..ctx.clone()
+        })?;
+    }
+    Ok(())
+}

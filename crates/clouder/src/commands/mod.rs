@@ -1,0 +1,84 @@
+//! One module per group of commands; shared helpers for names, confirmation and state.
+
+mod converge;
+mod ctx;
+mod inspect;
+mod terminate;
+
+use crate::Usage;
+use crate::cli::{Cli, Command, Kubeadm};
+use crate::home::Home;
+use anyhow::Result;
+use clouder_state::{Context, StateStore};
+use std::io::IsTerminal;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let home = Home::from_env();
+    let g = &cli.global;
+    match cli.command {
+        Command::Kubeadm(k) => match k {
+            Kubeadm::Create(args) => converge::create(&home, g, args).await,
+            Kubeadm::Apply(args) => converge::apply(&home, g, args).await,
+            Kubeadm::Plan(args) => converge::plan(&home, g, args).await,
+            Kubeadm::Terminate(args) => terminate::terminate(&home, g, args).await,
+            Kubeadm::Ls(args) => inspect::ls(&home, g, args),
+            Kubeadm::Info(args) => inspect::info(&home, g, args.name),
+            Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
+            Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
+            Kubeadm::Schema => inspect::schema(),
+        },
+        Command::Ctx(c) => ctx::run(&home, g, c),
+    }
+}
+
+/// The cluster a command is about: the one named, or the default.
+pub fn resolve_name(home: &Home, name: Option<String>) -> Result<String> {
+    match name.or(home.default_cluster()?) {
+        Some(name) => Ok(name),
+        None => Err(Usage(
+            "no cluster named and no default set (clouder kubeadm set-default NAME)".into(),
+        )
+        .into()),
+    }
+}
+
+/// Asks before a destructive step. `--yes`/`--force` answer for the user; without them and
+/// without a terminal, refuses (exit 2) and names the flag.
+pub fn confirm(question: &str, answered: bool, flag: &str) -> Result<()> {
+    if answered {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Usage(format!(
+            "{question}: refusing without confirmation; pass {flag} to go ahead"
+        ))
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Usage("cancelled".into()).into())
+    }
+}
+
+/// The context to use: the one named, else the current one.
+pub fn context(
+    home: &Home,
+    store: &dyn StateStore,
+    named: Option<&str>,
+) -> Result<Option<Context>> {
+    let name = match named {
+        Some(n) => Some(n.to_string()),
+        None => home.current_context()?,
+    };
+    match name {
+        None => Ok(None),
+        Some(n) => match store.context(&n)? {
+            Some(c) => Ok(Some(c)),
+            None => Err(Usage(format!("no context `{n}` (see `clouder ctx ls`)")).into()),
+        },
+    }
+}

@@ -1,0 +1,124 @@
+//! `terminate`: delete everything the cluster owns — by its graph, then by its tags — and forget it.
+
+use super::{confirm, context, resolve_name};
+use crate::Usage;
+use crate::cli::{Global, TerminateArgs};
+use crate::home::Home;
+use crate::output::emit;
+use crate::progress::Progress;
+use crate::provider;
+use anyhow::{Context as _, Result, bail};
+use clouder_aws::AwsInventory;
+use clouder_engine::{ApplyOptions, DestroySummary, Graph, Inventory, calls::Calls, retry::Policy};
+use clouder_spec::{Cluster, Provider};
+use clouder_state::{StateStore, now};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct TerminateOutput<'a> {
+    cluster: &'a str,
+    result: &'a DestroySummary,
+    calls: Calls,
+}
+
+pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<()> {
+    let name = resolve_name(home, args.name)?;
+    let store = home.store()?;
+    let record = store.cluster(&name)?;
+    confirm(
+        &format!("Terminate cluster {name} and delete everything it owns"),
+        args.force || g.yes,
+        "--force",
+    )?;
+
+    // Without local state, sweep by tags alone: nothing clouder made is left behind.
+    let (graph, inventory, cloud) = match &record {
+        Some(r) => {
+            let cluster: Cluster = serde_json::from_value(r.spec.clone())
+                .context("reading the cluster's last applied spec")?;
+            let ctx = context(home, &store, r.context.as_deref())?;
+            let t = provider::connect(&cluster, ctx.as_ref(), false).await?;
+            (t.graph, t.inventory, t.cloud)
+        }
+        None => {
+            let Some(region) = args.region.clone() else {
+                bail!(Usage(format!(
+                    "no cluster `{name}` in local state; pass -r REGION to sweep its tagged resources"
+                )));
+            };
+            let ctx = context(home, &store, None)?;
+            let cloud = provider::connect_cloud(Provider::Aws, Some(region), ctx.as_ref()).await?;
+            let inventory: Box<dyn Inventory> = Box::new(AwsInventory {
+                cloud: cloud.clone(),
+                cluster: name.clone(),
+            });
+            (Graph::new(), inventory, cloud)
+        }
+    };
+
+    if let Some(mut r) = record.clone() {
+        r.status = "terminating".into();
+        r.updated_at = now();
+        store.put_cluster(&r)?;
+    }
+    let progress = Progress::new(g.quiet || g.output != crate::cli::Format::Table);
+    let options = ApplyOptions {
+        cluster: &name,
+        operation: &format!("terminate-{}", now()),
+        concurrency: args.concurrency,
+        retry: Policy::default(),
+    };
+    let summary =
+        clouder_engine::destroy(&graph, inventory.as_ref(), &store, &options, &progress).await?;
+    progress.finish();
+
+    if summary.ok() {
+        forget(home, &store, &name)?;
+    }
+    let out = TerminateOutput {
+        cluster: &name,
+        result: &summary,
+        calls: cloud.calls(),
+    };
+    emit(g.output, &out, || {
+        if summary.ok() {
+            format!(
+                "Cluster {name} terminated: {} objects deleted, nothing left.\n",
+                summary.deleted
+            )
+        } else {
+            String::new()
+        }
+    })?;
+    if !summary.ok() {
+        let mut lines: Vec<String> = summary
+            .failed
+            .iter()
+            .map(|(id, e)| format!("  {id}: {e}"))
+            .collect();
+        lines.extend(
+            summary
+                .remaining
+                .iter()
+                .map(|r| format!("  still there: {r}")),
+        );
+        bail!(
+            "terminate of {name} is incomplete; re-run to finish:\n{}",
+            lines.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Drops the cluster from state, its files, and the default if it was the default.
+fn forget(home: &Home, store: &dyn StateStore, name: &str) -> Result<()> {
+    store.delete_cluster(name)?;
+    let dir = home.cluster_dir(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    if home.default_cluster()?.as_deref() == Some(name) {
+        home.set_default_cluster(None)?;
+    }
+    Ok(())
+}
