@@ -45,23 +45,23 @@ impl MarkedEventReceiver for Recorder {
         let at = (mark.line(), mark.col() + 1);
         match ev {
             Event::Scalar(value, ..) => {
+                // A key names the next node: a scalar value is located where it is written, a
+                // nested mapping or sequence at its key (block collections start oddly).
                 if let Some(Frame::Map {
-                    key: key @ None, ..
+                    path,
+                    key: key @ None,
                 }) = self.stack.last_mut()
                 {
+                    // A block mapping's own start mark is unreliable; its first key places it.
+                    self.index.entry(path.clone()).or_insert(at);
+                    self.index.entry(join(path, &value)).or_insert(at);
                     *key = Some(value);
-                    let Some(Frame::Map { path, key }) = self.stack.last() else {
-                        return;
-                    };
-                    let full = join(path, key.as_deref().unwrap_or_default());
-                    self.index.entry(full).or_insert(at);
                 } else if let Some(path) = self.child_path() {
-                    self.index.entry(path).or_insert(at);
+                    self.index.insert(path, at);
                 }
             }
             Event::MappingStart(..) => {
                 let path = self.child_path().unwrap_or_default();
-                self.index.entry(path.clone()).or_insert(at);
                 self.stack.push(Frame::Map { path, key: None });
             }
             Event::SequenceStart(..) => {
@@ -107,8 +107,8 @@ mod tests {
     fn keys_and_sequence_items_are_located() {
         let text = "a:\n  b: 1\n  list:\n    - name: x\n    - name: y\n      c: [1, 2]\n";
         let index = index(text);
-        assert_eq!(find(&index, "a.b"), Some((2, 3)));
-        assert_eq!(find(&index, "a.list[1].name"), Some((5, 7)));
+        assert_eq!(find(&index, "a.b"), Some((2, 6)));
+        assert_eq!(find(&index, "a.list[1].name"), Some((5, 13)));
         assert_eq!(find(&index, "a.list[1].c"), Some((6, 7)));
         // A missing field points at its nearest parent.
         assert_eq!(find(&index, "a.list[0].missing"), Some((4, 7)));

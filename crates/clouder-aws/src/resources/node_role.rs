@@ -54,7 +54,12 @@ pub async fn list_roles(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, E
         .map_err(|e| classify("listing IAM roles", e))?;
     let ours = role_name(cloud, cluster);
     let mut found = Vec::new();
-    for role in out.roles() {
+    // Filtered here too: not every IAM implementation honours PathPrefix.
+    for role in out
+        .roles()
+        .iter()
+        .filter(|r| r.path() == path(cloud, cluster))
+    {
         let name = role.role_name();
         let policy = absent(
             "reading the node role policy",
@@ -211,6 +216,7 @@ pub async fn list_profiles(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>
     Ok(out
         .instance_profiles()
         .iter()
+        .filter(|p| p.path() == path(cloud, cluster))
         .map(|p| {
             let roles: Vec<&str> = p.roles().iter().map(|r| r.role_name()).collect();
             Found {

@@ -248,11 +248,11 @@ async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags) -> 
         return print_plan(g, name, &planned, target.calls());
     }
 
-    let holder = format!("pid-{}", std::process::id());
+    let holder = lock_holder(std::process::id());
     if run.force_unlock {
         store.force_unlock(name)?;
     }
-    store.lock(name, &holder)?;
+    take_lock(&store, name, &holder)?;
     remember_account(&store, ctx.as_ref(), &target).await?;
     let created_at = store.cluster(name)?.map_or_else(now, |c| c.created_at);
     let record = |status: &str| ClusterRecord {
@@ -342,4 +342,32 @@ async fn remember_account(
         })?;
     }
     Ok(())
+}
+
+/// `HOST:PID` of a run, so a lock left by a dead run on this machine can be recognised.
+fn lock_holder(pid: u32) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{pid}", host.trim())
+}
+
+/// Takes the cluster's lock, breaking it if its holder was a run on this machine that is gone.
+fn take_lock(store: &dyn StateStore, name: &str, holder: &str) -> Result<()> {
+    match store.lock(name, holder) {
+        Err(clouder_state::StateError::Locked { holder: other, .. }) => {
+            let dead = other
+                .rsplit_once(':')
+                .filter(|(host, _)| lock_holder(0).starts_with(&format!("{host}:")))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if !dead {
+                bail!(
+                    "cluster {name} is being changed by another clouder run ({other}); wait for it, or pass --force-unlock if it is gone"
+                );
+            }
+            tracing::info!(%other, "breaking the lock of a run that is gone");
+            store.force_unlock(name)?;
+            Ok(store.lock(name, holder)?)
+        }
+        other => Ok(other?),
+    }
 }

@@ -1,0 +1,189 @@
+//! Starts the peers once per test binary and runs the real `clouder` binary against them.
+
+use clouder_aws::{AwsCloud, AwsInventory, ConnectOptions};
+use clouder_engine::{Inventory, Tagged};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+/// An image the moto server knows in every region.
+pub const IMAGE: &str = "ami-785db401";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The moto server's endpoint; started on first use, stopped when the test process exits
+/// (a watchdog shell kills it when its parent is gone).
+pub fn moto() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        let port = free_port();
+        let script = format!(
+            "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+            parent = std::process::id()
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("moto_server (pip install 'moto[server]')");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// A private CLOUDER_HOME and SSH key for one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519.pub");
+        std::fs::write(&key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvI0r4fQ2ySbbbZqzvz1wq8l8sGm2lq3Qm4vT0zq2cB test@clouder\n").unwrap();
+        Env { dir }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("id_ed25519.pub")
+    }
+
+    /// `clouder ARGS` against moto, with extra environment.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clouder"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("CLOUDER_HOME", self.home())
+            .env("AWS_ENDPOINT_URL", moto())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run clouder")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    /// Runs and insists on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "clouder {args:?} failed:\n{}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `create NAME` with test defaults, as JSON.
+    pub fn create(&self, name: &str, workers: u32, extra: &[&str]) -> serde_json::Value {
+        let workers = workers.to_string();
+        let key = self.key();
+        let mut args = vec![
+            "kubeadm",
+            "create",
+            name,
+            "-w",
+            &workers,
+            "--admin-cidr",
+            "203.0.113.7/32",
+            "--image",
+            IMAGE,
+            "--ssh-public-key",
+            key.to_str().unwrap(),
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An SDK connection to moto, for checking the world from outside clouder.
+pub async fn cloud() -> Arc<AwsCloud> {
+    // SAFETY: set before any client reads them; every test sets the same values.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL", moto());
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
+    AwsCloud::connect(&ConnectOptions {
+        region: Some(REGION.into()),
+        profile: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// Every object carrying the cluster's tags, IAM path or load balancer names.
+pub async fn tagged(cluster: &str) -> Vec<Tagged> {
+    let inventory = AwsInventory {
+        cloud: cloud().await,
+        cluster: cluster.to_string(),
+    };
+    let mut all = inventory.tagged().await.unwrap();
+    all.sort_by(|a, b| (&a.kind, &a.resource_id).cmp(&(&b.kind, &b.resource_id)));
+    all
+}
+
+/// A TCP port that records whether anything connected: proof that no cloud call was made.
+pub struct Tripwire {
+    listener: TcpListener,
+}
+
+impl Tripwire {
+    pub fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Tripwire { listener }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.listener.local_addr().unwrap())
+    }
+
+    pub fn touched(&self) -> bool {
+        self.listener.accept().is_ok()
+    }
+}
+
+pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the `clouder` binary against real peers (the moto server for AWS).
+//! One test binary, so the AWS SDK is linked once.
+
+mod bad_input;
+mod harness;
+mod lifecycle;
+mod local;
+mod resume;
