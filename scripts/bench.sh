@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmarks of issue targets, printed side by side. Uses the release binary and a local moto server.
+#   plan of a 1,000-node spec            target < 1 s
+#   no-op re-apply of 100 workers        target 0 mutating calls, < 3 s
+#   create 1 vs 50 workers               target ratio <= 2
+#   clouder --help, kubeadm ls (100 clusters in state)   target < 20 ms, < 15 MiB
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.local/bin:$PATH"
+bash scripts/peers.sh
+cargo build --release --locked --bin clouder >&2
+clouder=$PWD/${CARGO_TARGET_DIR:-target}/release/clouder
+
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+moto=$!
+trap 'kill $moto 2>/dev/null; rm -rf "$work"' EXIT
+until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null; do sleep 0.2; done
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+       AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true CLOUDER_HOME=$work/home
+ssh-keygen -q -t ed25519 -N '' -f "$work/key"
+common=(--admin-cidr 203.0.113.7/32 --image ami-785db401 --ssh-public-key "$work/key.pub" -q)
+
+now() { date +%s.%N; }
+# seconds elapsed for a command (its output discarded)
+calc() { python3 -c "print($1)"; }
+timed() { local t0; t0=$(now); "$@" >/dev/null; calc "$(now) - $t0"; }
+# median of N wall-time runs, in ms
+median_ms() { local n=$1; shift; for _ in $(seq "$n"); do timed "$@"; done | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]*1000}'; }
+peak_kib() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+
+# A warm-up, so moto's lazy start-up costs land in no figure.
+"$clouder" kubeadm create warmup -w 1 "${common[@]}" >/dev/null
+"$clouder" kubeadm terminate warmup --force -q >/dev/null
+
+plan_1000=$(timed "$clouder" kubeadm plan -f <(cat <<YAML
+apiVersion: clouder.io/v1alpha1
+kind: Cluster
+metadata: {name: big}
+spec:
+  provider: aws
+  adminCidrs: [203.0.113.7/32]
+  image: ami-785db401
+  ssh: {publicKeyPath: $work/key.pub}
+  controlPlane: {count: 3}
+  nodePools: [{name: workers, count: 997}]
+YAML
+))
+
+create_1=$(timed "$clouder" kubeadm create one -w 1 "${common[@]}")
+create_50=$(timed "$clouder" kubeadm create fifty -w 50 "${common[@]}")
+"$clouder" kubeadm create hundred -w 100 "${common[@]}" >/dev/null
+noop_100=$(timed "$clouder" kubeadm create hundred -w 100 "${common[@]}")
+noop_mut=$("$clouder" kubeadm create hundred -w 100 "${common[@]}" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"]["mutating"])')
+
+# 100 clusters in local state (records only: ls reads state, not the cloud)
+python3 - "$CLOUDER_HOME/state.db" <<'PY'
+import json, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+for i in range(100):
+    spec = {"apiVersion": "clouder.io/v1alpha1", "kind": "Cluster", "metadata": {"name": f"c{i}"},
+            "spec": {"provider": "aws", "controlPlane": {"count": 1, "size": "t3.large", "osDiskGb": 100},
+                     "nodePools": [{"name": "workers", "count": 3, "size": "t3.xlarge", "osDiskGb": 100}]}}
+    db.execute("INSERT OR REPLACE INTO clusters VALUES (?,?,?,?,?,?,?,?,?)",
+               (f"c{i}", "aws", "us-east-1", None, json.dumps(spec), "ready", 0, int(time.time()), int(time.time())))
+db.commit()
+PY
+help_ms=$(median_ms 21 "$clouder" --help)
+ls_ms=$(median_ms 21 "$clouder" kubeadm ls)
+help_kib=$(peak_kib "$clouder" --help)
+ls_kib=$(peak_kib "$clouder" kubeadm ls)
+
+printf '\n%-44s %12s %12s\n' "benchmark" "measured" "target"
+printf '%-44s %11.3fs %12s\n' "plan, 1,000-node spec" "$plan_1000" "< 1 s"
+printf '%-44s %11.3fs %12s\n' "create, 1 worker" "$create_1" ""
+printf '%-44s %11.3fs %12s\n' "create, 50 workers" "$create_50" ""
+printf '%-44s %12.2f %12s\n' "  ratio 50 / 1" "$(calc "$create_50 / $create_1")" "<= 2"
+printf '%-44s %11.3fs %12s\n' "no-op re-apply, 100 workers" "$noop_100" "< 3 s"
+printf '%-44s %12s %12s\n' "  mutating calls" "$noop_mut" "0"
+printf '%-44s %10sms %12s\n' "clouder --help (median of 21)" "$help_ms" "< 20 ms"
+printf '%-44s %10sms %12s\n' "clouder kubeadm ls, 100 clusters (median)" "$ls_ms" "< 20 ms"
+printf '%-44s %9.1fMiB %12s\n' "clouder --help, peak memory" "$(calc "$help_kib / 1024")" "< 15 MiB"
+printf '%-44s %9.1fMiB %12s\n' "clouder kubeadm ls, peak memory" "$(calc "$ls_kib / 1024")" "< 15 MiB"
