@@ -132,7 +132,7 @@ struct ThrottlingConnector {
 
 impl HttpConnector for ThrottlingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        if (self.seen.fetch_add(1, Ordering::SeqCst) + 1) % self.every != 0 {
+        if !(self.seen.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(self.every) {
             return self.inner.call(request);
         }
         // EC2 speaks its own error dialect; IAM, ELBv2 and STS the query one.

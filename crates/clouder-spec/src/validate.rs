@@ -8,6 +8,8 @@ pub type Problems = Vec<(String, String)>;
 /// Longest cluster name: cloud names such as `NAME-api` (load balancer, ≤ 32) derive from it.
 pub const MAX_NAME_LEN: usize = 28;
 const MAX_NODES: u32 = 5000;
+/// Images every provider knows by name.
+pub const IMAGE_ALIASES: [&str; 3] = ["Ubuntu2204", "Ubuntu2404", "Debian12"];
 
 pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     let mut p = Problems::new();
@@ -168,8 +170,18 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     if let Err(why) = k8s_version(&spec.kubernetes.version) {
         bad("spec.kubernetes.version", why);
     }
-    if spec.image.trim().is_empty() {
-        bad("spec.image", "must not be empty".into());
+    let alias = IMAGE_ALIASES.contains(&spec.image.as_str());
+    match spec.provider {
+        Provider::Aws if !alias && !spec.image.starts_with("ami-") => bad(
+            "spec.image",
+            format!(
+                "`{}` is neither an image alias ({}) nor an AMI id (ami-…)",
+                spec.image,
+                IMAGE_ALIASES.join(", ")
+            ),
+        ),
+        _ if spec.image.trim().is_empty() => bad("spec.image", "must not be empty".into()),
+        _ => {}
     }
     if !spec
         .admin_user

@@ -48,6 +48,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once per process: boxing the big variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// kubeadm clusters: create, plan, apply, terminate, inspect.
@@ -58,6 +60,7 @@ pub enum Command {
     Ctx(Ctx),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Kubeadm {
     /// Create a cluster's machines and network (converges if it exists).

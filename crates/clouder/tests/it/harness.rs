@@ -23,30 +23,34 @@ fn free_port() -> u16 {
 /// The moto server's endpoint; started on first use, stopped when the test process exits
 /// (a watchdog shell kills it when its parent is gone).
 pub fn moto() -> &'static str {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(|| {
-        let port = free_port();
-        let script = format!(
-            "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+    // The watchdog shell lives as long as the test process; it is kept, never waited on.
+    static ENDPOINT: OnceLock<(std::process::Child, String)> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            let port = free_port();
+            let script = format!(
+                "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
              while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
-            parent = std::process::id()
-        );
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("moto_server (pip install 'moto[server]')");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start on port {port}"
+                parent = std::process::id()
             );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        format!("http://127.0.0.1:{port}")
-    })
+            let watchdog = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("moto_server (pip install 'moto[server]')");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "moto_server did not start on port {port}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (watchdog, format!("http://127.0.0.1:{port}"))
+        })
+        .1
+        .as_str()
 }
 
 /// A private CLOUDER_HOME and SSH key for one test.
