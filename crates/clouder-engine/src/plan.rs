@@ -128,7 +128,9 @@ pub async fn plan(
             _ => true,
         })
         .collect();
-    orphans.sort_by(|a, b| (a.rank, &a.cloud_id).cmp(&(b.rank, &b.cloud_id)));
+    orphans.sort_by(|a, b| {
+        (a.rank, &a.resource_id, &a.cloud_id).cmp(&(b.rank, &b.resource_id, &b.cloud_id))
+    });
     items.extend(orphans.into_iter().map(|t| PlanItem {
         id: t.resource_id.clone().unwrap_or_else(|| t.cloud_id.clone()),
         kind: t.kind.clone(),
