@@ -1,0 +1,147 @@
+//! The spec as users write it: defaults, and every problem reported at once with its place.
+
+use clouder_spec::{Cluster, Provider, parse};
+
+const MINIMAL: &str = "apiVersion: clouder.io/v1alpha1
+kind: Cluster
+metadata:
+  name: demo
+spec:
+  provider: aws
+  adminCidrs: [203.0.113.7/32]
+";
+
+#[test]
+fn a_minimal_spec_gets_the_documented_defaults() {
+    let c = parse("c.yaml", MINIMAL).unwrap();
+    let s = &c.spec;
+    assert_eq!(s.network.vpc_cidr.to_string(), "10.0.0.0/16");
+    assert_eq!(s.network.subnet_cidr.to_string(), "10.0.0.0/24");
+    assert_eq!(s.network.pod_cidr.to_string(), "10.244.0.0/16");
+    assert_eq!(s.network.service_cidr.to_string(), "10.96.0.0/12");
+    assert_eq!(s.kubernetes.version, "1.32");
+    assert_eq!(
+        (
+            s.control_plane.count,
+            s.control_plane.size.as_str(),
+            s.control_plane.os_disk_gb
+        ),
+        (1, "t3.large", 100)
+    );
+    assert_eq!(s.node_pools.len(), 1);
+    let workers = &s.node_pools[0];
+    assert_eq!(
+        (workers.name.as_str(), workers.count, workers.size.as_str()),
+        ("workers", 3, "t3.xlarge")
+    );
+    for (k, v) in clouder_spec::DEFAULT_WORKER_LABELS {
+        assert_eq!(workers.labels.get(k).map(String::as_str), Some(v));
+    }
+    assert_eq!(s.admin_user, "ubuntu");
+}
+
+#[test]
+fn pool_labels_override_the_defaults_and_keep_the_rest() {
+    let text = MINIMAL.to_string()
+        + "  nodePools:\n    - name: gpu\n      count: 2\n      labels: {node.datalayer.io/variant: large, team: ml}\n      taints: [{key: nvidia.com/gpu, effect: NoSchedule}]\n";
+    let c = parse("c.yaml", &text).unwrap();
+    let pool = &c.spec.node_pools[0];
+    assert_eq!(pool.labels["node.datalayer.io/variant"], "large");
+    assert_eq!(pool.labels["team"], "ml");
+    assert_eq!(pool.labels["xpu.datalayer.io/cpu"], "true");
+    assert_eq!(c.worker_count(), 2);
+}
+
+#[test]
+fn every_problem_is_reported_with_file_line_column_and_path() {
+    let text = "apiVersion: clouder.io/v1alpha1
+kind: Cluster
+metadata:
+  name: this-name-is-far-too-long-for-cloud-objects
+spec:
+  provider: aws
+  network:
+    subnetCidr: 192.168.0.0/24
+  controlPlane: {count: 0, osDiskGb: 10}
+  nodePools:
+    - {name: a, count: 1}
+    - {name: a, count: 1}
+  kubernetes: {version: latest}
+";
+    let errors = parse("bad.yaml", text).unwrap_err();
+    let shown = errors.to_string();
+    for expected in [
+        "bad.yaml:4:9: metadata.name",
+        "bad.yaml:8:17: spec.network.subnetCidr: 192.168.0.0/24 is not inside the VPC CIDR 10.0.0.0/16",
+        "bad.yaml:5:1: spec.adminCidrs: required",
+        "bad.yaml:9:25: spec.controlPlane.count: must be at least 1",
+        "bad.yaml:9:38: spec.controlPlane.osDiskGb",
+        "bad.yaml:12:14: spec.nodePools[1].name: pool `a` is defined twice",
+        "bad.yaml:13:25: spec.kubernetes.version",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing `{expected}` in:\n{shown}"
+        );
+    }
+    assert_eq!(errors.0.len(), 7, "{shown}");
+}
+
+#[test]
+fn host_bits_and_wrong_kinds_are_refused() {
+    let bad_cidr = MINIMAL.replace("[203.0.113.7/32]", "[203.0.113.7/24]");
+    let shown = parse("c.yaml", &bad_cidr).unwrap_err().to_string();
+    assert!(shown.contains("did you mean 203.0.113.0/24"), "{shown}");
+    let wrong_kind = MINIMAL.replace("kind: Cluster", "kind: Deployment");
+    assert!(
+        parse("c.yaml", &wrong_kind)
+            .unwrap_err()
+            .to_string()
+            .contains("c.yaml:2:7: kind")
+    );
+    let wrong_type = MINIMAL.replace(
+        "  provider: aws",
+        "  provider: aws\n  controlPlane: {count: many}",
+    );
+    let shown = parse("c.yaml", &wrong_type).unwrap_err().to_string();
+    assert!(
+        shown.starts_with("c.yaml:7:25: spec.controlPlane.count: invalid type"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_readme_example_is_a_valid_spec() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let yaml = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .expect("a yaml block in README");
+    let c = parse("README.md", yaml).unwrap();
+    assert_eq!(c.name(), "demo");
+    assert_eq!(c.spec.node_pools[0].labels["team"], "data");
+}
+
+#[test]
+fn specs_built_from_flags_are_validated_too() {
+    let mut c = Cluster::new("Flags!", Provider::Aws);
+    c.spec.admin_cidrs = vec!["203.0.113.7/32".parse().unwrap()];
+    let err = clouder_spec::finish(c, "flags").unwrap_err().to_string();
+    assert!(err.starts_with("flags: metadata.name"), "{err}");
+}
+
+#[test]
+fn the_schema_names_every_top_level_field() {
+    let schema = clouder_spec::json_schema().to_string();
+    for field in [
+        "apiVersion",
+        "adminCidrs",
+        "nodePools",
+        "osDiskGb",
+        "serviceCidr",
+    ] {
+        assert!(schema.contains(field), "{field}");
+    }
+}
