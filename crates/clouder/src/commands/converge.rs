@@ -230,9 +230,11 @@ struct ApplyOutput<'a> {
     calls: Calls,
 }
 
-async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags) -> Result<()> {
+async fn converge(home: &Home, g: &Global, mut cluster: Cluster, run: &RunFlags) -> Result<()> {
     let store = home.store()?;
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
+    // Pin the context in the recorded spec: later commands use it even if the current one changes.
+    cluster.spec.context = ctx.as_ref().map(|c| c.name.clone());
     let target = provider::connect(&cluster, ctx.as_ref(), true).await?;
     let progress = Progress::new(g.quiet || g.output != crate::cli::Format::Table);
     let name = cluster.name();

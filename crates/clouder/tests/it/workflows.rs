@@ -69,7 +69,8 @@ async fn flags_override_the_spec_file_and_apply_converges_to_the_file() {
 async fn a_cluster_remembers_its_context_and_the_context_learns_the_account() {
     let env = Env::new();
     env.ok(&["ctx", "add", "lab", "--provider", "aws", "-r", REGION]);
-    let created = env.create("ctxd", 1, &["--context", "lab"]);
+    // `lab` is current (the first context added), so it is used without --context.
+    let created = env.create("ctxd", 1, &[]);
     assert_eq!(created["result"]["created"], 13);
     let ctx = json(&env.ok(&["ctx", "show", "lab", "-o", "json"]));
     assert_eq!(
@@ -78,6 +79,25 @@ async fn a_cluster_remembers_its_context_and_the_context_learns_the_account() {
     );
     let info = json(&env.ok(&["kubeadm", "info", "ctxd", "-o", "json"]));
     assert_eq!(info["cluster"]["context"], "lab");
+    assert_eq!(
+        info["cluster"]["spec"]["spec"]["context"], "lab",
+        "pinned in the recorded spec"
+    );
+    env.ok(&[
+        "ctx",
+        "add",
+        "elsewhere",
+        "--provider",
+        "aws",
+        "-r",
+        "eu-west-1",
+    ]);
+    env.ok(&["ctx", "use", "elsewhere"]);
+    let plan = json(&env.ok(&["kubeadm", "plan", "ctxd", "-o", "json"]));
+    assert_eq!(
+        plan["summary"]["unchanged"], 13,
+        "plan NAME still looks in the cluster's own context"
+    );
     env.ok(&["kubeadm", "terminate", "ctxd", "--force"]);
     assert!(tagged("ctxd").await.is_empty());
 }
