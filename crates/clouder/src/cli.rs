@@ -58,6 +58,21 @@ pub enum Command {
     /// Named cloud accounts (references only; credentials stay with the cloud's own tools).
     #[command(subcommand)]
     Ctx(Ctx),
+    /// Run kubectl against a cluster: `clouder kubectl [NAME] ARGS…` (NAME defaults to the default cluster).
+    #[command(
+        after_help = "Examples:\n  clouder kubectl demo get nodes\n  clouder kubectl get pods -A   # the default cluster"
+    )]
+    Kubectl(PassThrough),
+    /// Run helm against a cluster: `clouder helm NAME ARGS…`.
+    #[command(after_help = "Example:\n  clouder helm demo list -A")]
+    Helm(PassThrough),
+}
+
+#[derive(Args, Debug)]
+pub struct PassThrough {
+    /// [NAME] then the tool's own arguments, passed as they are.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -77,17 +92,63 @@ pub enum Kubeadm {
     )]
     Plan(PlanArgs),
     /// Delete everything the cluster owns, and its local files.
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm terminate demo --force\n  clouder kubeadm terminate old -r eu-west-1 --force   # sweep by tags, no local state"
+    )]
     Terminate(TerminateArgs),
     /// Clusters known locally.
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm ls\n  clouder kubeadm ls --details -o json"
+    )]
     Ls(LsArgs),
     /// A cluster's state, resources and next steps.
+    #[command(after_help = "Example:\n  clouder kubeadm info demo -o json")]
     Info(NameArg),
     /// Persist the default cluster.
+    #[command(after_help = "Example:\n  clouder kubeadm set-default demo")]
     SetDefault(RequiredName),
     /// Select a cluster's kubeconfig.
+    #[command(after_help = "Example:\n  eval \"$(clouder kubeadm use demo --print-export)\"")]
     Use(UseArgs),
     /// Print the JSON Schema of the cluster spec.
     Schema,
+    /// Bootstrap Kubernetes on created machines.
+    #[command(
+        after_help = "Example:\n  clouder kubeadm setup demo -u ubuntu -i id_ed25519 --k8s-version 1.32 --node-label team=data"
+    )]
+    Setup(SetupArgs),
+    /// Fetch the kubeconfig and the kubelet client certificate.
+    #[command(after_help = "Example:\n  clouder kubeadm get-config demo -u ubuntu -i id_ed25519")]
+    GetConfig(SshTarget),
+    /// Scale the workers; down drains the least-loaded first.
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm scale demo -w 5\n  clouder kubeadm scale demo -w 2 --force"
+    )]
+    Scale(ScaleArgs),
+    /// Delete NotReady workers and failed machines.
+    #[command(after_help = "Example:\n  clouder kubeadm prune demo --force")]
+    Prune(ForceArgs),
+    /// Ingress check, then checkpoint/restore of a counter pod.
+    #[command(after_help = "Example:\n  clouder kubeadm smoke-test demo --no-cleanup")]
+    SmokeTest(SmokeArgs),
+    /// Install the NGINX ingress controller with a cloud load balancer.
+    #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-nginx demo")]
+    EnableIngressNginx(SshTarget),
+    /// Install the Traefik ingress controller with a cloud load balancer.
+    #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-traefik demo")]
+    EnableIngressTraefik(SshTarget),
+    /// Remove the NGINX ingress controller.
+    #[command(after_help = "Example:\n  clouder kubeadm disable-ingress-nginx demo --force")]
+    DisableIngressNginx(SshForceArgs),
+    /// Remove the Traefik ingress controller.
+    #[command(after_help = "Example:\n  clouder kubeadm disable-ingress-traefik demo --force")]
+    DisableIngressTraefik(SshForceArgs),
+    /// Upgrade kubelet, kubeadm and kubectl to the target version on all nodes.
+    #[command(after_help = "Example:\n  clouder kubeadm upgrade-kubelet demo -u ubuntu")]
+    UpgradeKubelet(SshTarget),
+    /// Record a cluster of a reference CLOUDER_HOME (kubeadm/NAME/kubeadm.json) in clouder's state.
+    #[command(after_help = "Example:\n  clouder kubeadm import legacy")]
+    Import(RequiredName),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -204,6 +265,89 @@ pub struct LsArgs {
     pub details: bool,
 }
 
+/// How to reach the machines over SSH.
+#[derive(Args, Debug, Clone)]
+pub struct SshFlags {
+    /// Login user on the machines.
+    #[arg(short = 'u', long)]
+    pub admin_user: Option<String>,
+    /// Key name in ~/.ssh/ (or a path).
+    #[arg(short = 'i', long)]
+    pub key: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SshTarget {
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct SshForceArgs {
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshFlags,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SetupArgs {
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshFlags,
+    /// Kubernetes version to install.
+    #[arg(long)]
+    pub k8s_version: Option<String>,
+    /// Worker label k=v (repeatable or comma-separated); default the three runtime labels.
+    #[arg(long, value_delimiter = ',')]
+    pub node_label: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    pub name: Option<String>,
+    /// Target number of workers.
+    #[arg(short = 'w', long, required = true)]
+    pub workers: u32,
+    #[command(flatten)]
+    pub ssh: SshFlags,
+    /// OS disk size of new workers, in GB.
+    #[arg(long)]
+    pub os_disk_size_gb: Option<u32>,
+    /// Label for new workers k=v (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub node_label: Vec<String>,
+    /// Do not ask before removing workers.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ForceArgs {
+    pub name: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SmokeArgs {
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshFlags,
+    /// Delete the test resources afterwards (default).
+    #[arg(long, overrides_with = "no_cleanup")]
+    pub cleanup: bool,
+    /// Keep the test resources for inspection.
+    #[arg(long)]
+    pub no_cleanup: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct NameArg {
     pub name: Option<String>,
@@ -217,6 +361,8 @@ pub struct RequiredName {
 #[derive(Args, Debug)]
 pub struct UseArgs {
     pub name: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshFlags,
     /// Print only `export KUBECONFIG=…`, for `eval`.
     #[arg(long)]
     pub print_export: bool,

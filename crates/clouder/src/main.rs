@@ -7,6 +7,7 @@ mod home;
 mod output;
 mod progress;
 mod provider;
+mod reference;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -15,6 +16,11 @@ use std::process::ExitCode;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Usage(pub String);
+
+/// Exit with this code and say nothing more (a pass-through tool already spoke).
+#[derive(Debug, thiserror::Error)]
+#[error("exit {0}")]
+pub struct Exit(pub u8);
 
 fn main() -> ExitCode {
     #[cfg(unix)]
@@ -30,6 +36,9 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<Exit>().is_some() => {
+            ExitCode::from(err.downcast_ref::<Exit>().map_or(1, |e| e.0))
+        }
         Err(err) => {
             let usage = err.downcast_ref::<Usage>().is_some()
                 || err.downcast_ref::<clouder_spec::SpecErrors>().is_some();

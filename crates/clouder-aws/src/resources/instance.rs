@@ -83,6 +83,7 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
                     "size",
                     i.instance_type().map(|t| t.as_str()).unwrap_or_default(),
                 )
+                .with("name", tag_of(i.tags(), "Name").unwrap_or_default())
                 .with("pool", tag_of(i.tags(), POOL_TAG).unwrap_or_default())
                 .with("private_ip", i.private_ip_address().unwrap_or_default())
                 .with("public_ip", i.public_ip_address().unwrap_or_default())
@@ -260,6 +261,7 @@ impl Resource for Instance {
             .first()
             .ok_or_else(|| Error::permanent("RunInstances returned no instance"))?;
         Ok(Observed::new(i.instance_id().unwrap_or_default())
+            .with("name", self.name.as_str())
             .with("size", self.size.as_str())
             .with("pool", self.pool.as_str())
             .with("private_ip", i.private_ip_address().unwrap_or_default())

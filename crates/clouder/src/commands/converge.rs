@@ -230,7 +230,12 @@ struct ApplyOutput<'a> {
     calls: Calls,
 }
 
-async fn converge(home: &Home, g: &Global, mut cluster: Cluster, run: &RunFlags) -> Result<()> {
+pub(super) async fn converge(
+    home: &Home,
+    g: &Global,
+    mut cluster: Cluster,
+    run: &RunFlags,
+) -> Result<()> {
     let store = home.store()?;
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
     // Pin the context in the recorded spec: later commands use it even if the current one changes.
@@ -293,6 +298,9 @@ async fn converge(home: &Home, g: &Global, mut cluster: Cluster, run: &RunFlags)
     store.put_cluster(&record(status))?;
     store.unlock(name, &holder)?;
     let summary = result?;
+    if summary.ok() {
+        write_reference(home, &store, &cluster, ctx.as_ref(), &target.cloud.region)?;
+    }
 
     let out = ApplyOutput {
         cluster: name,
@@ -372,4 +380,73 @@ fn take_lock(store: &dyn StateStore, name: &str, holder: &str) -> Result<()> {
         }
         other => Ok(other?),
     }
+}
+
+/// Keeps `kubeadm/NAME/kubeadm.json` current, so the reference Clouder sees this cluster too.
+fn write_reference(
+    home: &Home,
+    store: &dyn StateStore,
+    cluster: &Cluster,
+    ctx: Option<&clouder_state::Context>,
+    region: &str,
+) -> Result<()> {
+    let name = cluster.name();
+    let resources = store.resources(name)?;
+    let machine = |r: &clouder_state::ResourceRecord| {
+        let attr = |k: &str| r.attrs.get(k).cloned().unwrap_or_default();
+        serde_json::json!({ "name": attr("name"), "id": r.cloud_id, "public_ip": attr("public_ip"), "private_ip": attr("private_ip") })
+    };
+    let instances = resources.iter().filter(|r| r.kind == "aws_instance");
+    let (masters, workers): (Vec<_>, Vec<_>) = instances.partition(|r| {
+        r.attrs.get("pool").and_then(|p| p.as_str())
+            == Some(clouder_aws::resources::CONTROL_PLANE_POOL)
+    });
+    let cloud_id = |id: &str| {
+        resources
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.cloud_id.clone())
+    };
+    let mut rest = serde_json::Map::new();
+    if let Some(master) = masters.first() {
+        let m = machine(master);
+        rest.insert("master_name".into(), m["name"].clone());
+        rest.insert("master_public_ip".into(), m["public_ip"].clone());
+        rest.insert("master_private_ip".into(), m["private_ip"].clone());
+    }
+    rest.insert(
+        "masters".into(),
+        masters.iter().map(|r| machine(r)).collect(),
+    );
+    rest.insert(
+        "workers".into(),
+        workers.iter().map(|r| machine(r)).collect(),
+    );
+    for (key, id) in [
+        ("vpc_id", "vpc"),
+        ("subnet_id", "subnet"),
+        ("security_group_id", "security-group"),
+    ] {
+        if let Some(v) = cloud_id(id) {
+            rest.insert(key.into(), v.into());
+        }
+    }
+    let setup_complete = crate::reference::read(home, name)
+        .ok()
+        .flatten()
+        .is_some_and(|r| r.setup_complete);
+    let pool = cluster.spec.node_pools.first();
+    let json = crate::reference::KubeadmJson {
+        cloud: cluster.spec.provider.as_str().into(),
+        region: Some(region.to_string()),
+        setup_complete,
+        account_id: ctx.and_then(|c| c.account.clone()),
+        requested_workers: Some(cluster.worker_count()),
+        master_size: Some(cluster.spec.control_plane.size.clone()),
+        node_size: pool.map(|p| p.size.clone()),
+        admin_user: Some(cluster.spec.admin_user.clone()),
+        rest,
+        ..Default::default()
+    };
+    crate::reference::write(home, name, json)
 }

@@ -5,6 +5,7 @@ use crate::Usage;
 use crate::cli::{Global, LsArgs, UseArgs};
 use crate::home::Home;
 use crate::output::{emit, table};
+use crate::reference;
 use anyhow::Result;
 use clouder_spec::Cluster;
 use clouder_state::{ClusterRecord, JournalEntry, ResourceRecord, StateStore};
@@ -16,6 +17,7 @@ struct Row {
     default: bool,
     cloud: String,
     region: String,
+    resource_group: String,
     status: String,
     control_planes: u32,
     workers: u32,
@@ -29,27 +31,51 @@ fn node_counts(record: &ClusterRecord) -> (u32, u32) {
         .unwrap_or_default()
 }
 
+/// Clusters in clouder's state, then those only a reference `kubeadm.json` knows. A malformed
+/// file is reported (exit 1) without hiding the others.
 pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
     let store = home.store()?;
     let default = home.default_cluster()?;
-    let rows: Vec<Row> = store
-        .clusters()?
-        .into_iter()
-        .map(|c| {
-            let (control_planes, workers) = node_counts(&c);
-            Row {
-                default: default.as_deref() == Some(c.name.as_str()),
-                kubeconfig: home.kubeconfig(&c.name).exists(),
-                cloud: c.provider,
-                region: c.region.unwrap_or_default(),
-                status: c.status,
-                setup: c.setup_complete,
-                control_planes,
-                workers,
-                name: c.name,
-            }
-        })
-        .collect();
+    let mut problems = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for c in store.clusters()? {
+        let (control_planes, workers) = node_counts(&c);
+        let reference = reference::read(home, &c.name).unwrap_or_default();
+        rows.push(Row {
+            default: default.as_deref() == Some(c.name.as_str()),
+            kubeconfig: home.kubeconfig(&c.name).exists(),
+            cloud: c.provider,
+            region: c.region.unwrap_or_default(),
+            resource_group: reference.and_then(|r| r.resource_group).unwrap_or_default(),
+            status: c.status,
+            setup: c.setup_complete,
+            control_planes,
+            workers,
+            name: c.name,
+        });
+    }
+    for name in reference::names(home) {
+        if rows.iter().any(|r| r.name == name) {
+            continue;
+        }
+        match reference::read(home, &name) {
+            Ok(Some(r)) => rows.push(Row {
+                default: default.as_deref() == Some(name.as_str()),
+                kubeconfig: home.kubeconfig(&name).exists(),
+                cloud: r.cloud,
+                region: r.region.unwrap_or_default(),
+                resource_group: r.resource_group.unwrap_or_default(),
+                status: "reference".into(),
+                setup: r.setup_complete,
+                control_planes: 1,
+                workers: r.requested_workers.unwrap_or_default(),
+                name,
+            }),
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     emit(g.output, &rows, || {
         let mut headers = vec![
@@ -57,12 +83,13 @@ pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
             "DEFAULT",
             "CLOUD",
             "REGION",
+            "RESOURCE GROUP",
             "STATUS",
             "KUBECONFIG",
             "SETUP",
         ];
         if args.details {
-            headers.extend(["MASTERS", "WORKERS"]);
+            headers.extend(["MASTERS", "MASTERS STATE", "WORKERS", "WORKERS STATE"]);
         }
         let cells: Vec<Vec<String>> = rows
             .iter()
@@ -72,12 +99,24 @@ pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
                     if r.default { "*".into() } else { String::new() },
                     r.cloud.clone(),
                     r.region.clone(),
+                    r.resource_group.clone(),
                     r.status.clone(),
                     yes_no(r.kubeconfig),
                     yes_no(r.setup),
                 ];
                 if args.details {
-                    row.extend([r.control_planes.to_string(), r.workers.to_string()]);
+                    // Readiness comes from the API server; without a kubeconfig there is none to ask.
+                    let state = if r.kubeconfig {
+                        "unreachable"
+                    } else {
+                        "no-kubeconfig"
+                    };
+                    row.extend([
+                        r.control_planes.to_string(),
+                        state.into(),
+                        r.workers.to_string(),
+                        state.into(),
+                    ]);
                 }
                 row
             })
@@ -87,6 +126,68 @@ pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
         } else {
             table(&headers, &cells)
         }
+    })?;
+    if let Some(first) = problems.first() {
+        for p in &problems {
+            eprintln!("error: {p:#}");
+        }
+        anyhow::bail!(
+            "{} cluster folder(s) could not be read (first: {first:#})",
+            problems.len()
+        );
+    }
+    Ok(())
+}
+
+/// Records a reference cluster in clouder's state; the reference's files stay as they are.
+pub fn import(home: &Home, g: &Global, name: &str) -> Result<()> {
+    let Some(r) = reference::read(home, name)? else {
+        return Err(Usage(format!(
+            "no {} to import",
+            reference::path(home, name).display()
+        ))
+        .into());
+    };
+    let provider: clouder_spec::Provider = r.cloud.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{}: field `cloud`: {e}",
+            reference::path(home, name).display()
+        )
+    })?;
+    let mut cluster = Cluster::new(name, provider);
+    cluster.spec.region = r.region.clone();
+    if let Some(n) = r.requested_workers {
+        cluster.spec.node_pools[0].count = n;
+    }
+    if let Some(size) = &r.master_size {
+        cluster.spec.control_plane.size = size.clone();
+    }
+    if let Some(size) = &r.node_size {
+        cluster.spec.node_pools[0].size = size.clone();
+    }
+    if let Some(user) = &r.admin_user {
+        cluster.spec.admin_user = user.clone();
+    }
+    cluster.apply_defaults();
+    let store = home.store()?;
+    let now = clouder_state::now();
+    let record = ClusterRecord {
+        name: name.to_string(),
+        provider: provider.as_str().into(),
+        region: r.region,
+        context: None,
+        spec: serde_json::to_value(&cluster)?,
+        status: "imported".into(),
+        setup_complete: r.setup_complete,
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_cluster(&record)?;
+    emit(g.output, &record, || {
+        format!(
+            "Imported {name} from {}.\n",
+            reference::path(home, name).display()
+        )
     })
 }
 
@@ -105,10 +206,7 @@ pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
     let name = resolve_name(home, name)?;
     let store = home.store()?;
     let Some(cluster) = store.cluster(&name)? else {
-        return Err(Usage(format!(
-            "no cluster `{name}` in local state (see `clouder kubeadm ls`)"
-        ))
-        .into());
+        return reference_info(home, g, &name);
     };
     let kubeconfig = home.kubeconfig(&name);
     let next_steps = match cluster.status.as_str() {
@@ -157,6 +255,37 @@ pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
             out += &format!("  {step}\n");
         }
         out
+    })
+}
+
+/// `info` of a cluster only a reference `kubeadm.json` knows.
+fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
+    let Some(r) = reference::read(home, name)? else {
+        return Err(Usage(format!("no cluster `{name}` (see `clouder kubeadm ls`)")).into());
+    };
+    let kubeconfig = home.kubeconfig(name);
+    let out = serde_json::json!({
+        "name": name, "source": reference::path(home, name), "reference": r,
+        "kubeconfig": kubeconfig, "kubeconfig_present": kubeconfig.exists(),
+        "next_steps": [format!("clouder kubeadm import {name}")],
+    });
+    emit(g.output, &out, || {
+        format!(
+            "Cluster:     {name} (reference CLOUDER_HOME)\nCloud:       {} {}\nSetup:       {}\nKubeconfig:  {}{}\n\nNext steps:\n  clouder kubeadm import {name}\n",
+            r.cloud,
+            r.region.as_deref().unwrap_or(""),
+            if r.setup_complete {
+                "complete"
+            } else {
+                "not done"
+            },
+            kubeconfig.display(),
+            if kubeconfig.exists() {
+                ""
+            } else {
+                " (not fetched yet)"
+            },
+        )
     })
 }
 

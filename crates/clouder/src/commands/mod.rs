@@ -3,6 +3,9 @@
 mod converge;
 mod ctx;
 mod inspect;
+mod passthrough;
+mod pending;
+mod scale;
 mod terminate;
 
 use crate::Usage;
@@ -26,8 +29,57 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
             Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
             Kubeadm::Schema => inspect::schema(),
+            Kubeadm::Import(args) => inspect::import(&home, g, &args.name),
+            Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
+            Kubeadm::Setup(a) => {
+                pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
+            }
+            Kubeadm::GetConfig(a) => {
+                pending::not_yet(&home, a.name, "get-config", "node access over SSH")
+            }
+            Kubeadm::Prune(a) => pending::not_yet(
+                &home,
+                a.name,
+                "prune",
+                "the Kubernetes layer (node readiness)",
+            ),
+            Kubeadm::SmokeTest(a) => pending::not_yet(
+                &home,
+                a.name,
+                "smoke-test",
+                "the Kubernetes layer and checkpoint/restore",
+            ),
+            Kubeadm::EnableIngressNginx(a) => pending::not_yet(
+                &home,
+                a.name,
+                "enable-ingress-nginx",
+                "the Kubernetes addon layer",
+            ),
+            Kubeadm::EnableIngressTraefik(a) => pending::not_yet(
+                &home,
+                a.name,
+                "enable-ingress-traefik",
+                "the Kubernetes addon layer",
+            ),
+            Kubeadm::DisableIngressNginx(a) => pending::not_yet(
+                &home,
+                a.name,
+                "disable-ingress-nginx",
+                "the Kubernetes addon layer",
+            ),
+            Kubeadm::DisableIngressTraefik(a) => pending::not_yet(
+                &home,
+                a.name,
+                "disable-ingress-traefik",
+                "the Kubernetes addon layer",
+            ),
+            Kubeadm::UpgradeKubelet(a) => {
+                pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
+            }
         },
         Command::Ctx(c) => ctx::run(&home, g, c),
+        Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
+        Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
     }
 }
 

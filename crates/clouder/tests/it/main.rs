@@ -5,5 +5,6 @@ mod bad_input;
 mod harness;
 mod lifecycle;
 mod local;
+mod parity;
 mod resume;
 mod workflows;

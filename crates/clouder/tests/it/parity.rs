@@ -1,0 +1,241 @@
+//! The reference Clouder's documented surface (../shared/CLI.md): every command and flag, the
+//! default cluster, pass-through wrappers, and clusters from a reference CLOUDER_HOME.
+
+use crate::harness::*;
+
+/// (command, documented flags) from the table of ../shared/CLI.md.
+fn documented() -> Vec<(String, Vec<String>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/CLI.md");
+    let doc = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (shared/ must sit beside the repository)"));
+    let section = doc
+        .split("## clouder kubeadm — documented by the reference")
+        .nth(1)
+        .unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    let mut rows = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let flags: Vec<String> = cells[2]
+            .split(['`', '(', ')', ',', ' '])
+            .filter(|t| {
+                t.starts_with('-')
+                    && t.len() > 1
+                    && t.chars()
+                        .nth(1)
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '-')
+            })
+            .map(str::to_string)
+            .collect();
+        for command in cells[1].split(',') {
+            let command = command
+                .trim()
+                .trim_matches('`')
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            rows.push((command, flags.clone()));
+        }
+    }
+    rows
+}
+
+#[test]
+fn every_documented_command_and_flag_is_accepted_under_kubeadm_and_k() {
+    let env = Env::new();
+    let rows = documented();
+    assert!(rows.len() >= 16, "the table lists every command: {rows:?}");
+    for (command, flags) in rows {
+        for group in ["kubeadm", "k"] {
+            let help = env.ok(&[group, &command, "--help"]);
+            assert!(
+                help.contains("Example"),
+                "`{group} {command} --help` shows an example:\n{help}"
+            );
+            for flag in &flags {
+                let shown = if flag.starts_with("--") {
+                    flag.to_string()
+                } else {
+                    format!("{flag},")
+                };
+                assert!(
+                    help.contains(&shown),
+                    "`{group} {command} --help` lacks {flag}:\n{help}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn commands_whose_behaviour_lands_later_say_so_and_exit_1() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.home().join("kubeadm/alpha")).unwrap();
+    env.ok(&["kubeadm", "set-default", "alpha"]);
+    for command in [
+        "setup",
+        "get-config",
+        "prune",
+        "smoke-test",
+        "enable-ingress-nginx",
+        "upgrade-kubelet",
+    ] {
+        let out = env.run(&["kubeadm", command]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("not available yet") && err.contains("alpha"),
+            "{command}: {err}"
+        );
+    }
+}
+
+fn reference_home(env: &Env) {
+    let legacy = env.home().join("kubeadm/legacy");
+    std::fs::create_dir_all(&legacy).unwrap();
+    write(
+        &legacy,
+        "kubeadm.json",
+        r#"{"cloud": "azure", "region": "westeurope", "resource_group": "rg-legacy", "setup_complete": true,
+            "subscription_id": "sub-1", "requested_workers": 2, "master_size": "Standard_D4s_v5",
+            "admin_user": "azureuser", "future_field": {"kept": true}}"#,
+    );
+    write(
+        &legacy,
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: []\n",
+    );
+    let broken = env.home().join("kubeadm/broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    write(&broken, "kubeadm.json", r#"{"region": "eastus"}"#);
+}
+
+#[test]
+fn clusters_of_a_reference_home_are_listed_inspected_and_imported_untouched() {
+    let env = Env::new();
+    reference_home(&env);
+    let before = std::fs::read(env.home().join("kubeadm/legacy/kubeadm.json")).unwrap();
+
+    let out = env.run(&["kubeadm", "ls", "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a malformed kubeadm.json is an error"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("kubeadm/broken/kubeadm.json") && err.contains("cloud"),
+        "names file and field: {err}"
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows[0]["name"], "legacy",
+        "the others are still listed: {rows}"
+    );
+    assert_eq!(rows[0]["resource_group"], "rg-legacy");
+    assert_eq!(rows[0]["setup"], true);
+    assert_eq!(rows[0]["kubeconfig"], true);
+
+    let info = env.ok(&["kubeadm", "info", "legacy"]);
+    assert!(info.contains("azure westeurope"), "{info}");
+    let export = env.ok(&["k", "use", "legacy", "--print-export"]);
+    assert!(export.trim().ends_with("kubeadm/legacy/kubeconfig"));
+
+    env.ok(&["kubeadm", "import", "legacy"]);
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "info", "legacy", "-o", "json"])).unwrap();
+    assert_eq!(info["cluster"]["status"], "imported");
+    assert_eq!(info["cluster"]["setup_complete"], true);
+    assert_eq!(
+        std::fs::read(env.home().join("kubeadm/legacy/kubeadm.json")).unwrap(),
+        before,
+        "reference files unchanged"
+    );
+    assert_eq!(
+        env.run(&["kubeadm", "import", "broken"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn clouders_clusters_are_visible_to_the_reference() {
+    let env = Env::new();
+    env.create("visible", 2, &[]);
+    let file = std::fs::read_to_string(env.home().join("kubeadm/visible/kubeadm.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(json["cloud"], "aws");
+    assert_eq!(json["region"], REGION);
+    assert_eq!(json["requested_workers"], 2);
+    assert_eq!(json["setup_complete"], false);
+    assert_eq!(json["workers"].as_array().unwrap().len(), 2);
+    assert!(
+        json["master_private_ip"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.0.0."),
+        "{json}"
+    );
+    env.ok(&["kubeadm", "terminate", "visible", "--force"]);
+    assert!(!env.home().join("kubeadm/visible").exists());
+}
+
+#[test]
+fn scaling_down_asks_first_and_deletes_nothing_without_an_answer() {
+    let env = Env::new();
+    env.create("scaly", 2, &[]);
+    let refused = env.run(&["kubeadm", "scale", "scaly", "-w", "1"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("--force"));
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "info", "scaly", "-o", "json"])).unwrap();
+    assert_eq!(
+        info["resources"].as_array().unwrap().len(),
+        14,
+        "nothing deleted"
+    );
+    let up = env.ok(&["kubeadm", "scale", "scaly", "-w", "3", "-o", "json"]);
+    assert!(up.contains("\"created\": 1"), "{up}");
+    let down = env.ok(&[
+        "kubeadm", "scale", "scaly", "-w", "1", "--force", "-o", "json",
+    ]);
+    assert!(down.contains("\"deleted\": 2"), "{down}");
+    env.ok(&["kubeadm", "terminate", "scaly", "--force"]);
+}
+
+#[test]
+fn kubectl_passes_its_exit_code_through_and_a_missing_tool_says_how_to_install_it() {
+    let env = Env::new();
+    let dir = env.home().join("kubeadm/unreach");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A kubeconfig whose server refuses connections: the real kubectl fails with its own code.
+    write(
+        &dir,
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: secret-token}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    );
+    let out = env.run(&["kubectl", "unreach", "get", "ns", "--request-timeout=2s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("secret-token") && !text(&out.stderr).contains("secret-token")
+    );
+
+    let out = env.run_with(
+        &["kubectl", "unreach", "get", "ns"],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("kubectl not found on PATH: install it"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run_with(&["helm", "unreach", "list"], &[("PATH", "/nonexistent")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("helm not found on PATH"),
+        "{}",
+        text(&out.stderr)
+    );
+}
