@@ -7,6 +7,16 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# SSH hosts: network namespaces (iproute2) running the system's sshd (openssh-server).
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 # AWS: the moto server (pip). Debian's own Python refuses system-wide installs without the flag.
 if ! command -v moto_server >/dev/null; then
   python3 -m pip install --quiet 'moto[server]' 2>/dev/null \

@@ -1,0 +1,10 @@
+//! Nodes over SSH: one multiplexed session per host with a pinned host key, host facts, and
+//! (next) the idempotent bootstrap phases that turn plain hosts into a kubeadm cluster.
+
+pub mod facts;
+pub mod fleet;
+pub mod ssh;
+
+pub use facts::Facts;
+pub use fleet::{Fleet, HostReport};
+pub use ssh::{Host, Output, Session, SshError};

@@ -1,0 +1,4 @@
+//! clouder-node against real sshd hosts, each in its own network namespace on a bridge.
+
+mod lab;
+mod sessions;
