@@ -3,6 +3,7 @@
 
 pub mod facts;
 pub mod fleet;
+pub mod kubeadm;
 pub mod ssh;
 
 pub use facts::Facts;
