@@ -12,6 +12,8 @@ missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -26,4 +28,17 @@ fi
 if ! command -v moto_server >/dev/null; then
   echo "moto_server is not on PATH after installing moto[server] (add python's bin dir, e.g. ~/.local/bin)" >&2
   exit 1
+fi
+
+# A Debian trixie root filesystem for SSH test hosts, so bootstrap phases change the hosts, not
+# this machine. Built once (about a minute), then reused.
+rootfs=${CLOUDER_TEST_ROOTFS:-/var/tmp/clouder-rootfs/trixie}
+if [ ! -x "$rootfs/usr/sbin/sshd" ]; then
+  mirror=$(grep -h '^URIs' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | cut -d' ' -f2)
+  rm -rf "$rootfs.partial"
+  mkdir -p "$(dirname "$rootfs")"
+  debootstrap --variant=minbase --include=ca-certificates,openssh-server,iproute2,procps,kmod,util-linux \
+    trixie "$rootfs.partial" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+  echo 'Acquire::Check-Valid-Until "false";' > "$rootfs.partial/etc/apt/apt.conf.d/99clouder-snapshot"
+  mv "$rootfs.partial" "$rootfs"
 fi

@@ -4,6 +4,8 @@
 pub mod facts;
 pub mod fleet;
 pub mod kubeadm;
+pub mod phases;
+pub mod shell;
 pub mod ssh;
 
 pub use facts::Facts;

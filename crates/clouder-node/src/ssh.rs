@@ -112,7 +112,12 @@ pub struct Session {
     /// SHA256 fingerprint of the host key, to record when it was not pinned yet.
     pub host_key: String,
     timeout: Duration,
+    /// sshd refuses channels past `MaxSessions` (10 by default) on one connection.
+    channels: tokio::sync::Semaphore,
 }
+
+/// Channels open at once on one connection, under sshd's default `MaxSessions` of 10.
+const MAX_CHANNELS: usize = 8;
 
 /// Loads an OpenSSH private key (unencrypted; use an agent for passphrases).
 pub fn load_key(path: &std::path::Path) -> Result<Arc<PrivateKey>, SshError> {
@@ -204,6 +209,7 @@ impl Session {
             host: host.clone(),
             host_key,
             timeout,
+            channels: tokio::sync::Semaphore::new(MAX_CHANNELS),
         })
     }
 
@@ -224,6 +230,14 @@ impl Session {
             format!("sudo -n -- {command}")
         };
         let work = async {
+            let _slot = self
+                .channels
+                .acquire()
+                .await
+                .map_err(|e| SshError::Protocol {
+                    host: label.clone(),
+                    reason: e.to_string(),
+                })?;
             let mut channel = self.handle.channel_open_session().await.map_err(proto)?;
             channel
                 .exec(true, command.as_bytes())

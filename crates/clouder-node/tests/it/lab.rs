@@ -20,6 +20,22 @@ pub struct LabHost {
     ns: String,
     dir: PathBuf,
     sshd: Option<Child>,
+    /// The root filesystem this host sees (an overlay on a shared base), if it has its own.
+    rootfs: Option<PathBuf>,
+}
+
+/// The base root filesystem that scripts/peers.sh builds.
+pub fn base_rootfs() -> PathBuf {
+    let path = PathBuf::from(
+        std::env::var("CLOUDER_TEST_ROOTFS")
+            .unwrap_or_else(|_| "/var/tmp/clouder-rootfs/trixie".into()),
+    );
+    assert!(
+        path.join("usr/sbin/sshd").exists(),
+        "no test root filesystem at {}: run scripts/peers.sh",
+        path.display()
+    );
+    path
 }
 
 fn sh(args: &[&str]) {
@@ -52,6 +68,15 @@ fn keygen(path: &Path) {
 impl Lab {
     /// Starts `n` hosts. Subnets and names carry the process id, so labs never collide.
     pub fn start(n: usize) -> Lab {
+        Self::build(n, None)
+    }
+
+    /// Hosts with their own root filesystem: what a phase installs or writes stays in the host.
+    pub fn start_rooted(n: usize) -> Lab {
+        Self::build(n, Some(base_rootfs()))
+    }
+
+    fn build(n: usize, base: Option<PathBuf>) -> Lab {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = (std::process::id() % 10_000) * 10 + seq;
@@ -78,9 +103,24 @@ impl Lab {
             hosts: Vec::new(),
         };
         for i in 0..n {
-            lab.add_host(i);
+            lab.add_host(i, base.as_deref());
         }
         lab
+    }
+
+    /// A file that rooted host `i` wrote (its overlay's upper layer): proof a change stayed there.
+    pub fn written_by_host(&self, i: usize, path: &str) -> Option<String> {
+        assert!(
+            self.hosts[i].rootfs.is_some(),
+            "only rooted hosts keep their own files"
+        );
+        std::fs::read_to_string(
+            self.hosts[i]
+                .dir
+                .join("up")
+                .join(path.trim_start_matches('/')),
+        )
+        .ok()
     }
 
     pub fn client_key(&self) -> PathBuf {
@@ -92,7 +132,7 @@ impl Lab {
         format!("{}.250", self.subnet)
     }
 
-    fn add_host(&mut self, i: usize) {
+    fn add_host(&mut self, i: usize, base: Option<&Path>) {
         let ns = format!("{}h{i}", self.prefix);
         let (outside, inside) = (
             format!("{}v{i}", self.prefix),
@@ -116,11 +156,18 @@ impl Lab {
         exec(&["ip", "link", "set", "lo", "up"]);
         let dir = self.dir.path().join(&ns);
         std::fs::create_dir_all(&dir).unwrap();
+        let rootfs = base.map(|b| {
+            for d in ["up", "work", "root"] {
+                std::fs::create_dir_all(dir.join(d)).unwrap();
+            }
+            b.to_path_buf()
+        });
         let mut host = LabHost {
             address,
             ns,
             dir,
             sshd: None,
+            rootfs,
         };
         host.start_sshd(&self.client_key(), true);
         self.hosts.push(host);
@@ -151,17 +198,21 @@ impl LabHost {
         )
         .unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
-                "/usr/sbin/sshd",
-                "-D",
-                "-e",
-                "-f",
-                config.to_str().unwrap(),
-            ])
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.ns]);
+        match &self.rootfs {
+            None => command.args(["/usr/sbin/sshd", "-D", "-e", "-f", config.to_str().unwrap()]),
+            Some(base) => command.args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &self.rooted_sshd(base, client_key),
+            ]),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.join("sshd.log")).unwrap())
@@ -183,6 +234,34 @@ impl LabHost {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Mounts an overlay of `base` as this host's root, with proc, sys and a small /dev, and
+    /// runs sshd chrooted into it. The mounts live in a private mount namespace and vanish with it.
+    fn rooted_sshd(&self, base: &Path, client_key: &Path) -> String {
+        let d = self.dir.display();
+        format!(
+            r#"set -e
+R={d}/root
+mount -t overlay overlay -o lowerdir={base},upperdir={d}/up,workdir={d}/work "$R"
+mount -t proc proc "$R/proc"
+mount -t sysfs -o ro sysfs "$R/sys"
+mount -t tmpfs -o size=16m tmpfs "$R/dev"
+for n in null zero random urandom tty; do touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done
+mkdir -p "$R/dev/pts" "$R/run/sshd" "$R/root/.ssh"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$R/dev/pts"
+ln -sf pts/ptmx "$R/dev/ptmx"
+# The kernel is shared: keep the host's global settings out of reach, as on a real VM's own kernel.
+mount --bind -o ro /proc/sys/kernel "$R/proc/sys/kernel"
+mount --bind -o ro /proc/sys/vm "$R/proc/sys/vm"
+cp {client}.pub "$R/root/.ssh/authorized_keys"
+chmod 700 "$R/root/.ssh"; chmod 600 "$R/root/.ssh/authorized_keys"
+cp {d}/host_key "$R/etc/ssh/ssh_host_ed25519_key"; chmod 600 "$R/etc/ssh/ssh_host_ed25519_key"
+exec chroot "$R" /usr/sbin/sshd -D -e -o ListenAddress={addr} -o HostKey=/etc/ssh/ssh_host_ed25519_key   -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o UsePAM=no"#,
+            base = base.display(),
+            client = client_key.display(),
+            addr = self.address,
+        )
     }
 
     fn stop_sshd(&mut self) {

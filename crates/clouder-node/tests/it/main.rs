@@ -2,4 +2,5 @@
 
 mod kubeadm_config;
 mod lab;
+mod phases;
 mod sessions;
