@@ -82,8 +82,8 @@ impl Facts {
         Ok(Facts::parse(&out.stdout))
     }
 
-    /// Why clouder will not bootstrap this host; empty when it will.
-    pub fn problems(&self) -> Vec<String> {
+    /// Why clouder will not bootstrap this host for Kubernetes `1.minor`; empty when it will.
+    pub fn problems(&self, minor: u32) -> Vec<String> {
         let mut problems = Vec::new();
         let supported = SUPPORTED.iter().any(|(id, versions)| {
             *id == self.os_id && versions.contains(&self.os_version.as_str())
@@ -105,10 +105,11 @@ impl Facts {
                 self.arch
             ));
         }
-        if self.cgroup_version != 2 {
-            problems.push(
-                "cgroup v1: kubelet and CRIU here need the unified cgroup v2 hierarchy".into(),
-            );
+        // kubelet refuses cgroup v1 from 1.35 on (failCgroupV1); before, it only warns.
+        if self.cgroup_version != 2 && minor >= 35 {
+            problems.push(format!(
+                "cgroup v1: kubelet 1.{minor} needs the unified cgroup v2 hierarchy"
+            ));
         }
         if self.memory_kib < MIN_MEMORY_KIB {
             problems.push(format!(
@@ -143,7 +144,7 @@ mod tests {
         assert_eq!(f.kubelet, "v1.32.3");
         assert!(f.containerd.is_empty());
         assert!(f.kubeadm_initialised);
-        assert_eq!(f.problems(), Vec::<String>::new());
+        assert_eq!(f.problems(36), Vec::<String>::new());
     }
 
     #[test]
@@ -154,12 +155,16 @@ mod tests {
                 .replace("cgroup=2", "cgroup=1")
                 .replace("memory_kib=8000000", "memory_kib=1000000"),
         );
-        let problems = f.problems().join("\n");
+        let problems = f.problems(35).join("\n");
         assert!(
             problems.contains("ubuntu 18.04 is not supported"),
             "{problems}"
         );
         assert!(problems.contains("cgroup v1"));
         assert!(problems.contains("976 MiB of memory"));
+        assert!(
+            !f.problems(32).join("").contains("cgroup"),
+            "cgroup v1 is fine before 1.35"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Nodes over SSH: one multiplexed session per host with a pinned host key, host facts, and
 //! (next) the idempotent bootstrap phases that turn plain hosts into a kubeadm cluster.
 
+pub mod bootstrap;
 pub mod facts;
 pub mod fleet;
 pub mod kubeadm;

@@ -82,6 +82,37 @@ pub struct ClusterSpec {
     pub admin_user: String,
     #[serde(default)]
     pub ssh: Ssh,
+    /// The machines of a `provider: ssh` cluster (hosts the user already has).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSpec>,
+}
+
+/// One existing machine, reached over SSH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostSpec {
+    /// IP address or DNS name.
+    pub address: String,
+    #[serde(default = "ssh_port")]
+    pub port: u16,
+    /// Login user; default `spec.adminUser`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub role: Role,
+    /// Node pool of a worker (its labels and taints); default `workers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+fn ssh_port() -> u16 {
+    22
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -268,6 +299,7 @@ impl Cluster {
                 image: default_image(),
                 admin_user: String::new(),
                 ssh: Ssh::default(),
+                hosts: Vec::new(),
             },
         }
     }

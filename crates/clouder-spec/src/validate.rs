@@ -1,6 +1,6 @@
 //! Semantic checks that serde cannot express; each problem is a (field path, message) pair.
 
-use crate::{API_VERSION, Cluster, Provider};
+use crate::{API_VERSION, Cluster, Provider, Role};
 use ipnet::Ipv4Net;
 
 pub type Problems = Vec<(String, String)>;
@@ -170,6 +170,7 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     if let Err(why) = k8s_version(&spec.kubernetes.version) {
         bad("spec.kubernetes.version", why);
     }
+    check_hosts(cluster, &mut bad);
     let alias = IMAGE_ALIASES.contains(&spec.image.as_str());
     match spec.provider {
         Provider::Aws if !alias && !spec.image.starts_with("ami-") => bad(
@@ -196,6 +197,58 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
     }
 
     if p.is_empty() { Ok(()) } else { Err(p) }
+}
+
+/// `provider: ssh` clusters name their machines; cloud clusters must not.
+fn check_hosts(cluster: &Cluster, bad: &mut impl FnMut(&str, String)) {
+    let spec = &cluster.spec;
+    if spec.provider != Provider::Ssh {
+        if !spec.hosts.is_empty() {
+            bad(
+                "spec.hosts",
+                format!(
+                    "hosts are for `provider: ssh`; {} creates its own machines",
+                    spec.provider.as_str()
+                ),
+            );
+        }
+        return;
+    }
+    if !spec.hosts.iter().any(|h| h.role == Role::ControlPlane) {
+        bad(
+            "spec.hosts",
+            "at least one host needs `role: control-plane`".into(),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, host) in spec.hosts.iter().enumerate() {
+        let at = format!("spec.hosts[{i}]");
+        if host.address.trim().is_empty() || host.address.contains(char::is_whitespace) {
+            bad(
+                &format!("{at}.address"),
+                format!("`{}` is not a host address", host.address),
+            );
+        }
+        if !seen.insert((host.address.clone(), host.port)) {
+            bad(
+                &format!("{at}.address"),
+                format!("{}:{} is listed twice", host.address, host.port),
+            );
+        }
+        if let Some(pool) = &host.pool {
+            if host.role == Role::ControlPlane {
+                bad(
+                    &format!("{at}.pool"),
+                    "control-plane hosts belong to no worker pool".into(),
+                );
+            } else if !spec.node_pools.iter().any(|p| &p.name == pool) {
+                bad(
+                    &format!("{at}.pool"),
+                    format!("no node pool named `{pool}` in spec.nodePools"),
+                );
+            }
+        }
+    }
 }
 
 fn check_disk(bad: &mut impl FnMut(&str, String), path: &str, gb: u32) {

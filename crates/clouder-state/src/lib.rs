@@ -108,6 +108,10 @@ pub trait StateStore: Send + Sync {
     /// Breaks a lock left by a run that died.
     fn force_unlock(&self, cluster: &str) -> Result<()>;
 
+    /// The SHA256 fingerprint pinned for a host of the cluster, if any.
+    fn host_key(&self, cluster: &str, address: &str) -> Result<Option<String>>;
+    fn pin_host_key(&self, cluster: &str, address: &str, fingerprint: &str) -> Result<()>;
+
     fn put_context(&self, context: &Context) -> Result<()>;
     fn context(&self, name: &str) -> Result<Option<Context>>;
     fn contexts(&self) -> Result<Vec<Context>>;

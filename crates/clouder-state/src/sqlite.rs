@@ -20,6 +20,8 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_cluster ON journal (cluster, seq);
 CREATE TABLE IF NOT EXISTS locks (cluster TEXT PRIMARY KEY, holder TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS contexts (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS host_keys (
+    cluster TEXT NOT NULL, address TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (cluster, address));
 ";
 
 pub struct SqliteStore {
@@ -148,7 +150,7 @@ impl StateStore for SqliteStore {
 
     fn delete_cluster(&self, name: &str) -> Result<()> {
         self.with(|db| {
-            for table in ["resources", "journal", "locks"] {
+            for table in ["resources", "journal", "locks", "host_keys"] {
                 db.execute(&format!("DELETE FROM {table} WHERE cluster = ?1"), [name])?;
             }
             db.execute("DELETE FROM clusters WHERE name = ?1", [name])
@@ -285,6 +287,28 @@ impl StateStore for SqliteStore {
         self.with(|db| {
             db.execute("DELETE FROM locks WHERE cluster = ?1", [cluster])
                 .map(drop)
+        })
+    }
+
+    fn host_key(&self, cluster: &str, address: &str) -> Result<Option<String>> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT fingerprint FROM host_keys WHERE cluster = ?1 AND address = ?2",
+                [cluster, address],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Pins only once: a pinned key is never silently replaced.
+    fn pin_host_key(&self, cluster: &str, address: &str, fingerprint: &str) -> Result<()> {
+        self.with(|db| {
+            db.execute(
+                "INSERT OR IGNORE INTO host_keys (cluster, address, fingerprint) VALUES (?1, ?2, ?3)",
+                [cluster, address, fingerprint],
+            )
+            .map(drop)
         })
     }
 

@@ -17,6 +17,17 @@ pub struct NodePlan {
     pub kubernetes_version: String,
 }
 
+impl NodePlan {
+    /// The Kubernetes minor version (`32` of `v1.32.3`).
+    pub fn minor(&self) -> u32 {
+        let bare = self.kubernetes_version.trim_start_matches('v');
+        bare.split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 pub trait Phase: Send + Sync {
     /// A short human title for progress lines.
     fn title(&self) -> &'static str;

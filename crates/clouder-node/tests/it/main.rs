@@ -1,6 +1,5 @@
 //! clouder-node against real sshd hosts, each in its own network namespace on a bridge.
 
 mod kubeadm_config;
-mod lab;
 mod phases;
 mod sessions;

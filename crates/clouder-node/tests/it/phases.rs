@@ -1,11 +1,11 @@
 //! Bootstrap phases on rooted hosts: applied once, a no-op the second time; every generated
 //! script passes shellcheck.
 
-use crate::lab::Lab;
 use clouder_node::fleet::MemoryPins;
 use clouder_node::phases::{self, NodePlan, Outcome};
 use clouder_node::ssh::load_key;
 use clouder_node::{Fleet, Host};
+use clouder_testenv::Lab;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;

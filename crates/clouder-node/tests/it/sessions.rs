@@ -1,9 +1,9 @@
 //! Sessions, facts and fleets against the lab's real sshd hosts.
 
-use crate::lab::Lab;
 use clouder_node::fleet::{KeyPins, MemoryPins};
 use clouder_node::ssh::load_key;
 use clouder_node::{Facts, Fleet, Host, SshError};
+use clouder_testenv::Lab;
 use std::sync::Arc;
 use std::time::Duration;
 

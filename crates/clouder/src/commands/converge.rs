@@ -236,6 +236,9 @@ pub(super) async fn converge(
     mut cluster: Cluster,
     run: &RunFlags,
 ) -> Result<()> {
+    if cluster.spec.provider == Provider::Ssh {
+        return super::bootstrap::converge(home, g, cluster, run).await;
+    }
     let store = home.store()?;
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
     // Pin the context in the recorded spec: later commands use it even if the current one changes.
@@ -355,13 +358,13 @@ async fn remember_account(
 }
 
 /// `HOST:PID` of a run, so a lock left by a dead run on this machine can be recognised.
-fn lock_holder(pid: u32) -> String {
+pub(super) fn lock_holder(pid: u32) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}:{pid}", host.trim())
 }
 
 /// Takes the cluster's lock, breaking it if its holder was a run on this machine that is gone.
-fn take_lock(store: &dyn StateStore, name: &str, holder: &str) -> Result<()> {
+pub(super) fn take_lock(store: &dyn StateStore, name: &str, holder: &str) -> Result<()> {
     match store.lock(name, holder) {
         Err(clouder_state::StateError::Locked { holder: other, .. }) => {
             let dead = other

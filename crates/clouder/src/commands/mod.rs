@@ -1,5 +1,6 @@
 //! One module per group of commands; shared helpers for names, confirmation and state.
 
+mod bootstrap;
 mod converge;
 mod ctx;
 mod inspect;

@@ -7,4 +7,5 @@ mod lifecycle;
 mod local;
 mod parity;
 mod resume;
+mod ssh_provider;
 mod workflows;

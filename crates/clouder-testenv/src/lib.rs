@@ -1,0 +1,6 @@
+//! Real peers for tests, started and stopped by the tests themselves. Needs root and what
+//! `scripts/peers.sh` installs.
+
+pub mod lab;
+
+pub use lab::Lab;
