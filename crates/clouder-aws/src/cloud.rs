@@ -162,6 +162,20 @@ impl Scope {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Found>, Error>>,
     {
+        let all = self.found_all(kind, list).await?;
+        Ok(all
+            .iter()
+            .find(|f| f.resource_id.as_deref() == Some(id))
+            .map(|f| f.observed.clone()))
+    }
+
+    /// Every object of `kind`, listed once until [`Scope::refresh`]: a plan's finds and its
+    /// orphan check share one describe call per kind.
+    pub async fn found_all<F, Fut>(&self, kind: &'static str, list: F) -> Result<Vec<Found>, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<Found>, Error>>,
+    {
         let cell = self
             .cache
             .lock()
@@ -169,11 +183,12 @@ impl Scope {
             .entry(kind)
             .or_default()
             .clone();
-        let all = cell.get_or_try_init(list).await?;
-        Ok(all
-            .iter()
-            .find(|f| f.resource_id.as_deref() == Some(id))
-            .map(|f| f.observed.clone()))
+        Ok(cell.get_or_try_init(list).await?.clone())
+    }
+
+    /// Forgets what was listed, so the next look sees the cloud as it is now.
+    pub fn refresh(&self) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// `NAME-suffix`, the human name of an object.

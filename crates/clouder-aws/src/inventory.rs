@@ -1,15 +1,14 @@
 //! Everything that carries a cluster's tags (or its IAM path and load balancer names), listed
 //! and deleted without a spec: the sweep behind `terminate` and the orphan check behind `plan`.
 
-use crate::cloud::{AwsCloud, Found};
+use crate::cloud::{Found, Scope};
 use crate::resources::*;
 use async_trait::async_trait;
 use clouder_engine::{Error, Inventory, Tagged};
 use std::sync::Arc;
 
 pub struct AwsInventory {
-    pub cloud: Arc<AwsCloud>,
-    pub cluster: String,
+    scope: Arc<Scope>,
 }
 
 /// Kinds in deletion order: a rank's objects go before the next rank's.
@@ -29,8 +28,17 @@ const RANKS: [(&str, u32); 12] = [
 ];
 
 impl AwsInventory {
-    async fn list(&self, kind: &str) -> Result<Vec<Found>, Error> {
-        let (cloud, cluster) = (self.cloud.as_ref(), self.cluster.as_str());
+    /// The inventory of `scope`'s cluster, sharing its cache with the graph built on it.
+    pub fn new(scope: Arc<Scope>) -> Self {
+        AwsInventory { scope }
+    }
+
+    async fn list(&self, kind: &'static str) -> Result<Vec<Found>, Error> {
+        self.scope.found_all(kind, || self.list_now(kind)).await
+    }
+
+    async fn list_now(&self, kind: &str) -> Result<Vec<Found>, Error> {
+        let (cloud, cluster) = (self.scope.cloud.as_ref(), self.scope.cluster.as_str());
         match kind {
             instance::KIND => instance::list(cloud, cluster).await,
             listener::KIND => listener::list(cloud, cluster).await,
@@ -53,7 +61,7 @@ impl AwsInventory {
 impl Inventory for AwsInventory {
     async fn tagged(&self) -> Result<Vec<Tagged>, Error> {
         let lists = futures::future::try_join_all(RANKS.iter().map(|(kind, rank)| async move {
-            let found = self.list(kind).await?;
+            let found = self.list(*kind).await?;
             Ok::<_, Error>(found.into_iter().map(move |f| Tagged {
                 kind: kind.to_string(),
                 resource_id: f.resource_id,
@@ -65,8 +73,12 @@ impl Inventory for AwsInventory {
         Ok(lists.into_iter().flatten().collect())
     }
 
+    fn refresh(&self) {
+        self.scope.refresh();
+    }
+
     async fn delete(&self, object: &Tagged) -> Result<(), Error> {
-        let (cloud, id) = (self.cloud.as_ref(), object.cloud_id.as_str());
+        let (cloud, id) = (self.scope.cloud.as_ref(), object.cloud_id.as_str());
         match object.kind.as_str() {
             instance::KIND => instance::delete(cloud, id).await,
             listener::KIND => listener::delete(cloud, id).await,

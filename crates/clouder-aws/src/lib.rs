@@ -10,6 +10,6 @@ mod instrument;
 mod inventory;
 pub mod resources;
 
-pub use cloud::{AwsCloud, ConnectError, ConnectOptions};
+pub use cloud::{AwsCloud, ConnectError, ConnectOptions, Scope};
 pub use inventory::AwsInventory;
 pub use resources::graph;

@@ -83,6 +83,7 @@ pub async fn destroy(
     }
 
     for pass in 0..SWEEPS {
+        inventory.refresh();
         let mut tagged = retry(options.retry, |_, _| {}, || inventory.tagged()).await?;
         if tagged.is_empty() {
             break;

@@ -130,6 +130,9 @@ pub struct Tagged {
 /// Everything a provider can list by the cluster's tags, and delete without a spec.
 #[async_trait]
 pub trait Inventory: Send + Sync {
+    /// May answer from what this inventory listed before, until [`Inventory::refresh`].
     async fn tagged(&self) -> Result<Vec<Tagged>, Error>;
+    /// Drops anything remembered, so the next `tagged` observes the cloud anew.
+    fn refresh(&self) {}
     async fn delete(&self, object: &Tagged) -> Result<(), Error>;
 }

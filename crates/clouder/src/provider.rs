@@ -2,7 +2,7 @@
 
 use crate::Usage;
 use anyhow::{Context as _, Result};
-use clouder_aws::{AwsCloud, AwsInventory, ConnectOptions};
+use clouder_aws::{AwsCloud, AwsInventory, ConnectOptions, Scope};
 use clouder_engine::{Graph, Inventory, calls::Calls};
 use clouder_spec::{Cluster, Provider};
 use clouder_state::Context;
@@ -55,11 +55,9 @@ pub async fn connect(
     } else {
         String::new()
     };
-    let graph = clouder_aws::graph(cloud.clone(), cluster, &public_key)?;
-    let inventory = Box::new(AwsInventory {
-        cloud: cloud.clone(),
-        cluster: cluster.name().to_string(),
-    });
+    let scope = Scope::new(cloud.clone(), cluster.name());
+    let graph = clouder_aws::graph(scope.clone(), cluster, &public_key)?;
+    let inventory = Box::new(AwsInventory::new(scope));
     Ok(Target {
         graph,
         inventory,

@@ -14,7 +14,7 @@ pub mod subnet;
 pub mod target_group;
 pub mod vpc;
 
-use crate::cloud::{AwsCloud, CLUSTER_TAG, Found, RESOURCE_TAG, Scope};
+use crate::cloud::{CLUSTER_TAG, Found, RESOURCE_TAG, Scope};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use clouder_engine::{Graph, GraphError, Observed};
 use clouder_spec::Cluster;
@@ -44,13 +44,9 @@ pub mod ids {
 pub const CONTROL_PLANE_POOL: &str = "control-plane";
 
 /// Builds the AWS graph of a validated cluster spec. `public_key` is the OpenSSH public key
-/// installed on every machine.
-pub fn graph(
-    cloud: Arc<AwsCloud>,
-    cluster: &Cluster,
-    public_key: &str,
-) -> Result<Graph, GraphError> {
-    let scope = Scope::new(cloud, cluster.name());
+/// installed on every machine. Share `scope` with an [`crate::AwsInventory`] so a plan lists
+/// each kind of object once.
+pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<Graph, GraphError> {
     let spec = &cluster.spec;
     let mut g = Graph::new();
     g.add(vpc::Vpc {

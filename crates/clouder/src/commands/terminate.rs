@@ -8,7 +8,7 @@ use crate::output::emit;
 use crate::progress::Progress;
 use crate::provider;
 use anyhow::{Context as _, Result, bail};
-use clouder_aws::AwsInventory;
+use clouder_aws::{AwsInventory, Scope};
 use clouder_engine::{ApplyOptions, DestroySummary, Graph, Inventory, calls::Calls, retry::Policy};
 use clouder_spec::{Cluster, Provider};
 use clouder_state::{StateStore, now};
@@ -48,10 +48,8 @@ pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<(
             };
             let ctx = context(home, &store, None)?;
             let cloud = provider::connect_cloud(Provider::Aws, Some(region), ctx.as_ref()).await?;
-            let inventory: Box<dyn Inventory> = Box::new(AwsInventory {
-                cloud: cloud.clone(),
-                cluster: name.clone(),
-            });
+            let inventory: Box<dyn Inventory> =
+                Box::new(AwsInventory::new(Scope::new(cloud.clone(), &name)));
             (Graph::new(), inventory, cloud)
         }
     };

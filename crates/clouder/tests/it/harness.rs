@@ -1,6 +1,6 @@
 //! Starts the peers once per test binary and runs the real `clouder` binary against them.
 
-use clouder_aws::{AwsCloud, AwsInventory, ConnectOptions};
+use clouder_aws::{AwsCloud, AwsInventory, ConnectOptions, Scope};
 use clouder_engine::{Inventory, Tagged};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -156,10 +156,7 @@ pub async fn cloud() -> Arc<AwsCloud> {
 
 /// Every object carrying the cluster's tags, IAM path or load balancer names.
 pub async fn tagged(cluster: &str) -> Vec<Tagged> {
-    let inventory = AwsInventory {
-        cloud: cloud().await,
-        cluster: cluster.to_string(),
-    };
+    let inventory = AwsInventory::new(Scope::new(cloud().await, cluster));
     let mut all = inventory.tagged().await.unwrap();
     all.sort_by(|a, b| (&a.kind, &a.resource_id).cmp(&(&b.kind, &b.resource_id)));
     all
