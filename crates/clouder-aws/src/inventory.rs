@@ -61,7 +61,7 @@ impl AwsInventory {
 impl Inventory for AwsInventory {
     async fn tagged(&self) -> Result<Vec<Tagged>, Error> {
         let lists = futures::future::try_join_all(RANKS.iter().map(|(kind, rank)| async move {
-            let found = self.list(*kind).await?;
+            let found = self.list(kind).await?;
             Ok::<_, Error>(found.into_iter().map(move |f| Tagged {
                 kind: kind.to_string(),
                 resource_id: f.resource_id,
