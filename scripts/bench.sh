@@ -9,16 +9,10 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.local/bin:$PATH"
 bash scripts/peers.sh
 cargo build --release --locked --bin clouder >&2
-clouder=$(cargo metadata --format-version 1 --no-deps | python3 -c "import json,sys; print(json.load(sys.stdin)[\"target_directory\"])")/release/clouder
-
+source scripts/lib.sh
+clouder=$(clouder_bin release)
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
-moto=$!
-trap 'kill $moto 2>/dev/null; rm -rf "$work"' EXIT
-until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null; do sleep 0.2; done
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-       AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true CLOUDER_HOME=$work/home
+start_moto
 ssh-keygen -q -t ed25519 -N '' -f "$work/key"
 common=(--admin-cidr 203.0.113.7/32 --image ami-785db401 --ssh-public-key "$work/key.pub" -q)
 

@@ -1,5 +1,8 @@
+use crate::deletion::{Deletion, delete_all};
 use crate::retry::{Policy, retry};
-use crate::{Action, Error, Event, Graph, Inventory, Observed, Outputs, Plan, PlanItem, Reporter};
+use crate::{
+    Action, Error, Event, Graph, Inventory, Observed, Outputs, Plan, PlanItem, Reporter, Tagged,
+};
 use clouder_state::{JournalEntry, ResourceRecord, StateStore, now};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
@@ -183,70 +186,52 @@ pub async fn apply(
     summary.skipped.sort();
 
     if summary.ok() {
-        delete_orphans(plan, inventory, store, options, reporter, &mut summary).await;
+        delete_orphans(
+            plan,
+            graph,
+            inventory,
+            store,
+            options,
+            reporter,
+            &mut summary,
+        )
+        .await;
     }
     Ok(summary)
 }
 
 async fn delete_orphans(
     plan: &Plan,
+    graph: &Graph,
     inventory: &dyn Inventory,
     store: &dyn StateStore,
     options: &ApplyOptions<'_>,
     reporter: &dyn Reporter,
     summary: &mut ApplySummary,
 ) {
-    let mut by_rank: BTreeMap<u32, Vec<&PlanItem>> = BTreeMap::new();
-    for item in plan.items.iter().filter(|i| i.action == Action::Delete) {
-        let rank = item.orphan.as_ref().map_or(0, |t| t.rank);
-        by_rank.entry(rank).or_default().push(item);
+    let mut by_rank: BTreeMap<u32, Vec<&Tagged>> = BTreeMap::new();
+    for orphan in plan.items.iter().filter_map(|i| i.orphan.as_ref()) {
+        by_rank.entry(orphan.rank).or_default().push(orphan);
     }
-    for group in by_rank.values() {
-        let results = futures::stream::iter(group.iter().map(|item| async move {
-            let orphan = item.orphan.as_ref().expect("deletes carry their object");
-            reporter.event(Event::Started {
-                id: &item.id,
-                kind: &item.kind,
-                action: &Action::Delete,
-            });
-            journal(
-                store,
-                options,
-                &item.id,
-                "delete",
-                "started",
-                &orphan.cloud_id,
-            );
-            let result = retry(options.retry, |_, _| {}, || inventory.delete(orphan)).await;
-            (item, result)
-        }))
-        .buffer_unordered(options.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-        for (item, result) in results {
-            match result {
-                Ok(()) => {
-                    if item.orphan.as_ref().and_then(|o| o.resource_id.as_ref()) == Some(&item.id) {
-                        let _ = store.delete_resource(options.cluster, &item.id);
-                    }
-                    journal(store, options, &item.id, "delete", "done", "");
-                    reporter.event(Event::Done {
-                        id: &item.id,
-                        action: &Action::Delete,
-                        cloud_id: item.cloud_id.as_deref().unwrap_or(""),
-                    });
-                    summary.deleted += 1;
+    for group in by_rank.into_values() {
+        let deletions = group
+            .into_iter()
+            .map(|t| {
+                let id = t.resource_id.clone().unwrap_or_else(|| t.cloud_id.clone());
+                // A duplicate of a live resource must not take that resource's record with it.
+                let forget = !graph.contains(&id);
+                Deletion {
+                    id,
+                    kind: t.kind.clone(),
+                    cloud_id: t.cloud_id.clone(),
+                    forget,
+                    run: move || inventory.delete(t),
                 }
-                Err(err) => {
-                    journal(store, options, &item.id, "delete", "failed", &err.message);
-                    reporter.event(Event::Failed {
-                        id: &item.id,
-                        error: &err.message,
-                    });
-                    summary.failed.insert(item.id.clone(), err.message);
-                }
-            }
-        }
+            })
+            .collect();
+        let (deleted, failed) = delete_all(deletions, store, options, reporter).await;
+        summary.deleted += deleted;
+        summary.failed.extend(failed);
     }
 }
 

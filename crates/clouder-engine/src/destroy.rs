@@ -1,8 +1,7 @@
-use crate::apply::journal;
+use crate::deletion::{Deletion, delete_all};
 use crate::retry::retry;
-use crate::{Action, ApplyOptions, Error, Event, Graph, Inventory, Reporter, plan};
+use crate::{ApplyOptions, Error, Event, Graph, Inventory, Reporter, plan};
 use clouder_state::StateStore;
-use futures::StreamExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -17,6 +16,11 @@ pub struct DestroySummary {
 impl DestroySummary {
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.remaining.is_empty()
+    }
+
+    fn count(&mut self, (deleted, failed): (usize, Vec<(String, String)>)) {
+        self.deleted += deleted;
+        self.failed.extend(failed);
     }
 }
 
@@ -42,50 +46,31 @@ pub async fn destroy(
         name: "destroy",
         total: by_depth.values().map(Vec::len).sum(),
     });
-    for group in by_depth.values().rev() {
-        let results = futures::stream::iter(group.iter().map(|item| async move {
-            let resource = graph
-                .get(&item.id)
-                .expect("planned resources are in the graph");
-            let found = item.found.as_ref().expect("filtered on found");
-            reporter.event(Event::Started {
-                id: &item.id,
-                kind: &item.kind,
-                action: &Action::Delete,
-            });
-            journal(
-                store,
-                options,
-                &item.id,
-                "delete",
-                "started",
-                &found.cloud_id,
-            );
-            (
-                item,
-                retry(options.retry, |_, _| {}, || resource.delete(found)).await,
-            )
-        }))
-        .buffer_unordered(options.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-        for (item, result) in results {
-            settle(
-                store,
-                options,
-                reporter,
-                &mut summary,
-                &item.id,
-                item.cloud_id.as_deref().unwrap_or(""),
-                result,
-            );
-        }
+    for group in by_depth.into_values().rev() {
+        let deletions = group
+            .into_iter()
+            .map(|item| {
+                let resource = graph
+                    .get(&item.id)
+                    .expect("planned resources are in the graph");
+                let found = item.found.as_ref().expect("filtered on found");
+                Deletion {
+                    id: item.id.clone(),
+                    kind: item.kind.clone(),
+                    cloud_id: found.cloud_id.clone(),
+                    forget: true,
+                    run: move || resource.delete(found),
+                }
+            })
+            .collect();
+        summary.count(delete_all(deletions, store, options, reporter).await);
     }
-
     for pass in 0..SWEEPS {
         inventory.refresh();
-        let mut tagged = retry(options.retry, |_, _| {}, || inventory.tagged()).await?;
+        let tagged = retry(options.retry, |_, _| {}, || inventory.tagged()).await?;
         if tagged.is_empty() {
+            // Whatever failed before is gone now (a later sweep or its parent took it).
+            summary.failed.clear();
             break;
         }
         if pass + 1 == SWEEPS {
@@ -99,72 +84,24 @@ pub async fn destroy(
             name: "sweep",
             total: tagged.len(),
         });
-        tagged.sort_by_key(|t| t.rank);
+        summary.failed.clear();
         let mut by_rank: BTreeMap<u32, Vec<_>> = BTreeMap::new();
         for t in &tagged {
             by_rank.entry(t.rank).or_default().push(t);
         }
-        for group in by_rank.values() {
-            let results = futures::stream::iter(group.iter().map(|t| async move {
-                let id = t.resource_id.clone().unwrap_or_else(|| t.cloud_id.clone());
-                reporter.event(Event::Started {
-                    id: &id,
-                    kind: &t.kind,
-                    action: &Action::Delete,
-                });
-                (
-                    id,
-                    *t,
-                    retry(options.retry, |_, _| {}, || inventory.delete(t)).await,
-                )
-            }))
-            .buffer_unordered(options.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
-            for (id, t, result) in results {
-                settle(
-                    store,
-                    options,
-                    reporter,
-                    &mut summary,
-                    &id,
-                    &t.cloud_id,
-                    result,
-                );
-            }
+        for group in by_rank.into_values() {
+            let deletions = group
+                .into_iter()
+                .map(|t| Deletion {
+                    id: t.resource_id.clone().unwrap_or_else(|| t.cloud_id.clone()),
+                    kind: t.kind.clone(),
+                    cloud_id: t.cloud_id.clone(),
+                    forget: true,
+                    run: move || inventory.delete(t),
+                })
+                .collect();
+            summary.count(delete_all(deletions, store, options, reporter).await);
         }
     }
     Ok(summary)
-}
-
-fn settle(
-    store: &dyn StateStore,
-    options: &ApplyOptions<'_>,
-    reporter: &dyn Reporter,
-    summary: &mut DestroySummary,
-    id: &str,
-    cloud_id: &str,
-    result: Result<(), Error>,
-) {
-    match result {
-        Ok(()) => {
-            let _ = store.delete_resource(options.cluster, id);
-            journal(store, options, id, "delete", "done", cloud_id);
-            reporter.event(Event::Done {
-                id,
-                action: &Action::Delete,
-                cloud_id,
-            });
-            summary.deleted += 1;
-            summary.failed.remove(id);
-        }
-        Err(err) => {
-            journal(store, options, id, "delete", "failed", &err.message);
-            reporter.event(Event::Failed {
-                id,
-                error: &err.message,
-            });
-            summary.failed.insert(id.to_string(), err.message);
-        }
-    }
 }

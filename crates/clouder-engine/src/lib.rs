@@ -10,6 +10,7 @@
 
 mod apply;
 pub mod calls;
+mod deletion;
 mod destroy;
 mod graph;
 mod plan;
