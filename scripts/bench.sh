@@ -44,6 +44,10 @@ YAML
 
 create_1=$(timed "$clouder" kubeadm create one -w 1 "${common[@]}")
 create_50=$(timed "$clouder" kubeadm create fifty -w 50 "${common[@]}")
+# The same with a cloud's round trip on every call (moto answers at once, but serially).
+slow=(env CLOUDER_FAULT_LATENCY_MS=150)
+slow_1=$(timed "${slow[@]}" "$clouder" kubeadm create slow-one -w 1 "${common[@]}")
+slow_50=$(timed "${slow[@]}" "$clouder" kubeadm create slow-fifty -w 50 "${common[@]}")
 "$clouder" kubeadm create hundred -w 100 "${common[@]}" >/dev/null
 noop_100=$(timed "$clouder" kubeadm create hundred -w 100 "${common[@]}")
 noop_mut=$("$clouder" kubeadm create hundred -w 100 "${common[@]}" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"]["mutating"])')
@@ -70,6 +74,9 @@ printf '%-44s %11.3fs %12s\n' "plan, 1,000-node spec" "$plan_1000" "< 1 s"
 printf '%-44s %11.3fs %12s\n' "create, 1 worker" "$create_1" ""
 printf '%-44s %11.3fs %12s\n' "create, 50 workers" "$create_50" ""
 printf '%-44s %12.2f %12s\n' "  ratio 50 / 1" "$(calc "$create_50 / $create_1")" "<= 2"
+printf '%-44s %11.3fs %12s\n' "create, 1 worker, 150 ms per call" "$slow_1" ""
+printf '%-44s %11.3fs %12s\n' "create, 50 workers, 150 ms per call" "$slow_50" ""
+printf '%-44s %12.2f %12s\n' "  ratio 50 / 1" "$(calc "$slow_50 / $slow_1")" "<= 2"
 printf '%-44s %11.3fs %12s\n' "no-op re-apply, 100 workers" "$noop_100" "< 3 s"
 printf '%-44s %12s %12s\n' "  mutating calls" "$noop_mut" "0"
 printf '%-44s %10sms %12s\n' "clouder --help (median of 21)" "$help_ms" "< 20 ms"

@@ -1,6 +1,8 @@
 //! Watches every SDK call: counts calls (mutating ones drive fault injection), notices
-//! throttling, and — for tests, with `CLOUDER_FAULT_THROTTLE=K` — answers every K-th request with a
-//! throttling error before it reaches AWS, so the SDK's retry path is exercised for real.
+//! throttling, and — for tests and benchmarks — makes the network worse on purpose:
+//! `CLOUDER_FAULT_THROTTLE=K` answers every K-th request with a throttling error before it leaves
+//! the process (the SDK's retry path, for real), `CLOUDER_FAULT_LATENCY_MS=N` adds a cloud's round
+//! trip to every request (a local emulator answers in microseconds).
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const THROTTLE_ENV: &str = "CLOUDER_FAULT_THROTTLE";
+pub const LATENCY_ENV: &str = "CLOUDER_FAULT_LATENCY_MS";
 
 /// Read calls; everything else changes the world.
 fn is_mutating(operation: &str) -> bool {
@@ -80,22 +83,28 @@ impl Intercept for CallCounter {
     }
 }
 
-/// Wraps the SDK's HTTP client; every `every`-th request is refused as throttled.
+/// Wraps the SDK's HTTP client to make the network worse on purpose, for tests and benchmarks:
+/// every `throttle_every`-th request is refused as throttled, and every request waits `latency`
+/// first (a cloud's round trip, which a local emulator does not have).
 #[derive(Debug)]
 pub struct Throttler {
     inner: SharedHttpClient,
-    every: u64,
+    every: Option<u64>,
+    latency: Option<std::time::Duration>,
     seen: Arc<AtomicU64>,
 }
 
 impl Throttler {
-    /// From `CLOUDER_FAULT_THROTTLE`, if set to a number ≥ 2.
+    /// From `CLOUDER_FAULT_THROTTLE` (a number ≥ 2) and `CLOUDER_FAULT_LATENCY_MS`, if either is set.
     pub fn from_env() -> Option<SharedHttpClient> {
-        let every: u64 = std::env::var(THROTTLE_ENV)
-            .ok()?
-            .parse()
-            .ok()
-            .filter(|&k| k >= 2)?;
+        let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let every = number(THROTTLE_ENV).filter(|&k| k >= 2);
+        let latency = number(LATENCY_ENV)
+            .filter(|&ms| ms > 0)
+            .map(std::time::Duration::from_millis);
+        if every.is_none() && latency.is_none() {
+            return None;
+        }
         let inner = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
@@ -104,6 +113,7 @@ impl Throttler {
         Some(SharedHttpClient::new(Throttler {
             inner,
             every,
+            latency,
             seen: Arc::default(),
         }))
     }
@@ -118,6 +128,7 @@ impl HttpClient for Throttler {
         SharedHttpConnector::new(ThrottlingConnector {
             inner: self.inner.http_connector(settings, components),
             every: self.every,
+            latency: self.latency,
             seen: self.seen.clone(),
         })
     }
@@ -126,14 +137,23 @@ impl HttpClient for Throttler {
 #[derive(Debug)]
 struct ThrottlingConnector {
     inner: SharedHttpConnector,
-    every: u64,
+    every: Option<u64>,
+    latency: Option<std::time::Duration>,
     seen: Arc<AtomicU64>,
 }
 
 impl HttpConnector for ThrottlingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        if !(self.seen.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(self.every) {
-            return self.inner.call(request);
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if !self.every.is_some_and(|every| n.is_multiple_of(every)) {
+            let Some(latency) = self.latency else {
+                return self.inner.call(request);
+            };
+            let inner = self.inner.clone();
+            return HttpConnectorFuture::new(async move {
+                tokio::time::sleep(latency).await;
+                inner.call(request).await
+            });
         }
         // EC2 speaks its own error dialect; IAM, ELBv2 and STS the query one.
         let ec2 = request
