@@ -86,7 +86,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer) {
     let old_leaves = old.map(changed_scope).unwrap_or_default();
     let changed: FieldSet = new_leaves
         .iter()
-        .filter(|p| old.is_none_or(|o| fields::get(o, p) != fields::get(new, p)))
+        .filter(|p| old.is_none_or(|o| differs(o, new, p)))
         .cloned()
         .collect();
     let gone: FieldSet = old_leaves.difference(&new_leaves).cloned().collect();
@@ -117,6 +117,15 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer) {
         }),
     }
     store(new, &entries);
+}
+
+/// Whether a field differs between two objects. A list element is a container, not a value: it
+/// differs only by being absent from one side.
+fn differs(a: &Value, b: &Value, p: &Path) -> bool {
+    if matches!(p.last(), Some(Step::Key(_))) {
+        return fields::get(a, p).is_some() != fields::get(b, p).is_some();
+    }
+    fields::get(a, p) != fields::get(b, p)
 }
 
 /// Fields another manager owns with a different value than the apply configuration.
@@ -161,7 +170,7 @@ pub fn apply(
     let mut taken: FieldSet = FieldSet::new();
     for e in entries.iter().filter(|e| e.manager != w.manager) {
         for p in applied.intersection(&e.set) {
-            if fields::get(&base, p) != fields::get(config, p) {
+            if differs(&base, config, p) {
                 conflicts.push(Conflict {
                     manager: e.manager.clone(),
                     field: path_string(p),
@@ -315,5 +324,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(next["data"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn list_elements_conflict_only_on_their_fields() {
+        let pod = |image: &str| json!({"metadata": {}, "spec": {"containers": [{"name": "c", "image": image}]}});
+        let live = apply(None, &pod("a"), &w("one"), false).unwrap();
+        let err = apply(Some(&live), &pod("b"), &w("two"), false).unwrap_err();
+        assert_eq!(
+            err,
+            vec![Conflict {
+                manager: "one".into(),
+                field: ".spec.containers[name=\"c\"].image".into()
+            }]
+        );
     }
 }

@@ -178,13 +178,15 @@ impl TestKube {
             context: Some(context.to_string()),
             ..Default::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
             .map_err(|e| err(&e))?;
+        // Tests want the server's answer, e.g. an eviction's 429, not minutes of retries.
+        config.default_retry = false;
         kube::Client::try_from(config).map_err(|e| err(&e))
     }
 
-    /// A client with the admin token.
+    /// A client with the admin token. It does not retry 429/503/504: tests see the server's answer.
     pub async fn client(&self) -> Result<kube::Client, Error> {
         self.client_for(ADMIN_CONTEXT).await
     }

@@ -37,9 +37,14 @@ impl ResourceType {
         }
     }
 
+    /// Namespaces cannot be deleted as a collection, as on the real server.
+    pub fn delete_collection(&self) -> bool {
+        !(self.group.is_empty() && self.plural == "namespaces")
+    }
+
     /// The discovery entries: the resource itself and its subresources.
     pub fn discovery(&self) -> Vec<Value> {
-        let verbs = [
+        let mut verbs = vec![
             "create",
             "delete",
             "deletecollection",
@@ -49,6 +54,9 @@ impl ResourceType {
             "update",
             "watch",
         ];
+        if !self.delete_collection() {
+            verbs.retain(|v| *v != "deletecollection");
+        }
         let mut main = json!({
             "name": self.plural, "singularName": self.singular, "namespaced": self.namespaced,
             "kind": self.kind, "verbs": verbs,

@@ -5,7 +5,7 @@ use crate::http::{Body, Call, json_response};
 use crate::objects::{self, now};
 use crate::selectors::{labels_of, structured_matches};
 use crate::status::{self, ApiError};
-use crate::verbs::{parse_json, writer};
+use crate::verbs::{parse_body, writer};
 use crate::{patch, store};
 use http::{Method, Response};
 use serde_json::{Value, json};
@@ -49,7 +49,7 @@ pub fn write_scale(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
     let (key, old) = live(app, call)?;
     let mut scale = scale_of(&old);
     if call.method == Method::PUT {
-        scale = parse_json(&call.body)?;
+        scale = parse_body(call)?;
     } else {
         let ct = call
             .content_type

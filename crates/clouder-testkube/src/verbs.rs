@@ -31,7 +31,7 @@ pub fn dispatch(app: &App, call: Call) -> Result<Response<Body>, ApiError> {
         (&Method::PUT, Some(name), _) => update(app, &call, name),
         (&Method::PATCH, Some(name), _) => patch(app, &call, name),
         (&Method::DELETE, Some(name), None) => delete(app, &call, name),
-        (&Method::DELETE, None, None) => delete_collection(app, &call),
+        (&Method::DELETE, None, None) if t.rt.delete_collection() => delete_collection(app, &call),
         (m, _, _) => Err(ApiError::method_not_allowed(m.as_str())),
     }
 }
@@ -53,14 +53,31 @@ pub fn writer<'a>(
     }
 }
 
-pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+/// A JSON (or YAML) object body; protobuf and CBOR bodies get 415 so that clients fall back to JSON.
+pub fn parse_body(call: &Call) -> Result<Value, ApiError> {
+    let ct = call
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    match ct {
+        "" | "application/json" | "*/*" => serde_json::from_slice(&call.body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
+        "application/yaml" => serde_yaml_ng::from_slice(&call.body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}"))),
+        other => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"),
+        )
+        .with_details(json!({}))),
+    }
 }
 
 fn create(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
     let t = &call.target;
-    let body = parse_json(&call.body)?;
+    let body = parse_body(call)?;
     let (manager, av, now) = (call.manager(), t.rt.api_version(), now());
     let w = writer(call, &manager, &av, &now);
     let obj = objects::create(
@@ -75,7 +92,7 @@ fn create(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
 
 fn update(app: &App, call: &Call, name: &str) -> Result<Response<Body>, ApiError> {
     let t = &call.target;
-    let mut body = parse_json(&call.body)?;
+    let mut body = parse_body(call)?;
     objects::normalize_body(&t.rt, t.namespace.as_deref(), &mut body)?;
     if body["metadata"]["name"].as_str().is_some_and(|n| n != name) {
         return Err(ApiError::bad_request(

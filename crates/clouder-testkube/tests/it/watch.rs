@@ -1,0 +1,123 @@
+//! Watches: kube-rs's watcher, raw resumption from a resourceVersion, selectors and bookmarks.
+
+use crate::common::start;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::runtime::watcher::{self, Event};
+use serde_json::json;
+use std::time::Duration;
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "w"}}})).unwrap()
+}
+
+#[tokio::test]
+async fn runtime_watcher_sees_added_modified_deleted() {
+    let (_kube, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+    // The initial listing ends with InitDone; only then do changes arrive as Apply/Delete.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Event::InitDone => break,
+            _ => continue,
+        }
+    }
+    api.create(&PostParams::default(), &cm("w")).await.unwrap();
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "v"}})),
+    )
+    .await
+    .unwrap();
+    api.delete("w", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match ev {
+            Event::Apply(o) => seen.push(format!("apply {}", o.data.map(|d| d.len()).unwrap_or(0))),
+            Event::Delete(_) => seen.push("delete".to_string()),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["apply 0", "apply 1", "delete"]);
+}
+
+#[tokio::test]
+async fn raw_watch_resumes_from_a_resource_version_with_selectors() {
+    let (_kube, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let other: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "b"}})).unwrap();
+    api.create(&PostParams::default(), &other).await.unwrap();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "gone"}}})),
+    )
+    .await
+    .unwrap();
+
+    let wp = WatchParams::default().labels("app=w").timeout(2);
+    let events: Vec<WatchEvent<ConfigMap>> = api
+        .watch(&wp, &rv)
+        .await
+        .unwrap()
+        .take(3)
+        .try_collect()
+        .await
+        .unwrap();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            WatchEvent::Added(o) => format!("ADDED {}", o.metadata.name.clone().unwrap()),
+            WatchEvent::Modified(o) => format!("MODIFIED {}", o.metadata.name.clone().unwrap()),
+            WatchEvent::Deleted(o) => format!("DELETED {}", o.metadata.name.clone().unwrap()),
+            WatchEvent::Bookmark(_) => "BOOKMARK".to_string(),
+            WatchEvent::Error(e) => format!("ERROR {}", e.code),
+        })
+        .collect();
+    // `b` never matches; `a` leaving the selection is a DELETED for this watcher.
+    assert_eq!(kinds, ["ADDED a", "DELETED a", "BOOKMARK"]);
+}
+
+#[tokio::test]
+async fn watch_ends_after_timeout_seconds() {
+    let (_kube, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let stream = api
+        .watch(&WatchParams::default().timeout(1), &rv)
+        .await
+        .unwrap();
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>())
+        .await
+        .expect("the server ends the watch");
+    assert!(events.is_empty());
+}
