@@ -179,10 +179,11 @@ pub fn create(
 }
 
 fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
-    if rt.status && !keeps_status_on_create(rt) {
-        if let Some(m) = body.as_object_mut() {
-            m.remove("status");
-        }
+    if rt.status
+        && !keeps_status_on_create(rt)
+        && let Some(m) = body.as_object_mut()
+    {
+        m.remove("status");
     }
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "namespaces") => {
