@@ -81,6 +81,24 @@ fn token() -> String {
         .collect()
 }
 
+/// How to start a server; `Default` is what [`TestKube::start`] uses.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Events kept for watches that resume from a resourceVersion; older ones get 410 Expired.
+    pub watch_history: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            watch_history: 10_000,
+        }
+    }
+}
+
 /// A running server; dropping it stops the server and closes its connections.
 pub struct TestKube {
     url: String,
@@ -97,11 +115,12 @@ impl Drop for TestKube {
 impl TestKube {
     /// Starts a server on 127.0.0.1 with a random port and fresh CA and tokens.
     pub async fn start() -> Result<Self, Error> {
-        Self::start_on(0).await
+        Self::start_with(Options::default()).await
     }
 
-    /// Starts a server on 127.0.0.1:`port` (0 for a random one).
-    pub async fn start_on(port: u16) -> Result<Self, Error> {
+    /// Starts a server with the given options.
+    pub async fn start_with(options: Options) -> Result<Self, Error> {
+        let port = options.port;
         // kube's client needs a process-wide provider when the build enables more than one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = tls::generate()?;
@@ -115,7 +134,7 @@ impl TestKube {
         let url = format!("https://{addr}");
         let kubeconfig = kubeconfig::render(&url, &tls.ca_pem, &admin_token, &reader_token);
         let types = resources::builtin();
-        let store = Store::default();
+        let store = Store::new(options.watch_history);
         {
             let ns = types
                 .iter()

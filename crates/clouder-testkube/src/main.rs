@@ -36,7 +36,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let Command::Serve { dir, port } = Cli::parse().command;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let kube = clouder_testkube::TestKube::start_on(port).await?;
+    let kube = clouder_testkube::TestKube::start_with(clouder_testkube::Options {
+        port,
+        ..Default::default()
+    })
+    .await?;
     let path = dir.join("kubeconfig");
     kube.write_kubeconfig(&path)?;
     println!("KUBECONFIG={}", path.display());

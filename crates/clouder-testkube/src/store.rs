@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
-/// How many past events a watch can resume from; older resourceVersions get 410 Expired.
-const HISTORY: usize = 10_000;
 /// Per-watcher backlog before a slow watcher is cut off with 410.
 const CHANNEL: usize = 4096;
 
@@ -37,6 +35,8 @@ pub struct Inner {
     objects: BTreeMap<Key, Value>,
     rv: u64,
     history: VecDeque<Arc<Event>>,
+    /// How many past events a watch can resume from; older resourceVersions get 410 Expired.
+    history_limit: usize,
     tx: broadcast::Sender<Arc<Event>>,
 }
 
@@ -45,21 +45,21 @@ pub struct Store {
     inner: Mutex<Inner>,
 }
 
-impl Default for Store {
-    fn default() -> Self {
+impl Store {
+    pub fn new(history_limit: usize) -> Self {
         let (tx, _) = broadcast::channel(CHANNEL);
+        let inner = Inner {
+            objects: BTreeMap::new(),
+            rv: 0,
+            history: VecDeque::new(),
+            history_limit: history_limit.max(1),
+            tx,
+        };
         Self {
-            inner: Mutex::new(Inner {
-                objects: BTreeMap::new(),
-                rv: 0,
-                history: VecDeque::new(),
-                tx,
-            }),
+            inner: Mutex::new(inner),
         }
     }
-}
 
-impl Store {
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         // A handler that panicked leaves consistent data behind: every write is one map operation.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -128,7 +128,7 @@ impl Inner {
             object,
             old,
         });
-        if self.history.len() == HISTORY {
+        if self.history.len() >= self.history_limit {
             self.history.pop_front();
         }
         self.history.push_back(ev.clone());
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn resource_versions_increase_and_replay_from_a_point() {
-        let store = Store::default();
+        let store = Store::new(100);
         let mut s = store.lock();
         let a = s.put(key("a"), json!({"metadata": {"name": "a"}}), "ADDED");
         s.put(key("b"), json!({"metadata": {"name": "b"}}), "ADDED");
@@ -178,5 +178,16 @@ mod tests {
         let kinds: Vec<&str> = sub.replay.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, ["ADDED", "DELETED"]);
         assert_eq!(s.list("", "configmaps", Some("d")).len(), 1);
+    }
+
+    #[test]
+    fn resuming_before_the_history_is_refused() {
+        let store = Store::new(2);
+        let mut s = store.lock();
+        for n in ["a", "b", "c", "d"] {
+            s.put(key(n), json!({"metadata": {"name": n}}), "ADDED");
+        }
+        assert_eq!(s.subscribe(1).err(), Some(3));
+        assert_eq!(s.subscribe(2).unwrap().replay.len(), 2);
     }
 }

@@ -169,3 +169,58 @@ async fn kubectl_explain_reads_openapi_v3() {
     let out = ok(kubectl(&kc, &["explain", "deployment.spec.replicas"]).await);
     assert!(out.contains("replicas <integer>"), "{out}");
 }
+
+const NODE_AND_PODS: &str = "apiVersion: v1
+kind: Node
+metadata: {name: node1}
+status:
+  conditions: [{type: Ready, status: \"True\"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: x}}
+spec:
+  nodeName: node1
+  containers: [{name: c, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, labels: {app: x}}
+spec:
+  nodeName: other
+  containers: [{name: c, image: busybox}]
+";
+
+#[tokio::test]
+async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
+    let (kube, _) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let f = dir.path().join("objs.yaml");
+    std::fs::write(&f, NODE_AND_PODS).unwrap();
+    ok(kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await);
+    let out = ok(kubectl(&kc, &["drain", "node1", "--force", "--timeout=20s"]).await);
+    assert!(
+        out.contains("pod/a evicted") && out.contains("node/node1 drained"),
+        "{out}"
+    );
+    let left = ok(kubectl(&kc, &["get", "pods", "-o", "name"]).await);
+    assert_eq!(
+        left.trim(),
+        "pod/b",
+        "only the pod on the drained node goes"
+    );
+    let spec = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "node",
+            "node1",
+            "-o",
+            "jsonpath={.spec.unschedulable}",
+        ],
+    )
+    .await);
+    assert_eq!(spec, "true");
+}

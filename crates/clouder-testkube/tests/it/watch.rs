@@ -121,3 +121,36 @@ async fn watch_ends_after_timeout_seconds() {
         .expect("the server ends the watch");
     assert!(events.is_empty());
 }
+
+#[tokio::test]
+async fn resuming_from_a_compacted_resource_version_is_410_expired() {
+    let options = clouder_testkube::Options {
+        watch_history: 3,
+        ..Default::default()
+    };
+    let kube = clouder_testkube::TestKube::start_with(options)
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(kube.client().await.unwrap(), "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    for n in ["a", "b", "c", "d", "e"] {
+        api.create(&PostParams::default(), &cm(n)).await.unwrap();
+    }
+    let events: Vec<WatchEvent<ConfigMap>> = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    match events.as_slice() {
+        [WatchEvent::Error(e)] => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        other => panic!("expected one 410 ERROR event, got {other:?}"),
+    }
+}
