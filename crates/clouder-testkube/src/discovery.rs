@@ -82,7 +82,7 @@ pub fn version() -> Value {
 
 fn resource_list(app: &App, group: &str, version: &str) -> Option<Value> {
     let resources: Vec<Value> = app
-        .types
+        .types()
         .iter()
         .filter(|t| t.group == group && t.version == version)
         .flat_map(|t| t.discovery())
@@ -112,7 +112,7 @@ fn api_group(group: &str, versions: &[String]) -> Value {
 
 fn groups(app: &App) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for (g, v) in group_versions(&app.types)
+    for (g, v) in group_versions(&app.types())
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
     {

@@ -259,8 +259,8 @@ fn route(app: &App, path: &str) -> Result<Target, ApiError> {
         [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(ApiError::no_route()),
     };
-    let rt = app
-        .types
+    let types = app.types();
+    let rt = types
         .iter()
         .find(|t| t.group == group && t.version == version && t.plural == plural)
         .ok_or_else(ApiError::no_route)?;

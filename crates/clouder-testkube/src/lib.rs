@@ -8,6 +8,7 @@
 //! ```
 
 mod apply;
+mod crd;
 mod discovery;
 mod fields;
 mod http;
@@ -63,6 +64,13 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// The built-in types and those the stored CRDs define right now.
+    fn types(&self) -> Vec<ResourceType> {
+        let mut all = self.types.clone();
+        all.extend(crd::resource_types(&self.store.lock()));
+        all
+    }
+
     fn user_for(&self, token: &str) -> Option<http::User> {
         if token == self.admin_token {
             Some(http::User::Admin)

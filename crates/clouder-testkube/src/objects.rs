@@ -2,6 +2,7 @@
 //! finalizers and status handling, independent of HTTP.
 
 use crate::apply::{self, Writer};
+use crate::crd;
 use crate::resources::ResourceType;
 use crate::status::ApiError;
 use crate::store::{Inner, Key};
@@ -162,12 +163,19 @@ pub fn create(
     ] {
         m.remove(server_owned);
     }
-    if body.get("spec").is_some() {
+    if body.get("spec").is_some() || rt.custom {
         body["metadata"]["generation"] = json!(1);
     } else if let Some(m) = body["metadata"].as_object_mut() {
         m.remove("generation");
     }
     defaults_on_create(rt, &mut body);
+    if crd::is_crd(rt) {
+        crd::check_name(&body)?;
+        crd::defaults(&mut body, &now);
+    }
+    if rt.custom {
+        crd::validate(s, rt, &mut body)?;
+    }
     match applied_fields {
         Some(mf) if w.apply => body["metadata"]["managedFields"] = mf,
         _ => apply::record_update(None, &mut body, w),
@@ -261,6 +269,9 @@ pub fn commit_update(
         new["metadata"]["generation"] =
             json!(old["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
     }
+    if rt.custom {
+        crd::validate(s, rt, &mut new)?;
+    }
     if !w.apply {
         apply::record_update(Some(old), &mut new, w);
     }
@@ -272,7 +283,11 @@ pub fn commit_update(
         .is_none_or(|f| f.is_empty());
     if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
         s.put(key.clone(), new, "MODIFIED");
-        return Ok(s.remove(&key).expect("just stored"));
+        let removed = s.remove(&key).expect("just stored");
+        if crd::is_crd(rt) {
+            remove_custom_resources(s, &removed);
+        }
+        return Ok(removed);
     }
     Ok(s.put(key, new, "MODIFIED"))
 }
@@ -322,7 +337,25 @@ pub fn delete(
         }
         return Ok(s.put(key.clone(), marked, "MODIFIED"));
     }
-    Ok(s.remove(key).expect("checked above"))
+    let removed = s.remove(key).expect("checked above");
+    if crd::is_crd(rt) {
+        remove_custom_resources(s, &removed);
+    }
+    Ok(removed)
+}
+
+/// A CRD takes its custom resources with it.
+fn remove_custom_resources(s: &mut Inner, crd: &Value) {
+    let group = crd["spec"]["group"].as_str().unwrap_or_default();
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+    let keys: Vec<Key> = s
+        .all_keys()
+        .into_iter()
+        .filter(|k| k.group == group && k.resource == plural)
+        .collect();
+    for k in keys {
+        s.remove(&k);
+    }
 }
 
 /// The namespaces a fresh server starts with.

@@ -19,13 +19,15 @@ pub struct ResourceType {
     pub plural: String,
     pub singular: String,
     pub namespaced: bool,
-    pub short_names: Vec<&'static str>,
+    pub short_names: Vec<String>,
     /// Has a `status` subresource: the main resource's writes leave `status` alone.
     pub status: bool,
     /// Has a `scale` subresource (`autoscaling/v1` Scale over `spec.replicas`).
     pub scale: bool,
     /// Pods only: the `policy/v1` eviction subresource.
     pub eviction: bool,
+    /// Served because a CustomResourceDefinition says so.
+    pub custom: bool,
 }
 
 impl ResourceType {
@@ -110,10 +112,11 @@ where
         plural: R::URL_PATH_SEGMENT.to_string(),
         singular: R::KIND.to_lowercase(),
         namespaced: <R::Scope as ScopeInfo>::NAMESPACED,
-        short_names: short_names.to_vec(),
+        short_names: short_names.iter().map(|s| s.to_string()).collect(),
         status,
         scale: false,
         eviction: false,
+        custom: false,
     }
 }
 

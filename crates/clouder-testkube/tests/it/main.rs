@@ -3,6 +3,7 @@
 mod auth;
 mod binary;
 mod common;
+mod crd;
 mod crud;
 mod discovery;
 mod eviction;
