@@ -164,7 +164,13 @@ pub fn apply(
     force: bool,
 ) -> Result<Value, Vec<Conflict>> {
     let mut entries = live.map(parse).unwrap_or_default();
-    let applied = fields::leaves(config);
+    // Through the status subresource a manager applies (and owns) status only.
+    let status_only = w.subresource == Some("status");
+    let applied = if status_only {
+        fields::status_leaves(config)
+    } else {
+        fields::leaves(config)
+    };
     let base = live.cloned().unwrap_or_else(|| json!({"metadata": {}}));
     let mut conflicts = Vec::new();
     let mut taken: FieldSet = FieldSet::new();
@@ -182,8 +188,8 @@ pub fn apply(
     if !conflicts.is_empty() && !force {
         return Err(conflicts);
     }
-    let mine =
-        |e: &Entry| e.manager == w.manager && e.operation == "Apply" && e.subresource.is_none();
+    let sub = w.subresource.map(String::from);
+    let mine = |e: &Entry| e.manager == w.manager && e.operation == "Apply" && e.subresource == sub;
     let previous: FieldSet = entries
         .iter()
         .find(|e| mine(e))
@@ -211,7 +217,7 @@ pub fn apply(
         None => entries.push(Entry {
             manager: w.manager.to_string(),
             operation: "Apply".into(),
-            subresource: None,
+            subresource: sub.clone(),
             api_version: w.api_version.to_string(),
             time: w.now.to_string(),
             set: applied,

@@ -35,6 +35,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let Command::Serve { dir, port } = Cli::parse().command;
+    // Handlers first: a SIGTERM right after the readiness line must still be a clean exit.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let kube = clouder_testkube::TestKube::start_with(clouder_testkube::Options {
         port,
@@ -44,8 +47,6 @@ async fn main() -> anyhow::Result<()> {
     let path = dir.join("kubeconfig");
     kube.write_kubeconfig(&path)?;
     println!("KUBECONFIG={}", path.display());
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

@@ -225,7 +225,15 @@ pub fn commit_update(
     }
     if subresource == Some("status") {
         let status = new.get("status").cloned();
+        // Server-side apply to status computed its own managedFields; keep them.
+        let managed = new["metadata"]
+            .get("managedFields")
+            .cloned()
+            .filter(|_| w.apply);
         new = old.clone();
+        if let Some(mf) = managed {
+            new["metadata"]["managedFields"] = mf;
+        }
         match status {
             Some(st) => new["status"] = st,
             None => {

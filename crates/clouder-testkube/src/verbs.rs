@@ -234,7 +234,28 @@ fn delete(app: &App, call: &Call, name: &str) -> Result<Response<Body>, ApiError
     let t = &call.target;
     let dry_run = call.query.get("dryRun") == Some("All");
     let key = objects::key(&t.rt, t.namespace.as_deref(), name);
-    let obj = objects::delete(&mut app.store.lock(), &t.rt, &key, dry_run)?;
+    let mut s = app.store.lock();
+    // DeleteOptions may carry preconditions; other options (grace, propagation) have no effect here.
+    let options: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
+    if let Some(live) = s.get(&key) {
+        for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+            let (want, have) = (&options["preconditions"][field], &live["metadata"][field]);
+            if want.is_string() && want != have {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: {label} in precondition: {}, {label} in object meta: {}",
+                        status::qualified(&t.rt.group, &t.rt.plural),
+                        want.as_str().unwrap_or_default(),
+                        have.as_str().unwrap_or_default()
+                    ),
+                )
+                .with_details(json!({"name": name, "kind": t.rt.plural})));
+            }
+        }
+    }
+    let obj = objects::delete(&mut s, &t.rt, &key, dry_run)?;
     Ok(json_response(200, &deleted_body(&t.rt, obj)))
 }
 

@@ -53,3 +53,25 @@ async fn many_servers_run_side_by_side() {
         "a dropped server stops answering"
     );
 }
+
+#[test]
+fn sigterm_right_after_the_readiness_line_is_a_clean_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clouder-testkube"))
+        .args(["serve", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("KUBECONFIG="));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}

@@ -332,3 +332,36 @@ async fn deleting_a_namespace_removes_its_contents() {
     let (code, _) = raw(&client, "GET", "/api/v1/namespaces/t1", None, None).await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn delete_preconditions_are_checked() {
+    let (_kube, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("other".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let s = status_of(api.delete("c", &stale).await);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    assert!(
+        s.message
+            .contains("Precondition failed: UID in precondition: other"),
+        "{}",
+        s.message
+    );
+    let uid = api.get("c").await.unwrap().metadata.uid;
+    let right = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    api.delete("c", &right).await.unwrap();
+}

@@ -101,3 +101,36 @@ async fn fields_dropped_from_the_config_are_removed() {
     assert_eq!(after.data.unwrap().len(), 1);
     assert!(after.metadata.labels.unwrap_or_default().is_empty());
 }
+
+#[tokio::test]
+async fn apply_through_the_status_subresource_owns_status_only() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (_kube, client) = start().await;
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    api.patch("p", &PatchParams::apply("owner"), &Patch::Apply(&pod))
+        .await
+        .unwrap();
+    let status = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"phase": "Running"}});
+    let after = api
+        .patch_status("p", &PatchParams::apply("kubelet"), &Patch::Apply(&status))
+        .await
+        .unwrap();
+    assert_eq!(after.status.unwrap().phase.as_deref(), Some("Running"));
+    assert_eq!(
+        after.spec.unwrap().containers[0].image.as_deref(),
+        Some("i")
+    );
+    let kubelet = after
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some("kubelet"))
+        .unwrap();
+    assert_eq!(kubelet.subresource.as_deref(), Some("status"));
+    assert_eq!(
+        kubelet.fields_v1.unwrap().0,
+        json!({"f:status": {"f:phase": {}}})
+    );
+}

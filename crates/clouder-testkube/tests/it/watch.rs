@@ -113,7 +113,7 @@ async fn watch_ends_after_timeout_seconds() {
         .resource_version
         .unwrap();
     let stream = api
-        .watch(&WatchParams::default().timeout(1), &rv)
+        .watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv)
         .await
         .unwrap();
     let events: Vec<_> = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>())
