@@ -96,6 +96,8 @@ pub struct Options {
     pub port: u16,
     /// Events kept for watches that resume from a resourceVersion; older ones get 410 Expired.
     pub watch_history: usize,
+    /// Events a watcher may fall behind by before it gets 410 Expired and must start over.
+    pub watch_backlog: usize,
 }
 
 impl Default for Options {
@@ -103,6 +105,7 @@ impl Default for Options {
         Self {
             port: 0,
             watch_history: 10_000,
+            watch_backlog: 4096,
         }
     }
 }
@@ -142,7 +145,7 @@ impl TestKube {
         let url = format!("https://{addr}");
         let kubeconfig = kubeconfig::render(&url, &tls.ca_pem, &admin_token, &reader_token);
         let types = resources::builtin();
-        let store = Store::new(options.watch_history);
+        let store = Store::new(options.watch_history, options.watch_backlog);
         {
             let ns = types
                 .iter()

@@ -5,9 +5,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
-/// Per-watcher backlog before a slow watcher is cut off with 410.
-const CHANNEL: usize = 4096;
-
 /// Where an object lives. `namespace` is empty for cluster-scoped objects.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
@@ -46,8 +43,9 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(history_limit: usize) -> Self {
-        let (tx, _) = broadcast::channel(CHANNEL);
+    /// `backlog`: events a watcher may fall behind by before it is cut off with 410.
+    pub fn new(history_limit: usize, backlog: usize) -> Self {
+        let (tx, _) = broadcast::channel(backlog.max(1));
         let inner = Inner {
             objects: BTreeMap::new(),
             rv: 0,
@@ -167,7 +165,7 @@ mod tests {
 
     #[test]
     fn resource_versions_increase_and_replay_from_a_point() {
-        let store = Store::new(100);
+        let store = Store::new(100, 16);
         let mut s = store.lock();
         let a = s.put(key("a"), json!({"metadata": {"name": "a"}}), "ADDED");
         s.put(key("b"), json!({"metadata": {"name": "b"}}), "ADDED");
@@ -182,7 +180,7 @@ mod tests {
 
     #[test]
     fn resuming_before_the_history_is_refused() {
-        let store = Store::new(2);
+        let store = Store::new(2, 16);
         let mut s = store.lock();
         for n in ["a", "b", "c", "d"] {
             s.put(key(n), json!({"metadata": {"name": n}}), "ADDED");

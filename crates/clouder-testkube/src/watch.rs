@@ -89,7 +89,8 @@ pub fn serve(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion: {rv}")))?,
         ),
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    // Small: the backlog belongs in the broadcast channel, where falling behind is detected.
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
     let kind = t.rt.kind.clone();
     let api_version = t.rt.api_version();
     let setup = {

@@ -154,3 +154,59 @@ async fn resuming_from_a_compacted_resource_version_is_410_expired() {
         other => panic!("expected one 410 ERROR event, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_slow_watcher_does_not_hold_up_writes_or_other_watchers() {
+    let options = clouder_testkube::Options {
+        watch_backlog: 8,
+        ..Default::default()
+    };
+    let kube = clouder_testkube::TestKube::start_with(options)
+        .await
+        .unwrap();
+    let client = kube.client().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &cm("big"))
+        .await
+        .unwrap();
+    let rv = api
+        .get("big")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let wp = WatchParams::default().disable_bookmarks();
+    // Opened and never read while the writes happen.
+    let slow = api.watch(&wp, &rv).await.unwrap().boxed();
+    let mut fast = api.watch(&wp, &rv).await.unwrap().boxed();
+    let payload = "x".repeat(1_000_000);
+    let writes = 40;
+    for i in 0..writes {
+        let patch = json!({"data": {"payload": payload, "i": i.to_string()}});
+        api.patch("big", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        // Keep the fast watcher drained so only the slow one falls behind.
+        match tokio::time::timeout(Duration::from_secs(10), fast.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Modified(o) => assert_eq!(o.data.unwrap()["i"], i.to_string()),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    // The slow watcher gets what was buffered, then 410 Expired: it must list and watch again.
+    let events: Vec<WatchEvent<ConfigMap>> =
+        tokio::time::timeout(Duration::from_secs(20), slow.try_collect())
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(events.len() < writes + 1, "{} events", events.len());
+    match events.last() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 at the end, got {other:?}"),
+    }
+}
