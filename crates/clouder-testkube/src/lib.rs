@@ -16,6 +16,7 @@ mod kubeconfig;
 mod list;
 mod objects;
 mod patch;
+mod printers;
 pub mod resources;
 pub mod selectors;
 mod status;

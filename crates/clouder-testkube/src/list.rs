@@ -106,7 +106,10 @@ pub fn serve(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
     };
     let items: Vec<Value> = page.into_iter().map(|(_, o)| o).collect();
     if wants_table(call) {
-        return Ok(json_response(200, &table(&items, meta)));
+        return Ok(json_response(
+            200,
+            &crate::printers::table(&t.rt, &items, meta),
+        ));
     }
     let items: Vec<Value> = items.into_iter().map(strip_type).collect();
     Ok(json_response(
@@ -119,30 +122,9 @@ pub fn serve(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
 pub fn render_one(call: &Call, obj: Value) -> Response<Body> {
     if wants_table(call) {
         let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
-        return json_response(200, &table(&[obj], meta));
+        return json_response(200, &crate::printers::table(&call.target.rt, &[obj], meta));
     }
     json_response(200, &obj)
-}
-
-/// The real server's default table: Name and Created At, with the object's metadata per row.
-fn table(items: &[Value], meta: Value) -> Value {
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|o| {
-            json!({
-                "cells": [o["metadata"]["name"], o["metadata"]["creationTimestamp"]],
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
-            })
-        })
-        .collect();
-    json!({
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", "priority": 0},
-            {"name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", "priority": 0}
-        ],
-        "rows": rows,
-    })
 }
 
 #[cfg(test)]

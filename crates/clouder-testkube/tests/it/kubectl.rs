@@ -200,6 +200,13 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     let f = dir.path().join("objs.yaml");
     std::fs::write(&f, NODE_AND_PODS).unwrap();
     ok(kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await);
+    // The server's Table carries the columns kubectl users know.
+    let pods = ok(kubectl(&kc, &["get", "pods"]).await);
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(pods.lines().nth(1).unwrap().starts_with("a "), "{pods}");
+    let nodes = ok(kubectl(&kc, &["get", "nodes"]).await);
+    assert!(nodes.lines().nth(1).unwrap().contains("Ready"), "{nodes}");
     let out = ok(kubectl(&kc, &["drain", "node1", "--force", "--timeout=20s"]).await);
     assert!(
         out.contains("pod/a evicted") && out.contains("node/node1 drained"),
