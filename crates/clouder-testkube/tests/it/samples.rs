@@ -77,6 +77,7 @@ async fn replayed_requests_answer_like_the_real_server() {
         "create in a missing namespace",
         "namespace in body differs from the path",
         "get missing (NotFound)",
+        "update with stale resourceVersion (Conflict)",
         "server-side apply (create)",
         "server-side apply conflict",
         "server-side apply force",
@@ -178,4 +179,215 @@ async fn discovery_matches_the_real_server_for_served_resources() {
     let want = &all["discovery /version"]["body"];
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&v), keys(want));
+}
+
+/// Lists: the kind, and which of `continue` and `remainingItemCount` are present.
+#[tokio::test]
+async fn paged_lists_answer_like_the_real_server() {
+    let (_kube, client) = start().await;
+    let all = samples();
+    raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        Some(&all["create namespace"]["request"]["body"]),
+    )
+    .await;
+    for (name, labels) in [
+        ("c", serde_json::json!({"app": "a"})),
+        ("d", serde_json::json!({})),
+    ] {
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}});
+        let (code, _) = raw(
+            &client,
+            "POST",
+            "/api/v1/namespaces/t1/configmaps",
+            Some("application/json"),
+            Some(&cm),
+        )
+        .await;
+        assert_eq!(code, 201);
+    }
+    for name in [
+        "list with labelSelector and limit=1",
+        "list with limit=1 (continue token)",
+    ] {
+        let s = &all[name];
+        let (code, got) = raw(
+            &client,
+            "GET",
+            s["request"]["path"].as_str().unwrap(),
+            None,
+            None,
+        )
+        .await;
+        let want = &s["body"];
+        assert_eq!(u64::from(code), s["status"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            (&got["kind"], &got["apiVersion"]),
+            (&want["kind"], &want["apiVersion"]),
+            "{name}"
+        );
+        for k in ["resourceVersion", "continue", "remainingItemCount"] {
+            assert_eq!(
+                got["metadata"][k].is_null(),
+                want["metadata"][k].is_null(),
+                "{name}: metadata.{k} presence"
+            );
+        }
+        assert_eq!(
+            got["items"].as_array().unwrap().len(),
+            want["items"].as_array().unwrap().len(),
+            "{name}"
+        );
+        assert!(
+            got["items"][0].get("kind").is_none(),
+            "{name}: list items carry no kind"
+        );
+    }
+}
+
+/// Deleting an object held by a finalizer, and a PodDisruptionBudget refusing then allowing an eviction.
+#[tokio::test]
+async fn finalizers_and_eviction_answer_like_the_real_server() {
+    let (_kube, client) = start().await;
+    let all = samples();
+    raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        Some(&all["create namespace"]["request"]["body"]),
+    )
+    .await;
+    let held = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "f", "finalizers": ["bar.example.com/hold"]}});
+    raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/t1/configmaps",
+        Some("application/json"),
+        Some(&held),
+    )
+    .await;
+    let s = &all["delete with finalizer"];
+    let (code, got) = raw(
+        &client,
+        "DELETE",
+        s["request"]["path"].as_str().unwrap(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(u64::from(code), s["status"].as_u64().unwrap());
+    for k in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "finalizers",
+    ] {
+        assert_eq!(
+            got["metadata"][k].is_null(),
+            s["body"]["metadata"][k].is_null(),
+            "metadata.{k}"
+        );
+    }
+    assert_eq!(
+        got["metadata"]["deletionGracePeriodSeconds"],
+        s["body"]["metadata"]["deletionGracePeriodSeconds"]
+    );
+
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces/t1/pods",
+        Some("application/json"),
+        Some(&pod),
+    )
+    .await;
+    let ready =
+        serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let (code, _) = raw(
+        &client,
+        "PATCH",
+        "/api/v1/namespaces/t1/pods/p/status",
+        Some("application/merge-patch+json"),
+        Some(&ready),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let pdb = serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "pdb"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "x"}}}});
+    raw(
+        &client,
+        "POST",
+        "/apis/policy/v1/namespaces/t1/poddisruptionbudgets",
+        Some("application/json"),
+        Some(&pdb),
+    )
+    .await;
+    let s = &all["eviction refused by PDB"];
+    let req = &s["request"];
+    let (code, got) = raw(
+        &client,
+        "POST",
+        req["path"].as_str().unwrap(),
+        Some("application/json"),
+        Some(&req["body"]),
+    )
+    .await;
+    assert_same_shape(
+        "eviction refused by PDB",
+        s["status"].as_u64().unwrap(),
+        &s["body"],
+        code,
+        &got,
+    );
+
+    let (code, _) = raw(
+        &client,
+        "DELETE",
+        "/apis/policy/v1/namespaces/t1/poddisruptionbudgets/pdb",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let s = &all["eviction accepted"];
+    let req = &s["request"];
+    let (code, got) = raw(
+        &client,
+        "POST",
+        req["path"].as_str().unwrap(),
+        Some("application/json"),
+        Some(&req["body"]),
+    )
+    .await;
+    assert_eq!(
+        (u64::from(code), &got),
+        (s["status"].as_u64().unwrap(), &s["body"])
+    );
+}
+
+/// The read-only user's refusal: same code, reason and details (the real message adds RBAC detail).
+#[tokio::test]
+async fn read_only_refusal_answers_like_the_real_server() {
+    let (kube, _) = start().await;
+    let reader = kube.read_only_client().await.unwrap();
+    let s = &samples()["forbidden (read-only user creates)"];
+    let req = &s["request"];
+    let (code, got) = raw(
+        &reader,
+        "POST",
+        req["path"].as_str().unwrap(),
+        Some("application/json"),
+        Some(&req["body"]),
+    )
+    .await;
+    assert_eq!(u64::from(code), s["status"].as_u64().unwrap());
+    for k in ["kind", "status", "reason", "details", "code"] {
+        assert_eq!(got[k], s["body"][k], "{k}");
+    }
+    let prefix = "namespaces is forbidden: User \"reader\" cannot create resource \"namespaces\" in API group \"\" at the cluster scope";
+    assert!(s["body"]["message"].as_str().unwrap().starts_with(prefix));
+    assert_eq!(got["message"], prefix);
 }
