@@ -187,7 +187,10 @@ pub async fn handle(
         user_agent,
         body,
     };
-    Ok(verbs::dispatch(&app, call).unwrap_or_else(|e| error_response(&e)))
+    let method = call.method.clone();
+    let response = verbs::dispatch(&app, call).unwrap_or_else(|e| error_response(&e));
+    tracing::debug!(%method, %path, status = response.status().as_u16(), user = user.name(), "request");
+    Ok(response)
 }
 
 fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
