@@ -365,3 +365,50 @@ async fn delete_preconditions_are_checked() {
     };
     api.delete("c", &right).await.unwrap();
 }
+
+#[tokio::test]
+async fn delete_collection_by_label_and_pods_by_node() {
+    let (_kube, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for (name, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        api.create(&PostParams::default(), &cm(name, json!({"app": app})))
+            .await
+            .unwrap();
+    }
+    let gone = api
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=x"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone.left().unwrap().items.len(), 2);
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (name, node) in [("p1", "n1"), ("p2", "n2")] {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]}})).unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    let all: Api<Pod> = Api::all(client);
+    let on_n2 = all
+        .list(&ListParams::default().fields("spec.nodeName=n2,status.phase=Pending"))
+        .await
+        .unwrap();
+    assert_eq!(
+        on_n2
+            .items
+            .into_iter()
+            .map(|p| p.metadata.name.unwrap())
+            .collect::<Vec<_>>(),
+        ["p2"]
+    );
+}
