@@ -2,8 +2,8 @@
 
 use k8s_openapi::api::{
     apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as scheduling, storage::v1 as storage,
+    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
@@ -161,6 +161,8 @@ pub fn builtin() -> Vec<ResourceType> {
         of::<rbac::RoleBinding>(&[], false),
         of::<rbac::Role>(&[], false),
         of::<coordination::Lease>(&[], false),
+        of::<discovery::EndpointSlice>(&[], false),
+        of::<events::Event>(&["ev"], false),
         of::<scheduling::PriorityClass>(&["pc"], false),
         of::<apiextensions::CustomResourceDefinition>(&["crd", "crds"], true),
     ]

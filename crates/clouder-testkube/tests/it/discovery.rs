@@ -38,6 +38,8 @@ async fn kube_discovery_finds_the_builtin_resources() {
         ("storage.k8s.io", "storageclasses"),
         ("rbac.authorization.k8s.io", "clusterrolebindings"),
         ("coordination.k8s.io", "leases"),
+        ("events.k8s.io", "events"),
+        ("discovery.k8s.io", "endpointslices"),
         ("apiextensions.k8s.io", "customresourcedefinitions"),
     ] {
         find(g, p);
