@@ -81,17 +81,40 @@ fn keeps_status_on_create(rt: &ResourceType) -> bool {
         )
 }
 
+/// 400 unless the object and the metadata fields the server writes have the right JSON types.
+pub fn check_shape(obj: &Value) -> Result<(), ApiError> {
+    let bad = |what: &str| {
+        Err(ApiError::bad_request(format!(
+            "{what} must be a JSON object"
+        )))
+    };
+    if !obj.is_object() {
+        return bad("the object");
+    }
+    let meta = &obj["metadata"];
+    if !(meta.is_object() || meta.is_null()) {
+        return bad("metadata");
+    }
+    for field in ["labels", "annotations"] {
+        if !(meta[field].is_object() || meta[field].is_null()) {
+            return bad(&format!("metadata.{field}"));
+        }
+    }
+    for field in ["spec", "status"] {
+        if !(obj[field].is_object() || obj[field].is_null()) {
+            return bad(field);
+        }
+    }
+    Ok(())
+}
+
 /// Fills `kind`/`apiVersion` and checks the body's namespace against the path's.
 pub fn normalize_body(
     rt: &ResourceType,
     ns: Option<&str>,
     body: &mut Value,
 ) -> Result<(), ApiError> {
-    if !body.is_object() {
-        return Err(ApiError::bad_request(
-            "the body of the request must be a JSON object",
-        ));
-    }
+    check_shape(body)?;
     body["kind"] = json!(rt.kind);
     body["apiVersion"] = json!(rt.api_version());
     if !body["metadata"].is_object() {
@@ -216,6 +239,10 @@ pub fn commit_update(
     mut new: Value,
     w: &Writer,
 ) -> Result<Value, ApiError> {
+    check_shape(&new)?;
+    if !new["metadata"].is_object() {
+        new["metadata"] = json!({});
+    }
     let subresource = w.subresource;
     let rv = new["metadata"]["resourceVersion"]
         .as_str()

@@ -412,3 +412,42 @@ async fn delete_collection_by_label_and_pods_by_node() {
         ["p2"]
     );
 }
+
+#[tokio::test]
+async fn malformed_objects_are_refused_not_fatal() {
+    let (_kube, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .unwrap();
+    for patch in [
+        json!({"metadata": "x"}),
+        json!({"metadata": {"labels": ["a"]}}),
+    ] {
+        let s = status_of(
+            api.patch("c", &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
+        );
+        assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"), "{patch}");
+    }
+    let jp: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "", "value": 1}])).unwrap();
+    assert_eq!(
+        status_of(
+            api.patch("c", &PatchParams::default(), &Patch::<()>::Json(jp))
+                .await
+        )
+        .code,
+        400
+    );
+    let (code, _) = raw(
+        &client,
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        Some(&json!({"metadata": {"name": "n", "labels": "x"}})),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(api.get("c").await.is_ok(), "the server still answers");
+}
