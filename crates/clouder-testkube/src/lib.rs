@@ -1,0 +1,253 @@
+//! `clouder-testkube`: a faithful in-process Kubernetes API server for tests.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), clouder_testkube::Error> {
+//! let kube = clouder_testkube::TestKube::start().await?;
+//! let client = kube.client().await?;
+//! # Ok(()) }
+//! ```
+
+mod apply;
+mod crd;
+mod discovery;
+mod fields;
+mod http;
+mod kubeconfig;
+mod list;
+mod objects;
+mod patch;
+mod printers;
+pub mod resources;
+pub mod selectors;
+mod status;
+mod store;
+mod subresources;
+mod tls;
+mod verbs;
+mod watch;
+
+pub use kubeconfig::{ADMIN_CONTEXT, READ_ONLY_CONTEXT};
+
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use resources::ResourceType;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use store::Store;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Starting a server or a client for it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("binding 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("writing the kubeconfig to {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("building a kube client from the testkube kubeconfig: {0}")]
+    Client(String),
+}
+
+/// State shared by every request of one server.
+pub(crate) struct App {
+    store: Store,
+    types: Vec<ResourceType>,
+    admin_token: String,
+    reader_token: String,
+    /// `host:port`, as `/api` advertises it.
+    address: String,
+}
+
+impl App {
+    /// The built-in types and those the stored CRDs define right now.
+    fn types(&self) -> Vec<ResourceType> {
+        let mut all = self.types.clone();
+        all.extend(crd::resource_types(&self.store.lock()));
+        all
+    }
+
+    fn user_for(&self, token: &str) -> Option<http::User> {
+        if token == self.admin_token {
+            Some(http::User::Admin)
+        } else if token == self.reader_token {
+            Some(http::User::Reader)
+        } else {
+            None
+        }
+    }
+}
+
+fn token() -> String {
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
+}
+
+/// How to start a server; `Default` is what [`TestKube::start`] uses.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Events kept for watches that resume from a resourceVersion; older ones get 410 Expired.
+    pub watch_history: usize,
+    /// Events a watcher may fall behind by before it gets 410 Expired and must start over.
+    pub watch_backlog: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            watch_history: 10_000,
+            watch_backlog: 4096,
+        }
+    }
+}
+
+/// A running server; dropping it stops the server and closes its connections.
+pub struct TestKube {
+    url: String,
+    kubeconfig: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestKube {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestKube {
+    /// Starts a server on 127.0.0.1 with a random port and fresh CA and tokens.
+    pub async fn start() -> Result<Self, Error> {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts a server with the given options.
+    pub async fn start_with(options: Options) -> Result<Self, Error> {
+        let port = options.port;
+        // kube's client needs a process-wide provider when the build enables more than one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = tls::generate()?;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| Error::Bind { port, source })?;
+        let addr: SocketAddr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { port, source })?;
+        let (admin_token, reader_token) = (token(), token());
+        let url = format!("https://{addr}");
+        let kubeconfig = kubeconfig::render(&url, &tls.ca_pem, &admin_token, &reader_token);
+        let types = resources::builtin();
+        let store = Store::new(options.watch_history, options.watch_backlog);
+        {
+            let ns = types
+                .iter()
+                .find(|t| t.group.is_empty() && t.plural == "namespaces")
+                .expect("namespaces are built in");
+            objects::seed(&mut store.lock(), ns);
+        }
+        let app = Arc::new(App {
+            store,
+            types,
+            admin_token,
+            reader_token,
+            address: addr.to_string(),
+        });
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+        let task = tokio::spawn(serve(listener, acceptor, app));
+        Ok(Self {
+            url,
+            kubeconfig,
+            task,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A kubeconfig with the admin context current and a read-only context beside it.
+    pub fn kubeconfig_yaml(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    /// Writes the kubeconfig with mode 0600.
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path.as_ref();
+        let err = |source| Error::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        // An existing file keeps its mode on open; tighten it too.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(err)?;
+        f.write_all(self.kubeconfig.as_bytes()).map_err(err)
+    }
+
+    async fn client_for(&self, context: &str) -> Result<kube::Client, Error> {
+        let err = |e: &dyn std::fmt::Display| Error::Client(e.to_string());
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig).map_err(|e| err(&e))?;
+        let opts = kube::config::KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        };
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| err(&e))?;
+        // Tests want the server's answer, e.g. an eviction's 429, not minutes of retries.
+        config.default_retry = false;
+        kube::Client::try_from(config).map_err(|e| err(&e))
+    }
+
+    /// A client with the admin token. It does not retry 429/503/504: tests see the server's answer.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        self.client_for(ADMIN_CONTEXT).await
+    }
+
+    /// A client with the read-only token: get, list and watch only.
+    pub async fn read_only_client(&self) -> Result<kube::Client, Error> {
+        self.client_for(READ_ONLY_CONTEXT).await
+    }
+}
+
+async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: Arc<App>) {
+    // Connections live in this set so that aborting the server task closes them all.
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        conns.spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| http::handle(app.clone(), req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,56 @@
+//! `clouder-testkube serve --dir DIR`: runs the test API server until SIGTERM or SIGINT.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Parser)]
+#[command(
+    name = "clouder-testkube",
+    about = "A faithful Kubernetes API server for tests"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve on 127.0.0.1, write DIR/kubeconfig, print `KUBECONFIG=DIR/kubeconfig` once ready.
+    Serve {
+        /// Directory for the kubeconfig (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve { dir, port } = Cli::parse().command;
+    // Handlers first: a SIGTERM right after the readiness line must still be a clean exit.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let kube = clouder_testkube::TestKube::start_with(clouder_testkube::Options {
+        port,
+        ..Default::default()
+    })
+    .await?;
+    let path = dir.join("kubeconfig");
+    kube.write_kubeconfig(&path)?;
+    println!("KUBECONFIG={}", path.display());
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    drop(kube);
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! What create, update and delete do to an object: server-set metadata, generations, namespaces,
+//! finalizers and status handling, independent of HTTP.
+
+use crate::apply::{self, Writer};
+use crate::crd;
+use crate::resources::ResourceType;
+use crate::status::ApiError;
+use crate::store::{Inner, Key};
+use rand::Rng;
+use serde_json::{Value, json};
+
+/// Namespaces every cluster starts with.
+pub const INITIAL_NAMESPACES: [&str; 4] =
+    ["default", "kube-node-lease", "kube-public", "kube-system"];
+
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+pub fn key(rt: &ResourceType, namespace: Option<&str>, name: &str) -> Key {
+    Key {
+        group: rt.group.clone(),
+        version: rt.version.clone(),
+        resource: rt.plural.clone(),
+        namespace: if rt.namespaced {
+            namespace.unwrap_or_default().to_string()
+        } else {
+            String::new()
+        },
+        name: name.to_string(),
+    }
+}
+
+fn namespace_key(name: &str) -> Key {
+    Key {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "namespaces".into(),
+        namespace: String::new(),
+        name: name.into(),
+    }
+}
+
+/// 404 for the namespace, as the real server answers writes into a missing one.
+pub fn require_namespace(s: &Inner, ns: &str) -> Result<(), ApiError> {
+    match s.get(&namespace_key(ns)) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("", "namespaces", ns)),
+    }
+}
+
+fn random_suffix() -> String {
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Whether the object's desired state (everything but metadata and status) differs.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+/// Resources whose status is kept as sent on create (the rest start from an empty status).
+fn keeps_status_on_create(rt: &ResourceType) -> bool {
+    rt.group.is_empty()
+        && matches!(
+            rt.plural.as_str(),
+            "nodes" | "persistentvolumes" | "persistentvolumeclaims"
+        )
+}
+
+/// 400 unless the object and the metadata fields the server writes have the right JSON types.
+pub fn check_shape(obj: &Value) -> Result<(), ApiError> {
+    let bad = |what: &str| {
+        Err(ApiError::bad_request(format!(
+            "{what} must be a JSON object"
+        )))
+    };
+    if !obj.is_object() {
+        return bad("the object");
+    }
+    let meta = &obj["metadata"];
+    if !(meta.is_object() || meta.is_null()) {
+        return bad("metadata");
+    }
+    for field in ["labels", "annotations"] {
+        if !(meta[field].is_object() || meta[field].is_null()) {
+            return bad(&format!("metadata.{field}"));
+        }
+    }
+    for field in ["spec", "status"] {
+        if !(obj[field].is_object() || obj[field].is_null()) {
+            return bad(field);
+        }
+    }
+    Ok(())
+}
+
+/// Fills `kind`/`apiVersion` and checks the body's namespace against the path's.
+pub fn normalize_body(
+    rt: &ResourceType,
+    ns: Option<&str>,
+    body: &mut Value,
+) -> Result<(), ApiError> {
+    check_shape(body)?;
+    body["kind"] = json!(rt.kind);
+    body["apiVersion"] = json!(rt.api_version());
+    if !body["metadata"].is_object() {
+        body["metadata"] = json!({});
+    }
+    if rt.namespaced {
+        let path_ns = ns.unwrap_or_default();
+        match body["metadata"]["namespace"].as_str() {
+            Some(b) if !b.is_empty() && b != path_ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => body["metadata"]["namespace"] = json!(path_ns),
+        }
+    } else if let Some(m) = body["metadata"].as_object_mut() {
+        m.remove("namespace");
+    }
+    Ok(())
+}
+
+/// POST: a new object with server-set metadata. `dry_run` computes without storing.
+pub fn create(
+    s: &mut Inner,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    mut body: Value,
+    w: &Writer,
+) -> Result<Value, ApiError> {
+    normalize_body(rt, ns, &mut body)?;
+    if rt.namespaced {
+        require_namespace(s, ns.unwrap_or_default())?;
+    }
+    let applied_fields = body["metadata"]
+        .as_object_mut()
+        .and_then(|m| m.remove("managedFields"));
+    let meta = &mut body["metadata"];
+    let mut name = meta["name"].as_str().unwrap_or_default().to_string();
+    if name.is_empty() {
+        match meta["generateName"].as_str() {
+            Some(prefix) if !prefix.is_empty() => name = format!("{prefix}{}", random_suffix()),
+            _ => {
+                return Err(ApiError::invalid(
+                    &rt.kind,
+                    &rt.group,
+                    "",
+                    "metadata.name",
+                    "FieldValueRequired",
+                    "Required value: name or generateName is required",
+                ));
+            }
+        }
+    }
+    let key = key(rt, ns, &name);
+    if s.get(&key).is_some() {
+        return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
+    }
+    let now = now();
+    let m = meta.as_object_mut().expect("normalized");
+    m.insert("name".into(), json!(name));
+    m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    m.insert("creationTimestamp".into(), json!(now));
+    for server_owned in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ] {
+        m.remove(server_owned);
+    }
+    if body.get("spec").is_some() || rt.custom {
+        body["metadata"]["generation"] = json!(1);
+    } else if let Some(m) = body["metadata"].as_object_mut() {
+        m.remove("generation");
+    }
+    defaults_on_create(rt, &mut body);
+    if crd::is_crd(rt) {
+        crd::check_name(&body)?;
+        crd::defaults(&mut body, &now);
+    }
+    if rt.custom {
+        crd::validate(s, rt, &mut body)?;
+    }
+    match applied_fields {
+        Some(mf) if w.apply => body["metadata"]["managedFields"] = mf,
+        _ => apply::record_update(None, &mut body, w),
+    }
+    if w.dry_run {
+        return Ok(body);
+    }
+    Ok(s.put(key, body, "ADDED"))
+}
+
+fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
+    if rt.status
+        && !keeps_status_on_create(rt)
+        && let Some(m) = body.as_object_mut()
+    {
+        m.remove("status");
+    }
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "namespaces") => {
+            let name = body["metadata"]["name"].clone();
+            body["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+            body["spec"] = json!({"finalizers": ["kubernetes"]});
+            body["status"] = json!({"phase": "Active"});
+        }
+        ("", "pods") => body["status"] = json!({"phase": "Pending"}),
+        _ => {}
+    }
+}
+
+/// Stores `new` as the next version of `old`: keeps server-owned metadata and, unless writing
+/// through `status`, the status; bumps `generation` when the spec changed; finishes a deletion
+/// once the last finalizer is gone. An update that changes nothing is not stored.
+pub fn commit_update(
+    s: &mut Inner,
+    rt: &ResourceType,
+    key: Key,
+    old: &Value,
+    mut new: Value,
+    w: &Writer,
+) -> Result<Value, ApiError> {
+    check_shape(&new)?;
+    if !new["metadata"].is_object() {
+        new["metadata"] = json!({});
+    }
+    let subresource = w.subresource;
+    let rv = new["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
+    if !rv.is_empty() && Some(rv) != old["metadata"]["resourceVersion"].as_str() {
+        return Err(ApiError::conflict(&rt.group, &rt.plural, &key.name));
+    }
+    if subresource == Some("status") {
+        let status = new.get("status").cloned();
+        // Server-side apply to status computed its own managedFields; keep them.
+        let managed = new["metadata"]
+            .get("managedFields")
+            .cloned()
+            .filter(|_| w.apply);
+        new = old.clone();
+        if let Some(mf) = managed {
+            new["metadata"]["managedFields"] = mf;
+        }
+        match status {
+            Some(st) => new["status"] = st,
+            None => {
+                new.as_object_mut()
+                    .expect("objects are maps")
+                    .remove("status");
+            }
+        }
+    } else if rt.status {
+        match old.get("status") {
+            Some(st) => new["status"] = st.clone(),
+            None => {
+                new.as_object_mut()
+                    .expect("objects are maps")
+                    .remove("status");
+            }
+        }
+    }
+    new["kind"] = json!(rt.kind);
+    new["apiVersion"] = json!(rt.api_version());
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ] {
+        match old["metadata"].get(field) {
+            Some(v) => new["metadata"][field] = v.clone(),
+            None => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(field);
+                }
+            }
+        }
+    }
+    if old["metadata"].get("generation").is_some() && spec_changed(old, &new) {
+        new["metadata"]["generation"] =
+            json!(old["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
+    }
+    if rt.custom {
+        crd::validate(s, rt, &mut new)?;
+    }
+    if !w.apply {
+        apply::record_update(Some(old), &mut new, w);
+    }
+    if new == *old || w.dry_run {
+        return Ok(new);
+    }
+    let finalizers_empty = new["metadata"]["finalizers"]
+        .as_array()
+        .is_none_or(|f| f.is_empty());
+    if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
+        s.put(key.clone(), new, "MODIFIED");
+        let removed = s.remove(&key).expect("just stored");
+        if crd::is_crd(rt) {
+            remove_custom_resources(s, &removed);
+        }
+        return Ok(removed);
+    }
+    Ok(s.put(key, new, "MODIFIED"))
+}
+
+/// DELETE: objects with finalizers are marked and kept; the rest go at once. Deleting a namespace
+/// removes everything in it.
+pub fn delete(
+    s: &mut Inner,
+    rt: &ResourceType,
+    key: &Key,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let Some(obj) = s.get(key).cloned() else {
+        return Err(ApiError::not_found(&rt.group, &rt.plural, &key.name));
+    };
+    if dry_run {
+        return Ok(obj);
+    }
+    if rt.group.is_empty() && rt.plural == "namespaces" {
+        let contents: Vec<Key> = s
+            .all_keys()
+            .into_iter()
+            .filter(|k| k.namespace == key.name)
+            .collect();
+        for k in contents {
+            s.remove(&k);
+        }
+        let mut ns = obj;
+        ns["metadata"]["deletionTimestamp"] = json!(now());
+        ns["status"]["phase"] = json!("Terminating");
+        s.put(key.clone(), ns, "MODIFIED");
+        return Ok(s.remove(key).expect("just stored"));
+    }
+    let has_finalizers = obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    if has_finalizers {
+        if obj["metadata"].get("deletionTimestamp").is_some() {
+            return Ok(obj);
+        }
+        let mut marked = obj;
+        marked["metadata"]["deletionTimestamp"] = json!(now());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if marked["metadata"].get("generation").is_some() {
+            marked["metadata"]["generation"] =
+                json!(marked["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
+        }
+        return Ok(s.put(key.clone(), marked, "MODIFIED"));
+    }
+    let removed = s.remove(key).expect("checked above");
+    if crd::is_crd(rt) {
+        remove_custom_resources(s, &removed);
+    }
+    Ok(removed)
+}
+
+/// A CRD takes its custom resources with it.
+fn remove_custom_resources(s: &mut Inner, crd: &Value) {
+    let group = crd["spec"]["group"].as_str().unwrap_or_default();
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+    let keys: Vec<Key> = s
+        .all_keys()
+        .into_iter()
+        .filter(|k| k.group == group && k.resource == plural)
+        .collect();
+    for k in keys {
+        s.remove(&k);
+    }
+}
+
+/// The namespaces a fresh server starts with.
+pub fn seed(s: &mut Inner, namespaces: &ResourceType) {
+    let now = now();
+    let w = Writer {
+        manager: "kube-apiserver",
+        api_version: "v1",
+        subresource: None,
+        now: &now,
+        apply: false,
+        dry_run: false,
+    };
+    for ns in INITIAL_NAMESPACES {
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        create(s, namespaces, None, body, &w).expect("a fresh store has no namespaces");
+    }
+}

@@ -1,0 +1,256 @@
+//! The `Table` form of objects, with the columns `kubectl get` shows for the common resources.
+
+use crate::resources::ResourceType;
+use serde_json::{Value, json};
+
+/// One column: its header, type, and how to compute its cell.
+struct Column {
+    name: &'static str,
+    kind: &'static str,
+    cell: fn(&Value) -> Value,
+}
+
+fn col(name: &'static str, cell: fn(&Value) -> Value) -> Column {
+    Column {
+        name,
+        kind: "string",
+        cell,
+    }
+}
+
+fn name(o: &Value) -> Value {
+    o["metadata"]["name"].clone()
+}
+
+fn age(o: &Value) -> Value {
+    let created = o["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    match created {
+        Some(t) => json!(human_duration(
+            jiff::Timestamp::now().as_second() - t.as_second()
+        )),
+        None => json!("<unknown>"),
+    }
+}
+
+/// Kubernetes' `duration.HumanDuration`: `45s`, `3m10s`, `5h`, `2d3h`, `1y20d`.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < 0 {
+        return "0s".into();
+    }
+    let (minutes, hours) = (seconds / 60, seconds / 3600);
+    let with = |big: i64, unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{small}{small_unit}")
+        }
+    };
+    match () {
+        _ if seconds < 120 => format!("{seconds}s"),
+        _ if minutes < 10 => with(minutes, "m", seconds % 60, "s"),
+        _ if minutes < 180 => format!("{minutes}m"),
+        _ if hours < 8 => with(hours, "h", minutes % 60, "m"),
+        _ if hours < 48 => format!("{hours}h"),
+        _ if hours < 24 * 8 => with(hours / 24, "d", hours % 24, "h"),
+        _ if hours < 24 * 365 * 2 => format!("{}d", hours / 24),
+        _ if hours < 24 * 365 * 8 => with(hours / 24 / 365, "y", (hours / 24) % 365, "d"),
+        _ => format!("{}y", hours / 24 / 365),
+    }
+}
+
+fn count(v: &Value) -> i64 {
+    v.as_object().map_or(0, |m| m.len() as i64)
+}
+
+fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
+    let cols = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "pods") => vec![
+            col("Name", name),
+            col("Ready", |o| {
+                let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+                let statuses = o["status"]["containerStatuses"].as_array();
+                let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+                json!(format!("{ready}/{total}"))
+            }),
+            col("Status", |o| {
+                if o["metadata"].get("deletionTimestamp").is_some() {
+                    return json!("Terminating");
+                }
+                o["status"]["phase"].clone()
+            }),
+            Column {
+                name: "Restarts",
+                kind: "integer",
+                cell: |o| {
+                    let statuses = o["status"]["containerStatuses"].as_array();
+                    json!(statuses.map_or(0, |s| {
+                        s.iter()
+                            .filter_map(|c| c["restartCount"].as_i64())
+                            .sum::<i64>()
+                    }))
+                },
+            },
+            col("Age", age),
+        ],
+        ("", "nodes") => vec![
+            col("Name", name),
+            col("Status", |o| {
+                let ready = o["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                let mut s = if ready {
+                    "Ready".to_string()
+                } else {
+                    "NotReady".to_string()
+                };
+                if o["spec"]["unschedulable"] == true {
+                    s.push_str(",SchedulingDisabled");
+                }
+                json!(s)
+            }),
+            col("Roles", |o| {
+                let roles: Vec<&str> = o["metadata"]["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/"))
+                    .collect();
+                json!(if roles.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    roles.join(",")
+                })
+            }),
+            col("Age", age),
+            col("Version", |o| {
+                json!(
+                    o["status"]["nodeInfo"]["kubeletVersion"]
+                        .as_str()
+                        .unwrap_or("")
+                )
+            }),
+        ],
+        ("", "namespaces") => vec![
+            col("Name", name),
+            col("Status", |o| o["status"]["phase"].clone()),
+            col("Age", age),
+        ],
+        ("", "configmaps") => vec![
+            Column {
+                name: "Data",
+                kind: "integer",
+                cell: |o| json!(count(&o["data"]) + count(&o["binaryData"])),
+            },
+            col("Age", age),
+        ],
+        ("", "secrets") => vec![
+            col("Name", name),
+            col("Type", |o| o["type"].clone()),
+            Column {
+                name: "Data",
+                kind: "integer",
+                cell: |o| json!(count(&o["data"])),
+            },
+            col("Age", age),
+        ],
+        ("apps", "deployments") => vec![
+            col("Name", name),
+            col("Ready", |o| {
+                let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
+                json!(format!(
+                    "{ready}/{}",
+                    o["spec"]["replicas"].as_i64().unwrap_or(1)
+                ))
+            }),
+            Column {
+                name: "Up-to-date",
+                kind: "integer",
+                cell: |o| json!(o["status"]["updatedReplicas"].as_i64().unwrap_or(0)),
+            },
+            Column {
+                name: "Available",
+                kind: "integer",
+                cell: |o| json!(o["status"]["availableReplicas"].as_i64().unwrap_or(0)),
+            },
+            col("Age", age),
+        ],
+        _ => return None,
+    };
+    Some(cols)
+}
+
+/// A `meta.k8s.io/v1` Table; resources without their own columns get the server's default.
+pub fn table(rt: &ResourceType, items: &[Value], meta: Value) -> Value {
+    let mut cols = columns(rt).unwrap_or_else(|| {
+        vec![
+            col("Name", name),
+            Column {
+                name: "Created At",
+                kind: "date",
+                cell: |o| o["metadata"]["creationTimestamp"].clone(),
+            },
+        ]
+    });
+    if cols.first().is_none_or(|c| c.name != "Name") {
+        cols.insert(0, col("Name", name));
+    }
+    let defs: Vec<Value> = cols
+        .iter()
+        .map(|c| {
+            let format = if c.name == "Name" { "name" } else { "" };
+            json!({"name": c.name, "type": c.kind, "format": format, "description": "", "priority": 0})
+        })
+        .collect();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let cells: Vec<Value> = cols.iter().map(|c| (c.cell)(o)).collect();
+            json!({
+                "cells": cells,
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
+            })
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_match_kubectl() {
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (30 * 3600, "30h"),
+            (50 * 3600, "2d2h"),
+            (400 * 86400, "400d"),
+            (800 * 86400, "2y70d"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(secs), want, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn pod_columns() {
+        let rt = crate::resources::builtin()
+            .into_iter()
+            .find(|t| t.plural == "pods")
+            .unwrap();
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{}, {}]}, "status": {"phase": "Running", "containerStatuses": [{"ready": true, "restartCount": 2}]}});
+        let t = table(&rt, &[pod], json!({}));
+        assert_eq!(
+            t["rows"][0]["cells"].as_array().unwrap()[..4],
+            [json!("p"), json!("1/2"), json!("Running"), json!(2)]
+        );
+    }
+}

