@@ -239,3 +239,33 @@ fn kubectl_passes_its_exit_code_through_and_a_missing_tool_says_how_to_install_i
         text(&out.stderr)
     );
 }
+
+/// A reference-layout cluster whose kubeconfig points at a running clouder-testkube.
+async fn adopted(env: &Env, name: &str) -> clouder_testkube::TestKube {
+    let kube = clouder_testkube::TestKube::start().await.unwrap();
+    let dir = env.home().join("kubeadm").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    write(&dir, "kubeadm.json", r#"{"cloud": "aws", "region": "us-east-1", "setup_complete": true}"#);
+    kube.write_kubeconfig(dir.join("kubeconfig")).unwrap();
+    kube
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_runs_against_the_cluster_and_passes_its_exit_code() {
+    let env = Env::new();
+    let _kube = adopted(&env, "adopted").await;
+    let out = env.ok(&["kubectl", "adopted", "get", "ns"]);
+    assert!(out.contains("kube-system") && out.contains("default"), "{out}");
+
+    let missing = env.run(&["kubectl", "adopted", "get", "pod", "nope"]);
+    assert_eq!(missing.status.code(), Some(1), "kubectl's own exit code");
+    assert!(text(&missing.stderr).contains("\"nope\" not found"), "{}", text(&missing.stderr));
+
+    env.ok(&["kubeadm", "set-default", "adopted"]);
+    let out = env.ok(&["kubectl", "get", "ns", "kube-system", "-o", "name"]);
+    assert_eq!(out.trim(), "namespace/kube-system", "the default cluster without NAME");
+
+    let export = env.ok(&["k", "use", "--print-export"]);
+    let info = env.ok(&["kubeadm", "info"]);
+    assert!(export.contains("kubeadm/adopted/kubeconfig") && info.contains("adopted"), "{export}{info}");
+}
