@@ -7,6 +7,7 @@ mod home;
 mod output;
 mod progress;
 mod provider;
+mod readiness;
 mod reference;
 
 use clap::Parser;

@@ -23,6 +23,12 @@ struct Row {
     workers: u32,
     kubeconfig: bool,
     setup: bool,
+    /// With `--details`: node readiness from the API server, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<crate::readiness::Readiness>,
+    /// With `--details`: `ready`, `unreachable` or `no-kubeconfig`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api: Option<&'static str>,
 }
 
 fn node_counts(record: &ClusterRecord) -> (u32, u32) {
@@ -33,7 +39,7 @@ fn node_counts(record: &ClusterRecord) -> (u32, u32) {
 
 /// Clusters in clouder's state, then those only a reference `kubeadm.json` knows. A malformed
 /// file is reported (exit 1) without hiding the others.
-pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
+pub async fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
     let store = home.store()?;
     let default = home.default_cluster()?;
     let mut problems = Vec::new();
@@ -51,6 +57,8 @@ pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
             setup: c.setup_complete,
             control_planes,
             workers,
+            nodes: None,
+            api: None,
             name: c.name,
         });
     }
@@ -69,6 +77,8 @@ pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
                 setup: r.setup_complete,
                 control_planes: 1,
                 workers: r.requested_workers.unwrap_or_default(),
+                nodes: None,
+                api: None,
                 name,
             }),
             Ok(None) => {}
@@ -76,6 +86,25 @@ pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
         }
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
+    if args.details {
+        let paths: Vec<_> = rows.iter().map(|r| home.kubeconfig(&r.name)).collect();
+        let asks = paths.iter().map(|path| async move {
+            if path.exists() {
+                crate::readiness::read(path).await
+            } else {
+                None
+            }
+        });
+        let answers = futures::future::join_all(asks).await;
+        for (row, nodes) in rows.iter_mut().zip(answers) {
+            row.api = Some(match (&nodes, row.kubeconfig) {
+                (Some(_), _) => "ready",
+                (None, true) => "unreachable",
+                (None, false) => "no-kubeconfig",
+            });
+            row.nodes = nodes;
+        }
+    }
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     emit(g.output, &rows, || {
         let mut headers = vec![
@@ -105,18 +134,23 @@ pub fn ls(home: &Home, g: &Global, args: LsArgs) -> Result<()> {
                     yes_no(r.setup),
                 ];
                 if args.details {
-                    // Readiness comes from the API server; without a kubeconfig there is none to ask.
-                    let state = if r.kubeconfig {
-                        "unreachable"
-                    } else {
-                        "no-kubeconfig"
-                    };
-                    row.extend([
-                        r.control_planes.to_string(),
-                        state.into(),
-                        r.workers.to_string(),
-                        state.into(),
-                    ]);
+                    row.extend(match (&r.nodes, r.api) {
+                        (Some(n), _) => [
+                            n.masters.to_string(),
+                            format!("{}/{} Ready", n.masters_ready, n.masters),
+                            n.workers.to_string(),
+                            format!("{}/{} Ready", n.workers_ready, n.workers),
+                        ],
+                        (None, state) => {
+                            let state = state.unwrap_or("unreachable").to_string();
+                            [
+                                r.control_planes.to_string(),
+                                state.clone(),
+                                r.workers.to_string(),
+                                state,
+                            ]
+                        }
+                    });
                 }
                 row
             })

@@ -25,7 +25,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::Apply(args) => converge::apply(&home, g, args).await,
             Kubeadm::Plan(args) => converge::plan(&home, g, args).await,
             Kubeadm::Terminate(args) => terminate::terminate(&home, g, args).await,
-            Kubeadm::Ls(args) => inspect::ls(&home, g, args),
+            Kubeadm::Ls(args) => inspect::ls(&home, g, args).await,
             Kubeadm::Info(args) => inspect::info(&home, g, args.name),
             Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
             Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),

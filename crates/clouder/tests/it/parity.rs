@@ -245,7 +245,11 @@ async fn adopted(env: &Env, name: &str) -> clouder_testkube::TestKube {
     let kube = clouder_testkube::TestKube::start().await.unwrap();
     let dir = env.home().join("kubeadm").join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    write(&dir, "kubeadm.json", r#"{"cloud": "aws", "region": "us-east-1", "setup_complete": true}"#);
+    write(
+        &dir,
+        "kubeadm.json",
+        r#"{"cloud": "aws", "region": "us-east-1", "setup_complete": true}"#,
+    );
     kube.write_kubeconfig(dir.join("kubeconfig")).unwrap();
     kube
 }
@@ -255,17 +259,97 @@ async fn kubectl_runs_against_the_cluster_and_passes_its_exit_code() {
     let env = Env::new();
     let _kube = adopted(&env, "adopted").await;
     let out = env.ok(&["kubectl", "adopted", "get", "ns"]);
-    assert!(out.contains("kube-system") && out.contains("default"), "{out}");
+    assert!(
+        out.contains("kube-system") && out.contains("default"),
+        "{out}"
+    );
 
     let missing = env.run(&["kubectl", "adopted", "get", "pod", "nope"]);
     assert_eq!(missing.status.code(), Some(1), "kubectl's own exit code");
-    assert!(text(&missing.stderr).contains("\"nope\" not found"), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("\"nope\" not found"),
+        "{}",
+        text(&missing.stderr)
+    );
 
     env.ok(&["kubeadm", "set-default", "adopted"]);
     let out = env.ok(&["kubectl", "get", "ns", "kube-system", "-o", "name"]);
-    assert_eq!(out.trim(), "namespace/kube-system", "the default cluster without NAME");
+    assert_eq!(
+        out.trim(),
+        "namespace/kube-system",
+        "the default cluster without NAME"
+    );
 
     let export = env.ok(&["k", "use", "--print-export"]);
     let info = env.ok(&["kubeadm", "info"]);
-    assert!(export.contains("kubeadm/adopted/kubeconfig") && info.contains("adopted"), "{export}{info}");
+    assert!(
+        export.contains("kubeadm/adopted/kubeconfig") && info.contains("adopted"),
+        "{export}{info}"
+    );
+}
+
+async fn node(kube: &clouder_testkube::TestKube, name: &str, master: bool, ready: bool) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let nodes: Api<Node> = Api::all(kube.client().await.unwrap());
+    let mut labels = serde_json::json!({});
+    if master {
+        labels["node-role.kubernetes.io/control-plane"] = "".into();
+    }
+    let body: Node =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}}))
+            .unwrap();
+    nodes.create(&PostParams::default(), &body).await.unwrap();
+    // The test plays the kubelet: it reports the node's condition.
+    let status = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ls_details_reads_node_readiness_from_the_api_server() {
+    let env = Env::new();
+    let kube = adopted(&env, "live").await;
+    node(&kube, "cp-0", true, true).await;
+    node(&kube, "w-0", false, true).await;
+    node(&kube, "w-1", false, false).await;
+    let dead = env.home().join("kubeadm/dead");
+    std::fs::create_dir_all(&dead).unwrap();
+    write(&dead, "kubeadm.json", r#"{"cloud": "aws"}"#);
+    write(
+        &dead,
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    );
+    let cold = env.home().join("kubeadm/cold");
+    std::fs::create_dir_all(&cold).unwrap();
+    write(&cold, "kubeadm.json", r#"{"cloud": "azure"}"#);
+
+    let rows: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "ls", "--details", "-o", "json"])).unwrap();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("live")["api"], "ready");
+    assert_eq!(
+        row("live")["nodes"],
+        serde_json::json!({"masters_ready": 1, "masters": 1, "workers_ready": 1, "workers": 2})
+    );
+    assert_eq!(row("dead")["api"], "unreachable");
+    assert_eq!(row("cold")["api"], "no-kubeconfig");
+
+    let table = env.ok(&["kubeadm", "ls", "--details"]);
+    assert!(
+        table.contains("MASTERS STATE")
+            && table.contains("1/1 Ready")
+            && table.contains("1/2 Ready"),
+        "{table}"
+    );
 }
