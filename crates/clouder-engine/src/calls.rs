@@ -53,17 +53,6 @@ impl CallStats {
     }
 }
 
-impl std::ops::Sub for Calls {
-    type Output = Calls;
-    fn sub(self, before: Calls) -> Calls {
-        Calls {
-            total: self.total - before.total,
-            mutating: self.mutating - before.mutating,
-            throttled: self.throttled - before.throttled,
-        }
-    }
-}
-
 fn fault_after() -> Option<u64> {
     static AFTER: OnceLock<Option<u64>> = OnceLock::new();
     *AFTER.get_or_init(|| std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok()))
