@@ -81,7 +81,11 @@ fn deserialize(file: &str, text: &str) -> Result<Cluster, SpecErrors> {
             file: file.to_string(),
             line,
             column,
-            path: if path == "." { String::new() } else { path },
+            path: if path == "." || path == "?" {
+                String::new()
+            } else {
+                path
+            },
             message,
         }])
     })

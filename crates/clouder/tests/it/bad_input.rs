@@ -30,9 +30,14 @@ fn malformed_specs_are_refused_with_file_line_and_field_before_any_cloud_call() 
     let env = Env::new();
     let cases = [
         (
-            GOOD.replace("kind: Cluster", "kind: [Cluster"),
-            "cluster.yaml:",
+            GOOD.replace("kind: Cluster", "kind: Cluster\n  oops: x"),
+            "cluster.yaml:3:7: mapping values are not allowed",
             "",
+        ),
+        (
+            GOOD.replace("kind: Cluster", "kind: [Cluster"),
+            "cluster.yaml:2:7: kind",
+            "invalid type",
         ),
         (
             GOOD.replace("  provider: aws", "  provider: aws\n  workerz: 3"),
@@ -57,7 +62,7 @@ fn malformed_specs_are_refused_with_file_line_and_field_before_any_cloud_call() 
         (
             GOOD.replace("podCidr: 10.244.0.0/16", "podCidr: 10.244.0.0/33"),
             "cluster.yaml:10:14: spec.network.podCidr",
-            "",
+            "invalid IP address syntax",
         ),
     ];
     for (spec, located, says) in cases {
