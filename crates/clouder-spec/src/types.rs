@@ -85,6 +85,56 @@ pub struct ClusterSpec {
     /// The machines of a `provider: ssh` cluster (hosts the user already has).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostSpec>,
+    /// Where nodes install their software from; each absent entry takes the upstream default.
+    #[serde(default, skip_serializing_if = "Sources::is_default")]
+    pub sources: Sources,
+}
+
+/// Software sources per node component, for mirrors and air-gapped sites.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sources {
+    /// containerd 2.x and runc; default Docker's apt repository (`containerd.io`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd: Option<Source>,
+    /// CRIU 4.x; default the CRIU project's repository on the openSUSE Build Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criu: Option<Source>,
+    /// kubeadm, kubelet and kubectl; default pkgs.k8s.io for the cluster's minor version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<Source>,
+}
+
+impl Sources {
+    fn is_default(&self) -> bool {
+        *self == Sources::default()
+    }
+}
+
+/// One component's source (one kind for now; archives of binaries would sit beside `apt`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Source {
+    /// An apt repository; its packages are installed from it and held.
+    pub apt: AptSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AptSource {
+    /// Repository URL (`http://`, `https://` or `file:/`).
+    pub uri: String,
+    /// Distribution (`trixie`, `sid`…), or a path ending in `/` for a flat repository.
+    pub suite: String,
+    /// Components; empty for a flat repository.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// URL of the repository's ASCII-armoured signing key; absent: the system's keyring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Packages to install from it; absent: the component's usual package names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<String>>,
 }
 
 /// One existing machine, reached over SSH.
@@ -300,6 +350,7 @@ impl Cluster {
                 admin_user: String::new(),
                 ssh: Ssh::default(),
                 hosts: Vec::new(),
+                sources: Sources::default(),
             },
         }
     }

@@ -1,6 +1,6 @@
 //! Semantic checks that serde cannot express; each problem is a (field path, message) pair.
 
-use crate::{API_VERSION, Cluster, Provider, Role};
+use crate::{API_VERSION, AptSource, Cluster, Provider, Role, Source};
 use ipnet::Ipv4Net;
 
 pub type Problems = Vec<(String, String)>;
@@ -171,6 +171,15 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
         bad("spec.kubernetes.version", why);
     }
     check_hosts(cluster, &mut bad);
+    for (name, source) in [
+        ("containerd", &spec.sources.containerd),
+        ("criu", &spec.sources.criu),
+        ("kubernetes", &spec.sources.kubernetes),
+    ] {
+        if let Some(Source { apt }) = source {
+            check_apt_source(&format!("spec.sources.{name}.apt"), apt, &mut bad);
+        }
+    }
     let alias = IMAGE_ALIASES.contains(&spec.image.as_str());
     match spec.provider {
         Provider::Aws if !alias && !spec.image.starts_with("ami-") => bad(
@@ -355,5 +364,68 @@ mod tests {
         assert!(qualified_name("app").is_ok());
         assert!(qualified_name("Bad_Prefix/x").is_err());
         assert!(qualified_name("x/").is_err());
+    }
+}
+
+fn check_apt_source(at: &str, apt: &AptSource, bad: &mut impl FnMut(&str, String)) {
+    let url = |s: &str| {
+        ["http://", "https://", "file:/"]
+            .iter()
+            .any(|p| s.starts_with(p))
+    };
+    if !url(&apt.uri) {
+        bad(
+            &format!("{at}.uri"),
+            format!("`{}` is not an http(s):// or file:/ URL", apt.uri),
+        );
+    }
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:~+".contains(c))
+    };
+    if !word(&apt.suite) {
+        bad(
+            &format!("{at}.suite"),
+            format!("`{}` is not a suite name", apt.suite),
+        );
+    } else if apt.suite.ends_with('/') != apt.components.is_empty() {
+        bad(
+            &format!("{at}.components"),
+            "a flat repository (suite ending in `/`) has no components; any other suite needs at least one".into(),
+        );
+    }
+    for (i, c) in apt.components.iter().enumerate() {
+        if !word(c) {
+            bad(
+                &format!("{at}.components[{i}]"),
+                format!("`{c}` is not a component name"),
+            );
+        }
+    }
+    if let Some(key) = &apt.key
+        && !url(key)
+    {
+        bad(
+            &format!("{at}.key"),
+            format!("`{key}` is not an http(s):// or file:/ URL"),
+        );
+    }
+    for (i, p) in apt.packages.iter().flatten().enumerate() {
+        let package = p.len() > 1
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+        if !package {
+            bad(
+                &format!("{at}.packages[{i}]"),
+                format!("`{p}` is not a Debian package name"),
+            );
+        }
+    }
+    if apt.packages.as_ref().is_some_and(Vec::is_empty) {
+        bad(
+            &format!("{at}.packages"),
+            "must name at least one package".into(),
+        );
     }
 }

@@ -145,3 +145,38 @@ fn the_schema_names_every_top_level_field() {
         assert!(schema.contains(field), "{field}");
     }
 }
+
+#[test]
+fn package_sources_are_checked_before_any_host_is_touched() {
+    let good = format!(
+        "{MINIMAL}  sources:\n    containerd:\n      apt: {{uri: http://deb.debian.org/debian, suite: sid, components: [main], packages: [containerd, runc]}}\n    kubernetes:\n      apt: {{uri: 'https://pkgs.k8s.io/core:/stable:/v1.32/deb/', suite: /, key: 'https://pkgs.k8s.io/core:/stable:/v1.32/deb/Release.key'}}\n"
+    );
+    let c = parse("s.yaml", &good).unwrap();
+    let apt = c.spec.sources.containerd.unwrap().apt;
+    assert_eq!(apt.packages.unwrap(), ["containerd", "runc"]);
+
+    let bad = format!(
+        "{MINIMAL}  sources:\n    criu:\n      apt: {{uri: ftp://mirror, suite: /, components: [main], packages: [Criu]}}\n    kubernetes:\n      tarball: {{url: x}}\n"
+    );
+    let shown = parse("s.yaml", &bad).unwrap_err().to_string();
+    assert!(
+        shown.contains(
+            "s.yaml:12:7: spec.sources.kubernetes.tarball: unknown field `tarball`, expected `apt`"
+        ),
+        "{shown}"
+    );
+    let bad = bad.replace("    kubernetes:\n      tarball: {url: x}\n", "");
+    let errors = parse("s.yaml", &bad).unwrap_err();
+    let shown = errors.to_string();
+    for expected in [
+        "s.yaml:10:18: spec.sources.criu.apt.uri: `ftp://mirror` is not an http(s):// or file:/ URL",
+        "s.yaml:10:42: spec.sources.criu.apt.components: a flat repository",
+        "s.yaml:10:73: spec.sources.criu.apt.packages[0]: `Criu` is not a Debian package name",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing `{expected}` in:\n{shown}"
+        );
+    }
+    assert_eq!(errors.0.len(), 3, "{shown}");
+}

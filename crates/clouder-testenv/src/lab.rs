@@ -94,6 +94,12 @@ impl Lab {
             &bridge,
         ]);
         sh(&["ip", "link", "set", &bridge, "up"]);
+        if base.is_some() {
+            // Booted hosts reach the package registry through this machine, as VMs through a NAT.
+            sh(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+            let rule = masquerade("-A", &subnet, &bridge);
+            sh(&rule.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         keygen(&dir.path().join("client"));
         let mut lab = Lab {
             dir,
@@ -154,6 +160,9 @@ impl Lab {
         exec(&["ip", "addr", "add", &format!("{address}/24"), "dev", "eth0"]);
         exec(&["ip", "link", "set", "eth0", "up"]);
         exec(&["ip", "link", "set", "lo", "up"]);
+        if base.is_some() {
+            exec(&["ip", "route", "add", "default", "via", &format!("{}.1", self.subnet)]);
+        }
         let dir = self.dir.path().join(&ns);
         std::fs::create_dir_all(&dir).unwrap();
         let rootfs = base.map(|b| {
@@ -197,20 +206,18 @@ impl LabHost {
             ),
         )
         .unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.ns]);
         match &self.rootfs {
-            None => command.args(["/usr/sbin/sshd", "-D", "-e", "-f", config.to_str().unwrap()]),
-            Some(base) => command.args([
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &self.rooted_sshd(base, client_key),
-            ]),
+            None => {
+                std::fs::create_dir_all("/run/sshd").unwrap();
+                command.args(["/usr/sbin/sshd", "-D", "-e", "-f", config.to_str().unwrap()])
+            }
+            Some(base) => {
+                let boot = self.dir.join("boot.sh");
+                std::fs::write(&boot, self.boot_script(base, client_key)).unwrap();
+                command.args(["sh", boot.to_str().unwrap()])
+            }
         };
         let child = command
             .stdin(Stdio::null())
@@ -219,7 +226,7 @@ impl LabHost {
             .spawn()
             .expect("sshd (apt-get install openssh-server)");
         self.sshd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(
             &format!("{}:22", self.address).parse().unwrap(),
             Duration::from_millis(200),
@@ -236,31 +243,54 @@ impl LabHost {
         }
     }
 
-    /// Mounts an overlay of `base` as this host's root, with proc, sys and a small /dev, and
-    /// runs sshd chrooted into it. The mounts live in a private mount namespace and vanish with it.
-    fn rooted_sshd(&self, base: &Path, client_key: &Path) -> String {
+    /// Boots the host like a small VM: an overlay of `base` as its root, in its own pid, mount and
+    /// cgroup namespaces, with the root filesystem's systemd as PID 1 — so phases install packages
+    /// and start services for real. sshd is the image's `ssh.service` with this host's key.
+    fn boot_script(&self, base: &Path, client_key: &Path) -> String {
         let d = self.dir.display();
+        let cgroup = lab_cgroup(&self.ns);
         format!(
             r#"set -e
+echo $$ > {cgroup}/cgroup.procs
+exec unshare -m -p -f -C --kill-child --propagation private sh -es <<'BOOT'
 R={d}/root
-mount -t overlay overlay -o lowerdir={base},upperdir={d}/up,workdir={d}/work "$R"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  mount -t overlay overlay -o lowerdir={base},upperdir={d}/up,workdir={d}/work "$R" && break
+  sleep 0.2
+done
 mount -t proc proc "$R/proc"
 mount -t sysfs -o ro sysfs "$R/sys"
-mount -t tmpfs -o size=16m tmpfs "$R/dev"
-for n in null zero random urandom tty; do touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done
-mkdir -p "$R/dev/pts" "$R/run/sshd" "$R/root/.ssh"
+mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
+mount -t tmpfs -o size=16m,mode=755 tmpfs "$R/dev"
+for n in null zero full random urandom tty; do touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done
+mkdir -p "$R/dev/pts" "$R/dev/net" "$R/dev/shm"
+touch "$R/dev/net/tun"; mount --bind /dev/net/tun "$R/dev/net/tun"
 mount -t devpts -o newinstance,ptmxmode=0666 devpts "$R/dev/pts"
 ln -sf pts/ptmx "$R/dev/ptmx"
+mount -t tmpfs tmpfs "$R/run"
+mount -t tmpfs tmpfs "$R/tmp"
 # The kernel is shared: keep the host's global settings out of reach, as on a real VM's own kernel.
 mount --bind -o ro /proc/sys/kernel "$R/proc/sys/kernel"
 mount --bind -o ro /proc/sys/vm "$R/proc/sys/vm"
+mkdir -p "$R/root/.ssh"
 cp {client}.pub "$R/root/.ssh/authorized_keys"
 chmod 700 "$R/root/.ssh"; chmod 600 "$R/root/.ssh/authorized_keys"
 cp {d}/host_key "$R/etc/ssh/ssh_host_ed25519_key"; chmod 600 "$R/etc/ssh/ssh_host_ed25519_key"
-exec chroot "$R" /usr/sbin/sshd -D -e -o ListenAddress={addr} -o HostKey=/etc/ssh/ssh_host_ed25519_key   -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o UsePAM=no"#,
+cat > "$R/etc/ssh/sshd_config.d/clouder-lab.conf" <<'CONF'
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+MaxStartups 100
+CONF
+cp /etc/resolv.conf "$R/etc/resolv.conf"
+echo {ns} > "$R/etc/hostname"
+exec chroot "$R" /usr/bin/env container=clouder-lab /usr/lib/systemd/systemd
+BOOT
+"#,
             base = base.display(),
             client = client_key.display(),
-            addr = self.address,
+            ns = self.ns,
         )
     }
 
@@ -269,7 +299,58 @@ exec chroot "$R" /usr/sbin/sshd -D -e -o ListenAddress={addr} -o HostKey=/etc/ss
             let _ = child.kill();
             let _ = child.wait();
         }
+        if self.rootfs.is_some() {
+            remove_cgroup(Path::new(&lab_cgroup(&self.ns)));
+        }
     }
+}
+
+/// Where booted hosts get their cgroup (v2) subtree: this machine keeps its controllers on v1, so a
+/// v2 hierarchy of our own gives each host's systemd a tree of its own without touching them.
+const CGROUP_ROOT: &str = "/run/clouder-lab/cgroup";
+
+fn lab_cgroup(ns: &str) -> String {
+    static MOUNT: std::sync::Once = std::sync::Once::new();
+    MOUNT.call_once(|| {
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(CGROUP_ROOT));
+        if !mounted {
+            std::fs::create_dir_all(CGROUP_ROOT).unwrap();
+            sh(&["mount", "-t", "cgroup2", "cgroup2", CGROUP_ROOT]);
+        }
+    });
+    let path = format!("{CGROUP_ROOT}/{ns}");
+    std::fs::create_dir_all(&path).unwrap();
+    path
+}
+
+/// Removes a cgroup once its processes are gone (children first: only empty cgroups go).
+fn remove_cgroup(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut dirs: Vec<PathBuf> = walk_dirs(path);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        if dirs.iter().all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
+            || Instant::now() > deadline
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn walk_dirs(path: &Path) -> Vec<PathBuf> {
+    let mut out = vec![path.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk_dirs(&entry.path()));
+            }
+        }
+    }
+    out
 }
 
 impl Drop for Lab {
@@ -281,5 +362,19 @@ impl Drop for Lab {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .status();
+        if self.hosts.iter().any(|h| h.rootfs.is_some()) {
+            let rule = masquerade("-D", &self.subnet, &self.bridge);
+            let _ = Command::new(&rule[0]).args(&rule[1..]).status();
+        }
     }
+}
+
+fn masquerade(op: &str, subnet: &str, bridge: &str) -> Vec<String> {
+    let source = format!("{subnet}.0/24");
+    [
+        "iptables", "-t", "nat", op, "POSTROUTING", "-s", &source, "!", "-o", bridge, "-j",
+        "MASQUERADE",
+    ]
+    .map(String::from)
+    .to_vec()
 }
