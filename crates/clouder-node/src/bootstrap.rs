@@ -3,7 +3,7 @@
 
 use crate::facts::Facts;
 use crate::fleet::{Fleet, HostReport};
-use crate::phases::{self, NodePlan, PhaseReport};
+use crate::phases::{self, Node, NodePlan, PhaseReport};
 use crate::ssh::Host;
 use serde::Serialize;
 
@@ -32,7 +32,11 @@ pub async fn prepare(
                     problems.join("; ")
                 ));
             }
-            let phases = phases::run(&session, plan, all)
+            let node = Node {
+                plan,
+                facts: &facts,
+            };
+            let phases = phases::run(&session, node, all)
                 .await
                 .map_err(|e| e.to_string())?;
             session.close().await;

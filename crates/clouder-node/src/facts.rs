@@ -8,6 +8,8 @@ pub struct Facts {
     /// `ubuntu`, `debian`, …
     pub os_id: String,
     pub os_version: String,
+    /// `noble`, `bookworm`, …
+    pub os_codename: String,
     pub arch: String,
     pub kernel: String,
     pub cgroup_version: u8,
@@ -26,6 +28,7 @@ pub const SCRIPT: &str = r#"set -u
 . /etc/os-release
 echo "os_id=${ID:-}"
 echo "os_version=${VERSION_ID:-}"
+echo "os_codename=${VERSION_CODENAME:-}"
 echo "arch=$(uname -m)"
 echo "kernel=$(uname -r)"
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo "cgroup=2"; else echo "cgroup=1"; fi
@@ -55,6 +58,7 @@ impl Facts {
             match key {
                 "os_id" => f.os_id = value,
                 "os_version" => f.os_version = value,
+                "os_codename" => f.os_codename = value,
                 "arch" => f.arch = value,
                 "kernel" => f.kernel = value,
                 "cgroup" => f.cgroup_version = value.parse().unwrap_or(0),

@@ -2,6 +2,7 @@
 //! (next) the idempotent bootstrap phases that turn plain hosts into a kubeadm cluster.
 
 pub mod bootstrap;
+pub mod cluster;
 pub mod facts;
 pub mod fleet;
 pub mod kubeadm;

@@ -18,7 +18,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let mut out = String::from("#!/usr/bin/env bash\nset -euo pipefail\n");
+    // A failing step names itself, so errors (and unconverged probes) say what is wrong.
+    let mut out = String::from(
+        "#!/usr/bin/env bash\nset -euo pipefail\ntrap 'echo \"failed: $BASH_COMMAND\" >&2' ERR\n",
+    );
     for line in lines {
         out.push_str(line.as_ref());
         out.push('\n');
@@ -29,16 +32,35 @@ where
 /// Writes `content` to `path` (mode `mode`) only when it differs, via a here-document whose
 /// delimiter cannot occur in the content.
 pub fn write_file(path: &str, mode: &str, content: &str) -> String {
-    let mut delimiter = String::from("CLOUDER_EOF");
-    while content.contains(&delimiter) {
-        delimiter.push('_');
-    }
+    let delimiter = delimiter(content);
     let (p, tmp) = (quote(path), quote(&format!("{path}.clouder-new")));
     format!(
         "mkdir -p \"$(dirname {p})\"\ncat > {tmp} <<'{delimiter}'\n{content}{nl}{delimiter}\n\
          if cmp -s {tmp} {p}; then rm -f {tmp}; else chmod {mode} {tmp} && mv {tmp} {p}; fi",
-        nl = if content.ends_with('\n') { "" } else { "\n" },
+        nl = newline(content),
     )
+}
+
+/// A test that passes when `path` holds exactly `content`.
+pub fn file_is(path: &str, content: &str) -> String {
+    format!(
+        "cmp -s {} - <<'{d}'\n{content}{nl}{d}",
+        quote(path),
+        d = delimiter(content),
+        nl = newline(content)
+    )
+}
+
+fn delimiter(content: &str) -> String {
+    let mut delimiter = String::from("CLOUDER_EOF");
+    while content.contains(&delimiter) {
+        delimiter.push('_');
+    }
+    delimiter
+}
+
+fn newline(content: &str) -> &'static str {
+    if content.ends_with('\n') { "" } else { "\n" }
 }
 
 #[cfg(test)]

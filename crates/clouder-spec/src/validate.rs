@@ -344,29 +344,6 @@ fn k8s_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions() {
-        for ok in ["1.32", "v1.32.3", "1.28.0"] {
-            assert!(k8s_version(ok).is_ok(), "{ok}");
-        }
-        for bad in ["1", "1.x", "2.1", "1.20", "1.32.3.4", "latest"] {
-            assert!(k8s_version(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn label_keys() {
-        assert!(qualified_name("role.datalayer.io/runtime").is_ok());
-        assert!(qualified_name("app").is_ok());
-        assert!(qualified_name("Bad_Prefix/x").is_err());
-        assert!(qualified_name("x/").is_err());
-    }
-}
-
 fn check_apt_source(at: &str, apt: &AptSource, bad: &mut impl FnMut(&str, String)) {
     let url = |s: &str| {
         ["http://", "https://", "file:/"]
@@ -427,5 +404,28 @@ fn check_apt_source(at: &str, apt: &AptSource, bad: &mut impl FnMut(&str, String
             &format!("{at}.packages"),
             "must name at least one package".into(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in ["1.32", "v1.32.3", "1.28.0"] {
+            assert!(k8s_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1", "1.x", "2.1", "1.20", "1.32.3.4", "latest"] {
+            assert!(k8s_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_keys() {
+        assert!(qualified_name("role.datalayer.io/runtime").is_ok());
+        assert!(qualified_name("app").is_ok());
+        assert!(qualified_name("Bad_Prefix/x").is_err());
+        assert!(qualified_name("x/").is_err());
     }
 }

@@ -161,7 +161,14 @@ impl Lab {
         exec(&["ip", "link", "set", "eth0", "up"]);
         exec(&["ip", "link", "set", "lo", "up"]);
         if base.is_some() {
-            exec(&["ip", "route", "add", "default", "via", &format!("{}.1", self.subnet)]);
+            exec(&[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{}.1", self.subnet),
+            ]);
         }
         let dir = self.dir.path().join(&ns);
         std::fs::create_dir_all(&dir).unwrap();
@@ -252,7 +259,7 @@ impl LabHost {
         format!(
             r#"set -e
 echo $$ > {cgroup}/cgroup.procs
-exec unshare -m -p -f -C --kill-child --propagation private sh -es <<'BOOT'
+exec unshare -m -p -u -i -f -C --kill-child --propagation private sh -es <<'BOOT'
 R={d}/root
 for i in 1 2 3 4 5 6 7 8 9 10; do
   mount -t overlay overlay -o lowerdir={base},upperdir={d}/up,workdir={d}/work "$R" && break
@@ -269,9 +276,14 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts "$R/dev/pts"
 ln -sf pts/ptmx "$R/dev/ptmx"
 mount -t tmpfs tmpfs "$R/run"
 mount -t tmpfs tmpfs "$R/tmp"
-# The kernel is shared: keep the host's global settings out of reach, as on a real VM's own kernel.
-mount --bind -o ro /proc/sys/kernel "$R/proc/sys/kernel"
-mount --bind -o ro /proc/sys/vm "$R/proc/sys/vm"
+# The kernel is shared: keep its global settings out of reach (a VM would have its own kernel);
+# the host's own namespaces' counters stay writable, as CRIU restores pids and IPC ids through them.
+mount --bind -o ro "$R/proc/sys/kernel" "$R/proc/sys/kernel"
+for k in ns_last_pid sem_next_id msg_next_id shm_next_id; do
+  mount --bind "$R/proc/sys/kernel/$k" "$R/proc/sys/kernel/$k"
+  mount -o remount,bind,rw "$R/proc/sys/kernel/$k"
+done
+mount --bind -o ro "$R/proc/sys/vm" "$R/proc/sys/vm"
 mkdir -p "$R/root/.ssh"
 cp {client}.pub "$R/root/.ssh/authorized_keys"
 chmod 700 "$R/root/.ssh"; chmod 600 "$R/root/.ssh/authorized_keys"
@@ -332,7 +344,9 @@ fn remove_cgroup(path: &Path) {
     loop {
         let mut dirs: Vec<PathBuf> = walk_dirs(path);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        if dirs.iter().all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
+        if dirs
+            .iter()
+            .all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
             || Instant::now() > deadline
         {
             return;
@@ -372,9 +386,38 @@ impl Drop for Lab {
 fn masquerade(op: &str, subnet: &str, bridge: &str) -> Vec<String> {
     let source = format!("{subnet}.0/24");
     [
-        "iptables", "-t", "nat", op, "POSTROUTING", "-s", &source, "!", "-o", bridge, "-j",
+        "iptables",
+        "-t",
+        "nat",
+        op,
+        "POSTROUTING",
+        "-s",
+        &source,
+        "!",
+        "-o",
+        bridge,
+        "-j",
         "MASQUERADE",
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// The Debian mirror this machine installs from (the registry lab hosts reach through the NAT).
+pub fn debian_mirror() -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "sources"))
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("URIs:").map(|u| u.trim().to_string()))
+                .collect::<Vec<_>>()
+        })
+        .next()
+        .unwrap_or_else(|| "http://deb.debian.org/debian".into())
 }

@@ -2,22 +2,45 @@
 //! runner runs the probe, skips the phase when it passes, otherwise applies and probes again.
 //! So every phase is idempotent by construction, and a re-run changes nothing.
 
+mod apt;
+mod criu;
+mod kubernetes;
 mod prerequisites;
+mod runtime;
 
+pub use criu::Criu;
+pub use kubernetes::KubernetesPackages;
 pub use prerequisites::Prerequisites;
+pub use runtime::ContainerRuntime;
 
+use crate::facts::Facts;
 use crate::ssh::{Session, SshError};
+use clouder_spec::Sources;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// What the phases need to know about the node they run on.
+/// What the phases need to know about the cluster the node joins.
 #[derive(Debug, Clone, Default)]
 pub struct NodePlan {
     /// Kubernetes `MAJOR.MINOR[.PATCH]`.
     pub kubernetes_version: String,
+    /// Where packages come from; absent entries take the upstream defaults.
+    pub sources: Sources,
+}
+
+/// A phase's view of one host: the cluster's plan and the host's facts.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    pub plan: &'a NodePlan,
+    pub facts: &'a Facts,
 }
 
 impl NodePlan {
+    /// The Kubernetes version without a leading `v`.
+    pub fn bare_version(&self) -> &str {
+        self.kubernetes_version.trim_start_matches('v')
+    }
+
     /// The Kubernetes minor version (`32` of `v1.32.3`).
     pub fn minor(&self) -> u32 {
         let bare = self.kubernetes_version.trim_start_matches('v');
@@ -32,14 +55,19 @@ pub trait Phase: Send + Sync {
     /// A short human title for progress lines.
     fn title(&self) -> &'static str;
     /// A script that exits 0 when the host is already as this phase wants it. Must change nothing.
-    fn probe(&self, node: &NodePlan) -> String;
+    fn probe(&self, node: Node) -> String;
     /// A script that makes the probe pass.
-    fn apply(&self, node: &NodePlan) -> String;
+    fn apply(&self, node: Node) -> String;
 }
 
-/// Every phase of the node bootstrap, in order.
+/// Every phase that prepares a host, in order (the cluster phases — init, join — come after).
 pub fn all() -> Vec<Box<dyn Phase>> {
-    vec![Box::new(Prerequisites)]
+    vec![
+        Box::new(Prerequisites),
+        Box::new(ContainerRuntime),
+        Box::new(Criu),
+        Box::new(KubernetesPackages),
+    ]
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,7 +107,7 @@ pub enum PhaseError {
 /// Runs `phases` in order on one host; stops at the first failure (later phases build on it).
 pub async fn run(
     session: &Session,
-    node: &NodePlan,
+    node: Node<'_>,
     phases: &[Box<dyn Phase>],
 ) -> Result<Vec<PhaseReport>, PhaseError> {
     let host = session.host().label();

@@ -1,7 +1,7 @@
 //! Kernel and system prerequisites of kubeadm: swap off for good, the `overlay` and
 //! `br_netfilter` modules, bridged traffic through iptables and IP forwarding.
 
-use super::{NodePlan, Phase};
+use super::{Node, Phase};
 use crate::shell::{script, write_file};
 
 pub struct Prerequisites;
@@ -35,7 +35,7 @@ impl Phase for Prerequisites {
         "prerequisites"
     }
 
-    fn probe(&self, _: &NodePlan) -> String {
+    fn probe(&self, _: Node) -> String {
         let mut lines = vec![
             MODULE_PRESENT.to_string(),
             "[ -z \"$(swapon --noheadings --show 2>/dev/null)\" ]".into(),
@@ -50,7 +50,7 @@ impl Phase for Prerequisites {
         script(lines)
     }
 
-    fn apply(&self, _: &NodePlan) -> String {
+    fn apply(&self, _: Node) -> String {
         script([
             MODULE_PRESENT.to_string(),
             "if command -v swapoff >/dev/null; then swapoff -a; fi".into(),

@@ -2,7 +2,7 @@
 
 use clouder_node::kubeadm::{ClusterInputs, NodeInputs, init_config, join_config};
 
-fn cluster() -> ClusterInputs {
+pub(crate) fn cluster() -> ClusterInputs {
     ClusterInputs {
         name: "demo".into(),
         version: "v1.32.3".into(),
@@ -16,7 +16,7 @@ fn cluster() -> ClusterInputs {
     }
 }
 
-fn node(name: &str, ip: &str, worker: bool) -> NodeInputs {
+pub(crate) fn node(name: &str, ip: &str, worker: bool) -> NodeInputs {
     let mut labels = std::collections::BTreeMap::new();
     if worker {
         for (k, v) in clouder_spec::DEFAULT_WORKER_LABELS {
@@ -31,7 +31,7 @@ fn node(name: &str, ip: &str, worker: bool) -> NodeInputs {
     }
 }
 
-const TOKEN: &str = "abcdef.0123456789abcdef";
+pub(crate) const TOKEN: &str = "abcdef.0123456789abcdef";
 
 #[test]
 fn init_configuration_of_the_first_control_plane() {

@@ -1,43 +1,128 @@
 //! Bootstrap phases on rooted hosts: applied once, a no-op the second time; every generated
 //! script passes shellcheck.
 
+use clouder_node::Facts;
 use clouder_node::fleet::MemoryPins;
-use clouder_node::phases::{self, NodePlan, Outcome};
+use clouder_node::phases::{self, Node, NodePlan, Outcome, Phase};
 use clouder_node::ssh::load_key;
 use clouder_node::{Fleet, Host};
+use clouder_spec::{AptSource, Source, Sources};
 use clouder_testenv::Lab;
+use clouder_testenv::lab::debian_mirror;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+/// Two hosts' worth of facts, so that every default source is rendered.
+fn hosts() -> [Facts; 2] {
+    let mut ubuntu = Facts {
+        os_id: "ubuntu".into(),
+        os_version: "24.04".into(),
+        os_codename: "noble".into(),
+        ..Facts::default()
+    };
+    ubuntu.arch = "x86_64".into();
+    let debian = Facts {
+        os_id: "debian".into(),
+        os_version: "12".into(),
+        os_codename: "bookworm".into(),
+        ..ubuntu.clone()
+    };
+    [ubuntu, debian]
+}
+
+/// The lab's sources: Debian's mirror (the registry these machines reach), sid for containerd 2.x
+/// and CRIU 4.x, as an air-gapped site would point clouder at its own mirror.
+fn mirror_sources() -> Sources {
+    let sid = |packages: &[&str]| {
+        Some(Source {
+            apt: AptSource {
+                uri: debian_mirror(),
+                suite: "sid".into(),
+                components: vec!["main".into()],
+                key: None,
+                packages: Some(packages.iter().map(|p| p.to_string()).collect()),
+            },
+        })
+    };
+    Sources {
+        containerd: sid(&["containerd", "runc"]),
+        criu: sid(&["criu", "iptables"]),
+        kubernetes: None,
+    }
+}
+
 #[test]
 fn every_generated_script_passes_shellcheck() {
-    let node = NodePlan {
-        kubernetes_version: "1.32".into(),
-    };
-    for phase in phases::all() {
-        for (what, text) in [("probe", phase.probe(&node)), ("apply", phase.apply(&node))] {
-            let mut child = Command::new("shellcheck")
-                .args(["--shell=bash", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("shellcheck (apt-get install shellcheck; scripts/peers.sh does)");
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{} {what}:\n{text}\n{}",
-                phase.title(),
-                String::from_utf8_lossy(&out.stdout)
-            );
+    for sources in [Sources::default(), mirror_sources()] {
+        for version in ["1.32", "v1.33.2"] {
+            let plan = NodePlan {
+                kubernetes_version: version.into(),
+                sources: sources.clone(),
+            };
+            for facts in &hosts() {
+                let node = Node { plan: &plan, facts };
+                for phase in phases::all() {
+                    for (what, text) in [("probe", phase.probe(node)), ("apply", phase.apply(node))]
+                    {
+                        shellcheck(&format!("{} {what}", phase.title()), &text);
+                    }
+                }
+            }
         }
     }
+}
+
+pub(crate) fn shellcheck(what: &str, text: &str) {
+    let mut child = Command::new("shellcheck")
+        .args(["--shell=bash", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("shellcheck (apt-get install shellcheck; scripts/peers.sh does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn default_sources_are_the_upstream_repositories_pinned_to_the_version() {
+    let plan = NodePlan {
+        kubernetes_version: "v1.33.2".into(),
+        sources: Sources::default(),
+    };
+    let [ubuntu, debian] = hosts();
+    let on = |facts| Node { plan: &plan, facts };
+    let k8s = phases::KubernetesPackages.apply(on(&ubuntu));
+    assert!(k8s.contains("URIs: https://pkgs.k8s.io/core:/stable:/v1.33/deb/\nSuites: /\nSigned-By: /etc/apt/keyrings/clouder-kubernetes.asc"), "{k8s}");
+    assert!(k8s.contains("apt-get install -y -qq --no-install-recommends --allow-downgrades 'kubeadm=1.33.2-*' 'kubelet=1.33.2-*' 'kubectl=1.33.2-*'"), "{k8s}");
+    assert!(
+        k8s.contains("apt-mark hold kubeadm kubelet kubectl"),
+        "{k8s}"
+    );
+    let runtime = phases::ContainerRuntime.apply(on(&debian));
+    assert!(
+        runtime.contains(
+            "URIs: https://download.docker.com/linux/debian\nSuites: bookworm\nComponents: stable"
+        ),
+        "{runtime}"
+    );
+    assert!(runtime.contains("SystemdCgroup = true"), "{runtime}");
+    let criu = phases::Criu.apply(on(&ubuntu));
+    assert!(criu.contains("devel:/tools:/criu/xUbuntu_24.04/"), "{criu}");
+    assert!(
+        !criu.contains("preferences.d/clouder-criu <<"),
+        "a flat repository is not pinned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,14 +137,29 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
         .iter()
         .map(|h| Host::new(&h.address, "root"))
         .collect();
-    let node = NodePlan {
+    let plan = NodePlan {
         kubernetes_version: "1.32".into(),
+        sources: mirror_sources(),
     };
-    let all = phases::all();
+    // No registry here serves kubeadm: the package phase is checked by its scripts above.
+    let offline: Vec<Box<dyn Phase>> = vec![
+        Box::new(phases::Prerequisites),
+        Box::new(phases::ContainerRuntime),
+        Box::new(phases::Criu),
+    ];
     let run = || {
         fleet.each(&hosts, |s| {
-            let (node, all) = (&node, &all);
-            async move { phases::run(&s, node, all).await.map_err(|e| e.to_string()) }
+            let (plan, offline) = (&plan, &offline);
+            async move {
+                let facts = Facts::gather(&s).await.map_err(|e| e.to_string())?;
+                let node = Node {
+                    plan,
+                    facts: &facts,
+                };
+                phases::run(&s, node, offline)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         })
     };
 
@@ -75,10 +175,13 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
             .written_by_host(i, "/etc/sysctl.d/90-clouder-kubernetes.conf")
             .expect("written inside the host");
         assert!(sysctl.contains("net.ipv4.ip_forward = 1"));
-        assert!(
-            lab.written_by_host(i, "/etc/modules-load.d/clouder-kubernetes.conf")
-                .unwrap()
-                .contains("br_netfilter")
+        let config = lab
+            .written_by_host(i, "/etc/containerd/config.toml")
+            .unwrap();
+        assert!(config.contains("SystemdCgroup = true"), "{config}");
+        assert_eq!(
+            lab.written_by_host(i, "/etc/criu/runc.conf").unwrap(),
+            "tcp-established\n"
         );
     }
     assert!(

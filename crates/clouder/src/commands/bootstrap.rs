@@ -85,6 +85,7 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
         .collect();
     let plan = NodePlan {
         kubernetes_version: cluster.spec.kubernetes.version.clone(),
+        sources: cluster.spec.sources.clone(),
     };
     if run.dry_run {
         let phases: Vec<&str> = clouder_node::phases::all()

@@ -1,0 +1,132 @@
+//! Packages from an apt repository, the way every package phase installs them: the repository in
+//! its own deb822 file (with its own key), a foreign suite pinned low so it never upgrades the rest
+//! of the system, the packages at the wanted version, then held so that no unattended upgrade
+//! moves them.
+
+use crate::shell::{file_is, quote, write_file};
+use clouder_spec::AptSource;
+
+pub struct AptInstall {
+    /// Names the files clouder writes: `clouder-<component>`.
+    pub component: &'static str,
+    pub source: AptSource,
+    pub packages: Vec<String>,
+    /// A version pattern as apt and `case` both take it (`1.32.3-*`); absent: the newest.
+    pub version: Option<String>,
+    /// The host's own suite; a different one is foreign and gets pinned.
+    pub host_codename: String,
+}
+
+const KEYRINGS: &str = "/etc/apt/keyrings";
+
+impl AptInstall {
+    fn list_file(&self) -> String {
+        format!("/etc/apt/sources.list.d/clouder-{}.sources", self.component)
+    }
+
+    fn key_file(&self) -> Option<String> {
+        self.source
+            .key
+            .as_ref()
+            .map(|_| format!("{KEYRINGS}/clouder-{}.asc", self.component))
+    }
+
+    fn preferences_file(&self) -> String {
+        format!("/etc/apt/preferences.d/clouder-{}", self.component)
+    }
+
+    fn list(&self) -> String {
+        let s = &self.source;
+        let mut text = format!("Types: deb\nURIs: {}\nSuites: {}\n", s.uri, s.suite);
+        if !s.components.is_empty() {
+            text += &format!("Components: {}\n", s.components.join(" "));
+        }
+        if let Some(key) = self.key_file() {
+            text += &format!("Signed-By: {key}\n");
+        }
+        text
+    }
+
+    /// A suite other than the host's own (say, `sid` on trixie) serves only what is asked of it.
+    fn foreign_suite(&self) -> Option<&str> {
+        let suite = self.source.suite.as_str();
+        (!suite.ends_with('/') && suite != self.host_codename).then_some(suite)
+    }
+
+    fn preferences(&self) -> Option<String> {
+        self.foreign_suite()
+            .map(|suite| format!("Package: *\nPin: release n={suite}\nPin-Priority: 100\n"))
+    }
+
+    /// Passes when the repository, its pin and the held packages are as wanted.
+    pub fn probe(&self) -> Vec<String> {
+        let mut lines = vec![file_is(&self.list_file(), &self.list())];
+        if let Some(key) = self.key_file() {
+            lines.push(format!("[ -s {} ]", quote(&key)));
+        }
+        match self.preferences() {
+            Some(p) => lines.push(file_is(&self.preferences_file(), &p)),
+            None => lines.push(format!("[ ! -e {} ]", quote(&self.preferences_file()))),
+        }
+        let held = "held=$(apt-mark showhold)".to_string();
+        lines.push(held);
+        for package in &self.packages {
+            let p = quote(package);
+            // Installed (`ii`, or `hi` once held).
+            lines.push(format!(
+                "[[ \"$(dpkg-query -W -f='${{db:Status-Abbrev}}' {p} 2>/dev/null)\" == ?i* ]]"
+            ));
+            lines.push(format!("grep -qx {p} <<<\"$held\""));
+            if let Some(version) = &self.version {
+                lines.push(format!(
+                    "[[ \"$(dpkg-query -W -f='${{Version}}' {p})\" == {version} ]]"
+                ));
+            }
+        }
+        lines
+    }
+
+    pub fn apply(&self) -> Vec<String> {
+        let mut lines = vec!["export DEBIAN_FRONTEND=noninteractive".to_string()];
+        if let (Some(url), Some(file)) = (&self.source.key, self.key_file()) {
+            lines.push(format!("mkdir -p {KEYRINGS}"));
+            lines.push(FETCH.into());
+            lines.push(format!("fetch {} {}", quote(url), quote(&file)));
+            lines.push(format!("chmod 0644 {}", quote(&file)));
+        }
+        lines.push(write_file(&self.list_file(), "0644", &self.list()));
+        match self.preferences() {
+            Some(p) => lines.push(write_file(&self.preferences_file(), "0644", &p)),
+            None => lines.push(format!("rm -f {}", quote(&self.preferences_file()))),
+        }
+        let names: Vec<String> = self.packages.iter().map(|p| quote(p)).collect();
+        let wanted: Vec<String> = self
+            .packages
+            .iter()
+            .map(|p| match &self.version {
+                Some(v) => quote(&format!("{p}={v}")),
+                None => quote(p),
+            })
+            .collect();
+        let target = self
+            .foreign_suite()
+            .map(|s| format!(" -t {}", quote(s)))
+            .unwrap_or_default();
+        lines.push("apt-get update -qq".into());
+        lines.push(format!("apt-mark unhold {} >/dev/null", names.join(" ")));
+        lines.push(format!(
+            "apt-get install -y -qq --no-install-recommends --allow-downgrades{target} {} >/dev/null",
+            wanted.join(" ")
+        ));
+        lines.push(format!("apt-mark hold {} >/dev/null", names.join(" ")));
+        lines
+    }
+}
+
+/// Downloads with whichever client the host has, installing curl when it has none.
+const FETCH: &str = r#"fetch() {
+  if ! command -v curl >/dev/null && ! command -v wget >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates >/dev/null
+  fi
+  if command -v curl >/dev/null; then curl -fsSL --retry 3 -o "$2" "$1"; else wget -q -O "$2" "$1"; fi
+}"#;
