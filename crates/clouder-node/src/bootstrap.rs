@@ -11,6 +11,8 @@ use serde::Serialize;
 pub struct HostOutcome {
     pub facts: Facts,
     pub phases: Vec<PhaseReport>,
+    /// The phase that failed, after `phases` were done; a re-run resumes there.
+    pub failure: Option<String>,
 }
 
 /// Runs every phase on every host (in parallel, bounded by the fleet).
@@ -36,11 +38,13 @@ pub async fn prepare(
                 plan,
                 facts: &facts,
             };
-            let phases = phases::run(&session, node, all)
-                .await
-                .map_err(|e| e.to_string())?;
+            let progress = phases::run(&session, node, all).await;
             session.close().await;
-            Ok(HostOutcome { facts, phases })
+            Ok(HostOutcome {
+                facts,
+                phases: progress.done,
+                failure: progress.failure.map(|e| e.to_string()),
+            })
         })
         .await
 }

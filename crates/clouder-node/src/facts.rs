@@ -10,6 +10,10 @@ pub struct Facts {
     pub os_version: String,
     /// `noble`, `bookworm`, …
     pub os_codename: String,
+    /// The name the node registers with.
+    pub hostname: String,
+    /// The address other nodes reach it at (the source address of its default route).
+    pub address: String,
     pub arch: String,
     pub kernel: String,
     pub cgroup_version: u8,
@@ -29,6 +33,8 @@ pub const SCRIPT: &str = r#"set -u
 echo "os_id=${ID:-}"
 echo "os_version=${VERSION_ID:-}"
 echo "os_codename=${VERSION_CODENAME:-}"
+echo "hostname=$(hostname)"
+echo "address=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')"
 echo "arch=$(uname -m)"
 echo "kernel=$(uname -r)"
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo "cgroup=2"; else echo "cgroup=1"; fi
@@ -59,6 +65,8 @@ impl Facts {
                 "os_id" => f.os_id = value,
                 "os_version" => f.os_version = value,
                 "os_codename" => f.os_codename = value,
+                "hostname" => f.hostname = value,
+                "address" => f.address = value,
                 "arch" => f.arch = value,
                 "kernel" => f.kernel = value,
                 "cgroup" => f.cgroup_version = value.parse().unwrap_or(0),

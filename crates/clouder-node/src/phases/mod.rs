@@ -104,14 +104,30 @@ pub enum PhaseError {
     },
 }
 
-/// Runs `phases` in order on one host; stops at the first failure (later phases build on it).
-pub async fn run(
+/// What the phases did on one host, up to the first failure if any.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub done: Vec<PhaseReport>,
+    pub failure: Option<PhaseError>,
+}
+
+/// Runs `phases` in order on one host; stops at the first failure (later phases build on it),
+/// keeping what was done before it.
+pub async fn run(session: &Session, node: Node<'_>, phases: &[Box<dyn Phase>]) -> Progress {
+    let mut progress = Progress::default();
+    if let Err(e) = run_each(session, node, phases, &mut progress.done).await {
+        progress.failure = Some(e);
+    }
+    progress
+}
+
+async fn run_each(
     session: &Session,
     node: Node<'_>,
     phases: &[Box<dyn Phase>],
-) -> Result<Vec<PhaseReport>, PhaseError> {
+    reports: &mut Vec<PhaseReport>,
+) -> Result<(), PhaseError> {
     let host = session.host().label();
-    let mut reports = Vec::new();
     for phase in phases {
         let start = Instant::now();
         let title = phase.title();
@@ -147,5 +163,5 @@ pub async fn run(
             elapsed: start.elapsed(),
         });
     }
-    Ok(reports)
+    Ok(())
 }

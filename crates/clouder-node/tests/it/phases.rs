@@ -156,9 +156,11 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
                     plan,
                     facts: &facts,
                 };
-                phases::run(&s, node, offline)
-                    .await
-                    .map_err(|e| e.to_string())
+                let progress = phases::run(&s, node, offline).await;
+                match progress.failure {
+                    Some(e) => Err(e.to_string()),
+                    None => Ok(progress.done),
+                }
             }
         })
     };

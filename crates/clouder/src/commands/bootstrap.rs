@@ -3,15 +3,18 @@
 
 use super::converge::{lock_holder, take_lock};
 use crate::Usage;
-use crate::cli::{Global, RunFlags};
+use crate::cli::{Global, RunFlags, SshFlags};
 use crate::home::{Home, expand};
 use crate::output::{emit, table};
 use anyhow::{Result, bail};
+use clouder_node::Facts;
 use clouder_node::bootstrap::{self, HostOutcome};
+use clouder_node::cluster;
 use clouder_node::fleet::{HostReport, KeyPins};
+use clouder_node::kubeadm::{ClusterInputs, NodeInputs};
 use clouder_node::phases::{NodePlan, Outcome};
 use clouder_node::{Fleet, Host};
-use clouder_spec::{Cluster, Role};
+use clouder_spec::{Cluster, HostSpec, Role};
 use clouder_state::{ClusterRecord, SqliteStore, StateStore, now};
 use serde::Serialize;
 use std::sync::Arc;
@@ -33,9 +36,17 @@ impl KeyPins for StatePins {
     }
 }
 
-fn private_key(cluster: &Cluster) -> Result<std::path::PathBuf> {
-    let candidates: Vec<String> = match &cluster.spec.ssh.private_key_path {
-        Some(p) => vec![p.clone()],
+/// `-i NAME` is a key in ~/.ssh/ or a path; otherwise the spec's key, then the usual ones.
+fn private_key(cluster: &Cluster, flags: Option<&SshFlags>) -> Result<std::path::PathBuf> {
+    let flag = flags.and_then(|f| f.key.as_ref()).map(|k| {
+        if k.contains('/') {
+            k.clone()
+        } else {
+            format!("~/.ssh/{k}")
+        }
+    });
+    let candidates: Vec<String> = match flag.or(cluster.spec.ssh.private_key_path.clone()) {
+        Some(p) => vec![p],
         None => vec!["~/.ssh/id_ed25519".into(), "~/.ssh/id_rsa".into()],
     };
     candidates
@@ -62,16 +73,16 @@ struct Row {
     seconds: f64,
 }
 
-pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags) -> Result<()> {
-    let name = cluster.name().to_string();
-    let hosts: Vec<(Host, Role)> = cluster
+/// The hosts of a `provider: ssh` cluster with their login users (`-u` overrides the spec).
+pub(super) fn ssh_hosts(cluster: &Cluster, flags: Option<&SshFlags>) -> Vec<(Host, Role)> {
+    cluster
         .spec
         .hosts
         .iter()
         .map(|h| {
-            let user = h
-                .user
-                .clone()
+            let user = flags
+                .and_then(|f| f.admin_user.clone())
+                .or(h.user.clone())
                 .unwrap_or_else(|| cluster.spec.admin_user.clone());
             (
                 Host {
@@ -82,7 +93,28 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
                 h.role,
             )
         })
-        .collect();
+        .collect()
+}
+
+/// SSH to the cluster's hosts with its key, host keys pinned in the state store.
+pub(super) fn connect_fleet(
+    home: &Home,
+    cluster: &Cluster,
+    flags: Option<&SshFlags>,
+) -> Result<Fleet> {
+    let key = clouder_node::ssh::load_key(&private_key(cluster, flags)?)?;
+    Ok(Fleet::new(
+        key,
+        Arc::new(StatePins {
+            store: Arc::new(home.store()?),
+            cluster: cluster.name().to_string(),
+        }),
+    ))
+}
+
+pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags) -> Result<()> {
+    let name = cluster.name().to_string();
+    let hosts = ssh_hosts(&cluster, None);
     let plan = NodePlan {
         kubernetes_version: cluster.spec.kubernetes.version.clone(),
         sources: cluster.spec.sources.clone(),
@@ -102,7 +134,7 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
         });
     }
 
-    let key = clouder_node::ssh::load_key(&private_key(&cluster)?)?;
+    let mut fleet = connect_fleet(home, &cluster, None)?;
     let store = Arc::new(home.store()?);
     let holder = lock_holder(std::process::id());
     if run.force_unlock {
@@ -122,30 +154,52 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
         updated_at: now(),
     };
     store.put_cluster(&record("applying"))?;
-    let mut fleet = Fleet::new(
-        key,
-        Arc::new(StatePins {
-            store: store.clone(),
-            cluster: name.clone(),
-        }),
-    );
     fleet.parallelism = run.concurrency.max(1);
     let only_hosts: Vec<Host> = hosts.iter().map(|(h, _)| h.clone()).collect();
     let reports: Vec<HostReport<HostOutcome>> =
         bootstrap::prepare(&fleet, &only_hosts, &plan).await;
-    let failed = reports.iter().filter(|r| r.result.is_err()).count();
+    let mut failures: Vec<Option<String>> = reports
+        .iter()
+        .map(|r| match &r.result {
+            Ok(outcome) => outcome.failure.clone(),
+            Err(e) => Some(e.clone()),
+        })
+        .collect();
+    let mut fetched = None;
+    if failures.iter().all(Option::is_none) {
+        let outcomes: Vec<&HostOutcome> = reports.iter().flat_map(|r| r.result.as_ref()).collect();
+        let formed = form(&fleet, &cluster, &hosts, &outcomes).await;
+        for (i, report) in formed.iter().enumerate() {
+            if let Err(e) = &report.result {
+                let at = hosts.iter().position(|(h, _)| h.label() == report.host);
+                failures[at.unwrap_or(i.min(hosts.len() - 1))] = Some(e.clone());
+            }
+        }
+        if failures.iter().all(Option::is_none) {
+            let endpoint = super::kubeconfig::ssh_endpoint(&cluster).expect("validated");
+            let first = hosts.iter().find(|(_, role)| *role == Role::ControlPlane);
+            let session = fleet.connect(&first.expect("validated").0).await?;
+            fetched = Some(
+                super::kubeconfig::fetch(&session, &endpoint, &home.cluster_dir(&name)).await?,
+            );
+            session.close().await;
+        }
+    }
+    let failed = failures.iter().filter(|f| f.is_some()).count();
     store.put_cluster(&record(if failed == 0 { "ready" } else { "failed" }))?;
     store.unlock(&name, &holder)?;
 
     let rows: Vec<Row> = reports
         .iter()
         .zip(&hosts)
-        .map(|(r, (_, role))| {
+        .enumerate()
+        .map(|(i, (r, (_, role)))| {
             let phases = r
                 .result
                 .as_ref()
                 .map(|o| o.phases.clone())
                 .unwrap_or_default();
+            let error = failures[i].clone();
             let titles = |want: Outcome| {
                 phases
                     .iter()
@@ -156,8 +210,8 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
             Row {
                 host: r.host.clone(),
                 role: *role,
-                ok: r.result.is_ok(),
-                error: r.result.as_ref().err().cloned(),
+                ok: error.is_none(),
+                error,
                 applied: titles(Outcome::Applied),
                 skipped: titles(Outcome::Skipped),
                 seconds: r.elapsed.as_secs_f64(),
@@ -183,6 +237,13 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
             &cells,
         )
     })?;
+    if let Some(f) = &fetched {
+        eprintln!(
+            "Kubeconfig (server {}) written to {}",
+            f.server,
+            f.kubeconfig.display()
+        );
+    }
     if failed > 0 {
         let lines: Vec<String> = rows
             .iter()
@@ -195,4 +256,65 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
         );
     }
     Ok(())
+}
+
+/// The pool a host's labels and taints come from (workers only; default `workers`).
+fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts) -> NodeInputs {
+    let pool = (spec.role == Role::Worker)
+        .then(|| {
+            let name = spec.pool.as_deref().unwrap_or("workers");
+            cluster.spec.node_pools.iter().find(|p| p.name == name)
+        })
+        .flatten();
+    NodeInputs {
+        name: facts.hostname.clone(),
+        advertise_address: facts.address.clone(),
+        labels: pool.map(|p| p.labels.clone()).unwrap_or_default(),
+        taints: pool
+            .map(|p| {
+                p.taints
+                    .iter()
+                    .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// kubeadm init/join and the CNI on prepared hosts; the first control plane is the endpoint.
+async fn form(
+    fleet: &Fleet,
+    cluster: &Cluster,
+    hosts: &[(Host, Role)],
+    outcomes: &[&HostOutcome],
+) -> Vec<HostReport<Vec<cluster::Formed>>> {
+    let net = &cluster.spec.network;
+    let inputs = ClusterInputs {
+        name: cluster.name().to_string(),
+        version: format!(
+            "v{}",
+            cluster.spec.kubernetes.version.trim_start_matches('v')
+        ),
+        endpoint: super::kubeconfig::ssh_endpoint(cluster).expect("validated"),
+        pod_cidr: net.pod_cidr.to_string(),
+        service_cidr: net.service_cidr.to_string(),
+        cert_sans: hosts
+            .iter()
+            .filter(|(_, role)| *role == Role::ControlPlane)
+            .map(|(h, _)| h.address.clone())
+            .collect(),
+    };
+    let mut members: Vec<cluster::Member> = hosts
+        .iter()
+        .zip(&cluster.spec.hosts)
+        .zip(outcomes)
+        .map(|(((host, role), spec), outcome)| cluster::Member {
+            host: host.clone(),
+            node: node_inputs(cluster, spec, &outcome.facts),
+            control_plane: *role == Role::ControlPlane,
+        })
+        .collect();
+    // The first control plane leads; the spec's order is kept otherwise.
+    members.sort_by_key(|m| !m.control_plane);
+    cluster::form(fleet, &inputs, &members).await
 }

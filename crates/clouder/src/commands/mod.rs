@@ -4,6 +4,7 @@ mod bootstrap;
 mod converge;
 mod ctx;
 mod inspect;
+mod kubeconfig;
 mod passthrough;
 mod pending;
 mod scale;
@@ -35,9 +36,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::Setup(a) => {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
             }
-            Kubeadm::GetConfig(a) => {
-                pending::not_yet(&home, a.name, "get-config", "node access over SSH")
-            }
+            Kubeadm::GetConfig(a) => kubeconfig::get_config(&home, g, a).await,
             Kubeadm::Prune(a) => pending::not_yet(
                 &home,
                 a.name,

@@ -3,8 +3,30 @@
 
 use crate::harness::*;
 use clouder_testenv::Lab;
+use clouder_testenv::lab::debian_mirror;
+use std::sync::Arc;
 
-fn spec(env: &Env, lab: &Lab, name: &str) -> std::path::PathBuf {
+/// Package sources for the lab: `mirror` serves containerd and CRIU (Debian's sid, through the
+/// lab's NAT); no registry here serves kubeadm, so that phase always fails, at the same place.
+fn sources(mirror: bool) -> String {
+    let apt = |packages: &str| {
+        if mirror {
+            format!(
+                "{{uri: {}, suite: sid, components: [main], packages: [{packages}]}}",
+                debian_mirror()
+            )
+        } else {
+            "{uri: 'file:/srv/clouder-no-mirror/', suite: /}".to_string()
+        }
+    };
+    format!(
+        "  sources:\n    containerd: {{apt: {}}}\n    criu: {{apt: {}}}\n    kubernetes: {{apt: {{uri: 'file:/srv/clouder-no-mirror/', suite: /}}}}\n",
+        apt("containerd, runc"),
+        apt("criu, iptables")
+    )
+}
+
+fn spec(env: &Env, lab: &Lab, name: &str, mirror: bool) -> std::path::PathBuf {
     let hosts: Vec<String> = lab
         .hosts
         .iter()
@@ -19,8 +41,9 @@ fn spec(env: &Env, lab: &Lab, name: &str) -> std::path::PathBuf {
         .collect();
     let body = format!(
         "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  provider: ssh\n  adminUser: root\n  \
-         ssh: {{privateKeyPath: {}}}\n  hosts:\n{}",
+         ssh: {{privateKeyPath: {}}}\n{}  hosts:\n{}",
         lab.client_key().display(),
+        sources(mirror),
         hosts.concat()
     );
     write(env.dir.path(), &format!("{name}.yaml"), &body)
@@ -35,58 +58,77 @@ fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn hosts_are_bootstrapped_once_and_a_rerun_changes_nothing() {
+fn hosts_are_bootstrapped_once_and_a_rerun_resumes_where_each_stopped() {
     let lab = Lab::start_rooted(2);
     let env = Env::new();
-    let file = spec(&env, &lab, "onprem");
+    let file = spec(&env, &lab, "onprem", true);
     let f = file.to_str().unwrap();
+    let done = serde_json::json!(["prerequisites", "container runtime", "criu"]);
 
     let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
     for row in rows(&first) {
-        assert_eq!(row["ok"], true, "{row}");
-        assert_eq!(
-            row["applied"],
-            serde_json::json!(["prerequisites"]),
-            "{row}"
+        assert_eq!(row["ok"], false, "{row}");
+        assert_eq!(row["applied"], done, "{row}");
+        let error = row["error"].as_str().unwrap();
+        assert!(
+            error.contains("phase `kubernetes packages` failed")
+                && error.contains("clouder-no-mirror"),
+            "{error}"
         );
     }
+    assert!(
+        text(&first.stderr).contains("2 of 2 host(s) failed"),
+        "{}",
+        text(&first.stderr)
+    );
     let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
     for row in rows(&again) {
         assert_eq!(
             row["applied"],
             serde_json::json!([]),
-            "nothing changes: {row}"
+            "nothing done is redone: {row}"
         );
-        assert_eq!(row["skipped"], serde_json::json!(["prerequisites"]));
+        assert_eq!(row["skipped"], done, "{row}");
+        assert!(
+            row["error"]
+                .as_str()
+                .unwrap()
+                .contains("kubernetes packages"),
+            "{row}"
+        );
     }
     let info: serde_json::Value =
         serde_json::from_str(&env.ok(&["kubeadm", "info", "onprem", "-o", "json"])).unwrap();
     assert_eq!(info["cluster"]["provider"], "ssh");
-    assert_eq!(info["cluster"]["status"], "ready");
+    assert_eq!(info["cluster"]["status"], "failed");
 }
 
 #[test]
 fn a_rebuilt_host_is_refused_by_its_pinned_key_while_the_others_finish() {
     let mut lab = Lab::start_rooted(2);
     let env = Env::new();
-    let file = spec(&env, &lab, "pinned");
+    let file = spec(&env, &lab, "pinned", false);
     let f = file.to_str().unwrap();
-    env.ok(&["kubeadm", "apply", "-f", f]);
+    env.run(&["kubeadm", "apply", "-f", f]);
 
     let key = lab.client_key();
     lab.hosts[1].start_sshd(&key, false);
     let out = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let rows = rows(&out);
-    assert_eq!(rows[0]["ok"], true, "the other host is fine");
+    let other = rows[0]["error"].as_str().unwrap();
+    assert!(
+        other.contains("container runtime") && !other.contains("MISMATCH"),
+        "the other host goes on to its next phase: {other}"
+    );
     let error = rows[1]["error"].as_str().unwrap();
     assert!(
         error.contains("HOST KEY MISMATCH") && error.contains(&lab.hosts[1].address),
         "{error}"
     );
     assert!(
-        text(&out.stderr).contains("1 of 2 host(s) failed"),
+        text(&out.stderr).contains("2 of 2 host(s) failed"),
         "{}",
         text(&out.stderr)
     );
@@ -130,4 +172,85 @@ fn bad_host_lists_are_refused_before_connecting() {
         );
     }
     assert!(!wire.touched(), "no host was contacted");
+}
+
+/// Files a kubeadm control plane has, written over SSH (the host has its own root filesystem).
+fn plant_control_plane_files(lab: &Lab) {
+    let script = "set -e\nmkdir -p /etc/kubernetes/pki\n\
+        printf '%s\\n' 'apiVersion: v1' 'kind: Config' 'clusters:' '- name: onprem' '  cluster:' \
+        '    certificate-authority-data: Q0E=' '    server: https://10.0.0.10:6443' 'users:' \
+        '- name: kubernetes-admin' '  user:' '    token: admin-secret' 'contexts:' \
+        '- name: admin@onprem' '  context: {cluster: onprem, user: kubernetes-admin}' \
+        'current-context: admin@onprem' > /etc/kubernetes/admin.conf\n\
+        echo CERT > /etc/kubernetes/pki/apiserver-kubelet-client.crt\n\
+        echo KEY > /etc/kubernetes/pki/apiserver-kubelet-client.key\n";
+    let fleet = clouder_node::Fleet::new(
+        clouder_node::ssh::load_key(&lab.client_key()).unwrap(),
+        Arc::new(clouder_node::fleet::MemoryPins::default()),
+    );
+    let host = clouder_node::Host::new(&lab.hosts[0].address, "root");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let out = runtime.block_on(async {
+        let session = fleet.connect(&host).await.unwrap();
+        session.script(script).await.unwrap()
+    });
+    assert!(out.ok(), "{out:?}");
+}
+
+#[test]
+fn get_config_fetches_the_kubeconfig_with_the_public_server_and_the_kubelet_client() {
+    let lab = Lab::start_rooted(2);
+    let env = Env::new();
+    let file = spec(&env, &lab, "fetched", false);
+    let missing = env.run(&["kubeadm", "get-config", "fetched"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("no cluster named `fetched`"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    env.run(&["kubeadm", "apply", "-f", file.to_str().unwrap()]);
+    let not_set_up = env.run(&["kubeadm", "get-config", "fetched"]);
+    assert_eq!(not_set_up.status.code(), Some(1));
+    assert!(
+        text(&not_set_up.stderr).contains("/etc/kubernetes/admin.conf"),
+        "{}",
+        text(&not_set_up.stderr)
+    );
+
+    plant_control_plane_files(&lab);
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "get-config", "fetched", "-o", "json"])).unwrap();
+    let server = format!("https://{}:6443", lab.hosts[0].address);
+    assert_eq!(out["server"], server.as_str());
+    let dir = env.home().join("kubeadm/fetched");
+    let kubeconfig = std::fs::read_to_string(dir.join("kubeconfig")).unwrap();
+    assert!(
+        kubeconfig.contains(&format!("server: {server}")),
+        "{kubeconfig}"
+    );
+    assert!(
+        kubeconfig.contains("token: admin-secret")
+            && kubeconfig.contains("current-context: admin@onprem")
+    );
+    for (file, content) in [
+        ("apiserver-kubelet-client.crt", "CERT\n"),
+        ("apiserver-kubelet-client.key", "KEY\n"),
+        ("kubeconfig", ""),
+    ] {
+        let path = dir.join(file);
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with(content));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{file}"
+        );
+    }
+    let export = env.ok(&["kubeadm", "use", "fetched", "--print-export"]);
+    assert_eq!(
+        export.trim(),
+        format!("export KUBECONFIG={}", dir.join("kubeconfig").display())
+    );
 }
