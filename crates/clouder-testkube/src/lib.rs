@@ -8,11 +8,13 @@
 //! ```
 
 mod apply;
+mod controllers;
 mod crd;
 mod discovery;
 mod fields;
 mod http;
 mod kubeconfig;
+mod kubelet;
 mod list;
 mod objects;
 mod patch;
@@ -27,6 +29,7 @@ mod verbs;
 mod watch;
 
 pub use kubeconfig::{ADMIN_CONTEXT, READ_ONLY_CONTEXT};
+pub use kubelet::{AutoKubelet, Kubelet, NodeConfig};
 
 use hyper_util::rt::TokioIo;
 use rand::Rng;
@@ -99,6 +102,9 @@ pub struct Options {
     pub watch_history: usize,
     /// Events a watcher may fall behind by before it gets 410 Expired and must start over.
     pub watch_backlog: usize,
+    /// Run the Deployment, ReplicaSet, DaemonSet and StatefulSet controllers, the scheduler and
+    /// node lifecycle (the garbage collector always runs).
+    pub controllers: bool,
 }
 
 impl Default for Options {
@@ -107,6 +113,7 @@ impl Default for Options {
             port: 0,
             watch_history: 10_000,
             watch_backlog: 4096,
+            controllers: false,
         }
     }
 }
@@ -116,11 +123,13 @@ pub struct TestKube {
     url: String,
     kubeconfig: String,
     task: JoinHandle<()>,
+    controllers: JoinHandle<()>,
 }
 
 impl Drop for TestKube {
     fn drop(&mut self) {
         self.task.abort();
+        self.controllers.abort();
     }
 }
 
@@ -128,6 +137,16 @@ impl TestKube {
     /// Starts a server on 127.0.0.1 with a random port and fresh CA and tokens.
     pub async fn start() -> Result<Self, Error> {
         Self::start_with(Options::default()).await
+    }
+
+    /// Starts a server whose controllers and scheduler act on Deployments, ReplicaSets,
+    /// DaemonSets, StatefulSets, Pods and Nodes; a [`Kubelet`] plays the nodes.
+    pub async fn start_with_controllers() -> Result<Self, Error> {
+        Self::start_with(Options {
+            controllers: true,
+            ..Options::default()
+        })
+        .await
     }
 
     /// Starts a server with the given options.
@@ -162,11 +181,13 @@ impl TestKube {
             address: addr.to_string(),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+        let controllers = controllers::spawn(app.clone(), options.controllers);
         let task = tokio::spawn(serve(listener, acceptor, app));
         Ok(Self {
             url,
             kubeconfig,
             task,
+            controllers,
         })
     }
 

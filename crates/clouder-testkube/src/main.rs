@@ -25,6 +25,9 @@ enum Command {
         /// Port to listen on; 0 picks a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Run the workload controllers, the scheduler and node lifecycle.
+        #[arg(long)]
+        controllers: bool,
     },
 }
 
@@ -34,13 +37,18 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve { dir, port } = Cli::parse().command;
+    let Command::Serve {
+        dir,
+        port,
+        controllers,
+    } = Cli::parse().command;
     // Handlers first: a SIGTERM right after the readiness line must still be a clean exit.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let kube = clouder_testkube::TestKube::start_with(clouder_testkube::Options {
         port,
+        controllers,
         ..Default::default()
     })
     .await?;

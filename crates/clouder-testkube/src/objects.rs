@@ -209,7 +209,54 @@ pub fn create(
     Ok(s.put(key, body, "ADDED"))
 }
 
+/// The API server's defaults for the fields of workload specs that clients and controllers read.
+fn workload_defaults(rt: &ResourceType, body: &mut Value) {
+    if rt.group != "apps" || !body["spec"].is_object() {
+        return;
+    }
+    let spec = &mut body["spec"];
+    let mut default = |field: &str, v: Value| {
+        if spec.get(field).is_none_or(Value::is_null) {
+            spec[field] = v;
+        }
+    };
+    match rt.plural.as_str() {
+        "deployments" => {
+            default("replicas", json!(1));
+            default("revisionHistoryLimit", json!(10));
+            default("progressDeadlineSeconds", json!(600));
+            default(
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+            );
+        }
+        "replicasets" => default("replicas", json!(1)),
+        "statefulsets" => {
+            default("replicas", json!(1));
+            default("revisionHistoryLimit", json!(10));
+            default("podManagementPolicy", json!("OrderedReady"));
+            default(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            default(
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+        }
+        "daemonsets" => {
+            default("revisionHistoryLimit", json!(10));
+            default(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+        }
+        _ => {}
+    }
+}
+
 fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
+    workload_defaults(rt, body);
     if rt.status
         && !keeps_status_on_create(rt)
         && let Some(m) = body.as_object_mut()
@@ -300,6 +347,7 @@ pub fn commit_update(
             }
         }
     }
+    workload_defaults(rt, &mut new);
     if old["metadata"].get("generation").is_some() && spec_changed(old, &new) {
         new["metadata"]["generation"] =
             json!(old["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
@@ -327,6 +375,43 @@ pub fn commit_update(
     Ok(s.put(key, new, "MODIFIED"))
 }
 
+/// What happens to an object's dependents (objects naming it in `ownerReferences`) on delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// The owner goes now; the garbage collector deletes the dependents afterwards.
+    #[default]
+    Background,
+    /// The owner stays (finalizer `foregroundDeletion`) until its blocking dependents are gone.
+    Foreground,
+    /// The owner goes once its dependents no longer name it (finalizer `orphan`).
+    Orphan,
+}
+
+impl Propagation {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "Background" => Ok(Self::Background),
+            "Foreground" => Ok(Self::Foreground),
+            "Orphan" => Ok(Self::Orphan),
+            other => Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ))),
+        }
+    }
+
+    fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Self::Background => None,
+            Self::Foreground => Some(FOREGROUND),
+            Self::Orphan => Some(ORPHAN),
+        }
+    }
+}
+
+/// Finalizers the garbage collector acts on.
+pub const FOREGROUND: &str = "foregroundDeletion";
+pub const ORPHAN: &str = "orphan";
+
 /// DELETE: objects with finalizers are marked and kept; the rest go at once. Deleting a namespace
 /// removes everything in it.
 pub fn delete(
@@ -334,6 +419,7 @@ pub fn delete(
     rt: &ResourceType,
     key: &Key,
     dry_run: bool,
+    propagation: Propagation,
 ) -> Result<Value, ApiError> {
     let Some(obj) = s.get(key).cloned() else {
         return Err(ApiError::not_found(&rt.group, &rt.plural, &key.name));
@@ -356,12 +442,26 @@ pub fn delete(
         s.put(key.clone(), ns, "MODIFIED");
         return Ok(s.remove(key).expect("just stored"));
     }
+    let mut obj = obj;
+    if let Some(f) = propagation.finalizer() {
+        let list = &mut obj["metadata"]["finalizers"];
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        let list = list.as_array_mut().expect("just made an array");
+        if !list.iter().any(|x| x == f) {
+            list.push(json!(f));
+        }
+    }
     let has_finalizers = obj["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
     if has_finalizers {
         if obj["metadata"].get("deletionTimestamp").is_some() {
-            return Ok(obj);
+            return match s.get(key) {
+                Some(live) if *live != obj => Ok(s.put(key.clone(), obj, "MODIFIED")),
+                _ => Ok(obj),
+            };
         }
         let mut marked = obj;
         marked["metadata"]["deletionTimestamp"] = json!(now());

@@ -134,6 +134,11 @@ impl Inner {
         let _ = self.tx.send(ev);
     }
 
+    /// Every change from now on, for the controllers.
+    pub fn events(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
     /// Subscribes from `rv`: Ok with events after it, or Err when `rv` is older than the history.
     pub fn subscribe(&self, rv: u64) -> Result<Subscription, u64> {
         let oldest = self.history.front().map_or(self.rv + 1, |e| e.rv);
