@@ -231,3 +231,173 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     .await);
     assert_eq!(spec, "true");
 }
+
+const WORKLOADS: &str = "apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: a, image: agent}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: d, image: db}]
+";
+
+/// With controllers and a kubelet: rollouts finish, waits return, and a drained node's
+/// ReplicaSet pods come back on the other node.
+#[tokio::test]
+async fn kubectl_rollout_wait_and_drain_with_controllers() {
+    use clouder_testkube::{Kubelet, NodeConfig, TestKube};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    let kube = TestKube::start_with_controllers().await.unwrap();
+    let client = kube.client().await.unwrap();
+    let kubelet = Kubelet::new(client.clone());
+    for n in ["n1", "n2"] {
+        kubelet.register(&NodeConfig::new(n)).await.unwrap();
+    }
+    let _running = kubelet.start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let f = dir.path().join("objs.yaml");
+    std::fs::write(&f, format!("{DEPLOYMENT}---\n{WORKLOADS}")).unwrap();
+    ok(kubectl(&kc, &["apply", "-f", f.to_str().unwrap()]).await);
+
+    let out = ok(kubectl(
+        &kc,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    )
+    .await);
+    assert!(
+        out.contains("deployment \"web\" successfully rolled out"),
+        "{out}"
+    );
+    let out = ok(kubectl(
+        &kc,
+        &["rollout", "status", "daemonset/agent", "--timeout=20s"],
+    )
+    .await);
+    assert!(
+        out.contains("daemon set \"agent\" successfully rolled out"),
+        "{out}"
+    );
+    let out = ok(kubectl(
+        &kc,
+        &["rollout", "status", "statefulset/db", "--timeout=20s"],
+    )
+    .await);
+    assert!(
+        out.contains("partitioned roll out complete")
+            || out.contains("statefulset rolling update complete 2 pods"),
+        "{out}"
+    );
+    let out = ok(kubectl(
+        &kc,
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=20s",
+        ],
+    )
+    .await);
+    assert_eq!(out.trim(), "deployment.apps/web condition met");
+
+    let wide = ok(kubectl(&kc, &["get", "pods", "-l", "app=web", "-o", "wide"]).await);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[..8],
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED"
+        ]
+    );
+    let mut nodes: Vec<&str> = wide
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(6).unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["n1", "n2"], "{wide}");
+    let deploy = ok(kubectl(&kc, &["get", "deployment", "web"]).await);
+    assert!(
+        deploy
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()[1..4]
+            == ["2/2", "2", "2"],
+        "{deploy}"
+    );
+
+    let out = ok(kubectl(
+        &kc,
+        &["drain", "n1", "--ignore-daemonsets", "--timeout=30s"],
+    )
+    .await);
+    assert!(out.contains("node/n1 drained"), "{out}");
+    assert!(
+        out.contains("evicting pod default/web-") && out.contains("evicting pod default/db-"),
+        "{out}"
+    );
+    // The controllers replace the evicted pods on n2, and the rollout is whole again.
+    ok(kubectl(
+        &kc,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    )
+    .await);
+    ok(kubectl(
+        &kc,
+        &["rollout", "status", "statefulset/db", "--timeout=20s"],
+    )
+    .await);
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let placed: Vec<(String, String)> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            (
+                p.metadata.name.unwrap(),
+                p.spec.unwrap().node_name.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let on_n1: Vec<&(String, String)> = placed.iter().filter(|(_, n)| n == "n1").collect();
+    assert_eq!(
+        on_n1.len(),
+        1,
+        "only the DaemonSet pod stays on the drained node: {placed:?}"
+    );
+    assert!(on_n1[0].0.starts_with("agent-"));
+    assert_eq!(placed.len(), 1 + 2 + 2 + 1, "{placed:?}");
+}
