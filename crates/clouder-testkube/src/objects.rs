@@ -33,6 +33,10 @@ pub fn key(rt: &ResourceType, namespace: Option<&str>, name: &str) -> Key {
     }
 }
 
+fn is_namespace(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.plural == "namespaces"
+}
+
 fn namespace_key(name: &str) -> Key {
     Key {
         group: String::new(),
@@ -43,11 +47,34 @@ fn namespace_key(name: &str) -> Key {
     }
 }
 
-/// 404 for the namespace, as the real server answers writes into a missing one.
-pub fn require_namespace(s: &Inner, ns: &str) -> Result<(), ApiError> {
+/// 404 for a missing namespace and 403 for one being terminated, as the real server answers
+/// creates in them.
+pub fn require_namespace(
+    s: &Inner,
+    ns: &str,
+    rt: &ResourceType,
+    name: &str,
+) -> Result<(), ApiError> {
     match s.get(&namespace_key(ns)) {
-        Some(_) => Ok(()),
         None => Err(ApiError::not_found("", "namespaces", ns)),
+        Some(n) if n["metadata"].get("deletionTimestamp").is_some() => {
+            let mut details = json!({"name": name, "kind": rt.plural, "causes": [{
+                "reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"
+            }]});
+            if !rt.group.is_empty() {
+                details["group"] = json!(rt.group);
+            }
+            Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    crate::status::qualified(&rt.group, &rt.plural)
+                ),
+            )
+            .with_details(details))
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -146,7 +173,8 @@ pub fn create(
 ) -> Result<Value, ApiError> {
     normalize_body(rt, ns, &mut body)?;
     if rt.namespaced {
-        require_namespace(s, ns.unwrap_or_default())?;
+        let name = body["metadata"]["name"].as_str().unwrap_or_default();
+        require_namespace(s, ns.unwrap_or_default(), rt, name)?;
     }
     let applied_fields = body["metadata"]
         .as_object_mut()
@@ -361,9 +389,10 @@ pub fn commit_update(
     if new == *old || w.dry_run {
         return Ok(new);
     }
-    let finalizers_empty = new["metadata"]["finalizers"]
-        .as_array()
-        .is_none_or(|f| f.is_empty());
+    // A namespace is also held by its `spec.finalizers` until the namespace controller clears them.
+    let empty = |f: &Value| f.as_array().is_none_or(|f| f.is_empty());
+    let finalizers_empty = empty(&new["metadata"]["finalizers"])
+        && (!is_namespace(rt) || empty(&new["spec"]["finalizers"]));
     if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
         s.put(key.clone(), new, "MODIFIED");
         let removed = s.remove(&key).expect("just stored");
@@ -427,20 +456,16 @@ pub fn delete(
     if dry_run {
         return Ok(obj);
     }
-    if rt.group.is_empty() && rt.plural == "namespaces" {
-        let contents: Vec<Key> = s
-            .all_keys()
-            .into_iter()
-            .filter(|k| k.namespace == key.name)
-            .collect();
-        for k in contents {
-            s.remove(&k);
+    if is_namespace(rt) {
+        // Terminating first; the namespace controller removes the contents, then the namespace.
+        if obj["metadata"].get("deletionTimestamp").is_some() {
+            return Ok(obj);
         }
         let mut ns = obj;
         ns["metadata"]["deletionTimestamp"] = json!(now());
+        ns["metadata"]["deletionGracePeriodSeconds"] = json!(0);
         ns["status"]["phase"] = json!("Terminating");
-        s.put(key.clone(), ns, "MODIFIED");
-        return Ok(s.remove(key).expect("just stored"));
+        return Ok(s.put(key.clone(), ns, "MODIFIED"));
     }
     let mut obj = obj;
     if let Some(f) = propagation.finalizer() {

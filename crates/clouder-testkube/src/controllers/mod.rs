@@ -6,6 +6,7 @@
 mod daemonset;
 mod deployment;
 mod gc;
+mod namespaces;
 mod nodes;
 mod replicaset;
 mod scheduler;
@@ -88,6 +89,7 @@ pub fn reconcile(app: &App, workloads: bool) {
         scheduler::reconcile(&mut cx);
     }
     gc::reconcile(&mut cx);
+    namespaces::reconcile(&mut cx);
 }
 
 /// The store and the types, with writes as a controller makes them.
