@@ -19,6 +19,7 @@ mod list;
 mod objects;
 mod patch;
 mod printers;
+mod protobuf;
 pub mod resources;
 pub mod selectors;
 mod status;

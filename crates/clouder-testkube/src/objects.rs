@@ -243,43 +243,56 @@ fn workload_defaults(rt: &ResourceType, body: &mut Value) {
         return;
     }
     let spec = &mut body["spec"];
-    let mut default = |field: &str, v: Value| {
+    fn default(spec: &mut Value, field: &str, v: Value) {
         if spec.get(field).is_none_or(Value::is_null) {
             spec[field] = v;
         }
-    };
+    }
     match rt.plural.as_str() {
         "deployments" => {
-            default("replicas", json!(1));
-            default("revisionHistoryLimit", json!(10));
-            default("progressDeadlineSeconds", json!(600));
-            default(
-                "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "progressDeadlineSeconds", json!(600));
+            default_strategy(
+                &mut spec["strategy"],
+                json!({"maxUnavailable": "25%", "maxSurge": "25%"}),
             );
         }
-        "replicasets" => default("replicas", json!(1)),
+        "replicasets" => default(spec, "replicas", json!(1)),
         "statefulsets" => {
-            default("replicas", json!(1));
-            default("revisionHistoryLimit", json!(10));
-            default("podManagementPolicy", json!("OrderedReady"));
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "podManagementPolicy", json!("OrderedReady"));
+            default_strategy(&mut spec["updateStrategy"], json!({"partition": 0}));
             default(
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-            );
-            default(
+                spec,
                 "persistentVolumeClaimRetentionPolicy",
                 json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
             );
         }
         "daemonsets" => {
-            default("revisionHistoryLimit", json!(10));
-            default(
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            default(spec, "revisionHistoryLimit", json!(10));
+            default_strategy(
+                &mut spec["updateStrategy"],
+                json!({"maxUnavailable": 1, "maxSurge": 0}),
             );
         }
         _ => {}
+    }
+}
+
+/// A strategy defaults to RollingUpdate, whose parameters default too.
+fn default_strategy(strategy: &mut Value, rolling: Value) {
+    if !strategy.is_object() {
+        *strategy = json!({});
+    }
+    if strategy.get("type").is_none_or(Value::is_null) {
+        strategy["type"] = json!("RollingUpdate");
+    }
+    if strategy["type"] == "RollingUpdate"
+        && strategy.get("rollingUpdate").is_none_or(Value::is_null)
+    {
+        strategy["rollingUpdate"] = rolling;
     }
 }
 
@@ -299,6 +312,9 @@ fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
             body["status"] = json!({"phase": "Active"});
         }
         ("", "pods") => body["status"] = json!({"phase": "Pending"}),
+        ("", "secrets") if body["type"].as_str().is_none_or(str::is_empty) => {
+            body["type"] = json!("Opaque")
+        }
         _ => {}
     }
 }

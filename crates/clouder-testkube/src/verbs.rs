@@ -5,7 +5,7 @@ use crate::http::{Body, Call, json_response};
 use crate::list::{self, Filter};
 use crate::objects::{self, now};
 use crate::status::{self, ApiError};
-use crate::{App, patch, subresources, watch};
+use crate::{App, patch, protobuf, subresources, watch};
 use http::{Method, Response};
 use serde_json::{Value, json};
 
@@ -53,7 +53,7 @@ pub fn writer<'a>(
     }
 }
 
-/// A JSON (or YAML) object body; protobuf and CBOR bodies get 415 so that clients fall back to JSON.
+/// A JSON, YAML or (for the types kubectl's generators send) protobuf object body; others get 415.
 pub fn parse_body(call: &Call) -> Result<Value, ApiError> {
     let ct = call
         .content_type
@@ -66,10 +66,16 @@ pub fn parse_body(call: &Call) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
         "application/yaml" => serde_yaml_ng::from_slice(&call.body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}"))),
-        other => Err(ApiError::new(
+        protobuf::CONTENT_TYPE => protobuf::decode(&call.body).map_err(|e| match e {
+            protobuf::ProtoError::Malformed(_) => ApiError::bad_request(e.to_string()),
+            protobuf::ProtoError::Unsupported(_) => {
+                ApiError::new(415, "UnsupportedMediaType", e.to_string()).with_details(json!({}))
+            }
+        }),
+        _ => Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"),
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
         )
         .with_details(json!({}))),
     }

@@ -401,3 +401,149 @@ async fn kubectl_rollout_wait_and_drain_with_controllers() {
     assert!(on_n1[0].0.starts_with("agent-"));
     assert_eq!(placed.len(), 1 + 2 + 2 + 1, "{placed:?}");
 }
+
+/// kubectl's typed commands send protobuf bodies; the objects arrive as kubectl meant them.
+#[tokio::test]
+async fn kubectl_create_generators_send_protobuf() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+    use kube::api::Api;
+    let (kube, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let runs: [&[&str]; 7] = [
+        &["create", "namespace", "team"],
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=3",
+            "--port=8080",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "configmap",
+            "cfg",
+            "--from-literal=a=1",
+            "--from-literal=b=two",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pw",
+            "--from-literal=password=s3cret",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "service",
+            "nodeport",
+            "web",
+            "--tcp=80:8080",
+            "--node-port=30080",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "pdb",
+            "web",
+            "--selector=app=web",
+            "--min-available=50%",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "job",
+            "once",
+            "--image=busybox",
+            "-n",
+            "team",
+            "--",
+            "echo",
+            "hi",
+        ],
+    ];
+    for args in runs {
+        ok(kubectl(&kc, args).await);
+    }
+    let ns = Api::<Namespace>::all(client.clone())
+        .get("team")
+        .await
+        .unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let d = Api::<Deployment>::namespaced(client.clone(), "team")
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(d.spec.replicas, Some(3));
+    let c = &d.spec.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        (c.name.as_str(), c.image.as_deref()),
+        ("nginx", Some("nginx:1.27"))
+    );
+    assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 8080);
+    assert_eq!(d.metadata.labels.unwrap()["app"], "web");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "team")
+        .get("cfg")
+        .await
+        .unwrap();
+    let data = cm.data.unwrap();
+    assert_eq!((data["a"].as_str(), data["b"].as_str()), ("1", "two"));
+    let secret = Api::<Secret>::namespaced(client.clone(), "team")
+        .get("pw")
+        .await
+        .unwrap();
+    assert_eq!(secret.data.unwrap()["password"].0, b"s3cret");
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let svc = Api::<Service>::namespaced(client.clone(), "team")
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(svc.type_.as_deref(), Some("NodePort"));
+    let port = &svc.ports.unwrap()[0];
+    assert_eq!((port.port, port.node_port), (80, Some(30080)));
+    assert_eq!(
+        port.target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+    );
+    let pdb = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "pdb",
+            "web",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.minAvailable}",
+        ],
+    )
+    .await);
+    assert_eq!(pdb, "50%");
+    let job = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "job",
+            "once",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].command}",
+        ],
+    )
+    .await);
+    assert_eq!(job, r#"["echo","hi"]"#);
+}
