@@ -21,6 +21,7 @@ mod patch;
 mod printers;
 mod protobuf;
 pub mod resources;
+mod schema;
 pub mod selectors;
 mod status;
 mod store;
