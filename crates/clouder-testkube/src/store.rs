@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 /// Where an object lives. `namespace` is empty for cluster-scoped objects.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Key {
     pub group: String,
     pub version: String,
@@ -132,6 +134,32 @@ impl Inner {
         self.history.push_back(ev.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(ev);
+    }
+
+    /// Every object and the resourceVersion counter, for a snapshot on disk.
+    pub fn snapshot(&self) -> Value {
+        let objects: Vec<Value> = self
+            .objects
+            .iter()
+            .map(|(k, v)| json!({"key": k, "object": v}))
+            .collect();
+        json!({"resourceVersion": self.rv, "objects": objects})
+    }
+
+    /// Replaces the contents with a snapshot's; history starts empty, so older watches get 410.
+    pub fn restore(&mut self, snapshot: &Value) -> Result<(), String> {
+        let mut objects = BTreeMap::new();
+        for entry in snapshot["objects"].as_array().ok_or("no objects list")? {
+            let key: Key =
+                serde_json::from_value(entry["key"].clone()).map_err(|e| e.to_string())?;
+            objects.insert(key, entry["object"].clone());
+        }
+        self.rv = snapshot["resourceVersion"]
+            .as_u64()
+            .ok_or("no resourceVersion")?;
+        self.objects = objects;
+        self.history.clear();
+        Ok(())
     }
 
     /// Every change from now on, for the controllers.
