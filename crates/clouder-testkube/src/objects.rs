@@ -219,6 +219,7 @@ pub fn create(
     } else if let Some(m) = body["metadata"].as_object_mut() {
         m.remove("generation");
     }
+    crate::schema::drop_empty_optionals(&mut body);
     defaults_on_create(rt, &mut body);
     if crd::is_crd(rt) {
         crd::check_name(&body)?;
@@ -391,6 +392,7 @@ pub fn commit_update(
             }
         }
     }
+    crate::schema::drop_empty_optionals(&mut new);
     workload_defaults(rt, &mut new);
     if old["metadata"].get("generation").is_some() && spec_changed(old, &new) {
         new["metadata"]["generation"] =

@@ -128,6 +128,55 @@ impl Node {
     }
 }
 
+/// Drops empty maps and lists from optional fields, as the real server's Go types (`omitempty`)
+/// do when they encode what they decoded: `"data": {}` is stored as no `data` at all.
+pub fn drop_empty_optionals(obj: &mut Value) {
+    let root = Node::of(obj);
+    if root.0.is_some() {
+        prune(obj, root);
+    }
+}
+
+fn prune(v: &mut Value, node: Node) {
+    let Some(schema) = node.resolved() else {
+        return;
+    };
+    match v {
+        Value::Object(m) => {
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let declared = schema["properties"].is_object();
+            m.retain(|k, child| {
+                let field = node.field(k);
+                let Some(prop) = field.0 else {
+                    return true;
+                };
+                let collection = prop.get("items").is_some()
+                    || prop.get("additionalProperties").is_some()
+                        && prop.get("properties").is_none();
+                let empty = child.as_object().is_some_and(|o| o.is_empty())
+                    || child.as_array().is_some_and(|a| a.is_empty());
+                !(declared && collection && empty && !required.contains(&k.as_str()))
+            });
+            if declared {
+                for (k, child) in m.iter_mut() {
+                    prune(child, node.field(k));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                prune(item, node.items());
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +216,22 @@ mod tests {
             Node::of(&json!({"apiVersion": "example.com/v1", "kind": "Widget"}))
                 .list_kind(true)
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn empty_optional_collections_are_dropped() {
+        let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {}}, "data": {}});
+        drop_empty_optionals(&mut cm);
+        assert_eq!(
+            cm,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+        );
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "c", "args": [], "resources": {}}]}});
+        drop_empty_optionals(&mut pod);
+        assert_eq!(
+            pod["spec"]["containers"],
+            json!([{"name": "c", "resources": {}}])
         );
     }
 }
