@@ -50,25 +50,23 @@ fn number(o: &Value, path: &[&str]) -> Value {
     json!(v.as_i64().unwrap_or(0))
 }
 
-/// The template's container names and images, and the selector, as the workload printers show.
-fn containers(o: &Value) -> Value {
-    let names: Vec<&str> = o["spec"]["template"]["spec"]["containers"]
+/// One field of each of the template's containers, comma-separated, as the workload printers show.
+fn template_containers(o: &Value, field: &str) -> Value {
+    let values: Vec<&str> = o["spec"]["template"]["spec"]["containers"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|c| c["name"].as_str())
+        .filter_map(|c| c[field].as_str())
         .collect();
-    json!(names.join(","))
+    json!(values.join(","))
+}
+
+fn containers(o: &Value) -> Value {
+    template_containers(o, "name")
 }
 
 fn images(o: &Value) -> Value {
-    let images: Vec<&str> = o["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["image"].as_str())
-        .collect();
-    json!(images.join(","))
+    template_containers(o, "image")
 }
 
 fn selector(o: &Value) -> Value {

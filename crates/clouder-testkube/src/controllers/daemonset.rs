@@ -107,7 +107,16 @@ fn place(
             pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json!({
                 "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]
             });
-            cx.create("", "pods", pod);
+            if let Some(pod) = cx.create("", "pods", pod) {
+                let message = format!("Created pod: {}", name(&pod));
+                cx.event(
+                    ds,
+                    false,
+                    "SuccessfulCreate",
+                    &message,
+                    "daemonset-controller",
+                );
+            }
         }
         for extra in on_node.iter().skip(1) {
             cx.delete("", "pods", extra, Propagation::Background);

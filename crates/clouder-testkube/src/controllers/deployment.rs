@@ -100,6 +100,16 @@ fn sync(cx: &mut Ctx, d: &Value, mut owned: Vec<Value>) {
             let next_revision = owned.iter().map(revision).max().unwrap_or(0) + 1;
             let rs = new_replica_set(d, template, initial, next_revision);
             created = cx.create("apps", "replicasets", rs);
+            if let Some(rs) = &created {
+                let message = format!("Scaled up replica set {} from 0 to {initial}", name(rs));
+                cx.event(
+                    d,
+                    false,
+                    "ScalingReplicaSet",
+                    &message,
+                    "deployment-controller",
+                );
+            }
             created.clone()
         }
     };
@@ -116,7 +126,7 @@ fn sync(cx: &mut Ctx, d: &Value, mut owned: Vec<Value>) {
             cx.update("apps", "replicasets", &new_rs, bumped);
             new_rs = cx.get("apps", "replicasets", &new_rs).unwrap_or(new_rs);
         }
-        roll(cx, &new_rs, &olds, (want, surge, unavailable, recreate));
+        roll(cx, d, &new_rs, &olds, (want, surge, unavailable, recreate));
         prune_history(cx, d, &olds);
     }
     // Re-read what the passes wrote, for the status.
@@ -164,10 +174,23 @@ fn new_replica_set(d: &Value, template: &Value, initial: i64, revision: i64) -> 
     })
 }
 
-fn set_replicas(cx: &mut Ctx, rs: &Value, n: i64, desired: i64) {
-    if rs_replicas(rs) == n {
+fn set_replicas(cx: &mut Ctx, d: &Value, rs: &Value, n: i64, desired: i64) {
+    let from = rs_replicas(rs);
+    if from == n {
         return;
     }
+    let direction = if n > from { "up" } else { "down" };
+    let message = format!(
+        "Scaled {direction} replica set {} from {from} to {n}",
+        name(rs)
+    );
+    cx.event(
+        d,
+        false,
+        "ScalingReplicaSet",
+        &message,
+        "deployment-controller",
+    );
     let mut new = rs.clone();
     new["spec"]["replicas"] = json!(n);
     new["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
@@ -176,25 +199,25 @@ fn set_replicas(cx: &mut Ctx, rs: &Value, n: i64, desired: i64) {
 }
 
 /// One step of the rollout, as deployment/rolling.go and recreate.go compute it.
-fn roll(cx: &mut Ctx, new_rs: &Value, olds: &[&Value], params: (i64, i64, i64, bool)) {
+fn roll(cx: &mut Ctx, d: &Value, new_rs: &Value, olds: &[&Value], params: (i64, i64, i64, bool)) {
     let (want, surge, unavailable, recreate) = params;
     let old_total: i64 = olds.iter().map(|rs| rs_replicas(rs)).sum();
     if recreate {
         for rs in olds {
-            set_replicas(cx, rs, 0, want);
+            set_replicas(cx, d, rs, 0, want);
         }
         let old_pods: i64 = olds
             .iter()
             .map(|rs| rs["status"]["replicas"].as_i64().unwrap_or(0))
             .sum();
         if old_pods == 0 {
-            set_replicas(cx, new_rs, want, want);
+            set_replicas(cx, d, new_rs, want, want);
         }
         return;
     }
     if old_total == 0 {
         // Only the new ReplicaSet is left: a plain scale.
-        set_replicas(cx, new_rs, want, want);
+        set_replicas(cx, d, new_rs, want, want);
         return;
     }
     let new_replicas = rs_replicas(new_rs);
@@ -208,7 +231,7 @@ fn roll(cx: &mut Ctx, new_rs: &Value, olds: &[&Value], params: (i64, i64, i64, b
     } else {
         new_replicas + (max_total - all_total).min(want - new_replicas)
     };
-    set_replicas(cx, new_rs, new_target, want);
+    set_replicas(cx, d, new_rs, new_target, want);
     // Scale down old ReplicaSets while at least `want - maxUnavailable` pods stay available.
     let min_available = want - unavailable;
     let new_unavailable = new_replicas - available(new_rs);
@@ -235,7 +258,7 @@ fn roll(cx: &mut Ctx, new_rs: &Value, olds: &[&Value], params: (i64, i64, i64, b
         budget -= cut;
     }
     for (rs, n) in olds {
-        set_replicas(cx, &rs, n, want);
+        set_replicas(cx, d, &rs, n, want);
     }
 }
 

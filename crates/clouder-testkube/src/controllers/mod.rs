@@ -28,6 +28,8 @@ const CONTROLLER_MANAGER: &str = "kube-controller-manager";
 pub fn spawn(app: Arc<App>, workloads: bool) -> JoinHandle<()> {
     let mut rx = app.store.lock().events();
     tokio::spawn(async move {
+        // A server resumed from a snapshot may have work waiting before any change arrives.
+        reconcile(&app, workloads);
         loop {
             let mut due = match rx.recv().await {
                 Ok(ev) => triggers(&ev, workloads),
@@ -176,6 +178,58 @@ impl Ctx<'_> {
         let mut new = old.clone();
         new["status"] = status;
         self.write(group, plural, old, new, CONTROLLER_MANAGER, true);
+    }
+
+    /// Records a core/v1 Event about `obj`, as `kubectl describe` and `kubectl events` show them.
+    fn event(&mut self, obj: &Value, warning: bool, reason: &str, message: &str, component: &str) {
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default");
+        let suffix = format!(
+            "{:x}",
+            uuid::Uuid::new_v4().as_u128() & 0xffff_ffff_ffff_ffff
+        );
+        let event = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{}.{suffix}", name(obj)), "namespace": ns},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+                "namespace": obj["metadata"]["namespace"], "uid": obj["metadata"]["uid"],
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+            },
+            "reason": reason, "message": message, "type": if warning { "Warning" } else { "Normal" },
+            "source": {"component": component}, "reportingComponent": component, "reportingInstance": "",
+            "firstTimestamp": self.now, "lastTimestamp": self.now, "count": 1,
+        });
+        self.create("", "events", event);
+    }
+
+    /// Sets one condition of a pod through its status, as `manager`; an empty reason or message
+    /// is left out, as the real components leave it.
+    fn set_pod_condition(
+        &mut self,
+        pod: &Value,
+        kind: &str,
+        status: bool,
+        reason: &str,
+        message: &str,
+        manager: &str,
+    ) {
+        let mut conditions = pod["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let now = self.now.clone();
+        set_condition(&mut conditions, kind, status, reason, message, &now, false);
+        for c in &mut conditions {
+            if let Some(m) = c.as_object_mut() {
+                m.retain(|k, v| !(matches!(k.as_str(), "reason" | "message") && v == ""));
+            }
+        }
+        let mut new = pod.clone();
+        new["status"]["conditions"] = json!(conditions);
+        self.write("", "pods", pod, new, manager, true);
     }
 
     fn delete(&mut self, group: &str, plural: &str, obj: &Value, propagation: Propagation) {

@@ -1,7 +1,7 @@
 //! Node lifecycle: taints that follow a Node's Ready condition and `spec.unschedulable`, pods on a
 //! NotReady Node marked Ready=False, and pods bound to a Node that is gone deleted (pod GC).
 
-use super::{Ctx, condition, condition_true, name, set_condition};
+use super::{Ctx, condition, condition_true, name};
 use crate::objects::Propagation;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -29,27 +29,14 @@ pub fn reconcile(cx: &mut Ctx) {
         } else if not_ready.contains(node)
             && condition(&pod, "Ready").is_some_and(|c| c["status"] != "False")
         {
-            let mut status = pod["status"].clone();
-            let mut conditions = status["conditions"].as_array().cloned().unwrap_or_default();
-            let now = cx.now.clone();
-            set_condition(
-                &mut conditions,
+            cx.set_pod_condition(
+                &pod,
                 "Ready",
                 false,
                 "NodeNotReady",
                 "",
-                &now,
-                false,
+                super::CONTROLLER_MANAGER,
             );
-            for c in &mut conditions {
-                if c["type"] == "Ready"
-                    && let Some(m) = c.as_object_mut()
-                {
-                    m.remove("message");
-                }
-            }
-            status["conditions"] = json!(conditions);
-            cx.set_status("", "pods", &pod, status);
         }
     }
 }

@@ -56,6 +56,14 @@ fn scale(cx: &mut Ctx, rs: &Value, mine: &[&Value], want: usize) {
         });
         for p in &victims[..mine.len() - want] {
             cx.delete("", "pods", p, Propagation::Background);
+            let message = format!("Deleted pod: {}", super::name(p));
+            cx.event(
+                rs,
+                false,
+                "SuccessfulDelete",
+                &message,
+                "replicaset-controller",
+            );
         }
     }
 }

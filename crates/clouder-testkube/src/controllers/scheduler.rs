@@ -2,7 +2,7 @@
 //! selector and required node affinity, and has room for its requests; the least loaded wins.
 //! A pod that fits nowhere gets `PodScheduled=False/Unschedulable` with the real message's shape.
 
-use super::{Ctx, condition, condition_true, deleting, name, pod_active, set_condition};
+use super::{Ctx, condition, condition_true, deleting, name, pod_active};
 use crate::selectors::labels_of;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -238,24 +238,13 @@ fn bind(cx: &mut Ctx, pod: &Value, node: &str) {
     let Some(live) = cx.get("", "pods", pod) else {
         return;
     };
-    let mut status = live["status"].clone();
-    let mut conditions = status["conditions"].as_array().cloned().unwrap_or_default();
-    let now = cx.now.clone();
-    set_condition(&mut conditions, "PodScheduled", true, "", "", &now, false);
-    strip_empty(&mut conditions);
-    status["conditions"] = json!(conditions);
-    let mut new = live.clone();
-    new["status"] = status;
-    cx.write("", "pods", &live, new, "kube-scheduler", true);
-}
-
-/// A True condition without a reason carries none, as the real one.
-fn strip_empty(conditions: &mut [Value]) {
-    for c in conditions {
-        if let Some(m) = c.as_object_mut() {
-            m.retain(|k, v| !(matches!(k.as_str(), "reason" | "message") && v == ""));
-        }
-    }
+    cx.set_pod_condition(&live, "PodScheduled", true, "", "", "kube-scheduler");
+    let message = format!(
+        "Successfully assigned {}/{} to {node}",
+        super::namespace(pod),
+        name(pod)
+    );
+    cx.event(pod, false, "Scheduled", &message, NAME);
 }
 
 fn unschedulable(cx: &mut Ctx, pod: &Value, nodes: usize, refusals: &BTreeMap<String, usize>) {
@@ -274,22 +263,15 @@ fn unschedulable(cx: &mut Ctx, pod: &Value, nodes: usize, refusals: &BTreeMap<St
     if same {
         return;
     }
-    let mut status = pod["status"].clone();
-    let mut conditions = status["conditions"].as_array().cloned().unwrap_or_default();
-    let now = cx.now.clone();
-    set_condition(
-        &mut conditions,
+    cx.set_pod_condition(
+        pod,
         "PodScheduled",
         false,
         "Unschedulable",
         &message,
-        &now,
-        false,
+        "kube-scheduler",
     );
-    status["conditions"] = json!(conditions);
-    let mut new = pod.clone();
-    new["status"] = status;
-    cx.write("", "pods", pod, new, "kube-scheduler", true);
+    cx.event(pod, true, "FailedScheduling", &message, NAME);
 }
 
 #[cfg(test)]

@@ -131,7 +131,19 @@ fn create_pod(cx: &mut Ctx, sts: &Value, i: i64, revision: &str) {
         list.retain(|v| v["name"] != claim_name);
         list.push(json!({"name": claim_name, "persistentVolumeClaim": {"claimName": pvc_name}}));
     }
-    cx.create("", "pods", pod);
+    if cx.create("", "pods", pod).is_some() {
+        let message = format!(
+            "create Pod {pod_name} in StatefulSet {} successful",
+            name(sts)
+        );
+        cx.event(
+            sts,
+            false,
+            "SuccessfulCreate",
+            &message,
+            "statefulset-controller",
+        );
+    }
 }
 
 fn status(cx: &mut Ctx, sts: &Value, pods: &BTreeMap<i64, &Value>, revision: &str) {

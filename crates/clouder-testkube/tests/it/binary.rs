@@ -4,12 +4,11 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-#[tokio::test]
-async fn serve_writes_kubeconfig_prints_it_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `serve --dir DIR` and waits for its readiness line, which it returns with the child.
+fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clouder-testkube"))
         .args(["serve", "--dir"])
-        .arg(dir.path())
+        .arg(dir)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -17,6 +16,23 @@ async fn serve_writes_kubeconfig_prints_it_and_stops_on_sigterm() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (child, line)
+}
+
+/// SIGTERM, then a clean exit.
+fn stop(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "exits cleanly on SIGTERM");
+}
+
+#[tokio::test]
+async fn serve_writes_kubeconfig_prints_it_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, line) = serve(dir.path());
     let path = dir.path().join("kubeconfig");
     assert_eq!(line.trim_end(), format!("KUBECONFIG={}", path.display()));
     assert_eq!(
@@ -30,13 +46,7 @@ async fn serve_writes_kubeconfig_prints_it_and_stops_on_sigterm() {
         .unwrap();
     let client = kube::Client::try_from(config).unwrap();
     assert_eq!(client.apiserver_version().await.unwrap().minor, "36");
-
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success(), "exits cleanly on SIGTERM");
+    stop(child);
 }
 
 #[tokio::test]
@@ -57,23 +67,9 @@ async fn many_servers_run_side_by_side() {
 #[test]
 fn sigterm_right_after_the_readiness_line_is_a_clean_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clouder-testkube"))
-        .args(["serve", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) = serve(dir.path());
     assert!(line.starts_with("KUBECONFIG="));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    stop(child);
 }
 
 /// `serve --dir` twice on the same directory: the same credentials answer, the objects are back,
@@ -83,29 +79,8 @@ async fn a_restarted_server_resumes_from_its_directory() {
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::{Api, PostParams};
     let dir = tempfile::tempdir().unwrap();
-    let serve = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clouder-testkube"))
-            .args(["serve", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("KUBECONFIG="), "{line}");
-        child
-    };
-    let stop = |mut child: std::process::Child| {
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(child.wait().unwrap().success());
-    };
-    let first = serve();
+    let (first, line) = serve(dir.path());
+    assert!(line.starts_with("KUBECONFIG="), "{line}");
     let kubeconfig = std::fs::read_to_string(dir.path().join("kubeconfig")).unwrap();
     let client = |kc: String| async move {
         let kc = kube::config::Kubeconfig::from_yaml(&kc).unwrap();
@@ -129,7 +104,7 @@ async fn a_restarted_server_resumes_from_its_directory() {
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
 
-    let second = serve();
+    let (second, _) = serve(dir.path());
     let again = std::fs::read_to_string(dir.path().join("kubeconfig")).unwrap();
     let strip_server = |kc: &str| {
         kc.lines()

@@ -142,6 +142,22 @@ async fn a_deployment_rolls_out_through_replica_sets_to_ready_pods() {
         rs.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"],
         "1"
     );
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), "default")
+        .list(
+            &ListParams::default().fields("involvedObject.name=web,involvedObject.kind=Deployment"),
+        )
+        .await
+        .unwrap()
+        .items;
+    let said: Vec<(Option<String>, Option<String>)> =
+        events.into_iter().map(|e| (e.reason, e.message)).collect();
+    assert_eq!(
+        said,
+        [(
+            Some("ScalingReplicaSet".into()),
+            Some(format!("Scaled up replica set web-{hash} from 0 to 3"))
+        )]
+    );
     let pods = pods_of(&client, "app=web").await;
     assert_eq!(pods.len(), 3);
     for p in &pods {

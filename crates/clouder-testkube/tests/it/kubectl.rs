@@ -357,6 +357,11 @@ async fn kubectl_rollout_wait_and_drain_with_controllers() {
         "{deploy}"
     );
 
+    let described = ok(kubectl(&kc, &["describe", "pod", "db-0"]).await);
+    assert!(
+        described.contains("Successfully assigned default/db-0 to n"),
+        "{described}"
+    );
     let out = ok(kubectl(
         &kc,
         &["drain", "n1", "--ignore-daemonsets", "--timeout=30s"],
