@@ -79,6 +79,15 @@ fn selector(o: &Value) -> Value {
     json!(labels.join(","))
 }
 
+/// `READY` of a workload: ready replicas of the desired ones.
+fn ready_of_desired(o: &Value) -> Value {
+    let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    json!(format!(
+        "{ready}/{}",
+        o["spec"]["replicas"].as_i64().unwrap_or(1)
+    ))
+}
+
 fn node_address(o: &Value, kind: &str) -> Value {
     let addr = o["status"]["addresses"]
         .as_array()
@@ -247,13 +256,7 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
         ],
         ("apps", "deployments") => vec![
             col("Name", name),
-            col("Ready", |o| {
-                let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
-                json!(format!(
-                    "{ready}/{}",
-                    o["spec"]["replicas"].as_i64().unwrap_or(1)
-                ))
-            }),
+            col("Ready", ready_of_desired),
             Column {
                 name: "Up-to-date",
                 kind: "integer",
@@ -310,13 +313,7 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
         ],
         ("apps", "statefulsets") => vec![
             col("Name", name),
-            col("Ready", |o| {
-                let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
-                json!(format!(
-                    "{ready}/{}",
-                    o["spec"]["replicas"].as_i64().unwrap_or(1)
-                ))
-            }),
+            col("Ready", ready_of_desired),
             col("Age", age),
             wide("Containers", containers),
             wide("Images", images),
