@@ -26,9 +26,25 @@ pub struct Event {
     pub object: Value,
     /// The object before a MODIFIED, so that filtered watches see it enter or leave their selection.
     pub old: Option<Value>,
+    /// The object as JSON, serialized once for all the watchers that send it.
+    encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
-impl Event {}
+impl Event {
+    /// The watch line `{"type":…,"object":…}` for this event under the given type.
+    pub fn line(&self, kind: &str) -> bytes::Bytes {
+        let object = self.encoded.get_or_init(|| {
+            bytes::Bytes::from(serde_json::to_vec(&self.object).expect("JSON values serialize"))
+        });
+        let mut out = Vec::with_capacity(object.len() + 32);
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        out.extend_from_slice(object);
+        out.extend_from_slice(b"}\n");
+        bytes::Bytes::from(out)
+    }
+}
 
 pub struct Inner {
     objects: BTreeMap<Key, Value>,
@@ -92,13 +108,18 @@ impl Inner {
         resource: &str,
         namespace: Option<&str>,
     ) -> Vec<(&Key, &Value)> {
+        // Keys sort by group first: start at the group and stop after it.
+        let from = Key {
+            group: group.to_string(),
+            version: String::new(),
+            resource: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+        };
         self.objects
-            .iter()
-            .filter(|(k, _)| {
-                k.group == group
-                    && k.resource == resource
-                    && namespace.is_none_or(|n| k.namespace == n)
-            })
+            .range(from..)
+            .take_while(|(k, _)| k.group == group)
+            .filter(|(k, _)| k.resource == resource && namespace.is_none_or(|n| k.namespace == n))
             .collect()
     }
 
@@ -127,6 +148,7 @@ impl Inner {
             key,
             object,
             old,
+            encoded: Default::default(),
         });
         if self.history.len() >= self.history_limit {
             self.history.pop_front();
