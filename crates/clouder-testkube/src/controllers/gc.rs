@@ -61,7 +61,17 @@ pub fn reconcile(cx: &mut Ctx) {
             write(cx, key, o, new);
             continue;
         }
+        // As the real collector, only owners of a served kind can be known to be gone.
+        let resolvable = refs.iter().all(|r| {
+            cx.types.iter().any(|t| {
+                t.api_version() == r["apiVersion"].as_str().unwrap_or_default()
+                    && t.kind == r["kind"].as_str().unwrap_or_default()
+            })
+        });
         let live: Vec<&Value> = refs.iter().filter_map(owner).collect();
+        if live.is_empty() && !resolvable {
+            continue;
+        }
         let foreground = live.iter().any(|ow| has_finalizer(ow, FOREGROUND));
         if deleting(o) {
             continue;

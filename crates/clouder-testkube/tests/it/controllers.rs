@@ -696,6 +696,11 @@ async fn deletion_propagates_in_the_foreground_background_or_not_at_all() {
     })
     .await;
     assert_eq!(orphans.len(), 2);
+    // An owner of a kind the server does not serve cannot be known to be gone: the pod stays.
+    let foreign: Pod = from(
+        json!({"metadata": {"name": "foreign", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Machine", "name": "m", "uid": "11111111-0000-0000-0000-000000000000"}]}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    );
+    pods.create(&PostParams::default(), &foreign).await.unwrap();
     // Objects whose owner never existed are collected too.
     let stray: Pod = from(
         json!({"metadata": {"name": "stray", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "gone", "uid": "00000000-0000-0000-0000-000000000000"}]}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
@@ -709,4 +714,8 @@ async fn deletion_propagates_in_the_foreground_background_or_not_at_all() {
         }
     })
     .await;
+    assert!(
+        pods.get_opt("foreign").await.unwrap().is_some(),
+        "the collector passed over it after it was created"
+    );
 }
