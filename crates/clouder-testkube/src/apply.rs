@@ -1,6 +1,7 @@
 //! Server-side apply and field ownership: `managedFields` entries, conflicts, and the merge itself.
 
 use crate::fields::{self, FieldSet, ListKind, Path, Step};
+use crate::schema::Node;
 use serde_json::{Value, json};
 
 /// One `managedFields` entry, parsed.
@@ -204,7 +205,7 @@ pub fn apply(
             fields::remove(&mut obj, p);
         }
     }
-    merge(&mut obj, config, "");
+    merge(&mut obj, config, Node::of(config), "");
     for e in entries.iter_mut().filter(|e| !mine(e)) {
         e.set.retain(|p| !taken.contains(p));
     }
@@ -228,19 +229,19 @@ pub fn apply(
 }
 
 /// Merges an apply configuration into an object: maps field by field, keyed lists element by element.
-fn merge(dst: &mut Value, src: &Value, field: &str) {
+fn merge(dst: &mut Value, src: &Value, node: Node, field: &str) {
     match (dst, src) {
         (Value::Object(d), Value::Object(s)) => {
             for (k, v) in s {
                 match d.get_mut(k) {
-                    Some(existing) if !v.is_null() => merge(existing, v, k),
+                    Some(existing) if !v.is_null() => merge(existing, v, node.field(k), k),
                     _ => {
                         d.insert(k.clone(), v.clone());
                     }
                 }
             }
         }
-        (Value::Array(d), Value::Array(s)) => match fields::list_kind(field, s, false) {
+        (Value::Array(d), Value::Array(s)) => match fields::list_kind(node, field, s, false) {
             ListKind::Map(keys) => {
                 for item in s {
                     let key = fields::element_key(item, &keys);
@@ -248,7 +249,7 @@ fn merge(dst: &mut Value, src: &Value, field: &str) {
                         .iter_mut()
                         .find(|x| key.is_some() && fields::element_key(x, &keys) == key)
                     {
-                        Some(existing) => merge(existing, item, ""),
+                        Some(existing) => merge(existing, item, node.items(), ""),
                         None => d.push(item.clone()),
                     }
                 }

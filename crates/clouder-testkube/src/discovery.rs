@@ -62,6 +62,18 @@ fn openapi_doc(i: usize) -> &'static Bytes {
     })
 }
 
+/// The OpenAPI documents parsed, for the list semantics of strategic merge and apply.
+pub fn openapi_documents() -> &'static [Value] {
+    static PARSED: OnceLock<Vec<Value>> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        (0..OPENAPI.len())
+            .map(|i| {
+                serde_json::from_slice(openapi_doc(i)).expect("embedded OpenAPI documents are JSON")
+            })
+            .collect()
+    })
+}
+
 /// A stable content hash for `serverRelativeURL`, which clients use as a cache key.
 fn hash(data: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -1,5 +1,6 @@
 //! Field paths and `managedFields` (FieldsV1): which manager owns which field, as server-side apply needs.
 
+use crate::schema::Node;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
@@ -24,8 +25,15 @@ pub enum ListKind {
     Atomic,
 }
 
-/// The list semantics of the well-known lists (the `x-kubernetes-list-*` markers of the real schema).
-pub fn list_kind(field: &str, items: &[Value], strategic: bool) -> ListKind {
+/// How a list merges: as its schema says, or for types without one (custom resources) as the
+/// well-known list of that name does.
+pub fn list_kind(node: Node, field: &str, items: &[Value], strategic: bool) -> ListKind {
+    node.list_kind(strategic)
+        .unwrap_or_else(|| list_kind_by_name(field, items, strategic))
+}
+
+/// The list semantics of the well-known lists by their field name.
+fn list_kind_by_name(field: &str, items: &[Value], strategic: bool) -> ListKind {
     let first = items.iter().find(|v| v.is_object());
     let keys: &[&'static str] = match field {
         "finalizers" => return ListKind::Set,
@@ -66,6 +74,7 @@ const OWNED_METADATA: [&str; 4] = ["labels", "annotations", "finalizers", "owner
 /// The leaf fields an object (or an apply configuration) sets, excluding server-owned ones.
 pub fn leaves(obj: &Value) -> FieldSet {
     let mut out = FieldSet::new();
+    let root = Node::of(obj);
     if let Some(m) = obj.as_object() {
         for (k, v) in m {
             match k.as_str() {
@@ -75,6 +84,7 @@ pub fn leaves(obj: &Value) -> FieldSet {
                         if let Some(v) = v.get(f) {
                             walk(
                                 v,
+                                root.field(k).field(f),
                                 f,
                                 vec![Step::Field(k.clone()), Step::Field(f.to_string())],
                                 &mut out,
@@ -82,7 +92,7 @@ pub fn leaves(obj: &Value) -> FieldSet {
                         }
                     }
                 }
-                _ => walk(v, k, vec![Step::Field(k.clone())], &mut out),
+                _ => walk(v, root.field(k), k, vec![Step::Field(k.clone())], &mut out),
             }
         }
     }
@@ -93,21 +103,28 @@ pub fn leaves(obj: &Value) -> FieldSet {
 pub fn status_leaves(obj: &Value) -> FieldSet {
     let mut out = FieldSet::new();
     if let Some(s) = obj.get("status") {
-        walk(s, "status", vec![Step::Field("status".into())], &mut out);
+        let node = Node::of(obj).field("status");
+        walk(
+            s,
+            node,
+            "status",
+            vec![Step::Field("status".into())],
+            &mut out,
+        );
     }
     out
 }
 
-fn walk(v: &Value, field: &str, path: Path, out: &mut FieldSet) {
+fn walk(v: &Value, node: Node, field: &str, path: Path, out: &mut FieldSet) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
                 let mut p = path.clone();
                 p.push(Step::Field(k.clone()));
-                walk(c, k, p, out);
+                walk(c, node.field(k), k, p, out);
             }
         }
-        Value::Array(items) => match list_kind(field, items, false) {
+        Value::Array(items) => match list_kind(node, field, items, false) {
             ListKind::Map(keys) => {
                 for item in items {
                     let Some(key) = element_key(item, &keys) else {
@@ -116,7 +133,7 @@ fn walk(v: &Value, field: &str, path: Path, out: &mut FieldSet) {
                     let mut p = path.clone();
                     p.push(Step::Key(key));
                     out.insert(p.clone());
-                    walk(item, "", p, out);
+                    walk(item, node.items(), "", p, out);
                 }
             }
             ListKind::Set => {

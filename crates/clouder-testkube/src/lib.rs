@@ -8,16 +8,21 @@
 //! ```
 
 mod apply;
+mod controllers;
 mod crd;
 mod discovery;
 mod fields;
 mod http;
 mod kubeconfig;
+mod kubelet;
 mod list;
 mod objects;
 mod patch;
+mod persist;
 mod printers;
+mod protobuf;
 pub mod resources;
+mod schema;
 pub mod selectors;
 mod status;
 mod store;
@@ -27,6 +32,7 @@ mod verbs;
 mod watch;
 
 pub use kubeconfig::{ADMIN_CONTEXT, READ_ONLY_CONTEXT};
+pub use kubelet::{AutoKubelet, Kubelet, NodeConfig};
 
 use hyper_util::rt::TokioIo;
 use rand::Rng;
@@ -52,6 +58,8 @@ pub enum Error {
     },
     #[error("building a kube client from the testkube kubeconfig: {0}")]
     Client(String),
+    #[error("the state directory: {0}")]
+    State(#[from] persist::PersistError),
 }
 
 /// State shared by every request of one server.
@@ -99,6 +107,12 @@ pub struct Options {
     pub watch_history: usize,
     /// Events a watcher may fall behind by before it gets 410 Expired and must start over.
     pub watch_backlog: usize,
+    /// Run the Deployment, ReplicaSet, DaemonSet and StatefulSet controllers, the scheduler and
+    /// node lifecycle (the garbage collector always runs).
+    pub controllers: bool,
+    /// Keep the CA, tokens and a snapshot of the objects here, and start from them when present,
+    /// so that a restarted server is the same server.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -107,6 +121,8 @@ impl Default for Options {
             port: 0,
             watch_history: 10_000,
             watch_backlog: 4096,
+            controllers: false,
+            state_dir: None,
         }
     }
 }
@@ -116,11 +132,21 @@ pub struct TestKube {
     url: String,
     kubeconfig: String,
     task: JoinHandle<()>,
+    controllers: JoinHandle<()>,
+    /// With a state directory: the snapshot writer, and what the last snapshot is taken from.
+    persistence: Option<(JoinHandle<()>, std::path::PathBuf, Arc<App>)>,
 }
 
 impl Drop for TestKube {
     fn drop(&mut self) {
         self.task.abort();
+        self.controllers.abort();
+        if let Some((writer, dir, app)) = self.persistence.take() {
+            writer.abort();
+            if let Err(e) = persist::save(&dir, &app.store) {
+                tracing::warn!("saving the snapshot on shutdown: {e}");
+            }
+        }
     }
 }
 
@@ -130,24 +156,54 @@ impl TestKube {
         Self::start_with(Options::default()).await
     }
 
+    /// Starts a server whose controllers and scheduler act on Deployments, ReplicaSets,
+    /// DaemonSets, StatefulSets, Pods and Nodes; a [`Kubelet`] plays the nodes.
+    pub async fn start_with_controllers() -> Result<Self, Error> {
+        Self::start_with(Options {
+            controllers: true,
+            ..Options::default()
+        })
+        .await
+    }
+
     /// Starts a server with the given options.
     pub async fn start_with(options: Options) -> Result<Self, Error> {
         let port = options.port;
         // kube's client needs a process-wide provider when the build enables more than one.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let tls = tls::generate()?;
+        let identity = match &options.state_dir {
+            Some(dir) => persist::load_identity(dir)?,
+            None => None,
+        };
+        let (tls, admin_token, reader_token) = match identity {
+            Some(id) => (tls::load(id.tls)?, id.admin_token, id.reader_token),
+            None => (tls::generate()?, token(), token()),
+        };
+        if let Some(dir) = &options.state_dir {
+            persist::save_identity(
+                dir,
+                &persist::Identity {
+                    tls: tls.pems.clone(),
+                    admin_token: admin_token.clone(),
+                    reader_token: reader_token.clone(),
+                },
+            )?;
+        }
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|source| Error::Bind { port, source })?;
         let addr: SocketAddr = listener
             .local_addr()
             .map_err(|source| Error::Bind { port, source })?;
-        let (admin_token, reader_token) = (token(), token());
         let url = format!("https://{addr}");
         let kubeconfig = kubeconfig::render(&url, &tls.ca_pem, &admin_token, &reader_token);
         let types = resources::builtin();
         let store = Store::new(options.watch_history, options.watch_backlog);
-        {
+        let restored = match &options.state_dir {
+            Some(dir) => persist::restore(dir, &store)?,
+            None => false,
+        };
+        if !restored {
             let ns = types
                 .iter()
                 .find(|t| t.group.is_empty() && t.plural == "namespaces")
@@ -162,11 +218,18 @@ impl TestKube {
             address: addr.to_string(),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+        let controllers = controllers::spawn(app.clone(), options.controllers);
+        let persistence = options.state_dir.clone().map(|dir| {
+            let writer = persist::spawn_writer(app.clone(), dir.clone());
+            (writer, dir, app.clone())
+        });
         let task = tokio::spawn(serve(listener, acceptor, app));
         Ok(Self {
             url,
             kubeconfig,
             task,
+            controllers,
+            persistence,
         })
     }
 

@@ -87,36 +87,35 @@ pub fn serve(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
     let rv = s.current_rv();
     // Paging walks `namespace/name` order, which is the store's key order within a resource.
     let sort_key = |k: &crate::store::Key| format!("{}/{}", k.namespace, k.name);
-    let candidates: Vec<(String, Value)> = s
+    let candidates: Vec<(&crate::store::Key, &Value)> = s
         .list(&t.rt.group, &t.rt.plural, t.namespace.as_deref())
         .into_iter()
         .filter(|(k, _)| start.as_ref().is_none_or(|st| sort_key(k) > *st))
-        .map(|(k, o)| (sort_key(k), o.clone()))
         .collect();
-    drop(s);
     let mut meta = json!({"resourceVersion": rv.to_string()});
-    let mut page: Vec<(String, Value)> = Vec::new();
+    let mut page: Vec<Value> = Vec::new();
     let mut scanned = 0;
-    for (k, o) in &candidates {
+    for (_, o) in &candidates {
         if limit > 0 && page.len() == limit {
             break;
         }
         scanned += 1;
         if filter.matches(o) {
-            page.push((k.clone(), o.clone()));
+            page.push((*o).clone());
         }
     }
     // Like the real server, a page ends where the scan stopped: a token whenever objects remain,
     // whether or not they match, and a count only when there is no selector.
     let remaining = candidates.len() - scanned;
     if limit > 0 && remaining > 0 {
-        let last = &candidates[scanned - 1].0;
-        meta["continue"] = json!(encode_continue(rv, last));
+        let last = sort_key(candidates[scanned - 1].0);
+        meta["continue"] = json!(encode_continue(rv, &last));
         if filter.is_empty() {
             meta["remainingItemCount"] = json!(remaining);
         }
     }
-    let items: Vec<Value> = page.into_iter().map(|(_, o)| o).collect();
+    drop(s);
+    let items = page;
     if wants_table(call) {
         return Ok(json_response(
             200,

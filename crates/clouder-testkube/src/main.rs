@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -18,13 +19,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve on 127.0.0.1, write DIR/kubeconfig, print `KUBECONFIG=DIR/kubeconfig` once ready.
+    /// DIR also keeps the server's CA, tokens and objects: serving the same DIR again resumes.
     Serve {
-        /// Directory for the kubeconfig (created if missing).
+        /// Directory for the kubeconfig and the server's state (created if missing, mode 0700).
         #[arg(long)]
         dir: PathBuf,
         /// Port to listen on; 0 picks a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Run the workload controllers, the scheduler and node lifecycle.
+        #[arg(long)]
+        controllers: bool,
     },
 }
 
@@ -34,13 +39,23 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve { dir, port } = Cli::parse().command;
+    let Command::Serve {
+        dir,
+        port,
+        controllers,
+    } = Cli::parse().command;
     // Handlers first: a SIGTERM right after the readiness line must still be a clean exit.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     let kube = clouder_testkube::TestKube::start_with(clouder_testkube::Options {
         port,
+        controllers,
+        state_dir: Some(dir.clone()),
         ..Default::default()
     })
     .await?;

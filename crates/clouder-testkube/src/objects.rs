@@ -33,6 +33,10 @@ pub fn key(rt: &ResourceType, namespace: Option<&str>, name: &str) -> Key {
     }
 }
 
+fn is_namespace(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.plural == "namespaces"
+}
+
 fn namespace_key(name: &str) -> Key {
     Key {
         group: String::new(),
@@ -43,11 +47,34 @@ fn namespace_key(name: &str) -> Key {
     }
 }
 
-/// 404 for the namespace, as the real server answers writes into a missing one.
-pub fn require_namespace(s: &Inner, ns: &str) -> Result<(), ApiError> {
+/// 404 for a missing namespace and 403 for one being terminated, as the real server answers
+/// creates in them.
+pub fn require_namespace(
+    s: &Inner,
+    ns: &str,
+    rt: &ResourceType,
+    name: &str,
+) -> Result<(), ApiError> {
     match s.get(&namespace_key(ns)) {
-        Some(_) => Ok(()),
         None => Err(ApiError::not_found("", "namespaces", ns)),
+        Some(n) if n["metadata"].get("deletionTimestamp").is_some() => {
+            let mut details = json!({"name": name, "kind": rt.plural, "causes": [{
+                "reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"
+            }]});
+            if !rt.group.is_empty() {
+                details["group"] = json!(rt.group);
+            }
+            Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    crate::status::qualified(&rt.group, &rt.plural)
+                ),
+            )
+            .with_details(details))
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -146,7 +173,8 @@ pub fn create(
 ) -> Result<Value, ApiError> {
     normalize_body(rt, ns, &mut body)?;
     if rt.namespaced {
-        require_namespace(s, ns.unwrap_or_default())?;
+        let name = body["metadata"]["name"].as_str().unwrap_or_default();
+        require_namespace(s, ns.unwrap_or_default(), rt, name)?;
     }
     let applied_fields = body["metadata"]
         .as_object_mut()
@@ -191,6 +219,7 @@ pub fn create(
     } else if let Some(m) = body["metadata"].as_object_mut() {
         m.remove("generation");
     }
+    crate::schema::drop_empty_optionals(&mut body);
     defaults_on_create(rt, &mut body);
     if crd::is_crd(rt) {
         crd::check_name(&body)?;
@@ -209,7 +238,67 @@ pub fn create(
     Ok(s.put(key, body, "ADDED"))
 }
 
+/// The API server's defaults for the fields of workload specs that clients and controllers read.
+fn workload_defaults(rt: &ResourceType, body: &mut Value) {
+    if rt.group != "apps" || !body["spec"].is_object() {
+        return;
+    }
+    let spec = &mut body["spec"];
+    fn default(spec: &mut Value, field: &str, v: Value) {
+        if spec.get(field).is_none_or(Value::is_null) {
+            spec[field] = v;
+        }
+    }
+    match rt.plural.as_str() {
+        "deployments" => {
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "progressDeadlineSeconds", json!(600));
+            default_strategy(
+                &mut spec["strategy"],
+                json!({"maxUnavailable": "25%", "maxSurge": "25%"}),
+            );
+        }
+        "replicasets" => default(spec, "replicas", json!(1)),
+        "statefulsets" => {
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "podManagementPolicy", json!("OrderedReady"));
+            default_strategy(&mut spec["updateStrategy"], json!({"partition": 0}));
+            default(
+                spec,
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+        }
+        "daemonsets" => {
+            default(spec, "revisionHistoryLimit", json!(10));
+            default_strategy(
+                &mut spec["updateStrategy"],
+                json!({"maxUnavailable": 1, "maxSurge": 0}),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// A strategy defaults to RollingUpdate, whose parameters default too.
+fn default_strategy(strategy: &mut Value, rolling: Value) {
+    if !strategy.is_object() {
+        *strategy = json!({});
+    }
+    if strategy.get("type").is_none_or(Value::is_null) {
+        strategy["type"] = json!("RollingUpdate");
+    }
+    if strategy["type"] == "RollingUpdate"
+        && strategy.get("rollingUpdate").is_none_or(Value::is_null)
+    {
+        strategy["rollingUpdate"] = rolling;
+    }
+}
+
 fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
+    workload_defaults(rt, body);
     if rt.status
         && !keeps_status_on_create(rt)
         && let Some(m) = body.as_object_mut()
@@ -224,6 +313,9 @@ fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
             body["status"] = json!({"phase": "Active"});
         }
         ("", "pods") => body["status"] = json!({"phase": "Pending"}),
+        ("", "secrets") if body["type"].as_str().is_none_or(str::is_empty) => {
+            body["type"] = json!("Opaque")
+        }
         _ => {}
     }
 }
@@ -300,6 +392,8 @@ pub fn commit_update(
             }
         }
     }
+    crate::schema::drop_empty_optionals(&mut new);
+    workload_defaults(rt, &mut new);
     if old["metadata"].get("generation").is_some() && spec_changed(old, &new) {
         new["metadata"]["generation"] =
             json!(old["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
@@ -313,9 +407,10 @@ pub fn commit_update(
     if new == *old || w.dry_run {
         return Ok(new);
     }
-    let finalizers_empty = new["metadata"]["finalizers"]
-        .as_array()
-        .is_none_or(|f| f.is_empty());
+    // A namespace is also held by its `spec.finalizers` until the namespace controller clears them.
+    let empty = |f: &Value| f.as_array().is_none_or(|f| f.is_empty());
+    let finalizers_empty = empty(&new["metadata"]["finalizers"])
+        && (!is_namespace(rt) || empty(&new["spec"]["finalizers"]));
     if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
         s.put(key.clone(), new, "MODIFIED");
         let removed = s.remove(&key).expect("just stored");
@@ -327,6 +422,43 @@ pub fn commit_update(
     Ok(s.put(key, new, "MODIFIED"))
 }
 
+/// What happens to an object's dependents (objects naming it in `ownerReferences`) on delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// The owner goes now; the garbage collector deletes the dependents afterwards.
+    #[default]
+    Background,
+    /// The owner stays (finalizer `foregroundDeletion`) until its blocking dependents are gone.
+    Foreground,
+    /// The owner goes once its dependents no longer name it (finalizer `orphan`).
+    Orphan,
+}
+
+impl Propagation {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "Background" => Ok(Self::Background),
+            "Foreground" => Ok(Self::Foreground),
+            "Orphan" => Ok(Self::Orphan),
+            other => Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ))),
+        }
+    }
+
+    fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Self::Background => None,
+            Self::Foreground => Some(FOREGROUND),
+            Self::Orphan => Some(ORPHAN),
+        }
+    }
+}
+
+/// Finalizers the garbage collector acts on.
+pub const FOREGROUND: &str = "foregroundDeletion";
+pub const ORPHAN: &str = "orphan";
+
 /// DELETE: objects with finalizers are marked and kept; the rest go at once. Deleting a namespace
 /// removes everything in it.
 pub fn delete(
@@ -334,6 +466,7 @@ pub fn delete(
     rt: &ResourceType,
     key: &Key,
     dry_run: bool,
+    propagation: Propagation,
 ) -> Result<Value, ApiError> {
     let Some(obj) = s.get(key).cloned() else {
         return Err(ApiError::not_found(&rt.group, &rt.plural, &key.name));
@@ -341,27 +474,37 @@ pub fn delete(
     if dry_run {
         return Ok(obj);
     }
-    if rt.group.is_empty() && rt.plural == "namespaces" {
-        let contents: Vec<Key> = s
-            .all_keys()
-            .into_iter()
-            .filter(|k| k.namespace == key.name)
-            .collect();
-        for k in contents {
-            s.remove(&k);
+    if is_namespace(rt) {
+        // Terminating first; the namespace controller removes the contents, then the namespace.
+        if obj["metadata"].get("deletionTimestamp").is_some() {
+            return Ok(obj);
         }
         let mut ns = obj;
         ns["metadata"]["deletionTimestamp"] = json!(now());
+        ns["metadata"]["deletionGracePeriodSeconds"] = json!(0);
         ns["status"]["phase"] = json!("Terminating");
-        s.put(key.clone(), ns, "MODIFIED");
-        return Ok(s.remove(key).expect("just stored"));
+        return Ok(s.put(key.clone(), ns, "MODIFIED"));
+    }
+    let mut obj = obj;
+    if let Some(f) = propagation.finalizer() {
+        let list = &mut obj["metadata"]["finalizers"];
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        let list = list.as_array_mut().expect("just made an array");
+        if !list.iter().any(|x| x == f) {
+            list.push(json!(f));
+        }
     }
     let has_finalizers = obj["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
     if has_finalizers {
         if obj["metadata"].get("deletionTimestamp").is_some() {
-            return Ok(obj);
+            return match s.get(key) {
+                Some(live) if *live != obj => Ok(s.put(key.clone(), obj, "MODIFIED")),
+                _ => Ok(obj),
+            };
         }
         let mut marked = obj;
         marked["metadata"]["deletionTimestamp"] = json!(now());

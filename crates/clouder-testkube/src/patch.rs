@@ -1,6 +1,7 @@
 //! JSON patch, JSON merge patch and strategic merge patch on JSON objects.
 
 use crate::fields::{self, ListKind};
+use crate::schema::Node;
 use serde_json::Value;
 
 /// A patch body that does not apply to the object.
@@ -36,11 +37,12 @@ pub fn strategic_merge_patch(doc: &mut Value, body: &[u8]) -> Result<(), PatchEr
             "a strategic merge patch must be a JSON object".into(),
         ));
     }
-    smp(doc, &p);
+    let node = Node::of(doc);
+    smp(doc, &p, node);
     Ok(())
 }
 
-fn smp(dst: &mut Value, patch: &Value) {
+fn smp(dst: &mut Value, patch: &Value, node: Node) {
     let Value::Object(pm) = patch else {
         *dst = patch.clone();
         return;
@@ -63,9 +65,12 @@ fn smp(dst: &mut Value, patch: &Value) {
             Value::Null => {
                 d.remove(k);
             }
-            Value::Array(items) => match (d.get_mut(k), fields::list_kind(k, items, true)) {
+            Value::Array(items) => match (
+                d.get_mut(k),
+                fields::list_kind(node.field(k), k, items, true),
+            ) {
                 (Some(Value::Array(existing)), ListKind::Map(keys)) => {
-                    merge_list(existing, items, &keys)
+                    merge_list(existing, items, &keys, node.field(k).items())
                 }
                 (Some(Value::Array(existing)), ListKind::Set) => {
                     for i in items {
@@ -80,7 +85,7 @@ fn smp(dst: &mut Value, patch: &Value) {
                     d.insert(k.clone(), items);
                 }
             },
-            Value::Object(_) => smp(d.entry(k.clone()).or_insert(Value::Null), v),
+            Value::Object(_) => smp(d.entry(k.clone()).or_insert(Value::Null), v, node.field(k)),
             _ => {
                 d.insert(k.clone(), v.clone());
             }
@@ -98,7 +103,7 @@ fn smp(dst: &mut Value, patch: &Value) {
     }
 }
 
-fn merge_list(existing: &mut Vec<Value>, items: &[Value], keys: &[&str]) {
+fn merge_list(existing: &mut Vec<Value>, items: &[Value], keys: &[&str], node: Node) {
     for item in items {
         let key = fields::element_key(item, keys);
         let pos = existing
@@ -110,7 +115,7 @@ fn merge_list(existing: &mut Vec<Value>, items: &[Value], keys: &[&str]) {
                 existing.remove(i);
             }
             (None, true) => {}
-            (Some(i), false) => smp(&mut existing[i], item),
+            (Some(i), false) => smp(&mut existing[i], item, node),
             (None, false) => {
                 let mut item = item.clone();
                 strip_directives(&mut item);
@@ -137,21 +142,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn strategic_merges_containers_by_name_and_tolerations_by_key() {
-        let mut pod = json!({"spec": {
-            "containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}],
-            "tolerations": [{"key": "k", "effect": "NoSchedule"}]
+    fn strategic_merge_follows_the_schema_merge_keys() {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "spec": {
+            "containers": [{"name": "a", "image": "1", "ports": [{"containerPort": 80}]}, {"name": "b", "image": "2"}],
+            "tolerations": [{"key": "k", "effect": "NoSchedule"}, {"key": "j"}]
         }});
         let patch = json!({"spec": {
-            "containers": [{"name": "b", "image": "3"}, {"name": "c", "image": "4"}],
+            "containers": [{"name": "b", "image": "3"}, {"name": "c", "image": "4"}, {"name": "a", "ports": [{"containerPort": 81}]}],
             "tolerations": [{"key": "k", "effect": "NoExecute"}],
             "$setElementOrder/containers": [{"name": "a"}]
         }});
         strategic_merge_patch(&mut pod, patch.to_string().as_bytes()).unwrap();
         assert_eq!(
             pod["spec"]["containers"],
-            json!([{"name": "a", "image": "1"}, {"name": "b", "image": "3"}, {"name": "c", "image": "4"}])
+            json!([{"name": "a", "image": "1", "ports": [{"containerPort": 80}, {"containerPort": 81}]}, {"name": "b", "image": "3"}, {"name": "c", "image": "4"}])
         );
+        // Tolerations have no patch strategy in the schema: the patch replaces them.
         assert_eq!(
             pod["spec"]["tolerations"],
             json!([{"key": "k", "effect": "NoExecute"}])

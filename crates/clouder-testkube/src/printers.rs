@@ -8,6 +8,8 @@ struct Column {
     name: &'static str,
     kind: &'static str,
     cell: fn(&Value) -> Value,
+    /// 1 for the columns only `-o wide` shows.
+    priority: u8,
 }
 
 fn col(name: &'static str, cell: fn(&Value) -> Value) -> Column {
@@ -15,7 +17,84 @@ fn col(name: &'static str, cell: fn(&Value) -> Value) -> Column {
         name,
         kind: "string",
         cell,
+        priority: 0,
     }
+}
+
+fn int(name: &'static str, cell: fn(&Value) -> Value) -> Column {
+    Column {
+        kind: "integer",
+        ..col(name, cell)
+    }
+}
+
+fn wide(name: &'static str, cell: fn(&Value) -> Value) -> Column {
+    Column {
+        priority: 1,
+        ..col(name, cell)
+    }
+}
+
+fn or_none(v: &Value) -> Value {
+    match v.as_str() {
+        Some(s) if !s.is_empty() => json!(s),
+        _ => json!("<none>"),
+    }
+}
+
+fn number(o: &Value, path: &[&str]) -> Value {
+    let mut v = o;
+    for p in path {
+        v = &v[*p];
+    }
+    json!(v.as_i64().unwrap_or(0))
+}
+
+/// One field of each of the template's containers, comma-separated, as the workload printers show.
+fn template_containers(o: &Value, field: &str) -> Value {
+    let values: Vec<&str> = o["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c[field].as_str())
+        .collect();
+    json!(values.join(","))
+}
+
+fn containers(o: &Value) -> Value {
+    template_containers(o, "name")
+}
+
+fn images(o: &Value) -> Value {
+    template_containers(o, "image")
+}
+
+fn selector(o: &Value) -> Value {
+    let labels: Vec<String> = o["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    json!(labels.join(","))
+}
+
+/// `READY` of a workload: ready replicas of the desired ones.
+fn ready_of_desired(o: &Value) -> Value {
+    let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    json!(format!(
+        "{ready}/{}",
+        o["spec"]["replicas"].as_i64().unwrap_or(1)
+    ))
+}
+
+fn node_address(o: &Value, kind: &str) -> Value {
+    let addr = o["status"]["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["type"] == kind);
+    or_none(addr.map_or(&Value::Null, |a| &a["address"]))
 }
 
 fn name(o: &Value) -> Value {
@@ -83,6 +162,7 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
             Column {
                 name: "Restarts",
                 kind: "integer",
+                priority: 0,
                 cell: |o| {
                     let statuses = o["status"]["containerStatuses"].as_array();
                     json!(statuses.map_or(0, |s| {
@@ -93,6 +173,12 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
                 },
             },
             col("Age", age),
+            wide("IP", |o| or_none(&o["status"]["podIP"])),
+            wide("Node", |o| or_none(&o["spec"]["nodeName"])),
+            wide("Nominated Node", |o| {
+                or_none(&o["status"]["nominatedNodeName"])
+            }),
+            wide("Readiness Gates", |_| json!("<none>")),
         ],
         ("", "nodes") => vec![
             col("Name", name),
@@ -133,6 +219,15 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
                         .unwrap_or("")
                 )
             }),
+            wide("Internal-IP", |o| node_address(o, "InternalIP")),
+            wide("External-IP", |o| node_address(o, "ExternalIP")),
+            wide("OS-Image", |o| o["status"]["nodeInfo"]["osImage"].clone()),
+            wide("Kernel-Version", |o| {
+                o["status"]["nodeInfo"]["kernelVersion"].clone()
+            }),
+            wide("Container-Runtime", |o| {
+                o["status"]["nodeInfo"]["containerRuntimeVersion"].clone()
+            }),
         ],
         ("", "namespaces") => vec![
             col("Name", name),
@@ -143,6 +238,7 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
             Column {
                 name: "Data",
                 kind: "integer",
+                priority: 0,
                 cell: |o| json!(count(&o["data"]) + count(&o["binaryData"])),
             },
             col("Age", age),
@@ -153,30 +249,74 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
             Column {
                 name: "Data",
                 kind: "integer",
+                priority: 0,
                 cell: |o| json!(count(&o["data"])),
             },
             col("Age", age),
         ],
         ("apps", "deployments") => vec![
             col("Name", name),
-            col("Ready", |o| {
-                let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
-                json!(format!(
-                    "{ready}/{}",
-                    o["spec"]["replicas"].as_i64().unwrap_or(1)
-                ))
-            }),
+            col("Ready", ready_of_desired),
             Column {
                 name: "Up-to-date",
                 kind: "integer",
+                priority: 0,
                 cell: |o| json!(o["status"]["updatedReplicas"].as_i64().unwrap_or(0)),
             },
             Column {
                 name: "Available",
                 kind: "integer",
+                priority: 0,
                 cell: |o| json!(o["status"]["availableReplicas"].as_i64().unwrap_or(0)),
             },
             col("Age", age),
+            wide("Containers", containers),
+            wide("Images", images),
+            wide("Selector", selector),
+        ],
+        ("apps", "replicasets") => vec![
+            col("Name", name),
+            int("Desired", |o| number(o, &["spec", "replicas"])),
+            int("Current", |o| number(o, &["status", "replicas"])),
+            int("Ready", |o| number(o, &["status", "readyReplicas"])),
+            col("Age", age),
+            wide("Containers", containers),
+            wide("Images", images),
+            wide("Selector", selector),
+        ],
+        ("apps", "daemonsets") => vec![
+            col("Name", name),
+            int("Desired", |o| {
+                number(o, &["status", "desiredNumberScheduled"])
+            }),
+            int("Current", |o| {
+                number(o, &["status", "currentNumberScheduled"])
+            }),
+            int("Ready", |o| number(o, &["status", "numberReady"])),
+            int("Up-to-date", |o| {
+                number(o, &["status", "updatedNumberScheduled"])
+            }),
+            int("Available", |o| number(o, &["status", "numberAvailable"])),
+            col("Node Selector", |o| {
+                let sel: Vec<String> = o["spec"]["template"]["spec"]["nodeSelector"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                or_none(&json!(sel.join(",")))
+            }),
+            col("Age", age),
+            wide("Containers", containers),
+            wide("Images", images),
+            wide("Selector", selector),
+        ],
+        ("apps", "statefulsets") => vec![
+            col("Name", name),
+            col("Ready", ready_of_desired),
+            col("Age", age),
+            wide("Containers", containers),
+            wide("Images", images),
         ],
         _ => return None,
     };
@@ -191,6 +331,7 @@ pub fn table(rt: &ResourceType, items: &[Value], meta: Value) -> Value {
             Column {
                 name: "Created At",
                 kind: "date",
+                priority: 0,
                 cell: |o| o["metadata"]["creationTimestamp"].clone(),
             },
         ]
@@ -202,7 +343,7 @@ pub fn table(rt: &ResourceType, items: &[Value], meta: Value) -> Value {
         .iter()
         .map(|c| {
             let format = if c.name == "Name" { "name" } else { "" };
-            json!({"name": c.name, "type": c.kind, "format": format, "description": "", "priority": 0})
+            json!({"name": c.name, "type": c.kind, "format": format, "description": "", "priority": c.priority})
         })
         .collect();
     let rows: Vec<Value> = items

@@ -198,12 +198,18 @@ pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<Requirement>);
 
-/// Fields every resource supports, plus the pod fields clouder relies on.
-const FIELDS: [&str; 4] = [
+/// Fields every resource supports, plus the pod and event fields clients select on.
+const FIELDS: [&str; 10] = [
     "metadata.name",
     "metadata.namespace",
     "spec.nodeName",
     "status.phase",
+    "involvedObject.kind",
+    "involvedObject.name",
+    "involvedObject.namespace",
+    "involvedObject.uid",
+    "reason",
+    "type",
 ];
 
 impl FieldSelector {

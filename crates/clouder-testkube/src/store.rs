@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 /// Where an object lives. `namespace` is empty for cluster-scoped objects.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Key {
     pub group: String,
     pub version: String,
@@ -24,9 +26,25 @@ pub struct Event {
     pub object: Value,
     /// The object before a MODIFIED, so that filtered watches see it enter or leave their selection.
     pub old: Option<Value>,
+    /// The object as JSON, serialized once for all the watchers that send it.
+    encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
-impl Event {}
+impl Event {
+    /// The watch line `{"type":…,"object":…}` for this event under the given type.
+    pub fn line(&self, kind: &str) -> bytes::Bytes {
+        let object = self.encoded.get_or_init(|| {
+            bytes::Bytes::from(serde_json::to_vec(&self.object).expect("JSON values serialize"))
+        });
+        let mut out = Vec::with_capacity(object.len() + 32);
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        out.extend_from_slice(object);
+        out.extend_from_slice(b"}\n");
+        bytes::Bytes::from(out)
+    }
+}
 
 pub struct Inner {
     objects: BTreeMap<Key, Value>,
@@ -90,13 +108,18 @@ impl Inner {
         resource: &str,
         namespace: Option<&str>,
     ) -> Vec<(&Key, &Value)> {
+        // Keys sort by group first: start at the group and stop after it.
+        let from = Key {
+            group: group.to_string(),
+            version: String::new(),
+            resource: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+        };
         self.objects
-            .iter()
-            .filter(|(k, _)| {
-                k.group == group
-                    && k.resource == resource
-                    && namespace.is_none_or(|n| k.namespace == n)
-            })
+            .range(from..)
+            .take_while(|(k, _)| k.group == group)
+            .filter(|(k, _)| k.resource == resource && namespace.is_none_or(|n| k.namespace == n))
             .collect()
     }
 
@@ -125,6 +148,7 @@ impl Inner {
             key,
             object,
             old,
+            encoded: Default::default(),
         });
         if self.history.len() >= self.history_limit {
             self.history.pop_front();
@@ -132,6 +156,37 @@ impl Inner {
         self.history.push_back(ev.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(ev);
+    }
+
+    /// Every object and the resourceVersion counter, for a snapshot on disk.
+    pub fn snapshot(&self) -> Value {
+        let objects: Vec<Value> = self
+            .objects
+            .iter()
+            .map(|(k, v)| json!({"key": k, "object": v}))
+            .collect();
+        json!({"resourceVersion": self.rv, "objects": objects})
+    }
+
+    /// Replaces the contents with a snapshot's; history starts empty, so older watches get 410.
+    pub fn restore(&mut self, snapshot: &Value) -> Result<(), String> {
+        let mut objects = BTreeMap::new();
+        for entry in snapshot["objects"].as_array().ok_or("no objects list")? {
+            let key: Key =
+                serde_json::from_value(entry["key"].clone()).map_err(|e| e.to_string())?;
+            objects.insert(key, entry["object"].clone());
+        }
+        self.rv = snapshot["resourceVersion"]
+            .as_u64()
+            .ok_or("no resourceVersion")?;
+        self.objects = objects;
+        self.history.clear();
+        Ok(())
+    }
+
+    /// Every change from now on, for the controllers.
+    pub fn events(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
     }
 
     /// Subscribes from `rv`: Ok with events after it, or Err when `rv` is older than the history.

@@ -176,7 +176,7 @@ pub fn evict(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
         }
     }
     let dry_run = call.query.get("dryRun") == Some("All");
-    objects::delete(&mut s, &t.rt, &key, dry_run)?;
+    objects::delete(&mut s, &t.rt, &key, dry_run, Default::default())?;
     Ok(json_response(201, &status::success(201, None)))
 }
 

@@ -4,7 +4,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 
 /// Generating or loading the server's certificates failed.
@@ -14,12 +15,24 @@ pub enum TlsError {
     Cert(#[from] rcgen::Error),
     #[error("building the TLS server config: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("reading a saved certificate: {0}")]
+    Pem(String),
 }
 
 /// The CA clients trust (PEM) and the server config that presents a certificate it signed.
 pub struct ServerTls {
     pub ca_pem: String,
     pub config: Arc<rustls::ServerConfig>,
+    /// What a restarted server needs to present the same identity.
+    pub pems: Pems,
+}
+
+/// The CA, the serving certificate and its key, as PEM.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Pems {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
 }
 
 pub fn generate() -> Result<ServerTls, TlsError> {
@@ -50,22 +63,29 @@ pub fn generate() -> Result<ServerTls, TlsError> {
         KeyUsagePurpose::KeyEncipherment,
     ];
     let cert = leaf.signed_by(&key, &issuer)?;
+    load(Pems {
+        ca: ca_cert.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
 
+/// A server config from saved PEMs.
+pub fn load(pems: Pems) -> Result<ServerTls, TlsError> {
+    let bad = |e: rustls::pki_types::pem::Error| TlsError::Pem(e.to_string());
+    let cert = CertificateDer::from_pem_slice(pems.cert.as_bytes()).map_err(bad)?;
+    let ca = CertificateDer::from_pem_slice(pems.ca.as_bytes()).map_err(bad)?;
+    let key = PrivateKeyDer::from_pem_slice(pems.key.as_bytes()).map_err(bad)?;
     // Explicit provider: the workspace may also enable aws-lc-rs, and then rustls has no default.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(
-            vec![
-                CertificateDer::from(cert.der().to_vec()),
-                CertificateDer::from(ca_cert.der().to_vec()),
-            ],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )?;
+        .with_single_cert(vec![cert, ca], key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServerTls {
-        ca_pem: ca_cert.pem(),
+        ca_pem: pems.ca.clone(),
         config: Arc::new(config),
+        pems,
     })
 }

@@ -5,7 +5,7 @@ use crate::http::{Body, Call, json_response};
 use crate::list::{self, Filter};
 use crate::objects::{self, now};
 use crate::status::{self, ApiError};
-use crate::{App, patch, subresources, watch};
+use crate::{App, patch, protobuf, subresources, watch};
 use http::{Method, Response};
 use serde_json::{Value, json};
 
@@ -53,7 +53,7 @@ pub fn writer<'a>(
     }
 }
 
-/// A JSON (or YAML) object body; protobuf and CBOR bodies get 415 so that clients fall back to JSON.
+/// A JSON, YAML or (for the types kubectl's generators send) protobuf object body; others get 415.
 pub fn parse_body(call: &Call) -> Result<Value, ApiError> {
     let ct = call
         .content_type
@@ -66,10 +66,16 @@ pub fn parse_body(call: &Call) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
         "application/yaml" => serde_yaml_ng::from_slice(&call.body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}"))),
-        other => Err(ApiError::new(
+        protobuf::CONTENT_TYPE => protobuf::decode(&call.body).map_err(|e| match e {
+            protobuf::ProtoError::Malformed(_) => ApiError::bad_request(e.to_string()),
+            protobuf::ProtoError::Unsupported(_) => {
+                ApiError::new(415, "UnsupportedMediaType", e.to_string()).with_details(json!({}))
+            }
+        }),
+        _ => Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"),
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
         )
         .with_details(json!({}))),
     }
@@ -235,8 +241,9 @@ fn delete(app: &App, call: &Call, name: &str) -> Result<Response<Body>, ApiError
     let dry_run = call.query.get("dryRun") == Some("All");
     let key = objects::key(&t.rt, t.namespace.as_deref(), name);
     let mut s = app.store.lock();
-    // DeleteOptions may carry preconditions; other options (grace, propagation) have no effect here.
+    // DeleteOptions may carry preconditions and a propagation policy; grace periods have no effect.
     let options: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
+    let propagation = propagation(call, &options)?;
     if let Some(live) = s.get(&key) {
         for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
             let (want, have) = (&options["preconditions"][field], &live["metadata"][field]);
@@ -255,8 +262,19 @@ fn delete(app: &App, call: &Call, name: &str) -> Result<Response<Body>, ApiError
             }
         }
     }
-    let obj = objects::delete(&mut s, &t.rt, &key, dry_run)?;
+    let obj = objects::delete(&mut s, &t.rt, &key, dry_run, propagation)?;
     Ok(json_response(200, &deleted_body(&t.rt, obj)))
+}
+
+/// `propagationPolicy` from the query or the DeleteOptions body (the body's wins, as on the real server).
+fn propagation(call: &Call, options: &Value) -> Result<objects::Propagation, ApiError> {
+    match options["propagationPolicy"]
+        .as_str()
+        .or(call.query.get("propagationPolicy"))
+    {
+        Some(p) => objects::Propagation::parse(p),
+        None => Ok(objects::Propagation::default()),
+    }
 }
 
 /// Pods, namespaces and objects held by finalizers come back whole; others as a Success Status.
@@ -279,6 +297,8 @@ fn delete_collection(app: &App, call: &Call) -> Result<Response<Body>, ApiError>
     let t = &call.target;
     let filter = Filter::from_query(&call.query)?;
     let dry_run = call.query.get("dryRun") == Some("All");
+    let options: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
+    let propagation = propagation(call, &options)?;
     let mut s = app.store.lock();
     let keys: Vec<_> = s
         .list(&t.rt.group, &t.rt.plural, t.namespace.as_deref())
@@ -289,7 +309,11 @@ fn delete_collection(app: &App, call: &Call) -> Result<Response<Body>, ApiError>
     let mut items = Vec::new();
     for k in keys {
         items.push(list::strip_type(objects::delete(
-            &mut s, &t.rt, &k, dry_run,
+            &mut s,
+            &t.rt,
+            &k,
+            dry_run,
+            propagation,
         )?));
     }
     let rv = s.current_rv().to_string();

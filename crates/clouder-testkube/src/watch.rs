@@ -41,8 +41,9 @@ struct Scope {
 }
 
 impl Scope {
-    /// The event this watcher sees, if any: objects entering or leaving a selection are ADDED/DELETED.
-    fn view(&self, ev: &Event) -> Option<Value> {
+    /// The line this watcher sends for an event, if any: objects entering or leaving a selection
+    /// are ADDED/DELETED.
+    fn view(&self, ev: &Event) -> Option<Bytes> {
         if ev.key.group != self.group || ev.key.resource != self.resource {
             return None;
         }
@@ -61,7 +62,7 @@ impl Scope {
             (_, _, true) => ev.kind,
             _ => return None,
         };
-        Some(json!({"type": kind, "object": ev.object}))
+        Some(ev.line(kind))
     }
 }
 
@@ -146,7 +147,7 @@ pub fn serve(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
         for ev in &sub.replay {
             last_rv = ev.rv;
             if let Some(v) = scope.view(ev)
-                && tx.send(line(&v)).await.is_err()
+                && tx.send(v).await.is_err()
             {
                 return;
             }
@@ -192,7 +193,7 @@ async fn run_live(
             r = live.recv() => match r {
                 Ok(ev) => {
                     last_rv = ev.rv;
-                    scope.view(&ev).map(|v| line(&v))
+                    scope.view(&ev)
                 }
                 // A watcher that fell behind starts over, as after a compaction.
                 Err(broadcast::error::RecvError::Lagged(_)) => {

@@ -315,7 +315,53 @@ async fn deleting_a_namespace_removes_its_contents() {
     api.create(&PostParams::default(), &cm("c", json!({})))
         .await
         .unwrap();
-    nss.delete("t1", &DeleteParams::default()).await.unwrap();
+    // A finalizer on one object holds the namespace in Terminating until it is released.
+    let mut held = cm("held", json!({}));
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&PostParams::default(), &held).await.unwrap();
+    let terminating = nss.delete("t1", &DeleteParams::default()).await.unwrap();
+    let ns = terminating
+        .left()
+        .expect("the namespace is kept while its contents go");
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    assert!(ns.metadata.deletion_timestamp.is_some());
+    let refused = status_of(
+        api.create(&PostParams::default(), &cm("d", json!({})))
+            .await,
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        refused.message,
+        "configmaps \"d\" is forbidden: unable to create new content in namespace t1 because it is being terminated"
+    );
+    crate::controllers::eventually("the contents deleted", || async {
+        let c = api.get_opt("c").await.unwrap();
+        let held = api.get("held").await.unwrap();
+        if c.is_none() && held.metadata.deletion_timestamp.is_some() {
+            Ok(())
+        } else {
+            Err(format!("{c:?}"))
+        }
+    })
+    .await;
+    assert!(
+        nss.get("t1").await.is_ok(),
+        "a held object keeps the namespace"
+    );
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    crate::controllers::eventually("the namespace removed", || async {
+        match raw(&client, "GET", "/api/v1/namespaces/t1", None, None).await {
+            (404, _) => Ok(()),
+            (_, v) => Err(v.to_string()),
+        }
+    })
+    .await;
     assert_eq!(status_of(api.get("c").await).code, 404);
     let names: Vec<String> = nss
         .list(&ListParams::default())

@@ -231,3 +231,324 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     .await);
     assert_eq!(spec, "true");
 }
+
+const WORKLOADS: &str = "apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: a, image: agent}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: d, image: db}]
+";
+
+/// With controllers and a kubelet: rollouts finish, waits return, and a drained node's
+/// ReplicaSet pods come back on the other node.
+#[tokio::test]
+async fn kubectl_rollout_wait_and_drain_with_controllers() {
+    use clouder_testkube::{Kubelet, NodeConfig, TestKube};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    let kube = TestKube::start_with_controllers().await.unwrap();
+    let client = kube.client().await.unwrap();
+    let kubelet = Kubelet::new(client.clone());
+    for n in ["n1", "n2"] {
+        kubelet.register(&NodeConfig::new(n)).await.unwrap();
+    }
+    let _running = kubelet.start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let f = dir.path().join("objs.yaml");
+    std::fs::write(&f, format!("{DEPLOYMENT}---\n{WORKLOADS}")).unwrap();
+    ok(kubectl(&kc, &["apply", "-f", f.to_str().unwrap()]).await);
+
+    let out = ok(kubectl(
+        &kc,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    )
+    .await);
+    assert!(
+        out.contains("deployment \"web\" successfully rolled out"),
+        "{out}"
+    );
+    let out = ok(kubectl(
+        &kc,
+        &["rollout", "status", "daemonset/agent", "--timeout=20s"],
+    )
+    .await);
+    assert!(
+        out.contains("daemon set \"agent\" successfully rolled out"),
+        "{out}"
+    );
+    let out = ok(kubectl(
+        &kc,
+        &["rollout", "status", "statefulset/db", "--timeout=20s"],
+    )
+    .await);
+    assert!(
+        out.contains("partitioned roll out complete")
+            || out.contains("statefulset rolling update complete 2 pods"),
+        "{out}"
+    );
+    let out = ok(kubectl(
+        &kc,
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=20s",
+        ],
+    )
+    .await);
+    assert_eq!(out.trim(), "deployment.apps/web condition met");
+
+    let wide = ok(kubectl(&kc, &["get", "pods", "-l", "app=web", "-o", "wide"]).await);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[..8],
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED"
+        ]
+    );
+    let mut nodes: Vec<&str> = wide
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(6).unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["n1", "n2"], "{wide}");
+    let deploy = ok(kubectl(&kc, &["get", "deployment", "web"]).await);
+    assert!(
+        deploy
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()[1..4]
+            == ["2/2", "2", "2"],
+        "{deploy}"
+    );
+
+    let described = ok(kubectl(&kc, &["describe", "pod", "db-0"]).await);
+    assert!(
+        described.contains("Successfully assigned default/db-0 to n"),
+        "{described}"
+    );
+    let out = ok(kubectl(
+        &kc,
+        &["drain", "n1", "--ignore-daemonsets", "--timeout=30s"],
+    )
+    .await);
+    assert!(out.contains("node/n1 drained"), "{out}");
+    assert!(
+        out.contains("evicting pod default/web-") && out.contains("evicting pod default/db-"),
+        "{out}"
+    );
+    // The controllers replace the evicted pods on n2, and the rollout is whole again.
+    ok(kubectl(
+        &kc,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    )
+    .await);
+    ok(kubectl(
+        &kc,
+        &["rollout", "status", "statefulset/db", "--timeout=20s"],
+    )
+    .await);
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let placed: Vec<(String, String)> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            (
+                p.metadata.name.unwrap(),
+                p.spec.unwrap().node_name.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let on_n1: Vec<&(String, String)> = placed.iter().filter(|(_, n)| n == "n1").collect();
+    assert_eq!(
+        on_n1.len(),
+        1,
+        "only the DaemonSet pod stays on the drained node: {placed:?}"
+    );
+    assert!(on_n1[0].0.starts_with("agent-"));
+    assert_eq!(placed.len(), 1 + 2 + 2 + 1, "{placed:?}");
+}
+
+/// kubectl's typed commands send protobuf bodies; the objects arrive as kubectl meant them.
+#[tokio::test]
+async fn kubectl_create_generators_send_protobuf() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+    use kube::api::Api;
+    let (kube, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let runs: [&[&str]; 7] = [
+        &["create", "namespace", "team"],
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=3",
+            "--port=8080",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "configmap",
+            "cfg",
+            "--from-literal=a=1",
+            "--from-literal=b=two",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pw",
+            "--from-literal=password=s3cret",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "service",
+            "nodeport",
+            "web",
+            "--tcp=80:8080",
+            "--node-port=30080",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "pdb",
+            "web",
+            "--selector=app=web",
+            "--min-available=50%",
+            "-n",
+            "team",
+        ],
+        &[
+            "create",
+            "job",
+            "once",
+            "--image=busybox",
+            "-n",
+            "team",
+            "--",
+            "echo",
+            "hi",
+        ],
+    ];
+    for args in runs {
+        ok(kubectl(&kc, args).await);
+    }
+    let ns = Api::<Namespace>::all(client.clone())
+        .get("team")
+        .await
+        .unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let d = Api::<Deployment>::namespaced(client.clone(), "team")
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(d.spec.replicas, Some(3));
+    let c = &d.spec.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        (c.name.as_str(), c.image.as_deref()),
+        ("nginx", Some("nginx:1.27"))
+    );
+    assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 8080);
+    assert_eq!(d.metadata.labels.unwrap()["app"], "web");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "team")
+        .get("cfg")
+        .await
+        .unwrap();
+    let data = cm.data.unwrap();
+    assert_eq!((data["a"].as_str(), data["b"].as_str()), ("1", "two"));
+    let secret = Api::<Secret>::namespaced(client.clone(), "team")
+        .get("pw")
+        .await
+        .unwrap();
+    assert_eq!(secret.data.unwrap()["password"].0, b"s3cret");
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let svc = Api::<Service>::namespaced(client.clone(), "team")
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(svc.type_.as_deref(), Some("NodePort"));
+    let port = &svc.ports.unwrap()[0];
+    assert_eq!((port.port, port.node_port), (80, Some(30080)));
+    assert_eq!(
+        port.target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+    );
+    let pdb = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "pdb",
+            "web",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.minAvailable}",
+        ],
+    )
+    .await);
+    assert_eq!(pdb, "50%");
+    let job = ok(kubectl(
+        &kc,
+        &[
+            "get",
+            "job",
+            "once",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].command}",
+        ],
+    )
+    .await);
+    assert_eq!(job, r#"["echo","hi"]"#);
+}

@@ -3,6 +3,8 @@
 mod auth;
 mod binary;
 mod common;
+mod contract;
+mod controllers;
 mod crd;
 mod crud;
 mod discovery;

@@ -1,0 +1,298 @@
+//! A stand-in for the kubelet, for tests: registers Nodes with capacity and reports pods Running and
+//! Ready (or not) by writing their status through the API, as a real kubelet does. No containers run.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use tokio::task::JoinHandle;
+
+const MANAGER: &str = "kubelet";
+
+/// A Node to register: capacity, labels and taints. Capacity is also what is allocatable.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub cpu: String,
+    pub memory: String,
+    pub pods: u32,
+    pub labels: BTreeMap<String, String>,
+    /// (key, value, effect)
+    pub taints: Vec<(String, String, String)>,
+}
+
+impl NodeConfig {
+    /// 4 CPUs, 8Gi of memory, 110 pods, the well-known hostname/os/arch labels.
+    pub fn new(name: &str) -> Self {
+        let labels = [
+            ("kubernetes.io/hostname", name),
+            ("kubernetes.io/os", "linux"),
+            ("kubernetes.io/arch", "amd64"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Self {
+            name: name.into(),
+            cpu: "4".into(),
+            memory: "8Gi".into(),
+            pods: 110,
+            labels,
+            taints: Vec::new(),
+        }
+    }
+
+    pub fn cpu(mut self, cpu: &str) -> Self {
+        self.cpu = cpu.into();
+        self
+    }
+
+    pub fn memory(mut self, memory: &str) -> Self {
+        self.memory = memory.into();
+        self
+    }
+
+    pub fn pods(mut self, pods: u32) -> Self {
+        self.pods = pods;
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn taint(mut self, key: &str, value: &str, effect: &str) -> Self {
+        self.taints.push((key.into(), value.into(), effect.into()));
+        self
+    }
+
+    fn to_node(&self, index: u8) -> Value {
+        let capacity = json!({"cpu": self.cpu, "memory": self.memory, "pods": self.pods.to_string(), "ephemeral-storage": "100Gi"});
+        let taints: Vec<Value> = self
+            .taints
+            .iter()
+            .map(|(k, v, e)| json!({"key": k, "value": v, "effect": e}))
+            .collect();
+        let mut spec = json!({"podCIDR": format!("10.244.{index}.0/24")});
+        if !taints.is_empty() {
+            spec["taints"] = json!(taints);
+        }
+        let now = crate::objects::now();
+        let condition = |kind: &str, status: &str, reason: &str, message: &str| json!({"type": kind, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now});
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": self.name, "labels": self.labels},
+            "spec": spec,
+            "status": {
+                "capacity": capacity, "allocatable": capacity,
+                "conditions": [
+                    condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                    condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                    condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                    condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                ],
+                "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{index}")}, {"type": "Hostname", "address": self.name}],
+                "nodeInfo": {
+                    "kubeletVersion": "v1.36.0", "kubeProxyVersion": "", "containerRuntimeVersion": "containerd://2.1.0",
+                    "osImage": "Debian GNU/Linux 12 (bookworm)", "operatingSystem": "linux", "architecture": "amd64",
+                    "kernelVersion": "6.1.0", "machineID": "", "systemUUID": "", "bootID": "",
+                },
+            },
+        })
+    }
+}
+
+/// Plays the kubelet of every Node through a kube client.
+#[derive(Clone)]
+pub struct Kubelet {
+    client: kube::Client,
+}
+
+fn as_kubelet() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+fn node_ip(node: &Node) -> Option<String> {
+    node.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+}
+
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+impl Kubelet {
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+
+    /// Creates the Node, Ready, with its capacity as allocatable.
+    pub async fn register(&self, node: &NodeConfig) -> kube::Result<Node> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let index = nodes.list(&ListParams::default()).await?.items.len() as u8 + 1;
+        let obj: Node =
+            serde_json::from_value(node.to_node(index)).map_err(kube::Error::SerdeError)?;
+        nodes.create(&PostParams::default(), &obj).await
+    }
+
+    /// Sets the Node's Ready condition (False when the kubelet reports a problem).
+    pub async fn set_node_ready(&self, name: &str, ready: bool) -> kube::Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node = nodes.get(name).await?;
+        let now = crate::objects::now();
+        let mut conditions: Vec<Value> = node
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.type_ != "Ready")
+            .map(|c| serde_json::to_value(c).expect("conditions serialize"))
+            .collect();
+        let (status, reason, message) = if ready {
+            ("True", "KubeletReady", "kubelet is posting ready status")
+        } else {
+            ("False", "KubeletNotReady", "container runtime is down")
+        };
+        conditions.push(json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now}));
+        let patch = json!({"status": {"conditions": conditions}});
+        nodes
+            .patch_status(name, &as_kubelet(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Reports the pod Running with every container started and Ready (or not ready).
+    pub async fn set_pod_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        ready: bool,
+    ) -> kube::Result<Pod> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let pod = pods.get(name).await?;
+        let host_ip = match pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            Some(n) => node_ip(&Api::<Node>::all(self.client.clone()).get(&n).await?),
+            None => None,
+        };
+        let now = crate::objects::now();
+        let flag = if ready { "True" } else { "False" };
+        let containers: Vec<Value> = pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| {
+                json!({
+                    "name": c.name, "image": c.image, "imageID": "", "ready": ready, "started": true, "restartCount": 0,
+                    "containerID": format!("containerd://{}", uuid::Uuid::new_v4().simple()),
+                    "state": {"running": {"startedAt": now}},
+                })
+            })
+            .collect();
+        let cond = |kind: &str, status: &str| json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ip = format!(
+            "10.244.{}.{}",
+            uid.as_bytes().first().copied().unwrap_or(0) % 250,
+            uid.as_bytes().get(1).copied().unwrap_or(1) % 250 + 2
+        );
+        let mut status = json!({
+            "phase": "Running", "startTime": now, "podIP": ip, "podIPs": [{"ip": ip}],
+            "conditions": [cond("PodReadyToStartContainers", "True"), cond("Initialized", "True"), cond("Ready", flag), cond("ContainersReady", flag), cond("PodScheduled", "True")],
+            "containerStatuses": containers, "qosClass": "BestEffort",
+        });
+        if let Some(ip) = host_ip {
+            status["hostIP"] = json!(ip);
+            status["hostIPs"] = json!([{"ip": ip}]);
+        }
+        let patch = json!({"status": status});
+        pods.patch_status(name, &as_kubelet(), &Patch::Merge(&patch))
+            .await
+    }
+
+    /// Reports every pod bound to `node` Running and Ready; returns their names.
+    pub async fn run_pods_on(&self, node: &str) -> kube::Result<Vec<String>> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let mut ran = Vec::new();
+        for p in pods.list(&lp).await? {
+            if pod_ready(&p) || p.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let (ns, name) = (
+                p.metadata.namespace.unwrap_or_default(),
+                p.metadata.name.unwrap_or_default(),
+            );
+            self.set_pod_ready(&ns, &name, true).await?;
+            ran.push(name);
+        }
+        Ok(ran)
+    }
+
+    /// Runs in the background: every pod bound to a Ready Node is reported Running and Ready as
+    /// soon as it is bound, as a healthy kubelet would. Stops when the handle is dropped.
+    pub fn start(&self) -> AutoKubelet {
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let pods = watcher(
+                Api::<Pod>::all(me.client.clone()),
+                watcher::Config::default(),
+            )
+            .map(|_| ());
+            let nodes = watcher(
+                Api::<Node>::all(me.client.clone()),
+                watcher::Config::default(),
+            )
+            .map(|_| ());
+            let mut changes = std::pin::pin!(futures::stream::select(pods, nodes));
+            while changes.next().await.is_some() {
+                if let Err(e) = me.sweep().await {
+                    tracing::debug!("kubelet sweep: {e}");
+                }
+            }
+        });
+        AutoKubelet { task }
+    }
+
+    async fn sweep(&self) -> kube::Result<()> {
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await?;
+        for node in nodes.items.iter().filter(|n| node_ready(n)) {
+            self.run_pods_on(node.metadata.name.as_deref().unwrap_or_default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The background kubelet started by [`Kubelet::start`]; dropping it stops it.
+pub struct AutoKubelet {
+    task: JoinHandle<()>,
+}
+
+impl Drop for AutoKubelet {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
