@@ -57,7 +57,10 @@ impl ArmError {
 
     /// The engine's error: what was done to which resource, and ARM's own words.
     pub fn into_error(self, what: &str, id: &str) -> Error {
-        let message = format!("{what} {id}: {} ({}): {}", self.code, self.status, self.message);
+        let message = format!(
+            "{what} {id}: {} ({}): {}",
+            self.code, self.status, self.message
+        );
         if self.retryable() {
             Error::transient(message)
         } else {
@@ -103,16 +106,26 @@ impl Arm {
 
     /// One request, retried on throttling (after `Retry-After`), 5xx, conflicts and network
     /// errors. Counted once; a write counts as mutating (fault injection hooks there).
-    async fn send(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Answer, (ArmError, bool)> {
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, (ArmError, bool)> {
         let mutating = method == Method::PUT || method == Method::DELETE;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self
-                .credential
-                .token(&self.http)
-                .await
-                .map_err(|e| (ArmError { status: 401, code: "AuthenticationFailed".into(), message: e }, false))?;
+            let token = self.credential.token(&self.http).await.map_err(|e| {
+                (
+                    ArmError {
+                        status: 401,
+                        code: "AuthenticationFailed".into(),
+                        message: e,
+                    },
+                    false,
+                )
+            })?;
             let mut request = self.http.request(method.clone(), url).bearer_auth(token);
             if let Some(body) = body {
                 request = request.json(body);
@@ -125,7 +138,11 @@ impl Arm {
                     let body = response.text().await.unwrap_or_default();
                     if status.is_success() {
                         self.stats.record(&format!("{method} {url}"), mutating);
-                        return Ok(Answer { status, headers, body });
+                        return Ok(Answer {
+                            status,
+                            headers,
+                            body,
+                        });
                     }
                     let error = ArmError::from_body(status.as_u16(), &body);
                     if status == StatusCode::TOO_MANY_REQUESTS {
@@ -135,10 +152,17 @@ impl Arm {
                         self.stats.record(&format!("{method} {url}"), false);
                         return Err((error, true));
                     }
-                    (retry_after(&headers).unwrap_or_else(|| backoff(attempt)), error)
+                    (
+                        retry_after(&headers).unwrap_or_else(|| backoff(attempt)),
+                        error,
+                    )
                 }
                 Err(e) => {
-                    let error = ArmError { status: 0, code: "NetworkError".into(), message: e.to_string() };
+                    let error = ArmError {
+                        status: 0,
+                        code: "NetworkError".into(),
+                        message: e.to_string(),
+                    };
                     if attempt >= ATTEMPTS {
                         return Err((error, true));
                     }
@@ -152,7 +176,10 @@ impl Arm {
 
     /// The resource, or `None` when ARM says it (or its group) does not exist.
     pub async fn get(&self, id: &str, api_version: &str) -> Result<Option<Value>, Error> {
-        match self.send(Method::GET, &self.url(id, api_version), None).await {
+        match self
+            .send(Method::GET, &self.url(id, api_version), None)
+            .await
+        {
             Ok(a) => Ok(Some(serde_json::from_str(&a.body).unwrap_or_default())),
             Err((e, _)) if e.not_found() => Ok(None),
             Err((e, _)) => Err(e.into_error("reading", id)),
@@ -172,7 +199,10 @@ impl Arm {
             if let Some(Value::Array(values)) = page.get("value") {
                 items.extend(values.iter().cloned());
             }
-            next = page.get("nextLink").and_then(Value::as_str).map(str::to_string);
+            next = page
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         Ok(items)
     }
@@ -184,17 +214,19 @@ impl Arm {
             .await
             .map_err(|(e, _)| e.into_error("writing", id))?;
         if self.wait(&answer, id).await? {
-            return self
-                .get(id, api_version)
-                .await?
-                .ok_or_else(|| Error::transient(format!("{id} is not visible yet after its creation")));
+            return self.get(id, api_version).await?.ok_or_else(|| {
+                Error::transient(format!("{id} is not visible yet after its creation"))
+            });
         }
         Ok(serde_json::from_str(&answer.body).unwrap_or_default())
     }
 
     /// Deletes `id` and waits until it is gone; absent already is fine.
     pub async fn delete(&self, id: &str, api_version: &str) -> Result<(), Error> {
-        match self.send(Method::DELETE, &self.url(id, api_version), None).await {
+        match self
+            .send(Method::DELETE, &self.url(id, api_version), None)
+            .await
+        {
             Ok(answer) => {
                 self.wait(&answer, id).await?;
                 Ok(())
@@ -206,7 +238,13 @@ impl Arm {
 
     /// Polls a long-running operation to its end; says whether there was one.
     async fn wait(&self, answer: &Answer, id: &str) -> Result<bool, Error> {
-        let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            answer
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let (url, async_operation) = match (header("azure-asyncoperation"), header("location")) {
             (Some(url), _) => (url, true),
             (None, Some(url)) if answer.status == StatusCode::ACCEPTED => (url, false),
@@ -216,7 +254,9 @@ impl Arm {
         let mut pause = retry_after(&answer.headers).unwrap_or(Duration::from_secs(1));
         loop {
             if Instant::now() > deadline {
-                return Err(Error::transient(format!("{id}: the operation did not finish in {OPERATION_TIMEOUT:?}")));
+                return Err(Error::transient(format!(
+                    "{id}: the operation did not finish in {OPERATION_TIMEOUT:?}"
+                )));
             }
             tokio::time::sleep(pause).await;
             let polled = self
@@ -232,7 +272,11 @@ impl Arm {
                 continue;
             }
             let status: Value = serde_json::from_str(&polled.body).unwrap_or_default();
-            match status.get("status").and_then(Value::as_str).unwrap_or("InProgress") {
+            match status
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("InProgress")
+            {
                 "Succeeded" => return Ok(true),
                 "Failed" | "Canceled" => {
                     let body = status.to_string();
@@ -281,7 +325,10 @@ mod tests {
         assert!(ArmError::from_body(409, busy).retryable());
         assert!(!ArmError::from_body(409, r#"{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}"#).retryable());
         assert!(ArmError::from_body(503, "<html>gateway</html>").retryable());
-        let not_found = ArmError::from_body(404, r#"{"error":{"code":"ResourceGroupNotFound","message":"Resource group 'rg' could not be found."}}"#);
+        let not_found = ArmError::from_body(
+            404,
+            r#"{"error":{"code":"ResourceGroupNotFound","message":"Resource group 'rg' could not be found."}}"#,
+        );
         assert!(not_found.not_found());
         assert_eq!(not_found.message, "Resource group 'rg' could not be found.");
     }

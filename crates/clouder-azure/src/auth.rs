@@ -44,9 +44,11 @@ impl Credential {
         if let Some(token) = env(TOKEN_ENV) {
             return Ok(Credential::Static(token));
         }
-        if let (Some(tenant), Some(client_id), Some(secret)) =
-            (env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID"), env("AZURE_CLIENT_SECRET"))
-        {
+        if let (Some(tenant), Some(client_id), Some(secret)) = (
+            env("AZURE_TENANT_ID"),
+            env("AZURE_CLIENT_ID"),
+            env("AZURE_CLIENT_SECRET"),
+        ) {
             return Ok(Credential::ClientSecret {
                 authority: env("AZURE_AUTHORITY_HOST")
                     .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
@@ -81,7 +83,10 @@ impl Credential {
                 {
                     return Ok(token.clone());
                 }
-                let url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
+                let url = format!(
+                    "{}/{tenant}/oauth2/v2.0/token",
+                    authority.trim_end_matches('/')
+                );
                 let form = [
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id.as_str()),
@@ -100,7 +105,9 @@ impl Credential {
                 let token = body["access_token"].as_str().ok_or_else(|| {
                     format!(
                         "the service principal could not sign in: {}",
-                        body["error_description"].as_str().unwrap_or("no access_token")
+                        body["error_description"]
+                            .as_str()
+                            .unwrap_or("no access_token")
                     )
                 })?;
                 let lifetime = body["expires_in"].as_u64().unwrap_or(3600);
@@ -115,7 +122,14 @@ impl Credential {
                     return Ok(token.clone());
                 }
                 let out = tokio::process::Command::new("az")
-                    .args(["account", "get-access-token", "--resource", "https://management.azure.com/", "-o", "json"])
+                    .args([
+                        "account",
+                        "get-access-token",
+                        "--resource",
+                        "https://management.azure.com/",
+                        "-o",
+                        "json",
+                    ])
                     .output()
                     .await
                     .map_err(|_| "the Azure CLI (az) is not installed".to_string())?;
@@ -125,8 +139,11 @@ impl Credential {
                         String::from_utf8_lossy(&out.stderr).trim()
                     ));
                 }
-                let body: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("reading az output: {e}"))?;
-                let token = body["accessToken"].as_str().ok_or("az printed no accessToken")?;
+                let body: Value = serde_json::from_slice(&out.stdout)
+                    .map_err(|e| format!("reading az output: {e}"))?;
+                let token = body["accessToken"]
+                    .as_str()
+                    .ok_or("az printed no accessToken")?;
                 let lifetime = body["expires_on"]
                     .as_u64()
                     .and_then(|at| at.checked_sub(now_unix()))

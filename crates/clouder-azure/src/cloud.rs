@@ -133,7 +133,9 @@ pub enum ConnectError {
         "no Azure subscription: add a context with `clouder ctx add NAME --provider azure --subscription ID`, or set AZURE_SUBSCRIPTION_ID"
     )]
     NoSubscription,
-    #[error("no Azure location: pass -r/--region (e.g. eastus, westeurope), set spec.region, or a context location")]
+    #[error(
+        "no Azure location: pass -r/--region (e.g. eastus, westeurope), set spec.region, or a context location"
+    )]
     NoLocation,
 }
 
@@ -237,7 +239,11 @@ impl Scope {
     }
 
     /// Every object of `ty`, listed once until [`Scope::refresh`].
-    pub async fn found_all<F, Fut>(&self, ty: &'static ArmType, list: F) -> Result<Vec<Found>, Error>
+    pub async fn found_all<F, Fut>(
+        &self,
+        ty: &'static ArmType,
+        list: F,
+    ) -> Result<Vec<Found>, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Found>, Error>>,
@@ -273,5 +279,7 @@ pub fn observe(ty: &ArmType, body: &Value, checked: &[&str]) -> Observed {
 }
 
 pub fn tag<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
-    body.get("tags").and_then(|t| t.get(key)).and_then(Value::as_str)
+    body.get("tags")
+        .and_then(|t| t.get(key))
+        .and_then(Value::as_str)
 }

@@ -14,8 +14,8 @@ pub mod resources;
 
 pub use auth::TOKEN_ENV;
 pub use cloud::{
-    AzureCloud, CLUSTER_TAG, ConnectError, ConnectOptions, ENDPOINT_ENV, MANAGED_TAG,
-    RESOURCE_TAG, Scope,
+    AzureCloud, CLUSTER_TAG, ConnectError, ConnectOptions, ENDPOINT_ENV, MANAGED_TAG, RESOURCE_TAG,
+    Scope,
 };
 pub use inventory::AzureInventory;
 pub use resources::{graph, resource_group_name};

@@ -378,22 +378,29 @@ fn check_azure(cluster: &Cluster, bad: &mut impl FnMut(&str, String)) {
     {
         bad(
             "spec.region",
-            format!("`{region}` is not an Azure location (lowercase letters and digits, e.g. eastus, westeurope)"),
+            format!(
+                "`{region}` is not an Azure location (lowercase letters and digits, e.g. eastus, westeurope)"
+            ),
         );
     }
     let size_ok = |s: &str| {
-        let rest = s.strip_prefix("Standard_").or_else(|| s.strip_prefix("Basic_"));
+        let rest = s
+            .strip_prefix("Standard_")
+            .or_else(|| s.strip_prefix("Basic_"));
         rest.is_some_and(|r| {
             !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
     };
-    let sizes = std::iter::once(("spec.controlPlane.size".to_string(), &spec.control_plane.size))
-        .chain(
-            spec.node_pools
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (format!("spec.nodePools[{i}].size"), &p.size)),
-        );
+    let sizes = std::iter::once((
+        "spec.controlPlane.size".to_string(),
+        &spec.control_plane.size,
+    ))
+    .chain(
+        spec.node_pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("spec.nodePools[{i}].size"), &p.size)),
+    );
     for (path, size) in sizes {
         if !size_ok(size) {
             bad(
@@ -425,7 +432,9 @@ fn check_azure(cluster: &Cluster, bad: &mut impl FnMut(&str, String)) {
     {
         bad(
             "spec.resourceGroup",
-            format!("`{rg}` is not a resource group name (1-90 letters, digits, -_.(), not ending in .)"),
+            format!(
+                "`{rg}` is not a resource group name (1-90 letters, digits, -_.(), not ending in .)"
+            ),
         );
     }
 }

@@ -120,8 +120,12 @@ pub async fn connect_with(
         }
         Cloud::Azure(azure) => {
             let group = clouder_azure::resource_group_name(cluster);
-            let scope =
-                clouder_azure::Scope::new(azure.clone(), cluster.name(), &group, teardown.delete_rg);
+            let scope = clouder_azure::Scope::new(
+                azure.clone(),
+                cluster.name(),
+                &group,
+                teardown.delete_rg,
+            );
             let graph = clouder_azure::graph(scope.clone(), cluster, &public_key)?;
             (graph, Box::new(clouder_azure::AzureInventory::new(scope)))
         }

@@ -46,8 +46,16 @@ pub struct Store {
 /// What a path names.
 enum Target {
     ResourceGroups,
-    Collection { rg: String, ty: String, parent: Option<String> },
-    Item { rg: String, ty: String, parent: Option<String> },
+    Collection {
+        rg: String,
+        ty: String,
+        parent: Option<String>,
+    },
+    Item {
+        rg: String,
+        ty: String,
+        parent: Option<String>,
+    },
     Operation(String),
     /// `Location` polling of a resource group's deletion.
     OperationResult(String),
@@ -235,7 +243,11 @@ impl Store {
 
     fn has_rg(&self, rg: &str) -> bool {
         self.entries.values().any(|e| {
-            e.kind == RESOURCE_GROUP && e.id.rsplit('/').next().is_some_and(|n| n.eq_ignore_ascii_case(rg))
+            e.kind == RESOURCE_GROUP
+                && e.id
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(rg))
         })
     }
 
@@ -252,7 +264,11 @@ impl Store {
     fn collection(&self, r: &Request<'_>, rg: &str, ty: &str, parent: Option<String>) -> Reply {
         let kind = Self::kind(r, ty)?;
         if r.method != Method::GET {
-            return Err(error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "collections are read-only"));
+            return Err(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "collections are read-only",
+            ));
         }
         if !self.has_rg(rg) {
             return Err(rg_not_found(rg));
@@ -268,7 +284,10 @@ impl Store {
             e.kind == kind
                 && match &parent {
                     Some(_) => e.id.to_ascii_lowercase().starts_with(&format!("{prefix}/")),
-                    None => e.id.to_ascii_lowercase().starts_with(&format!("{rg_prefix}/")),
+                    None => {
+                        e.id.to_ascii_lowercase()
+                            .starts_with(&format!("{rg_prefix}/"))
+                    }
                 }
         }))
     }
@@ -293,19 +312,33 @@ impl Store {
                     return Err(error(
                         StatusCode::NOT_FOUND,
                         "ParentResourceNotFound",
-                        format!("Can not perform requested operation on nested resource. Parent resource '{parent}' not found."),
+                        format!(
+                            "Can not perform requested operation on nested resource. Parent resource '{parent}' not found."
+                        ),
                     ));
                 }
                 let body: Value = serde_json::from_slice(r.body).map_err(|e| {
-                    bad("InvalidRequestContent", format!("The request content was invalid and could not be deserialized: {e}"))
+                    bad(
+                        "InvalidRequestContent",
+                        format!(
+                            "The request content was invalid and could not be deserialized: {e}"
+                        ),
+                    )
                 })?;
                 if !body.is_object() {
-                    return Err(bad("InvalidRequestContent", "The request content must be a JSON object."));
+                    return Err(bad(
+                        "InvalidRequestContent",
+                        "The request content must be a JSON object.",
+                    ));
                 }
                 self.put(r, kind, id, body)
             }
             Method::DELETE => self.delete(r, kind, &id, rg),
-            _ => Err(error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "unsupported method")),
+            _ => Err(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "unsupported method",
+            )),
         }
     }
 
@@ -317,15 +350,25 @@ impl Store {
             return Err(error(
                 StatusCode::CONFLICT,
                 "AnotherOperationInProgress",
-                format!("Another operation on this or dependent resource is in progress. Resource {id} is busy."),
+                format!(
+                    "Another operation on this or dependent resource is in progress. Resource {id} is busy."
+                ),
             ));
         }
         let tracked = !matches!(
             kind.ty,
             "Microsoft.Network/virtualNetworks/subnets" | "Microsoft.Authorization/roleAssignments"
         );
-        if tracked && body.get("location").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(bad("LocationRequired", "The location property is required for this definition."));
+        if tracked
+            && body
+                .get("location")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            return Err(bad(
+                "LocationRequired",
+                "The location property is required for this definition.",
+            ));
         }
         let name = id.rsplit('/').next().unwrap_or_default().to_string();
         let obj = body.as_object_mut().expect("checked object");
@@ -356,7 +399,9 @@ impl Store {
         self.specific(kind, &id, &mut body)?;
 
         let created = !self.entries.contains_key(&key);
-        let pending = kind.long_running.then(|| self.start_operation(&key, r.config));
+        let pending = kind
+            .long_running
+            .then(|| self.start_operation(&key, r.config));
         if kind.ty == "Microsoft.Network/virtualNetworks" {
             self.replace_subnets(&id, &mut body)?;
         }
@@ -370,12 +415,19 @@ impl Store {
                 created,
             },
         );
-        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
         let mut response = (status, axum::Json(self.render(&self.entries[&key]))).into_response();
         if let Some(op) = pending {
             let url = self.operation_url(r, &id, &op, kind);
             let h = response.headers_mut();
-            h.insert("azure-asyncoperation", HeaderValue::from_str(&url).expect("ascii url"));
+            h.insert(
+                "azure-asyncoperation",
+                HeaderValue::from_str(&url).expect("ascii url"),
+            );
             h.insert("retry-after", HeaderValue::from(r.config.op_retry_after_s));
         }
         Ok(response)
@@ -398,59 +450,120 @@ impl Store {
             "Microsoft.Network/publicIPAddresses" => {
                 let address = keep("/properties/ipAddress").unwrap_or_else(|| {
                     self.next_address += 1;
-                    format!("20.0.{}.{}", self.next_address / 250, self.next_address % 250 + 1).into()
+                    format!(
+                        "20.0.{}.{}",
+                        self.next_address / 250,
+                        self.next_address % 250 + 1
+                    )
+                    .into()
                 });
                 body["properties"]["ipAddress"] = address;
             }
             "Microsoft.Network/networkInterfaces" => {
                 let configs = body["properties"]["ipConfigurations"].as_array_mut();
                 if configs.as_ref().is_none_or(|c| c.is_empty()) {
-                    return Err(bad("InvalidRequestFormat", "A network interface needs at least one IP configuration."));
+                    return Err(bad(
+                        "InvalidRequestFormat",
+                        "A network interface needs at least one IP configuration.",
+                    ));
                 }
                 for (i, c) in configs.into_iter().flatten().enumerate() {
                     if c.pointer("/properties/subnet/id").is_none() {
-                        return Err(bad("InvalidRequestFormat", format!("ipConfigurations[{i}] has no subnet")));
+                        return Err(bad(
+                            "InvalidRequestFormat",
+                            format!("ipConfigurations[{i}] has no subnet"),
+                        ));
                     }
-                    let address = keep(&format!("/properties/ipConfigurations/{i}/properties/privateIPAddress"))
-                        .unwrap_or_else(|| {
-                            self.next_address += 1;
-                            format!("10.0.{}.{}", self.next_address / 250, self.next_address % 250 + 4).into()
-                        });
+                    let address = keep(&format!(
+                        "/properties/ipConfigurations/{i}/properties/privateIPAddress"
+                    ))
+                    .unwrap_or_else(|| {
+                        self.next_address += 1;
+                        format!(
+                            "10.0.{}.{}",
+                            self.next_address / 250,
+                            self.next_address % 250 + 4
+                        )
+                        .into()
+                    });
                     c["properties"]["privateIPAddress"] = address;
                 }
             }
             "Microsoft.Compute/virtualMachines" => self.virtual_machine(id, body, old.as_ref())?,
-            "Microsoft.Authorization/roleAssignments" => self.role_assignment(id, body, old.as_ref())?,
+            "Microsoft.Authorization/roleAssignments" => {
+                self.role_assignment(id, body, old.as_ref())?
+            }
             _ => {}
         }
         Ok(())
     }
 
-    fn virtual_machine(&mut self, id: &str, body: &mut Value, old: Option<&Value>) -> Result<(), Response> {
-        let size = body.pointer("/properties/hardwareProfile/vmSize").and_then(Value::as_str).unwrap_or_default();
+    fn virtual_machine(
+        &mut self,
+        id: &str,
+        body: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), Response> {
+        let size = body
+            .pointer("/properties/hardwareProfile/vmSize")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !(size.starts_with("Standard_") || size.starts_with("Basic_")) {
-            return Err(bad("InvalidParameter", format!("The value '{size}' provided for the VM size is not valid.")));
+            return Err(bad(
+                "InvalidParameter",
+                format!("The value '{size}' provided for the VM size is not valid."),
+            ));
         }
-        let nics = body.pointer("/properties/networkProfile/networkInterfaces").and_then(Value::as_array);
+        let nics = body
+            .pointer("/properties/networkProfile/networkInterfaces")
+            .and_then(Value::as_array);
         if nics.is_none_or(|n| n.is_empty()) {
-            return Err(bad("InvalidParameter", "At least one network interface is required."));
+            return Err(bad(
+                "InvalidParameter",
+                "At least one network interface is required.",
+            ));
         }
-        let os = body.pointer("/properties/osProfile").cloned().unwrap_or_default();
-        if os.get("adminUsername").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(bad("InvalidParameter", "Required parameter 'adminUsername' is missing (null)."));
+        let os = body
+            .pointer("/properties/osProfile")
+            .cloned()
+            .unwrap_or_default();
+        if os
+            .get("adminUsername")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(bad(
+                "InvalidParameter",
+                "Required parameter 'adminUsername' is missing (null).",
+            ));
         }
-        let no_password = os.pointer("/linuxConfiguration/disablePasswordAuthentication") == Some(&Value::Bool(true));
-        let keys = os.pointer("/linuxConfiguration/ssh/publicKeys").and_then(Value::as_array);
+        let no_password = os.pointer("/linuxConfiguration/disablePasswordAuthentication")
+            == Some(&Value::Bool(true));
+        let keys = os
+            .pointer("/linuxConfiguration/ssh/publicKeys")
+            .and_then(Value::as_array);
         if no_password && keys.is_none_or(|k| k.is_empty()) {
-            return Err(bad("InvalidParameter", "Authentication using either SSH or by user name and password must be enabled in Linux profile."));
+            return Err(bad(
+                "InvalidParameter",
+                "Authentication using either SSH or by user name and password must be enabled in Linux profile.",
+            ));
         }
-        let disk = match old.and_then(|o| o.pointer("/properties/storageProfile/osDisk/managedDisk/id")) {
+        let disk = match old
+            .and_then(|o| o.pointer("/properties/storageProfile/osDisk/managedDisk/id"))
+        {
             Some(d) => d.as_str().unwrap_or_default().to_string(),
             None => {
                 let rg = rg_id(id);
-                let name = format!("{}_OsDisk_1_{}", id.rsplit('/').next().unwrap_or_default(), uuid::Uuid::new_v4().simple());
+                let name = format!(
+                    "{}_OsDisk_1_{}",
+                    id.rsplit('/').next().unwrap_or_default(),
+                    uuid::Uuid::new_v4().simple()
+                );
                 let disk_id = format!("{rg}/providers/Microsoft.Compute/disks/{name}");
-                let size = body.pointer("/properties/storageProfile/osDisk/diskSizeGB").cloned().unwrap_or(json!(30));
+                let size = body
+                    .pointer("/properties/storageProfile/osDisk/diskSizeGB")
+                    .cloned()
+                    .unwrap_or(json!(30));
                 let location = body["location"].clone();
                 let disk = kinds::by_type("Microsoft.Compute/disks").expect("known");
                 self.entries.insert(
@@ -467,31 +580,55 @@ impl Store {
             }
         };
         body["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"] = disk.clone().into();
-        body["properties"]["storageProfile"]["osDisk"]["name"] = disk.rsplit('/').next().unwrap_or_default().into();
+        body["properties"]["storageProfile"]["osDisk"]["name"] =
+            disk.rsplit('/').next().unwrap_or_default().into();
         body["properties"]["vmId"] = old
             .and_then(|o| o.pointer("/properties/vmId").cloned())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
         Ok(())
     }
 
-    fn role_assignment(&self, id: &str, body: &mut Value, old: Option<&Value>) -> Result<(), Response> {
+    fn role_assignment(
+        &self,
+        id: &str,
+        body: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), Response> {
         let name = id.rsplit('/').next().unwrap_or_default();
         if uuid::Uuid::parse_str(name).is_err() {
-            return Err(bad("InvalidRoleAssignmentId", format!("The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.")));
+            return Err(bad(
+                "InvalidRoleAssignmentId",
+                format!(
+                    "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
+                ),
+            ));
         }
-        let field = |v: &Value, f: &str| v.pointer(&format!("/properties/{f}")).and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+        let field = |v: &Value, f: &str| {
+            v.pointer(&format!("/properties/{f}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        };
         let (principal, role) = (field(body, "principalId"), field(body, "roleDefinitionId"));
         let known = self.entries.values().any(|e| {
-            e.kind.ty == "Microsoft.ManagedIdentity/userAssignedIdentities" && field(&e.body, "principalId") == principal
+            e.kind.ty == "Microsoft.ManagedIdentity/userAssignedIdentities"
+                && field(&e.body, "principalId") == principal
         });
         if !known {
-            return Err(bad("PrincipalNotFound", format!("Principal {principal} does not exist in the directory.")));
+            return Err(bad(
+                "PrincipalNotFound",
+                format!("Principal {principal} does not exist in the directory."),
+            ));
         }
         let scope = rg_id(id);
         if let Some(old) = old
             && (field(old, "principalId") != principal || field(old, "roleDefinitionId") != role)
         {
-            return Err(error(StatusCode::CONFLICT, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated."));
+            return Err(error(
+                StatusCode::CONFLICT,
+                "RoleAssignmentUpdateNotPermitted",
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+            ));
         }
         let duplicate = self.entries.values().any(|e| {
             e.kind == body_kind(body)
@@ -501,7 +638,11 @@ impl Store {
                 && field(&e.body, "scope") == scope.to_ascii_lowercase()
         });
         if duplicate {
-            return Err(error(StatusCode::CONFLICT, "RoleAssignmentExists", "The role assignment already exists."));
+            return Err(error(
+                StatusCode::CONFLICT,
+                "RoleAssignmentExists",
+                "The role assignment already exists.",
+            ));
         }
         body["properties"]["scope"] = scope.into();
         Ok(())
@@ -532,14 +673,30 @@ impl Store {
             if target.pending.is_some() {
                 return Err(bad(
                     "ReferencedResourceNotProvisioned",
-                    format!("Cannot proceed with operation because resource {} used by resource {id} is not in Succeeded state. Resource is in Updating state.", target.id),
+                    format!(
+                        "Cannot proceed with operation because resource {} used by resource {id} is not in Succeeded state. Resource is in Updating state.",
+                        target.id
+                    ),
                 ));
             }
             if target.kind.exclusive
-                && let Some(other) = self.referrers(&target.id).into_iter().find(|r| !r.eq_ignore_ascii_case(id))
+                && let Some(other) = self
+                    .referrers(&target.id)
+                    .into_iter()
+                    .find(|r| !r.eq_ignore_ascii_case(id))
             {
-                let code = if target.kind.ty.ends_with("publicIPAddresses") { "PublicIPAddressInUse" } else { "NicInUse" };
-                return Err(bad(code, format!("Resource {} is already in use by {other} and cannot be referenced by {id}.", target.id)));
+                let code = if target.kind.ty.ends_with("publicIPAddresses") {
+                    "PublicIPAddressInUse"
+                } else {
+                    "NicInUse"
+                };
+                return Err(bad(
+                    code,
+                    format!(
+                        "Resource {} is already in use by {other} and cannot be referenced by {id}.",
+                        target.id
+                    ),
+                ));
             }
         }
         Ok(())
@@ -557,10 +714,17 @@ impl Store {
 
     /// A VNet's PUT states its subnets: listed ones are upserted, others deleted (if unused).
     fn replace_subnets(&mut self, vnet: &str, body: &mut Value) -> Result<(), Response> {
-        let wanted = body["properties"].as_object_mut().and_then(|p| p.remove("subnets"));
-        let wanted: Vec<Value> = wanted.and_then(|w| w.as_array().cloned()).unwrap_or_default();
+        let wanted = body["properties"]
+            .as_object_mut()
+            .and_then(|p| p.remove("subnets"));
+        let wanted: Vec<Value> = wanted
+            .and_then(|w| w.as_array().cloned())
+            .unwrap_or_default();
         let subnet = kinds::by_type("Microsoft.Network/virtualNetworks/subnets").expect("known");
-        let names: Vec<String> = wanted.iter().filter_map(|s| s["name"].as_str().map(str::to_ascii_lowercase)).collect();
+        let names: Vec<String> = wanted
+            .iter()
+            .filter_map(|s| s["name"].as_str().map(str::to_ascii_lowercase))
+            .collect();
         let existing: Vec<String> = self
             .entries
             .values()
@@ -568,7 +732,11 @@ impl Store {
             .map(|e| e.id.clone())
             .collect();
         for old in existing {
-            let name = old.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+            let name = old
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             if !names.contains(&name) {
                 if let Some(user) = self.referrers(&old).first() {
                     return Err(in_use("InUseSubnetCannotBeDeleted", &old, user));
@@ -582,7 +750,16 @@ impl Store {
             let mut s = s.clone();
             s["id"] = id.clone().into();
             s["type"] = subnet.ty.into();
-            self.entries.insert(id.to_ascii_lowercase(), Entry { id, kind: subnet, body: s, pending: None, created: true });
+            self.entries.insert(
+                id.to_ascii_lowercase(),
+                Entry {
+                    id,
+                    kind: subnet,
+                    body: s,
+                    pending: None,
+                    created: true,
+                },
+            );
         }
         Ok(())
     }
@@ -600,7 +777,9 @@ impl Store {
             return Err(error(
                 StatusCode::CONFLICT,
                 "AnotherOperationInProgress",
-                format!("Another operation on this or dependent resource is in progress. Resource {id} is busy."),
+                format!(
+                    "Another operation on this or dependent resource is in progress. Resource {id} is busy."
+                ),
             ));
         }
         let id = entry.id.clone();
@@ -611,7 +790,12 @@ impl Store {
             return Err(in_use(code, &id, user));
         }
         // The resource and everything under it (a VNet's subnets, a group's resources).
-        let gone: Vec<String> = self.entries.keys().filter(|k| under(k, &key)).cloned().collect();
+        let gone: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| under(k, &key))
+            .cloned()
+            .collect();
         let mut removed = Vec::new();
         for k in gone {
             if let Some(e) = self.entries.remove(&k) {
@@ -621,8 +805,14 @@ impl Store {
         // A VM takes its OS disk along when asked to.
         for e in &removed {
             if e.kind.ty == "Microsoft.Compute/virtualMachines"
-                && e.body.pointer("/properties/storageProfile/osDisk/deleteOption").and_then(Value::as_str) == Some("Delete")
-                && let Some(disk) = e.body.pointer("/properties/storageProfile/osDisk/managedDisk/id").and_then(Value::as_str)
+                && e.body
+                    .pointer("/properties/storageProfile/osDisk/deleteOption")
+                    .and_then(Value::as_str)
+                    == Some("Delete")
+                && let Some(disk) = e
+                    .body
+                    .pointer("/properties/storageProfile/osDisk/managedDisk/id")
+                    .and_then(Value::as_str)
             {
                 self.entries.remove(&disk.to_ascii_lowercase());
             }
@@ -636,12 +826,18 @@ impl Store {
         if kind == RESOURCE_GROUP {
             // ResourceGroups_Delete answers 202 with a Location to poll (resources.json).
             let sub = id.split('/').nth(2).unwrap_or_default();
-            let url = format!("{}/subscriptions/{sub}/operationresults/{op}?api-version={}", r.base, kind.api_version);
+            let url = format!(
+                "{}/subscriptions/{sub}/operationresults/{op}?api-version={}",
+                r.base, kind.api_version
+            );
             h.insert("location", HeaderValue::from_str(&url).expect("ascii"));
         } else {
             let url = self.operation_url(r, &id, &op, kind);
             h.insert("location", HeaderValue::from_str(&url).expect("ascii"));
-            h.insert("azure-asyncoperation", HeaderValue::from_str(&url).expect("ascii"));
+            h.insert(
+                "azure-asyncoperation",
+                HeaderValue::from_str(&url).expect("ascii"),
+            );
         }
         h.insert("retry-after", HeaderValue::from(r.config.op_retry_after_s));
         Ok(response)
@@ -706,13 +902,19 @@ impl Store {
     }
 
     pub fn render_id(&self, id: &str) -> Option<Value> {
-        self.entries.get(&id.to_ascii_lowercase()).map(|e| self.render(e))
+        self.entries
+            .get(&id.to_ascii_lowercase())
+            .map(|e| self.render(e))
     }
 
     /// The body a GET returns: as written, plus state and back-references ARM computes.
     fn render(&self, e: &Entry) -> Value {
         let mut body = e.body.clone();
-        let state = match (&e.pending, e.created, e.kind.ty.starts_with("Microsoft.Compute")) {
+        let state = match (
+            &e.pending,
+            e.created,
+            e.kind.ty.starts_with("Microsoft.Compute"),
+        ) {
             (None, ..) => "Succeeded",
             (Some(_), true, true) => "Creating",
             (Some(_), ..) => "Updating",
@@ -726,7 +928,12 @@ impl Store {
             self.entries
                 .values()
                 .filter(|o| !under(&o.id, &e.id))
-                .flat_map(|o| references(&o.body).into_iter().filter(|r| under(r, &e.id)).map(move |_| o))
+                .flat_map(|o| {
+                    references(&o.body)
+                        .into_iter()
+                        .filter(|r| under(r, &e.id))
+                        .map(move |_| o)
+                })
                 .map(|o| json!({ "id": o.id }))
                 .collect()
         };
@@ -740,7 +947,9 @@ impl Store {
                     .collect();
                 body["properties"]["subnets"] = subnets.into();
             }
-            "Microsoft.Network/virtualNetworks/subnets" => body["properties"]["ipConfigurations"] = users().into(),
+            "Microsoft.Network/virtualNetworks/subnets" => {
+                body["properties"]["ipConfigurations"] = users().into()
+            }
             "Microsoft.Network/publicIPAddresses" => {
                 if let Some(user) = users().into_iter().next() {
                     body["properties"]["ipConfiguration"] = user;
@@ -765,14 +974,18 @@ fn in_use(code: &str, id: &str, user: &str) -> Response {
     let name = id.rsplit('/').next().unwrap_or_default();
     bad(
         code,
-        format!("Resource {name} ({id}) is in use by {user} and cannot be deleted. In order to delete it, delete or detach the resources that use it first."),
+        format!(
+            "Resource {name} ({id}) is in use by {user} and cannot be deleted. In order to delete it, delete or detach the resources that use it first."
+        ),
     )
 }
 
 fn invalid_reference(reference: &str, id: &str) -> Response {
     bad(
         "InvalidResourceReference",
-        format!("Resource {reference} referenced by resource {id} was not found. Please make sure that the referenced resource exists, and that both resources are in the same region."),
+        format!(
+            "Resource {reference} referenced by resource {id} was not found. Please make sure that the referenced resource exists, and that both resources are in the same region."
+        ),
     )
 }
 
@@ -785,8 +998,10 @@ fn sub_resource_exists(body: &Value, rest: &str) -> bool {
     body.pointer(&format!("/properties/{collection}"))
         .and_then(Value::as_array)
         .is_some_and(|items| {
-            items
-                .iter()
-                .any(|i| i["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            items.iter().any(|i| {
+                i["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
         })
 }

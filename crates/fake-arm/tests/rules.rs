@@ -13,8 +13,16 @@ struct Client {
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value, reqwest::header::HeaderMap) {
-        let mut r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth("t");
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth("t");
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -22,7 +30,11 @@ impl Client {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), headers)
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        )
     }
     async fn put(&self, path: &str, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
         self.call(reqwest::Method::PUT, path, Some(body)).await
@@ -38,8 +50,19 @@ impl Client {
 }
 
 async fn start() -> (Server, Client) {
-    let server = Server::start(0, Config { op_retry_after_s: 0, ..Default::default() }).await.unwrap();
-    let client = Client { http: reqwest::Client::new(), base: server.endpoint() };
+    let server = Server::start(
+        0,
+        Config {
+            op_retry_after_s: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: server.endpoint(),
+    };
     (server, client)
 }
 
@@ -57,12 +80,24 @@ async fn api_versions_and_groups_are_checked() {
     assert_eq!((s, code(&b)), (400, "NoRegisteredProviderFound"));
     let (s, b) = c.get(&format!("{vnet}?{NET}")).await;
     assert_eq!((s, code(&b)), (404, "ResourceGroupNotFound"));
-    assert_eq!(b["error"]["message"], "Resource group 'rg' could not be found.");
-    let (s, ..) = c.put(&format!("{SUB}/resourceGroups/rg?api-version=2021-04-01"), json!({"location": "eastus"})).await;
+    assert_eq!(
+        b["error"]["message"],
+        "Resource group 'rg' could not be found."
+    );
+    let (s, ..) = c
+        .put(
+            &format!("{SUB}/resourceGroups/rg?api-version=2021-04-01"),
+            json!({"location": "eastus"}),
+        )
+        .await;
     assert_eq!(s, 201);
     let (s, b) = c.get(&format!("{vnet}?{NET}")).await;
     assert_eq!((s, code(&b)), (404, "ResourceNotFound"));
-    let (s, b) = c.get(&format!("{SUB}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks?{NET}")).await;
+    let (s, b) = c
+        .get(&format!(
+            "{SUB}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks?{NET}"
+        ))
+        .await;
     assert_eq!((s, b), (200, json!({ "value": [] })));
     let (s, _) = c.delete(&format!("{vnet}?{NET}")).await;
     assert_eq!(s, 204, "deleting what is not there is fine");
@@ -72,17 +107,30 @@ async fn api_versions_and_groups_are_checked() {
 async fn references_must_exist_and_in_use_objects_cannot_be_deleted() {
     let (server, c) = start().await;
     let rg = format!("{SUB}/resourceGroups/rg");
-    c.put(&format!("{rg}?api-version=2021-04-01"), json!({"location": "eastus"})).await;
+    c.put(
+        &format!("{rg}?api-version=2021-04-01"),
+        json!({"location": "eastus"}),
+    )
+    .await;
     let net = format!("{rg}/providers/Microsoft.Network");
     let subnet = format!("{net}/virtualNetworks/v/subnets/s");
-    let nic = |ip: &str| json!({ "location": "eastus", "properties": { "ipConfigurations": [
-        { "name": "ipconfig1", "properties": { "subnet": { "id": subnet }, "publicIPAddress": { "id": ip } } } ] } });
+    let nic = |ip: &str| {
+        json!({ "location": "eastus", "properties": { "ipConfigurations": [
+        { "name": "ipconfig1", "properties": { "subnet": { "id": subnet }, "publicIPAddress": { "id": ip } } } ] } })
+    };
     let ip = format!("{net}/publicIPAddresses/ip");
 
-    let (s, b, _) = c.put(&format!("{net}/networkInterfaces/n?{NET}"), nic(&ip)).await;
+    let (s, b, _) = c
+        .put(&format!("{net}/networkInterfaces/n?{NET}"), nic(&ip))
+        .await;
     assert_eq!((s, code(&b)), (400, "InvalidResourceReference"), "{b}");
 
-    let (s, b, _) = c.put(&format!("{subnet}?{NET}"), json!({"properties": {"addressPrefix": "10.0.0.0/24"}})).await;
+    let (s, b, _) = c
+        .put(
+            &format!("{subnet}?{NET}"),
+            json!({"properties": {"addressPrefix": "10.0.0.0/24"}}),
+        )
+        .await;
     assert_eq!((s, code(&b)), (404, "ParentResourceNotFound"));
     let (s, b, h) = c.put(&format!("{net}/virtualNetworks/v?{NET}"), json!({"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}}})).await;
     assert_eq!(s, 201);
@@ -92,34 +140,64 @@ async fn references_must_exist_and_in_use_objects_cannot_be_deleted() {
     let path = operation.trim_start_matches(&c.base);
     assert_eq!(c.get(path).await.1["status"], "InProgress");
     assert_eq!(c.get(path).await.1["status"], "Succeeded");
-    assert_eq!(c.get(&format!("{net}/virtualNetworks/v?{NET}")).await.1["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(
+        c.get(&format!("{net}/virtualNetworks/v?{NET}")).await.1["properties"]["provisioningState"],
+        "Succeeded"
+    );
 
-    c.put(&format!("{subnet}?{NET}"), json!({"properties": {"addressPrefix": "10.0.0.0/24"}})).await;
+    c.put(
+        &format!("{subnet}?{NET}"),
+        json!({"properties": {"addressPrefix": "10.0.0.0/24"}}),
+    )
+    .await;
     c.put(&format!("{ip}?{NET}"), json!({"location": "eastus", "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static"}})).await;
     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    let (s, b, _) = c.put(&format!("{net}/networkInterfaces/n?{NET}"), nic(&ip)).await;
+    let (s, b, _) = c
+        .put(&format!("{net}/networkInterfaces/n?{NET}"), nic(&ip))
+        .await;
     assert_eq!(s, 201, "{b}");
     assert!(b["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"].is_string());
     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    let (s, b, _) = c.put(&format!("{net}/networkInterfaces/other?{NET}"), nic(&ip)).await;
-    assert_eq!((s, code(&b)), (400, "PublicIPAddressInUse"), "one owner per public IP");
+    let (s, b, _) = c
+        .put(&format!("{net}/networkInterfaces/other?{NET}"), nic(&ip))
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (400, "PublicIPAddressInUse"),
+        "one owner per public IP"
+    );
 
     for (path, expected) in [
         (format!("{ip}?{NET}"), "PublicIPAddressCannotBeDeleted"),
         (format!("{subnet}?{NET}"), "InUseSubnetCannotBeDeleted"),
-        (format!("{net}/virtualNetworks/v?{NET}"), "InUseSubnetCannotBeDeleted"),
+        (
+            format!("{net}/virtualNetworks/v?{NET}"),
+            "InUseSubnetCannotBeDeleted",
+        ),
     ] {
         let (s, b) = c.delete(&path).await;
         assert_eq!((s, code(&b)), (400, expected), "{path}: {b}");
     }
     let subnet_body = c.get(&format!("{subnet}?{NET}")).await.1;
-    assert!(subnet_body["properties"]["ipConfigurations"][0]["id"].as_str().unwrap().ends_with("networkInterfaces/n"));
+    assert!(
+        subnet_body["properties"]["ipConfigurations"][0]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("networkInterfaces/n")
+    );
 
     let (s, _) = c.delete(&format!("{net}/networkInterfaces/n?{NET}")).await;
     assert_eq!(s, 202);
     assert_eq!(c.delete(&format!("{ip}?{NET}")).await.0, 202);
-    assert_eq!(c.delete(&format!("{net}/virtualNetworks/v?{NET}")).await.0, 202);
-    assert_eq!(server.ids(), vec![format!("{rg}").to_ascii_lowercase()], "the VNet took its subnet along");
+    assert_eq!(
+        c.delete(&format!("{net}/virtualNetworks/v?{NET}")).await.0,
+        202
+    );
+    assert_eq!(
+        server.ids(),
+        vec![format!("{rg}").to_ascii_lowercase()],
+        "the VNet took its subnet along"
+    );
     let (s, _) = c.delete(&format!("{rg}?api-version=2021-04-01")).await;
     assert_eq!(s, 202);
     assert!(server.ids().is_empty());
@@ -128,13 +206,20 @@ async fn references_must_exist_and_in_use_objects_cannot_be_deleted() {
 #[tokio::test]
 async fn faults_are_injected_in_arm_shape() {
     let (server, c) = start().await;
-    server.set_config(Config { throttle_every: 2, retry_after_s: 3, ..Default::default() });
+    server.set_config(Config {
+        throttle_every: 2,
+        retry_after_s: 3,
+        ..Default::default()
+    });
     let rgs = format!("{SUB}/resourcegroups?api-version=2021-04-01");
     assert_eq!(c.get(&rgs).await.0, 200);
     let (s, b, h) = c.call(reqwest::Method::GET, &rgs, None).await;
     assert_eq!((s, code(&b)), (429, "SubscriptionRequestsThrottled"));
     assert_eq!(h["retry-after"], "3");
-    server.set_config(Config { fail_every: 1, ..Default::default() });
+    server.set_config(Config {
+        fail_every: 1,
+        ..Default::default()
+    });
     let (s, b) = c.get(&rgs).await;
     assert_eq!((s, code(&b)), (500, "InternalServerError"));
     assert_eq!(server.stats().throttled, 1);

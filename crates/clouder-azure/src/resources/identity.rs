@@ -31,7 +31,11 @@ pub fn identity(scope: &Arc<Scope>) -> ArmResource {
 /// Role assignment names are GUIDs; deriving it from the group and cluster makes the PUT
 /// idempotent and the assignment findable without tags.
 pub fn role_assignment_name(scope: &Scope) -> String {
-    let key = format!("clouder:{}:{}", scope.group_id().to_ascii_lowercase(), scope.cluster);
+    let key = format!(
+        "clouder:{}:{}",
+        scope.group_id().to_ascii_lowercase(),
+        scope.cluster
+    );
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).to_string()
 }
 

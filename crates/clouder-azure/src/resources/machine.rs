@@ -207,7 +207,12 @@ impl VirtualMachine {
     }
 
     /// An attribute of the object claimed by graph id `id` in this plan's listing of `ty`.
-    async fn listed(&self, ty: &'static crate::cloud::ArmType, id: &str, attr: &str) -> Result<String, Error> {
+    async fn listed(
+        &self,
+        ty: &'static crate::cloud::ArmType,
+        id: &str,
+        attr: &str,
+    ) -> Result<String, Error> {
         let s = &self.arm.scope;
         let all = s.found_all(ty, || list(s, ty)).await?;
         Ok(all
@@ -234,7 +239,9 @@ impl Resource for VirtualMachine {
         let Some(found) = self.arm.find().await? else {
             return Ok(None);
         };
-        let private_ip = self.listed(&NETWORK_INTERFACE, &self.nic, "private_ip").await?;
+        let private_ip = self
+            .listed(&NETWORK_INTERFACE, &self.nic, "private_ip")
+            .await?;
         let public_ip = self.listed(&PUBLIC_IP, &self.ip, "ip_address").await?;
         Ok(Some(self.machine(found, &private_ip, &public_ip)))
     }
@@ -243,8 +250,14 @@ impl Resource for VirtualMachine {
     }
     async fn create(&self, deps: &Outputs) -> Result<Observed, Error> {
         let o = self.arm.create(deps).await?;
-        let private_ip = deps.get(&self.nic)?.attr("private_ip").unwrap_or_default().to_string();
-        let public_ip = deps.get(&self.ip).map(|o| o.attr("ip_address").unwrap_or_default().to_string());
+        let private_ip = deps
+            .get(&self.nic)?
+            .attr("private_ip")
+            .unwrap_or_default()
+            .to_string();
+        let public_ip = deps
+            .get(&self.ip)
+            .map(|o| o.attr("ip_address").unwrap_or_default().to_string());
         Ok(self.machine(o, &private_ip, &public_ip.unwrap_or_default()))
     }
     async fn update(&self, deps: &Outputs, found: &Observed) -> Result<Observed, Error> {

@@ -60,7 +60,10 @@ pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<G
     g.add(resource_group::ResourceGroup {
         scope: scope.clone(),
     })?;
-    g.add(network::virtual_network(&scope, &spec.network.vpc_cidr.to_string()))?;
+    g.add(network::virtual_network(
+        &scope,
+        &spec.network.vpc_cidr.to_string(),
+    ))?;
     let admin: Vec<String> = spec.admin_cidrs.iter().map(ToString::to_string).collect();
     g.add(network::security_group(
         &scope,
@@ -70,7 +73,10 @@ pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<G
             spec.network.pod_cidr.to_string(),
         ],
     ))?;
-    g.add(network::subnet(&scope, &spec.network.subnet_cidr.to_string()))?;
+    g.add(network::subnet(
+        &scope,
+        &spec.network.subnet_cidr.to_string(),
+    ))?;
     g.add(identity::identity(&scope))?;
     g.add(identity::role_assignment(&scope))?;
     g.add(load_balancer::public_ip(&scope))?;

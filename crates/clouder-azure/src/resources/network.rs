@@ -43,7 +43,10 @@ pub fn subnet(scope: &Arc<Scope>, cidr: &str) -> ArmResource {
                 "networkSecurityGroup": { "id": scope.id(&SECURITY_GROUP, &scope.name("nsg")) },
             },
         }),
-        checked: &["/properties/addressPrefix", "/properties/networkSecurityGroup"],
+        checked: &[
+            "/properties/addressPrefix",
+            "/properties/networkSecurityGroup",
+        ],
         immutable: false,
         inject: None,
     }

@@ -452,9 +452,7 @@ fn write_reference(
         setup_complete,
         account_id: ctx.and_then(|c| c.account.clone()),
         resource_group: azure.then(|| clouder_azure::resource_group_name(cluster)),
-        subscription_id: azure
-            .then(|| ctx.and_then(|c| c.account.clone()))
-            .flatten(),
+        subscription_id: azure.then(|| ctx.and_then(|c| c.account.clone())).flatten(),
         requested_workers: Some(cluster.worker_count()),
         master_size: Some(cluster.spec.control_plane.size.clone()),
         node_size: pool.map(|p| p.size.clone()),

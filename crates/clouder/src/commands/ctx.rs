@@ -31,7 +31,9 @@ pub fn run(home: &Home, g: &Global, command: Ctx) -> Result<()> {
                         if let Some(id) = id
                             && uuid_like(id).is_err()
                         {
-                            bail!(Usage(format!("{flag} {id}: expected a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")));
+                            bail!(Usage(format!(
+                                "{flag} {id}: expected a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+                            )));
                         }
                     }
                     if subscription.is_none() {
@@ -39,7 +41,9 @@ pub fn run(home: &Home, g: &Global, command: Ctx) -> Result<()> {
                     }
                 }
                 _ if subscription.is_some() || tenant.is_some() => {
-                    bail!(Usage("--subscription and --tenant apply to --provider azure only".into()));
+                    bail!(Usage(
+                        "--subscription and --tenant apply to --provider azure only".into()
+                    ));
                 }
                 _ => {}
             }

@@ -41,9 +41,19 @@ async fn azure_create_is_secure_converges_scales_and_terminate_leaves_nothing() 
 
     let ids = in_group(&arm, group);
     assert_eq!(of_type(&ids, "Microsoft.Compute/virtualMachines").len(), 3);
-    assert_eq!(of_type(&ids, "Microsoft.Network/networkInterfaces").len(), 3);
-    assert_eq!(of_type(&ids, "Microsoft.Network/publicIPAddresses").len(), 4);
-    assert_eq!(of_type(&ids, "Microsoft.Compute/disks").len(), 3, "one OS disk per VM");
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/networkInterfaces").len(),
+        3
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/publicIPAddresses").len(),
+        4
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Compute/disks").len(),
+        3,
+        "one OS disk per VM"
+    );
 
     // Tags on the group clouder made, and on every tagged object.
     let rg = arm.resource(&group_key(group)).unwrap();
@@ -55,7 +65,12 @@ async fn azure_create_is_secure_converges_scales_and_terminate_leaves_nothing() 
     }
 
     // The NSG: SSH and the API server only from the admin CIDR, nothing from the internet.
-    let nsg = get(&arm, group, "Microsoft.Network/networkSecurityGroups", "azlife-nsg");
+    let nsg = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkSecurityGroups",
+        "azlife-nsg",
+    );
     let rules = nsg["properties"]["securityRules"].as_array().unwrap();
     for rule in rules {
         let p = &rule["properties"];
@@ -77,7 +92,12 @@ async fn azure_create_is_secure_converges_scales_and_terminate_leaves_nothing() 
             assert_eq!(sources, ["10.0.0.0/16", "10.244.0.0/16"], "{rule}");
         }
     }
-    let subnet = get(&arm, group, "Microsoft.Network/virtualNetworks", "azlife-vnet/subnets/azlife-subnet");
+    let subnet = get(
+        &arm,
+        group,
+        "Microsoft.Network/virtualNetworks",
+        "azlife-vnet/subnets/azlife-subnet",
+    );
     assert!(
         subnet["properties"]["networkSecurityGroup"]["id"]
             .as_str()
@@ -86,74 +106,166 @@ async fn azure_create_is_secure_converges_scales_and_terminate_leaves_nothing() 
     );
 
     // Machines: SSH key only, 100 GB disk deleted with the VM, the nodes' identity.
-    let master = get(&arm, group, "Microsoft.Compute/virtualMachines", "azlife-master");
+    let master = get(
+        &arm,
+        group,
+        "Microsoft.Compute/virtualMachines",
+        "azlife-master",
+    );
     let p = &master["properties"];
     assert_eq!(p["hardwareProfile"]["vmSize"], "Standard_B4ms");
     assert_eq!(p["storageProfile"]["osDisk"]["diskSizeGB"], 100);
     assert_eq!(p["storageProfile"]["osDisk"]["deleteOption"], "Delete");
-    assert_eq!(p["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"], true);
+    assert_eq!(
+        p["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"],
+        true
+    );
     assert!(p["osProfile"].get("adminPassword").is_none());
     let key = std::fs::read_to_string(env.key()).unwrap();
     assert_eq!(
         p["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"],
         key.trim()
     );
-    assert_eq!(p["storageProfile"]["imageReference"]["offer"], "ubuntu-24_04-lts");
-    let identity = get(&arm, group, "Microsoft.ManagedIdentity/userAssignedIdentities", "azlife-identity");
+    assert_eq!(
+        p["storageProfile"]["imageReference"]["offer"],
+        "ubuntu-24_04-lts"
+    );
+    let identity = get(
+        &arm,
+        group,
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "azlife-identity",
+    );
     let identity_id = identity["id"].as_str().unwrap();
-    assert!(master["identity"]["userAssignedIdentities"].get(identity_id).is_some());
-    get(&arm, group, "Microsoft.Compute/virtualMachines", "azlife-node-1");
+    assert!(
+        master["identity"]["userAssignedIdentities"]
+            .get(identity_id)
+            .is_some()
+    );
+    get(
+        &arm,
+        group,
+        "Microsoft.Compute/virtualMachines",
+        "azlife-node-1",
+    );
 
     // The API load balancer: 6443 with a probe, the control plane in its pool.
     let lb = get(&arm, group, "Microsoft.Network/loadBalancers", "azlife-lb");
     assert_eq!(lb["sku"]["name"], "Standard");
     let rule = &lb["properties"]["loadBalancingRules"][0]["properties"];
-    assert_eq!((rule["frontendPort"].as_u64(), rule["backendPort"].as_u64()), (Some(6443), Some(6443)));
+    assert_eq!(
+        (rule["frontendPort"].as_u64(), rule["backendPort"].as_u64()),
+        (Some(6443), Some(6443))
+    );
     assert_eq!(lb["properties"]["probes"][0]["properties"]["port"], 6443);
-    let nic = get(&arm, group, "Microsoft.Network/networkInterfaces", "azlife-master-nic");
-    let pools = &nic["properties"]["ipConfigurations"][0]["properties"]["loadBalancerBackendAddressPools"];
-    assert!(pools[0]["id"].as_str().unwrap().ends_with("azlife-lb/backendAddressPools/control-plane"));
-    let worker_nic = get(&arm, group, "Microsoft.Network/networkInterfaces", "azlife-node-0-nic");
-    assert!(worker_nic["properties"]["ipConfigurations"][0]["properties"].get("loadBalancerBackendAddressPools").is_none());
+    let nic = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkInterfaces",
+        "azlife-master-nic",
+    );
+    let pools =
+        &nic["properties"]["ipConfigurations"][0]["properties"]["loadBalancerBackendAddressPools"];
+    assert!(
+        pools[0]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("azlife-lb/backendAddressPools/control-plane")
+    );
+    let worker_nic = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkInterfaces",
+        "azlife-node-0-nic",
+    );
+    assert!(
+        worker_nic["properties"]["ipConfigurations"][0]["properties"]
+            .get("loadBalancerBackendAddressPools")
+            .is_none()
+    );
 
     // The identity's role: Contributor on the cluster's group only.
     let roles = of_type(&ids, "Microsoft.Authorization/roleAssignments");
     assert_eq!(roles.len(), 1);
     let role = arm.resource(roles[0]).unwrap();
-    assert_eq!(role["properties"]["principalId"], identity["properties"]["principalId"]);
-    assert!(role["properties"]["scope"].as_str().unwrap().eq_ignore_ascii_case(&group_key(group)));
-    assert!(role["properties"]["roleDefinitionId"].as_str().unwrap().ends_with("b24988ac-6180-42a0-ab88-20f7382dd24c"));
+    assert_eq!(
+        role["properties"]["principalId"],
+        identity["properties"]["principalId"]
+    );
+    assert!(
+        role["properties"]["scope"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&group_key(group))
+    );
+    assert!(
+        role["properties"]["roleDefinitionId"]
+            .as_str()
+            .unwrap()
+            .ends_with("b24988ac-6180-42a0-ab88-20f7382dd24c")
+    );
 
     // The same input again writes nothing.
     let again = env.create_azure(&endpoint, name, 2, &[]);
     assert_eq!(count(&again, "/calls/mutating"), 0, "{again}");
     assert_eq!(count(&again, "/result/unchanged"), 17);
-    let plan: Value = serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "plan", name, "-o", "json"])).unwrap();
+    let plan: Value =
+        serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "plan", name, "-o", "json"]))
+            .unwrap();
     assert_eq!(count(&plan, "/summary/unchanged"), 17, "{plan}");
 
     // The reference's kubeadm.json knows the machines and the group.
-    let info: Value = serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "info", name, "-o", "json"])).unwrap();
+    let info: Value =
+        serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "info", name, "-o", "json"]))
+            .unwrap();
     assert_eq!(info["cluster"]["status"], "ready", "{info}");
 
     // Scale up by one machine (IP, NIC, VM), then down to one worker.
-    let up: Value = serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "scale", name, "-w", "3", "-o", "json"])).unwrap();
+    let up: Value = serde_json::from_str(&env.ok_azure(
+        &endpoint,
+        &["kubeadm", "scale", name, "-w", "3", "-o", "json"],
+    ))
+    .unwrap();
     assert_eq!(count(&up, "/result/created"), 3, "{up}");
-    get(&arm, group, "Microsoft.Compute/virtualMachines", "azlife-node-2");
-    let down: Value = serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "scale", name, "-w", "1", "--force", "-o", "json"])).unwrap();
+    get(
+        &arm,
+        group,
+        "Microsoft.Compute/virtualMachines",
+        "azlife-node-2",
+    );
+    let down: Value = serde_json::from_str(&env.ok_azure(
+        &endpoint,
+        &["kubeadm", "scale", name, "-w", "1", "--force", "-o", "json"],
+    ))
+    .unwrap();
     assert_eq!(count(&down, "/result/deleted"), 6, "{down}");
     let ids = in_group(&arm, group);
     assert_eq!(of_type(&ids, "Microsoft.Compute/virtualMachines").len(), 2);
-    assert_eq!(of_type(&ids, "Microsoft.Compute/disks").len(), 2, "disks go with their VMs");
-    assert_eq!(of_type(&ids, "Microsoft.Network/publicIPAddresses").len(), 3);
+    assert_eq!(
+        of_type(&ids, "Microsoft.Compute/disks").len(),
+        2,
+        "disks go with their VMs"
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/publicIPAddresses").len(),
+        3
+    );
 
     env.ok_azure(&endpoint, &["kubeadm", "terminate", name, "--force"]);
-    assert_eq!(arm.ids(), Vec::<String>::new(), "nothing is left, the group included");
-    let listed: Value = serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "ls", "-o", "json"])).unwrap();
+    assert_eq!(
+        arm.ids(),
+        Vec::<String>::new(),
+        "nothing is left, the group included"
+    );
+    let listed: Value =
+        serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "ls", "-o", "json"])).unwrap();
     assert_eq!(listed, serde_json::json!([]));
 }
 
 async fn put_group(endpoint: &str, group: &str) {
-    let url = format!("{endpoint}/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}?api-version=2021-04-01");
+    let url = format!(
+        "{endpoint}/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}?api-version=2021-04-01"
+    );
     let response = reqwest::Client::new()
         .put(url)
         .bearer_auth("fake-token")
@@ -172,19 +284,41 @@ async fn an_existing_resource_group_is_used_and_kept_unless_delete_rg() {
     let env = Env::new();
 
     let created = env.create_azure(&endpoint, "azkeep", 1, &["-g", "shared"]);
-    assert_eq!(count(&created, "/result/created"), 13, "the group is found, not made: {created}");
+    assert_eq!(
+        count(&created, "/result/created"),
+        13,
+        "the group is found, not made: {created}"
+    );
     assert_eq!(count(&created, "/result/unchanged"), 1);
     assert!(!in_group(&arm, "shared").is_empty());
     let group = arm.resource(&group_key("shared")).unwrap();
-    assert_eq!(group["tags"], serde_json::json!({ "team": "data" }), "clouder leaves its tags alone");
+    assert_eq!(
+        group["tags"],
+        serde_json::json!({ "team": "data" }),
+        "clouder leaves its tags alone"
+    );
 
     env.ok_azure(&endpoint, &["kubeadm", "terminate", "azkeep", "--force"]);
-    assert_eq!(in_group(&arm, "shared"), Vec::<String>::new(), "the cluster is gone");
-    assert!(arm.resource(&group_key("shared")).is_some(), "the group is kept");
+    assert_eq!(
+        in_group(&arm, "shared"),
+        Vec::<String>::new(),
+        "the cluster is gone"
+    );
+    assert!(
+        arm.resource(&group_key("shared")).is_some(),
+        "the group is kept"
+    );
 
     env.create_azure(&endpoint, "azkeep", 1, &["-g", "shared"]);
-    env.ok_azure(&endpoint, &["kubeadm", "terminate", "azkeep", "--force", "--delete-rg"]);
-    assert_eq!(arm.ids(), Vec::<String>::new(), "--delete-rg took the group too");
+    env.ok_azure(
+        &endpoint,
+        &["kubeadm", "terminate", "azkeep", "--force", "--delete-rg"],
+    );
+    assert_eq!(
+        arm.ids(),
+        Vec::<String>::new(),
+        "--delete-rg took the group too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -204,12 +338,25 @@ async fn throttling_server_errors_and_conflicts_are_retried_without_duplicates()
     assert_eq!(count(&result, "/result/created"), 14, "{result}");
     assert!(count(&result, "/calls/throttled") >= 1, "{result}");
     let stats = arm.stats();
-    assert!(stats.throttled >= 3 && stats.failed >= 1 && stats.conflicts >= 2, "{stats:?}");
+    assert!(
+        stats.throttled >= 3 && stats.failed >= 1 && stats.conflicts >= 2,
+        "{stats:?}"
+    );
 
     let ids = in_group(&arm, "azbusy-rg");
-    assert_eq!(of_type(&ids, "Microsoft.Compute/virtualMachines").len(), 2, "no duplicates: {ids:?}");
-    assert_eq!(of_type(&ids, "Microsoft.Network/networkInterfaces").len(), 2);
-    assert_eq!(of_type(&ids, "Microsoft.Network/publicIPAddresses").len(), 3);
+    assert_eq!(
+        of_type(&ids, "Microsoft.Compute/virtualMachines").len(),
+        2,
+        "no duplicates: {ids:?}"
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/networkInterfaces").len(),
+        2
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/publicIPAddresses").len(),
+        3
+    );
 
     env.ok_azure(&endpoint, &["kubeadm", "terminate", "azbusy", "--force"]);
     assert_eq!(arm.ids(), Vec::<String>::new());
@@ -224,23 +371,51 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
 
     // Someone else's NIC in the cluster's subnet: the VNet cannot go.
     let group = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/azerr-rg");
-    let subnet = format!("{group}/providers/Microsoft.Network/virtualNetworks/azerr-vnet/subnets/azerr-subnet");
-    let foreign = format!("{group}/providers/Microsoft.Network/networkInterfaces/foreign?api-version=2024-05-01");
+    let subnet = format!(
+        "{group}/providers/Microsoft.Network/virtualNetworks/azerr-vnet/subnets/azerr-subnet"
+    );
+    let foreign = format!(
+        "{group}/providers/Microsoft.Network/networkInterfaces/foreign?api-version=2024-05-01"
+    );
     let http = reqwest::Client::new();
     let nic = serde_json::json!({ "location": LOCATION, "properties": { "ipConfigurations": [
         { "name": "ipconfig1", "properties": { "subnet": { "id": subnet } } } ] } });
-    let put = http.put(format!("{endpoint}{foreign}")).bearer_auth("t").json(&nic).send().await.unwrap();
+    let put = http
+        .put(format!("{endpoint}{foreign}"))
+        .bearer_auth("t")
+        .json(&nic)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(put.status(), 201);
 
-    let out = env.run_azure(&endpoint, &["kubeadm", "terminate", "azerr", "--force"], &[]);
+    let out = env.run_azure(
+        &endpoint,
+        &["kubeadm", "terminate", "azerr", "--force"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("InUseSubnetCannotBeDeleted (400)"), "{stderr}");
-    assert!(stderr.contains("/virtualNetworks/azerr-vnet"), "the resource id is named: {stderr}");
-    assert!(stderr.contains("networkInterfaces/foreign"), "ARM's message is kept: {stderr}");
+    assert!(
+        stderr.contains("InUseSubnetCannotBeDeleted (400)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/virtualNetworks/azerr-vnet"),
+        "the resource id is named: {stderr}"
+    );
+    assert!(
+        stderr.contains("networkInterfaces/foreign"),
+        "ARM's message is kept: {stderr}"
+    );
 
     // Once it is gone, terminate finishes.
-    let gone = http.delete(format!("{endpoint}{foreign}")).bearer_auth("t").send().await.unwrap();
+    let gone = http
+        .delete(format!("{endpoint}{foreign}"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 202);
     env.ok_azure(&endpoint, &["kubeadm", "terminate", "azerr", "--force"]);
     assert_eq!(arm.ids(), Vec::<String>::new());
@@ -250,12 +425,37 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
 fn azure_bad_input_is_refused_clearly_before_any_call() {
     let env = Env::new();
     let cases: [(&[&str], &[(&str, &str)], i32, &str); 6] = [
-        (&["--node-size", "t3.large"], &[], 2, "spec.nodePools[0].size: `t3.large` is not an Azure VM size"),
-        (&["--master-size", "Standard D4"], &[], 2, "spec.controlPlane.size"),
-        (&["-r", "us-east-1"], &[], 2, "`us-east-1` is not an Azure location"),
+        (
+            &["--node-size", "t3.large"],
+            &[],
+            2,
+            "spec.nodePools[0].size: `t3.large` is not an Azure VM size",
+        ),
+        (
+            &["--master-size", "Standard D4"],
+            &[],
+            2,
+            "spec.controlPlane.size",
+        ),
+        (
+            &["-r", "us-east-1"],
+            &[],
+            2,
+            "`us-east-1` is not an Azure location",
+        ),
         (&["-g", "bad/group"], &[], 2, "spec.resourceGroup"),
-        (&[], &[("CLOUDER_AZURE_TOKEN", ""), ("PATH", "/nonexistent")], 1, "no Azure credentials"),
-        (&[], &[("AZURE_SUBSCRIPTION_ID", "")], 1, "no Azure subscription"),
+        (
+            &[],
+            &[("CLOUDER_AZURE_TOKEN", ""), ("PATH", "/nonexistent")],
+            1,
+            "no Azure credentials",
+        ),
+        (
+            &[],
+            &[("AZURE_SUBSCRIPTION_ID", "")],
+            1,
+            "no Azure subscription",
+        ),
     ];
     for (extra, vars, code, says) in cases {
         let wire = Tripwire::new();
@@ -263,7 +463,11 @@ fn azure_bad_input_is_refused_clearly_before_any_call() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = env.run_azure(&wire.endpoint(), &args, vars);
         let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{extra:?} {vars:?}: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{extra:?} {vars:?}: {stderr}"
+        );
         assert!(stderr.contains(says), "expected `{says}` in: {stderr}");
         assert!(!wire.touched(), "no call for {extra:?} {vars:?}");
     }
@@ -273,11 +477,25 @@ fn azure_bad_input_is_refused_clearly_before_any_call() {
     let key = env.key();
     let out = env.run_azure(
         &wire.endpoint(),
-        &["kubeadm", "create", "azopen", "--provider", "azure", "-r", LOCATION, "--ssh-public-key", key.to_str().unwrap()],
+        &[
+            "kubeadm",
+            "create",
+            "azopen",
+            "--provider",
+            "azure",
+            "-r",
+            LOCATION,
+            "--ssh-public-key",
+            key.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--admin-cidr"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--admin-cidr"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!wire.touched());
 }
 
@@ -288,16 +506,54 @@ async fn an_azure_context_holds_the_subscription_and_location() {
     let env = Env::new();
     let tenant = "11111111-2222-3333-4444-555555555555";
     for (args, says) in [
-        (vec!["ctx", "add", "nosub", "--provider", "azure"], "needs --subscription"),
-        (vec!["ctx", "add", "badsub", "--provider", "azure", "--subscription", "prod"], "expected a GUID"),
-        (vec!["ctx", "add", "awssub", "--provider", "aws", "--subscription", SUBSCRIPTION], "azure only"),
+        (
+            vec!["ctx", "add", "nosub", "--provider", "azure"],
+            "needs --subscription",
+        ),
+        (
+            vec![
+                "ctx",
+                "add",
+                "badsub",
+                "--provider",
+                "azure",
+                "--subscription",
+                "prod",
+            ],
+            "expected a GUID",
+        ),
+        (
+            vec![
+                "ctx",
+                "add",
+                "awssub",
+                "--provider",
+                "aws",
+                "--subscription",
+                SUBSCRIPTION,
+            ],
+            "azure only",
+        ),
     ] {
         let out = env.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
     }
-    env.ok(&["ctx", "add", "azprod", "--provider", "azure", "--subscription", SUBSCRIPTION, "--tenant", tenant, "--location", "westeurope"]);
-    let shown: Value = serde_json::from_str(&env.ok(&["ctx", "show", "azprod", "-o", "json"])).unwrap();
+    env.ok(&[
+        "ctx",
+        "add",
+        "azprod",
+        "--provider",
+        "azure",
+        "--subscription",
+        SUBSCRIPTION,
+        "--tenant",
+        tenant,
+        "--location",
+        "westeurope",
+    ]);
+    let shown: Value =
+        serde_json::from_str(&env.ok(&["ctx", "show", "azprod", "-o", "json"])).unwrap();
     assert_eq!(shown["account"], SUBSCRIPTION);
     assert_eq!(shown["tenant"], tenant);
     assert_eq!(shown["region"], "westeurope");
@@ -306,13 +562,31 @@ async fn an_azure_context_holds_the_subscription_and_location() {
     let key = env.key();
     let out = env.run_azure(
         &endpoint,
-        &["kubeadm", "create", "azctx", "--provider", "azure", "-w", "0", "--admin-cidr", "203.0.113.7/32", "--ssh-public-key", key.to_str().unwrap()],
+        &[
+            "kubeadm",
+            "create",
+            "azctx",
+            "--provider",
+            "azure",
+            "-w",
+            "0",
+            "--admin-cidr",
+            "203.0.113.7/32",
+            "--ssh-public-key",
+            key.to_str().unwrap(),
+        ],
         &[("AZURE_SUBSCRIPTION_ID", "")],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let group = arm.resource(&group_key("azctx-rg")).expect("made in the context's subscription");
+    let group = arm
+        .resource(&group_key("azctx-rg"))
+        .expect("made in the context's subscription");
     assert_eq!(group["location"], "westeurope");
-    let out = env.run_azure(&endpoint, &["kubeadm", "terminate", "azctx", "--force"], &[("AZURE_SUBSCRIPTION_ID", "")]);
+    let out = env.run_azure(
+        &endpoint,
+        &["kubeadm", "terminate", "azctx", "--force"],
+        &[("AZURE_SUBSCRIPTION_ID", "")],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(arm.ids(), Vec::<String>::new());
 }

@@ -44,10 +44,20 @@ async fn azure_killed_after_every_mutating_call_a_rerun_converges_without_duplic
                     let name = format!("azr{n}");
                     let args = env.azure_create_args(&name, 1, &[]);
                     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    let killed = env.run_azure(&endpoint, &args, &[("CLOUDER_FAULT_AFTER", &n.to_string())]);
-                    assert_eq!(killed.status.code(), Some(FAULT_EXIT_CODE), "run {n}: {}", text(&killed.stderr));
+                    let killed =
+                        env.run_azure(&endpoint, &args, &[("CLOUDER_FAULT_AFTER", &n.to_string())]);
+                    assert_eq!(
+                        killed.status.code(),
+                        Some(FAULT_EXIT_CODE),
+                        "run {n}: {}",
+                        text(&killed.stderr)
+                    );
                     let resumed = env.run_azure(&endpoint, &args, &[]);
-                    assert!(resumed.status.success(), "resume after {n}: {}", text(&resumed.stderr));
+                    assert!(
+                        resumed.status.success(),
+                        "resume after {n}: {}",
+                        text(&resumed.stderr)
+                    );
                     (n, env, name)
                 })
             })
@@ -56,7 +66,10 @@ async fn azure_killed_after_every_mutating_call_a_rerun_converges_without_duplic
             let (n, env, name) = handle.join().unwrap();
             assert_eq!(shape(&arm, &name), expected, "after a kill at call {n}");
             env.ok_azure(&endpoint, &["kubeadm", "terminate", &name, "--force"]);
-            assert!(arm.resource(&group_key(&format!("{name}-rg"))).is_none(), "leak after a kill at call {n}");
+            assert!(
+                arm.resource(&group_key(&format!("{name}-rg"))).is_none(),
+                "leak after a kill at call {n}"
+            );
         }
     }
     assert_eq!(arm.ids(), Vec::<String>::new());
