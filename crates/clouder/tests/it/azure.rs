@@ -367,10 +367,12 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
     let arm = fake_arm().await;
     let endpoint = arm.endpoint();
     let env = Env::new();
-    env.create_azure(&endpoint, "azerr", 0, &[]);
+    // In a group clouder did not make (one it owns goes as a whole, foreign objects included).
+    put_group(&endpoint, "errgrp").await;
+    env.create_azure(&endpoint, "azerr", 0, &["-g", "errgrp"]);
 
     // Someone else's NIC in the cluster's subnet: the VNet cannot go.
-    let group = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/azerr-rg");
+    let group = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/errgrp");
     let subnet = format!(
         "{group}/providers/Microsoft.Network/virtualNetworks/azerr-vnet/subnets/azerr-subnet"
     );
@@ -418,7 +420,7 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
         .unwrap();
     assert_eq!(gone.status(), 202);
     env.ok_azure(&endpoint, &["kubeadm", "terminate", "azerr", "--force"]);
-    assert_eq!(arm.ids(), Vec::<String>::new());
+    assert_eq!(arm.ids(), vec![group_key("errgrp")]);
 }
 
 #[test]
@@ -459,7 +461,15 @@ fn azure_bad_input_is_refused_clearly_before_any_call() {
     ];
     for (extra, vars, code, says) in cases {
         let wire = Tripwire::new();
-        let args = env.azure_create_args("azbad", 1, extra);
+        let mut args = env.azure_create_args("azbad", 1, &[]);
+        match extra {
+            // A region replaces the default one rather than repeating -r.
+            ["-r", region] => {
+                let at = args.iter().position(|a| a == LOCATION).unwrap();
+                args[at] = region.to_string();
+            }
+            extra => args.extend(extra.iter().map(|s| s.to_string())),
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = env.run_azure(&wire.endpoint(), &args, vars);
         let stderr = text(&out.stderr);
