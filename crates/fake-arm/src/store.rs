@@ -2,6 +2,13 @@
 
 use crate::kinds::{self, Kind, RESOURCE_GROUP};
 use crate::{Config, Stats, error};
+
+/// A refused request: ARM's error answer, boxed so results stay small.
+type Refusal = Box<Response>;
+
+fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Refusal {
+    Box::new(error(status, code, message))
+}
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -61,11 +68,11 @@ enum Target {
     OperationResult(String),
 }
 
-type Reply = Result<Response, Response>;
+type Reply = Result<Response, Refusal>;
 
-fn not_found(id: &str, rg: &str) -> Response {
+fn not_found(id: &str, rg: &str) -> Refusal {
     let short = id.split("/providers/").nth(1).unwrap_or(id);
-    error(
+    refuse(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
         format!(
@@ -74,16 +81,16 @@ fn not_found(id: &str, rg: &str) -> Response {
     )
 }
 
-fn rg_not_found(rg: &str) -> Response {
-    error(
+fn rg_not_found(rg: &str) -> Refusal {
+    refuse(
         StatusCode::NOT_FOUND,
         "ResourceGroupNotFound",
         format!("Resource group '{rg}' could not be found."),
     )
 }
 
-fn bad(code: &str, message: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, code, message)
+fn bad(code: &str, message: impl Into<String>) -> Refusal {
+    refuse(StatusCode::BAD_REQUEST, code, message)
 }
 
 fn parse(path: &str) -> Option<Target> {
@@ -200,7 +207,7 @@ impl Store {
     pub fn handle(&mut self, r: Request<'_>) -> Response {
         self.settle();
         let reply = match parse(&r.path) {
-            None => Err(error(
+            None => Err(refuse(
                 StatusCode::NOT_FOUND,
                 "InvalidResourceType",
                 format!("The path '{}' is not served by this fake ARM.", r.path),
@@ -211,10 +218,10 @@ impl Store {
             Some(Target::Collection { rg, ty, parent }) => self.collection(&r, &rg, &ty, parent),
             Some(Target::Item { rg, ty, parent }) => self.item(&r, &rg, &ty, parent),
         };
-        reply.unwrap_or_else(|e| e)
+        reply.unwrap_or_else(|e| *e)
     }
 
-    fn kind(r: &Request<'_>, ty: &str) -> Result<Kind, Response> {
+    fn kind(r: &Request<'_>, ty: &str) -> Result<Kind, Refusal> {
         let kind = kinds::by_type(ty).ok_or_else(|| {
             bad(
                 "InvalidResourceType",
@@ -264,7 +271,7 @@ impl Store {
     fn collection(&self, r: &Request<'_>, rg: &str, ty: &str, parent: Option<String>) -> Reply {
         let kind = Self::kind(r, ty)?;
         if r.method != Method::GET {
-            return Err(error(
+            return Err(refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
                 "collections are read-only",
@@ -309,7 +316,7 @@ impl Store {
                 if let Some(parent) = &parent
                     && !self.entries.contains_key(&parent.to_ascii_lowercase())
                 {
-                    return Err(error(
+                    return Err(refuse(
                         StatusCode::NOT_FOUND,
                         "ParentResourceNotFound",
                         format!(
@@ -334,7 +341,7 @@ impl Store {
                 self.put(r, kind, id, body)
             }
             Method::DELETE => self.delete(r, kind, &id, rg),
-            _ => Err(error(
+            _ => Err(refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
                 "unsupported method",
@@ -347,7 +354,7 @@ impl Store {
         if let Some(existing) = self.entries.get(&key)
             && existing.pending.is_some()
         {
-            return Err(error(
+            return Err(refuse(
                 StatusCode::CONFLICT,
                 "AnotherOperationInProgress",
                 format!(
@@ -434,7 +441,7 @@ impl Store {
     }
 
     /// Rules of one type: identities get principals, addresses are assigned, ...
-    fn specific(&mut self, kind: Kind, id: &str, body: &mut Value) -> Result<(), Response> {
+    fn specific(&mut self, kind: Kind, id: &str, body: &mut Value) -> Result<(), Refusal> {
         let key = id.to_ascii_lowercase();
         let old = self.entries.get(&key).map(|e| e.body.clone());
         let keep = |pointer: &str| old.as_ref().and_then(|o| o.pointer(pointer)).cloned();
@@ -503,7 +510,7 @@ impl Store {
         id: &str,
         body: &mut Value,
         old: Option<&Value>,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Refusal> {
         let size = body
             .pointer("/properties/hardwareProfile/vmSize")
             .and_then(Value::as_str)
@@ -593,7 +600,7 @@ impl Store {
         id: &str,
         body: &mut Value,
         old: Option<&Value>,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Refusal> {
         let name = id.rsplit('/').next().unwrap_or_default();
         if uuid::Uuid::parse_str(name).is_err() {
             return Err(bad(
@@ -624,7 +631,7 @@ impl Store {
         if let Some(old) = old
             && (field(old, "principalId") != principal || field(old, "roleDefinitionId") != role)
         {
-            return Err(error(
+            return Err(refuse(
                 StatusCode::CONFLICT,
                 "RoleAssignmentUpdateNotPermitted",
                 "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
@@ -638,7 +645,7 @@ impl Store {
                 && field(&e.body, "scope") == scope.to_ascii_lowercase()
         });
         if duplicate {
-            return Err(error(
+            return Err(refuse(
                 StatusCode::CONFLICT,
                 "RoleAssignmentExists",
                 "The role assignment already exists.",
@@ -650,7 +657,7 @@ impl Store {
 
     /// Every reference must name something that exists, be provisioned, and (for public IPs
     /// and NICs) not already serve another resource.
-    fn check_references(&self, id: &str, body: &Value) -> Result<(), Response> {
+    fn check_references(&self, id: &str, body: &Value) -> Result<(), Refusal> {
         for reference in references(body) {
             if under(&reference, id) {
                 // One of its own sub-resources: must be in this very body.
@@ -713,7 +720,7 @@ impl Store {
     }
 
     /// A VNet's PUT states its subnets: listed ones are upserted, others deleted (if unused).
-    fn replace_subnets(&mut self, vnet: &str, body: &mut Value) -> Result<(), Response> {
+    fn replace_subnets(&mut self, vnet: &str, body: &mut Value) -> Result<(), Refusal> {
         let wanted = body["properties"]
             .as_object_mut()
             .and_then(|p| p.remove("subnets"));
@@ -774,7 +781,7 @@ impl Store {
             };
         };
         if entry.pending.is_some() {
-            return Err(error(
+            return Err(refuse(
                 StatusCode::CONFLICT,
                 "AnotherOperationInProgress",
                 format!(
@@ -970,7 +977,7 @@ fn body_kind(_: &Value) -> Kind {
     kinds::by_type("Microsoft.Authorization/roleAssignments").expect("known")
 }
 
-fn in_use(code: &str, id: &str, user: &str) -> Response {
+fn in_use(code: &str, id: &str, user: &str) -> Refusal {
     let name = id.rsplit('/').next().unwrap_or_default();
     bad(
         code,
@@ -980,7 +987,7 @@ fn in_use(code: &str, id: &str, user: &str) -> Response {
     )
 }
 
-fn invalid_reference(reference: &str, id: &str) -> Response {
+fn invalid_reference(reference: &str, id: &str) -> Refusal {
     bad(
         "InvalidResourceReference",
         format!(

@@ -195,7 +195,7 @@ async fn references_must_exist_and_in_use_objects_cannot_be_deleted() {
     );
     assert_eq!(
         server.ids(),
-        vec![format!("{rg}").to_ascii_lowercase()],
+        vec![rg.to_ascii_lowercase()],
         "the VNet took its subnet along"
     );
     let (s, _) = c.delete(&format!("{rg}?api-version=2021-04-01")).await;
