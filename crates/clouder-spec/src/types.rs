@@ -59,6 +59,10 @@ pub struct ClusterSpec {
     /// Cloud region; when absent, the context's region or the SDK's default is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Azure: the resource group to create everything in (default `<name>-rg`). An existing
+    /// group is used and kept; one clouder creates is deleted on terminate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
     /// The `clouder ctx` to take cloud account references from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
@@ -340,6 +344,7 @@ impl Cluster {
             spec: ClusterSpec {
                 provider,
                 region: None,
+                resource_group: None,
                 context: None,
                 network: Network::default(),
                 admin_cidrs: Vec::new(),
@@ -364,7 +369,7 @@ impl Cluster {
         let spec = &mut self.spec;
         let (cp_size, worker_size) = match spec.provider {
             Provider::Aws => ("t3.large", "t3.xlarge"),
-            Provider::Azure => ("Standard_D4s_v5", "Standard_D4s_v5"),
+            Provider::Azure => ("Standard_B4ms", "Standard_B4ms"),
             Provider::Ssh => ("", ""),
         };
         if spec.control_plane.size.is_empty() {

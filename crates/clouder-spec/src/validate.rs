@@ -41,6 +41,15 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
         bad("spec.region", format!("`{region}` is not a region name"));
     }
 
+    if spec.provider == Provider::Azure {
+        check_azure(cluster, &mut bad);
+    } else if spec.resource_group.is_some() {
+        bad(
+            "spec.resourceGroup",
+            "applies to provider azure only".into(),
+        );
+    }
+
     let net = &spec.network;
     let cidrs = [
         ("spec.network.vpcCidr", net.vpc_cidr),
@@ -427,5 +436,77 @@ mod tests {
         assert!(qualified_name("app").is_ok());
         assert!(qualified_name("Bad_Prefix/x").is_err());
         assert!(qualified_name("x/").is_err());
+    }
+}
+
+/// Azure names: locations are lowercase words (`eastus`), sizes `Standard_…`/`Basic_…`,
+/// images an alias, a `publisher:offer:sku:version` URN or an image resource id.
+fn check_azure(cluster: &Cluster, bad: &mut impl FnMut(&str, String)) {
+    let spec = &cluster.spec;
+    if let Some(region) = &spec.region
+        && !region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        bad(
+            "spec.region",
+            format!(
+                "`{region}` is not an Azure location (lowercase letters and digits, e.g. eastus, westeurope)"
+            ),
+        );
+    }
+    let size_ok = |s: &str| {
+        let rest = s
+            .strip_prefix("Standard_")
+            .or_else(|| s.strip_prefix("Basic_"));
+        rest.is_some_and(|r| {
+            !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    let sizes = std::iter::once((
+        "spec.controlPlane.size".to_string(),
+        &spec.control_plane.size,
+    ))
+    .chain(
+        spec.node_pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("spec.nodePools[{i}].size"), &p.size)),
+    );
+    for (path, size) in sizes {
+        if !size_ok(size) {
+            bad(
+                &path,
+                format!("`{size}` is not an Azure VM size (e.g. Standard_B4ms, Standard_D4s_v5)"),
+            );
+        }
+    }
+    let image = spec.image.as_str();
+    if !(IMAGE_ALIASES.contains(&image)
+        || image.starts_with("/subscriptions/")
+        || (image.split(':').count() == 4 && image.split(':').all(|p| !p.is_empty())))
+    {
+        bad(
+            "spec.image",
+            format!(
+                "`{image}` is neither an image alias ({}), a publisher:offer:sku:version URN, nor an image resource id",
+                IMAGE_ALIASES.join(", ")
+            ),
+        );
+    }
+    if let Some(rg) = &spec.resource_group
+        && (rg.is_empty()
+            || rg.len() > 90
+            || rg.ends_with('.')
+            || !rg
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.()".contains(c)))
+    {
+        bad(
+            "spec.resourceGroup",
+            format!(
+                "`{rg}` is not a resource group name (1-90 letters, digits, -_.(), not ending in .)"
+            ),
+        );
     }
 }

@@ -84,6 +84,9 @@ pub struct Context {
     /// AWS account id or Azure subscription id, once seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// Azure tenant id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// The operations every backend offers. Calls are short; async callers may call them directly.

@@ -378,8 +378,15 @@ pub enum Ctx {
         /// AWS shared-config profile.
         #[arg(long)]
         profile: Option<String>,
-        #[arg(short = 'r', long)]
+        /// AWS region or Azure location.
+        #[arg(short = 'r', long, visible_alias = "location")]
         region: Option<String>,
+        /// Azure subscription id.
+        #[arg(long)]
+        subscription: Option<String>,
+        /// Azure tenant id.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List contexts.
     Ls,

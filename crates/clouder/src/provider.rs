@@ -2,16 +2,49 @@
 
 use crate::Usage;
 use anyhow::{Context as _, Result};
-use clouder_aws::{AwsCloud, AwsInventory, ConnectOptions, Scope};
+use clouder_aws::AwsCloud;
+use clouder_azure::AzureCloud;
 use clouder_engine::{Graph, Inventory, calls::Calls};
 use clouder_spec::{Cluster, Provider};
 use clouder_state::Context;
 use std::sync::Arc;
 
+/// A connection to one cloud account.
+#[derive(Clone)]
+pub enum Cloud {
+    Aws(Arc<AwsCloud>),
+    Azure(Arc<AzureCloud>),
+}
+
+impl Cloud {
+    pub fn calls(&self) -> Calls {
+        match self {
+            Cloud::Aws(c) => c.calls(),
+            Cloud::Azure(c) => c.calls(),
+        }
+    }
+
+    /// The AWS region or Azure location.
+    pub fn region(&self) -> String {
+        match self {
+            Cloud::Aws(c) => c.region.clone(),
+            Cloud::Azure(c) => c.location.clone(),
+        }
+    }
+
+    /// The AWS account or Azure subscription id.
+    pub async fn account_id(&self) -> Result<String> {
+        match self {
+            Cloud::Aws(c) => Ok(c.account_id().await?),
+            Cloud::Azure(c) => Ok(c.subscription.clone()),
+        }
+    }
+}
+
 pub struct Target {
     pub graph: Graph,
     pub inventory: Box<dyn Inventory>,
-    pub cloud: Arc<AwsCloud>,
+    pub cloud: Cloud,
 }
 
 impl Target {
@@ -25,21 +58,36 @@ pub async fn connect_cloud(
     provider: Provider,
     region: Option<String>,
     context: Option<&Context>,
-) -> Result<Arc<AwsCloud>> {
+) -> Result<Cloud> {
+    let region = region.or_else(|| context.and_then(|c| c.region.clone()));
     match provider {
         Provider::Aws => {
-            let options = ConnectOptions {
-                region: region.or_else(|| context.and_then(|c| c.region.clone())),
+            let options = clouder_aws::ConnectOptions {
+                region,
                 profile: context.and_then(|c| c.profile.clone()),
             };
-            Ok(AwsCloud::connect(&options).await?)
+            Ok(Cloud::Aws(AwsCloud::connect(&options).await?))
         }
-        other => Err(Usage(format!(
-            "provider `{}` is not available in this build yet (aws is); see `clouder kubeadm create --help`",
-            other.as_str()
-        ))
+        Provider::Azure => {
+            let options = clouder_azure::ConnectOptions {
+                subscription: context.and_then(|c| c.account.clone()),
+                tenant: context.and_then(|c| c.tenant.clone()),
+                location: region,
+            };
+            Ok(Cloud::Azure(AzureCloud::connect(&options).await?))
+        }
+        Provider::Ssh => Err(Usage(
+            "provider `ssh` has no cloud to connect to; its hosts come from the spec".into(),
+        )
         .into()),
     }
+}
+
+/// What a cluster's teardown may take beyond its tagged objects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Teardown {
+    /// Azure: delete the resource group even when clouder did not create it.
+    pub delete_rg: bool,
 }
 
 /// The cluster's graph on its cloud. `need_key`: creating machines needs the SSH public key;
@@ -49,15 +97,39 @@ pub async fn connect(
     context: Option<&Context>,
     need_key: bool,
 ) -> Result<Target> {
+    connect_with(cluster, context, need_key, Teardown::default()).await
+}
+
+pub async fn connect_with(
+    cluster: &Cluster,
+    context: Option<&Context>,
+    need_key: bool,
+    teardown: Teardown,
+) -> Result<Target> {
     let cloud = connect_cloud(cluster.spec.provider, cluster.spec.region.clone(), context).await?;
     let public_key = if need_key {
         public_key(cluster)?
     } else {
         String::new()
     };
-    let scope = Scope::new(cloud.clone(), cluster.name());
-    let graph = clouder_aws::graph(scope.clone(), cluster, &public_key)?;
-    let inventory = Box::new(AwsInventory::new(scope));
+    let (graph, inventory): (Graph, Box<dyn Inventory>) = match &cloud {
+        Cloud::Aws(aws) => {
+            let scope = clouder_aws::Scope::new(aws.clone(), cluster.name());
+            let graph = clouder_aws::graph(scope.clone(), cluster, &public_key)?;
+            (graph, Box::new(clouder_aws::AwsInventory::new(scope)))
+        }
+        Cloud::Azure(azure) => {
+            let group = clouder_azure::resource_group_name(cluster);
+            let scope = clouder_azure::Scope::new(
+                azure.clone(),
+                cluster.name(),
+                &group,
+                teardown.delete_rg,
+            );
+            let graph = clouder_azure::graph(scope.clone(), cluster, &public_key)?;
+            (graph, Box::new(clouder_azure::AzureInventory::new(scope)))
+        }
+    };
     Ok(Target {
         graph,
         inventory,

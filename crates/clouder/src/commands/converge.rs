@@ -153,10 +153,13 @@ fn overlay(cluster: &mut Cluster, f: &SpecFlags) -> Result<bool> {
             })
             .collect::<Result<_, _>>()?;
     }
-    if f.resource_group.is_some() && spec.provider != Provider::Azure {
-        bail!(Usage(
-            "--resource-group applies to --provider azure only".into()
-        ));
+    if let Some(rg) = &f.resource_group {
+        if spec.provider != Provider::Azure {
+            bail!(Usage(
+                "--resource-group applies to --provider azure only".into()
+            ));
+        }
+        spec.resource_group = Some(rg.clone());
     }
     Ok(*cluster != before)
 }
@@ -268,7 +271,7 @@ pub(super) async fn converge(
     let record = |status: &str| ClusterRecord {
         name: name.to_string(),
         provider: cluster.spec.provider.as_str().to_string(),
-        region: Some(target.cloud.region.clone()),
+        region: Some(target.cloud.region()),
         context: ctx.as_ref().map(|c| c.name.clone()),
         spec: serde_json::to_value(&cluster).expect("spec serializes"),
         status: status.to_string(),
@@ -302,7 +305,7 @@ pub(super) async fn converge(
     store.unlock(name, &holder)?;
     let summary = result?;
     if summary.ok() {
-        write_reference(home, &store, &cluster, ctx.as_ref(), &target.cloud.region)?;
+        write_reference(home, &store, &cluster, ctx.as_ref(), &target.cloud.region())?;
     }
 
     let out = ApplyOutput {
@@ -399,7 +402,9 @@ fn write_reference(
         let attr = |k: &str| r.attrs.get(k).cloned().unwrap_or_default();
         serde_json::json!({ "name": attr("name"), "id": r.cloud_id, "public_ip": attr("public_ip"), "private_ip": attr("private_ip") })
     };
-    let instances = resources.iter().filter(|r| r.kind == "aws_instance");
+    let instances = resources
+        .iter()
+        .filter(|r| r.kind == "aws_instance" || r.kind == "azurerm_linux_virtual_machine");
     let (masters, workers): (Vec<_>, Vec<_>) = instances.partition(|r| {
         r.attrs.get("pool").and_then(|p| p.as_str())
             == Some(clouder_aws::resources::CONTROL_PLANE_POOL)
@@ -427,6 +432,7 @@ fn write_reference(
     );
     for (key, id) in [
         ("vpc_id", "vpc"),
+        ("vnet_id", "virtual-network"),
         ("subnet_id", "subnet"),
         ("security_group_id", "security-group"),
     ] {
@@ -439,11 +445,14 @@ fn write_reference(
         .flatten()
         .is_some_and(|r| r.setup_complete);
     let pool = cluster.spec.node_pools.first();
+    let azure = cluster.spec.provider == Provider::Azure;
     let json = crate::reference::KubeadmJson {
         cloud: cluster.spec.provider.as_str().into(),
         region: Some(region.to_string()),
         setup_complete,
         account_id: ctx.and_then(|c| c.account.clone()),
+        resource_group: azure.then(|| clouder_azure::resource_group_name(cluster)),
+        subscription_id: azure.then(|| ctx.and_then(|c| c.account.clone())).flatten(),
         requested_workers: Some(cluster.worker_count()),
         master_size: Some(cluster.spec.control_plane.size.clone()),
         node_size: pool.map(|p| p.size.clone()),

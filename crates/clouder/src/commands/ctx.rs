@@ -5,7 +5,7 @@ use crate::Usage;
 use crate::cli::{Ctx, Global};
 use crate::home::Home;
 use crate::output::{emit, table};
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clouder_spec::Provider;
 use clouder_state::{Context, StateStore};
 
@@ -17,15 +17,43 @@ pub fn run(home: &Home, g: &Global, command: Ctx) -> Result<()> {
             provider,
             profile,
             region,
+            subscription,
+            tenant,
         } => {
             let provider: Provider = provider.parse().map_err(Usage)?;
             clouder_spec::dns_label(&name, 63).map_err(|e| Usage(format!("context name: {e}")))?;
+            match provider {
+                Provider::Azure => {
+                    if profile.is_some() {
+                        bail!(Usage("--profile applies to --provider aws only".into()));
+                    }
+                    for (flag, id) in [("--subscription", &subscription), ("--tenant", &tenant)] {
+                        if let Some(id) = id
+                            && uuid_like(id).is_err()
+                        {
+                            bail!(Usage(format!(
+                                "{flag} {id}: expected a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+                            )));
+                        }
+                    }
+                    if subscription.is_none() {
+                        bail!(Usage("an Azure context needs --subscription ID".into()));
+                    }
+                }
+                _ if subscription.is_some() || tenant.is_some() => {
+                    bail!(Usage(
+                        "--subscription and --tenant apply to --provider azure only".into()
+                    ));
+                }
+                _ => {}
+            }
             let ctx = Context {
                 name: name.clone(),
                 provider: provider.as_str().into(),
                 profile,
                 region,
-                account: None,
+                account: subscription,
+                tenant,
             };
             store.put_context(&ctx)?;
             if home.current_context()?.is_none() {
@@ -93,16 +121,29 @@ pub fn run(home: &Home, g: &Global, command: Ctx) -> Result<()> {
             let ctx = existing(&store, &name)?;
             emit(g.output, &ctx, || {
                 format!(
-                    "Name:     {}\nProvider: {}\nProfile:  {}\nRegion:   {}\nAccount:  {}\n",
+                    "Name:     {}\nProvider: {}\nProfile:  {}\nRegion:   {}\nAccount:  {}\nTenant:   {}\n",
                     ctx.name,
                     ctx.provider,
                     ctx.profile.as_deref().unwrap_or("-"),
                     ctx.region.as_deref().unwrap_or("-"),
-                    ctx.account.as_deref().unwrap_or("(not seen yet)")
+                    ctx.account.as_deref().unwrap_or("(not seen yet)"),
+                    ctx.tenant.as_deref().unwrap_or("-")
                 )
             })
         }
     }
+}
+
+/// An Azure subscription or tenant id: 8-4-4-4-12 hex digits.
+fn uuid_like(id: &str) -> Result<(), ()> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let lengths = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip(lengths)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok { Ok(()) } else { Err(()) }
 }
 
 fn existing(store: &dyn StateStore, name: &str) -> Result<Context> {

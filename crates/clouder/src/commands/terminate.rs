@@ -8,7 +8,6 @@ use crate::output::emit;
 use crate::progress::Progress;
 use crate::provider;
 use anyhow::{Context as _, Result, bail};
-use clouder_aws::{AwsInventory, Scope};
 use clouder_engine::{ApplyOptions, DestroySummary, Graph, Inventory, calls::Calls, retry::Policy};
 use clouder_spec::{Cluster, Provider};
 use clouder_state::{StateStore, now};
@@ -37,7 +36,13 @@ pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<(
             let cluster: Cluster = serde_json::from_value(r.spec.clone())
                 .context("reading the cluster's last applied spec")?;
             let ctx = context(home, &store, r.context.as_deref())?;
-            let t = provider::connect(&cluster, ctx.as_ref(), false).await?;
+            let teardown = provider::Teardown {
+                delete_rg: args.delete_rg,
+            };
+            if args.delete_rg && cluster.spec.provider != Provider::Azure {
+                bail!(Usage("--delete-rg applies to Azure clusters only".into()));
+            }
+            let t = provider::connect_with(&cluster, ctx.as_ref(), false, teardown).await?;
             (t.graph, t.inventory, t.cloud)
         }
         None => {
@@ -48,8 +53,12 @@ pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<(
             };
             let ctx = context(home, &store, None)?;
             let cloud = provider::connect_cloud(Provider::Aws, Some(region), ctx.as_ref()).await?;
-            let inventory: Box<dyn Inventory> =
-                Box::new(AwsInventory::new(Scope::new(cloud.clone(), &name)));
+            let provider::Cloud::Aws(aws) = &cloud else {
+                unreachable!("connected to AWS")
+            };
+            let inventory: Box<dyn Inventory> = Box::new(clouder_aws::AwsInventory::new(
+                clouder_aws::Scope::new(aws.clone(), &name),
+            ));
             (Graph::new(), inventory, cloud)
         }
     };

@@ -188,3 +188,95 @@ pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&path, body).unwrap();
     path
 }
+
+/// The subscription every Azure test uses against the fake ARM server.
+pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-0000000000a1";
+pub const LOCATION: &str = "eastus";
+
+/// A fake Azure Resource Manager in this test's runtime, answering polls at once.
+pub async fn fake_arm() -> fake_arm::Server {
+    fake_arm::Server::start(
+        0,
+        fake_arm::Config {
+            op_retry_after_s: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("fake ARM starts")
+}
+
+/// `/subscriptions/SUB/resourceGroups/RG`, lower-cased as the fake keys ids.
+pub fn group_key(group: &str) -> String {
+    format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/{group}").to_ascii_lowercase()
+}
+
+/// Ids of everything inside resource group `group` (not the group itself), lower-cased.
+pub fn in_group(arm: &fake_arm::Server, group: &str) -> Vec<String> {
+    let prefix = format!("{}/", group_key(group));
+    arm.ids()
+        .into_iter()
+        .filter(|id| id.starts_with(&prefix))
+        .collect()
+}
+
+impl Env {
+    /// `clouder ARGS` against the fake ARM server at `endpoint`.
+    pub fn run_azure(&self, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut vars = vec![
+            ("CLOUDER_AZURE_ARM_ENDPOINT", endpoint),
+            ("CLOUDER_AZURE_TOKEN", "fake-token"),
+            ("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION),
+        ];
+        vars.extend_from_slice(env);
+        self.run_with(args, &vars)
+    }
+
+    pub fn ok_azure(&self, endpoint: &str, args: &[&str]) -> String {
+        let out = self.run_azure(endpoint, args, &[]);
+        assert!(
+            out.status.success(),
+            "clouder {args:?} failed:\n{}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// The arguments of `create NAME --provider azure` with test defaults.
+    pub fn azure_create_args(&self, name: &str, workers: u32, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "kubeadm",
+            "create",
+            name,
+            "--provider",
+            "azure",
+            "-r",
+            LOCATION,
+            "-w",
+            &workers.to_string(),
+            "--admin-cidr",
+            "203.0.113.7/32",
+            "--ssh-public-key",
+            self.key().to_str().unwrap(),
+            "-o",
+            "json",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// `create NAME --provider azure` against `endpoint`, as JSON.
+    pub fn create_azure(
+        &self,
+        endpoint: &str,
+        name: &str,
+        workers: u32,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let args = self.azure_create_args(name, workers, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        serde_json::from_str(&self.ok_azure(endpoint, &args)).unwrap()
+    }
+}

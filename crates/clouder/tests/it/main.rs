@@ -1,6 +1,8 @@
 //! End-to-end tests of the `clouder` binary against real peers (the moto server for AWS).
 //! One test binary, so the AWS SDK is linked once.
 
+mod azure;
+mod azure_resume;
 mod bad_input;
 mod harness;
 mod lifecycle;

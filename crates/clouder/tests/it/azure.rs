@@ -1,0 +1,602 @@
+//! `--provider azure` end to end against the fake ARM server: create → every object present,
+//! tagged and locked down → re-run makes no write → scale up and down → terminate leaves
+//! nothing; an existing resource group is kept; throttling and conflicts are retried.
+
+use crate::harness::*;
+use serde_json::Value;
+
+fn count(value: &Value, path: &str) -> u64 {
+    value
+        .pointer(path)
+        .and_then(|v| v.as_u64())
+        .unwrap_or_else(|| panic!("{path} missing in {value}"))
+}
+
+fn of_type<'a>(ids: &'a [String], ty: &str) -> Vec<&'a String> {
+    let needle = format!("/providers/{}/", ty.to_ascii_lowercase());
+    ids.iter()
+        .filter(|id| {
+            id.contains(&needle) && !id.split(&needle).nth(1).unwrap_or_default().contains('/')
+        })
+        .collect()
+}
+
+fn get(arm: &fake_arm::Server, group: &str, ty: &str, name: &str) -> Value {
+    let id = format!("{}/providers/{ty}/{name}", group_key(group));
+    arm.resource(&id)
+        .unwrap_or_else(|| panic!("{id} is missing; have {:?}", arm.ids()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_create_is_secure_converges_scales_and_terminate_leaves_nothing() {
+    let arm = fake_arm().await;
+    let endpoint = arm.endpoint();
+    let env = Env::new();
+    let name = "azlife";
+    let group = "azlife-rg";
+
+    let first = env.create_azure(&endpoint, name, 2, &[]);
+    // group, vnet, subnet, nsg, identity, role, lb ip, lb + 3 × (ip, nic, vm)
+    assert_eq!(count(&first, "/result/created"), 17, "{first}");
+
+    let ids = in_group(&arm, group);
+    assert_eq!(of_type(&ids, "Microsoft.Compute/virtualMachines").len(), 3);
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/networkInterfaces").len(),
+        3
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/publicIPAddresses").len(),
+        4
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Compute/disks").len(),
+        3,
+        "one OS disk per VM"
+    );
+
+    // Tags on the group clouder made, and on every tagged object.
+    let rg = arm.resource(&group_key(group)).unwrap();
+    assert_eq!(rg["tags"]["clouder.io/cluster"], name);
+    for ty in ["virtualNetworks", "networkSecurityGroups", "loadBalancers"] {
+        let v = &of_type(&ids, &format!("Microsoft.Network/{ty}"));
+        let body = arm.resource(v[0]).unwrap();
+        assert_eq!(body["tags"]["clouder.io/managed"], "true", "{body}");
+    }
+
+    // The NSG: SSH and the API server only from the admin CIDR, nothing from the internet.
+    let nsg = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkSecurityGroups",
+        "azlife-nsg",
+    );
+    let rules = nsg["properties"]["securityRules"].as_array().unwrap();
+    for rule in rules {
+        let p = &rule["properties"];
+        let sources: Vec<&str> = p["sourceAddressPrefixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        for source in &sources {
+            assert!(
+                !["*", "0.0.0.0/0", "Internet", "Any"].contains(source),
+                "open to the world: {rule}"
+            );
+        }
+        if ["22", "6443"].contains(&p["destinationPortRange"].as_str().unwrap()) {
+            assert_eq!(sources, ["203.0.113.7/32"], "{rule}");
+        } else {
+            assert_eq!(sources, ["10.0.0.0/16", "10.244.0.0/16"], "{rule}");
+        }
+    }
+    let subnet = get(
+        &arm,
+        group,
+        "Microsoft.Network/virtualNetworks",
+        "azlife-vnet/subnets/azlife-subnet",
+    );
+    assert!(
+        subnet["properties"]["networkSecurityGroup"]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/azlife-nsg")
+    );
+
+    // Machines: SSH key only, 100 GB disk deleted with the VM, the nodes' identity.
+    let master = get(
+        &arm,
+        group,
+        "Microsoft.Compute/virtualMachines",
+        "azlife-master",
+    );
+    let p = &master["properties"];
+    assert_eq!(p["hardwareProfile"]["vmSize"], "Standard_B4ms");
+    assert_eq!(p["storageProfile"]["osDisk"]["diskSizeGB"], 100);
+    assert_eq!(p["storageProfile"]["osDisk"]["deleteOption"], "Delete");
+    assert_eq!(
+        p["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"],
+        true
+    );
+    assert!(p["osProfile"].get("adminPassword").is_none());
+    let key = std::fs::read_to_string(env.key()).unwrap();
+    assert_eq!(
+        p["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"],
+        key.trim()
+    );
+    assert_eq!(
+        p["storageProfile"]["imageReference"]["offer"],
+        "ubuntu-24_04-lts"
+    );
+    let identity = get(
+        &arm,
+        group,
+        "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "azlife-identity",
+    );
+    let identity_id = identity["id"].as_str().unwrap();
+    assert!(
+        master["identity"]["userAssignedIdentities"]
+            .get(identity_id)
+            .is_some()
+    );
+    get(
+        &arm,
+        group,
+        "Microsoft.Compute/virtualMachines",
+        "azlife-node-1",
+    );
+
+    // The API load balancer: 6443 with a probe, the control plane in its pool.
+    let lb = get(&arm, group, "Microsoft.Network/loadBalancers", "azlife-lb");
+    assert_eq!(lb["sku"]["name"], "Standard");
+    let rule = &lb["properties"]["loadBalancingRules"][0]["properties"];
+    assert_eq!(
+        (rule["frontendPort"].as_u64(), rule["backendPort"].as_u64()),
+        (Some(6443), Some(6443))
+    );
+    assert_eq!(lb["properties"]["probes"][0]["properties"]["port"], 6443);
+    let nic = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkInterfaces",
+        "azlife-master-nic",
+    );
+    let pools =
+        &nic["properties"]["ipConfigurations"][0]["properties"]["loadBalancerBackendAddressPools"];
+    assert!(
+        pools[0]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("azlife-lb/backendAddressPools/control-plane")
+    );
+    let worker_nic = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkInterfaces",
+        "azlife-node-0-nic",
+    );
+    assert!(
+        worker_nic["properties"]["ipConfigurations"][0]["properties"]
+            .get("loadBalancerBackendAddressPools")
+            .is_none()
+    );
+
+    // The identity's role: Contributor on the cluster's group only.
+    let roles = of_type(&ids, "Microsoft.Authorization/roleAssignments");
+    assert_eq!(roles.len(), 1);
+    let role = arm.resource(roles[0]).unwrap();
+    assert_eq!(
+        role["properties"]["principalId"],
+        identity["properties"]["principalId"]
+    );
+    assert!(
+        role["properties"]["scope"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&group_key(group))
+    );
+    assert!(
+        role["properties"]["roleDefinitionId"]
+            .as_str()
+            .unwrap()
+            .ends_with("b24988ac-6180-42a0-ab88-20f7382dd24c")
+    );
+
+    // The same input again writes nothing.
+    let again = env.create_azure(&endpoint, name, 2, &[]);
+    assert_eq!(count(&again, "/calls/mutating"), 0, "{again}");
+    assert_eq!(count(&again, "/result/unchanged"), 17);
+    let plan: Value =
+        serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "plan", name, "-o", "json"]))
+            .unwrap();
+    assert_eq!(count(&plan, "/summary/unchanged"), 17, "{plan}");
+
+    // The reference's kubeadm.json knows the machines and the group.
+    let info: Value =
+        serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "info", name, "-o", "json"]))
+            .unwrap();
+    assert_eq!(info["cluster"]["status"], "ready", "{info}");
+
+    // Scale up by one machine (IP, NIC, VM), then down to one worker.
+    let up: Value = serde_json::from_str(&env.ok_azure(
+        &endpoint,
+        &["kubeadm", "scale", name, "-w", "3", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(count(&up, "/result/created"), 3, "{up}");
+    get(
+        &arm,
+        group,
+        "Microsoft.Compute/virtualMachines",
+        "azlife-node-2",
+    );
+    let down: Value = serde_json::from_str(&env.ok_azure(
+        &endpoint,
+        &["kubeadm", "scale", name, "-w", "1", "--force", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(count(&down, "/result/deleted"), 6, "{down}");
+    let ids = in_group(&arm, group);
+    assert_eq!(of_type(&ids, "Microsoft.Compute/virtualMachines").len(), 2);
+    assert_eq!(
+        of_type(&ids, "Microsoft.Compute/disks").len(),
+        2,
+        "disks go with their VMs"
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/publicIPAddresses").len(),
+        3
+    );
+
+    env.ok_azure(&endpoint, &["kubeadm", "terminate", name, "--force"]);
+    assert_eq!(
+        arm.ids(),
+        Vec::<String>::new(),
+        "nothing is left, the group included"
+    );
+    let listed: Value =
+        serde_json::from_str(&env.ok_azure(&endpoint, &["kubeadm", "ls", "-o", "json"])).unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+async fn put_group(endpoint: &str, group: &str) {
+    let url = format!(
+        "{endpoint}/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}?api-version=2021-04-01"
+    );
+    let response = reqwest::Client::new()
+        .put(url)
+        .bearer_auth("fake-token")
+        .json(&serde_json::json!({ "location": LOCATION, "tags": { "team": "data" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_resource_group_is_used_and_kept_unless_delete_rg() {
+    let arm = fake_arm().await;
+    let endpoint = arm.endpoint();
+    put_group(&endpoint, "shared").await;
+    let env = Env::new();
+
+    let created = env.create_azure(&endpoint, "azkeep", 1, &["-g", "shared"]);
+    assert_eq!(
+        count(&created, "/result/created"),
+        13,
+        "the group is found, not made: {created}"
+    );
+    assert_eq!(count(&created, "/result/unchanged"), 1);
+    assert!(!in_group(&arm, "shared").is_empty());
+    let group = arm.resource(&group_key("shared")).unwrap();
+    assert_eq!(
+        group["tags"],
+        serde_json::json!({ "team": "data" }),
+        "clouder leaves its tags alone"
+    );
+
+    env.ok_azure(&endpoint, &["kubeadm", "terminate", "azkeep", "--force"]);
+    assert_eq!(
+        in_group(&arm, "shared"),
+        Vec::<String>::new(),
+        "the cluster is gone"
+    );
+    assert!(
+        arm.resource(&group_key("shared")).is_some(),
+        "the group is kept"
+    );
+
+    env.create_azure(&endpoint, "azkeep", 1, &["-g", "shared"]);
+    env.ok_azure(
+        &endpoint,
+        &["kubeadm", "terminate", "azkeep", "--force", "--delete-rg"],
+    );
+    assert_eq!(
+        arm.ids(),
+        Vec::<String>::new(),
+        "--delete-rg took the group too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_server_errors_and_conflicts_are_retried_without_duplicates() {
+    let arm = fake_arm().await;
+    arm.set_config(fake_arm::Config {
+        throttle_every: 5,
+        retry_after_s: 1,
+        fail_every: 13,
+        conflict_every: 4,
+        op_retry_after_s: 0,
+        ..Default::default()
+    });
+    let endpoint = arm.endpoint();
+    let env = Env::new();
+    let result = env.create_azure(&endpoint, "azbusy", 1, &[]);
+    assert_eq!(count(&result, "/result/created"), 14, "{result}");
+    assert!(count(&result, "/calls/throttled") >= 1, "{result}");
+    let stats = arm.stats();
+    assert!(
+        stats.throttled >= 3 && stats.failed >= 1 && stats.conflicts >= 2,
+        "{stats:?}"
+    );
+
+    let ids = in_group(&arm, "azbusy-rg");
+    assert_eq!(
+        of_type(&ids, "Microsoft.Compute/virtualMachines").len(),
+        2,
+        "no duplicates: {ids:?}"
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/networkInterfaces").len(),
+        2
+    );
+    assert_eq!(
+        of_type(&ids, "Microsoft.Network/publicIPAddresses").len(),
+        3
+    );
+
+    env.ok_azure(&endpoint, &["kubeadm", "terminate", "azbusy", "--force"]);
+    assert_eq!(arm.ids(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
+    let arm = fake_arm().await;
+    let endpoint = arm.endpoint();
+    let env = Env::new();
+    // In a group clouder did not make (one it owns goes as a whole, foreign objects included).
+    put_group(&endpoint, "errgrp").await;
+    env.create_azure(&endpoint, "azerr", 0, &["-g", "errgrp"]);
+
+    // Someone else's NIC in the cluster's subnet: the VNet cannot go.
+    let group = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/errgrp");
+    let subnet = format!(
+        "{group}/providers/Microsoft.Network/virtualNetworks/azerr-vnet/subnets/azerr-subnet"
+    );
+    let foreign = format!(
+        "{group}/providers/Microsoft.Network/networkInterfaces/foreign?api-version=2024-05-01"
+    );
+    let http = reqwest::Client::new();
+    let nic = serde_json::json!({ "location": LOCATION, "properties": { "ipConfigurations": [
+        { "name": "ipconfig1", "properties": { "subnet": { "id": subnet } } } ] } });
+    let put = http
+        .put(format!("{endpoint}{foreign}"))
+        .bearer_auth("t")
+        .json(&nic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+
+    let out = env.run_azure(
+        &endpoint,
+        &["kubeadm", "terminate", "azerr", "--force"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("InUseSubnetCannotBeDeleted (400)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/virtualNetworks/azerr-vnet"),
+        "the resource id is named: {stderr}"
+    );
+    assert!(
+        stderr.contains("networkInterfaces/foreign"),
+        "ARM's message is kept: {stderr}"
+    );
+
+    // Once it is gone, terminate finishes.
+    let gone = http
+        .delete(format!("{endpoint}{foreign}"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 202);
+    env.ok_azure(&endpoint, &["kubeadm", "terminate", "azerr", "--force"]);
+    assert_eq!(arm.ids(), vec![group_key("errgrp")]);
+}
+
+#[test]
+fn azure_bad_input_is_refused_clearly_before_any_call() {
+    let env = Env::new();
+    let cases: [(&[&str], &[(&str, &str)], i32, &str); 6] = [
+        (
+            &["--node-size", "t3.large"],
+            &[],
+            2,
+            "spec.nodePools[0].size: `t3.large` is not an Azure VM size",
+        ),
+        (
+            &["--master-size", "Standard D4"],
+            &[],
+            2,
+            "spec.controlPlane.size",
+        ),
+        (
+            &["-r", "us-east-1"],
+            &[],
+            2,
+            "`us-east-1` is not an Azure location",
+        ),
+        (&["-g", "bad/group"], &[], 2, "spec.resourceGroup"),
+        (
+            &[],
+            &[("CLOUDER_AZURE_TOKEN", ""), ("PATH", "/nonexistent")],
+            1,
+            "no Azure credentials",
+        ),
+        (
+            &[],
+            &[("AZURE_SUBSCRIPTION_ID", "")],
+            1,
+            "no Azure subscription",
+        ),
+    ];
+    for (extra, vars, code, says) in cases {
+        let wire = Tripwire::new();
+        let mut args = env.azure_create_args("azbad", 1, &[]);
+        match extra {
+            // A region replaces the default one rather than repeating -r.
+            ["-r", region] => {
+                let at = args.iter().position(|a| a == LOCATION).unwrap();
+                args[at] = region.to_string();
+            }
+            extra => args.extend(extra.iter().map(|s| s.to_string())),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = env.run_azure(&wire.endpoint(), &args, vars);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{extra:?} {vars:?}: {stderr}"
+        );
+        assert!(stderr.contains(says), "expected `{says}` in: {stderr}");
+        assert!(!wire.touched(), "no call for {extra:?} {vars:?}");
+    }
+
+    // No admin CIDR: refused naming the flag.
+    let wire = Tripwire::new();
+    let key = env.key();
+    let out = env.run_azure(
+        &wire.endpoint(),
+        &[
+            "kubeadm",
+            "create",
+            "azopen",
+            "--provider",
+            "azure",
+            "-r",
+            LOCATION,
+            "--ssh-public-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--admin-cidr"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!wire.touched());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_azure_context_holds_the_subscription_and_location() {
+    let arm = fake_arm().await;
+    let endpoint = arm.endpoint();
+    let env = Env::new();
+    let tenant = "11111111-2222-3333-4444-555555555555";
+    for (args, says) in [
+        (
+            vec!["ctx", "add", "nosub", "--provider", "azure"],
+            "needs --subscription",
+        ),
+        (
+            vec![
+                "ctx",
+                "add",
+                "badsub",
+                "--provider",
+                "azure",
+                "--subscription",
+                "prod",
+            ],
+            "expected a GUID",
+        ),
+        (
+            vec![
+                "ctx",
+                "add",
+                "awssub",
+                "--provider",
+                "aws",
+                "--subscription",
+                SUBSCRIPTION,
+            ],
+            "azure only",
+        ),
+    ] {
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+    env.ok(&[
+        "ctx",
+        "add",
+        "azprod",
+        "--provider",
+        "azure",
+        "--subscription",
+        SUBSCRIPTION,
+        "--tenant",
+        tenant,
+        "--location",
+        "westeurope",
+    ]);
+    let shown: Value =
+        serde_json::from_str(&env.ok(&["ctx", "show", "azprod", "-o", "json"])).unwrap();
+    assert_eq!(shown["account"], SUBSCRIPTION);
+    assert_eq!(shown["tenant"], tenant);
+    assert_eq!(shown["region"], "westeurope");
+
+    // No subscription in the environment and no -r: both come from the context.
+    let key = env.key();
+    let out = env.run_azure(
+        &endpoint,
+        &[
+            "kubeadm",
+            "create",
+            "azctx",
+            "--provider",
+            "azure",
+            "-w",
+            "0",
+            "--admin-cidr",
+            "203.0.113.7/32",
+            "--ssh-public-key",
+            key.to_str().unwrap(),
+        ],
+        &[("AZURE_SUBSCRIPTION_ID", "")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let group = arm
+        .resource(&group_key("azctx-rg"))
+        .expect("made in the context's subscription");
+    assert_eq!(group["location"], "westeurope");
+    let out = env.run_azure(
+        &endpoint,
+        &["kubeadm", "terminate", "azctx", "--force"],
+        &[("AZURE_SUBSCRIPTION_ID", "")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(arm.ids(), Vec::<String>::new());
+}
