@@ -1,0 +1,97 @@
+//! Where checkpoint images are kept. Every backend is content-addressed: [`push`] asks for each
+//! blob first and uploads only what the backend does not hold, then writes the manifest last,
+//! so a failed push never leaves a manifest naming missing blobs.
+
+mod local;
+mod registry;
+
+pub use local::LocalDir;
+pub use registry::{Credentials, Registry};
+
+use crate::image::{Blob, Content, OciImage};
+use async_trait::async_trait;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{location} is unreachable: {reason}")]
+    Unreachable { location: String, reason: String },
+    #[error("{location} refused the credentials: {reason}")]
+    Auth { location: String, reason: String },
+    #[error("{location}: {operation} failed with {status}: {body}")]
+    Status {
+        location: String,
+        operation: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{location}: {operation}: {source}")]
+    Io {
+        location: String,
+        operation: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{location}: image {reference} not found")]
+    NotFound { location: String, reference: String },
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// One place checkpoint images are stored.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Where the images go, e.g. `localhost:5000/checkpoints` or `/var/lib/checkpoints`.
+    fn location(&self) -> String;
+    async fn has_blob(&self, digest: &str) -> Result<bool>;
+    async fn put_blob(&self, blob: &Blob, content: &Content) -> Result<()>;
+    async fn put_manifest(&self, tag: &str, manifest: &Blob, json: &bytes::Bytes) -> Result<()>;
+    /// Removes the tag's manifest (blobs are left to the backend's garbage collection).
+    async fn delete(&self, tag: &str) -> Result<()>;
+    /// How a runtime names the stored image (a registry reference) or where it is.
+    fn reference(&self, tag: &str, manifest_digest: &str) -> String;
+}
+
+/// What [`push`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PushReport {
+    pub reference: String,
+    pub manifest_digest: String,
+    /// Digests uploaded, and those the backend already held.
+    pub uploaded: Vec<String>,
+    pub skipped: Vec<String>,
+    pub bytes_uploaded: u64,
+}
+
+/// Stores `image` under `tag`: blobs the backend lacks, then the manifest.
+pub async fn push(backend: &dyn Backend, image: &OciImage, tag: &str) -> Result<PushReport> {
+    let mut report = PushReport {
+        reference: backend.reference(tag, &image.manifest.digest),
+        manifest_digest: image.manifest.digest.clone(),
+        ..Default::default()
+    };
+    for (blob, content) in &image.blobs {
+        if backend.has_blob(&blob.digest).await? {
+            report.skipped.push(blob.digest.clone());
+        } else {
+            backend.put_blob(blob, content).await?;
+            report.bytes_uploaded += blob.size;
+            report.uploaded.push(blob.digest.clone());
+        }
+    }
+    backend
+        .put_manifest(tag, &image.manifest, &image.manifest_json)
+        .await?;
+    Ok(report)
+}
+
+/// A blob's bytes as a request body, streamed from disk for the archive.
+async fn body(content: &Content) -> std::io::Result<reqwest::Body> {
+    Ok(match content {
+        Content::Bytes(bytes) => reqwest::Body::from(bytes.clone()),
+        Content::File(path) => {
+            let file = tokio::fs::File::open(path).await?;
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
+        }
+    })
+}
