@@ -23,6 +23,13 @@ fn counter(image: &str, pod: &api::PodSandboxConfig) -> api::ContainerConfig {
         image: Some(image_spec(image)),
         command: vec!["/bin/sh".into(), "-c".into(), COUNTER.into()],
         log_path: "counter/0.log".into(),
+        linux: Some(api::LinuxContainerConfig {
+            security_context: Some(api::LinuxContainerSecurityContext {
+                namespace_options: Some(support::namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         labels: HashMap::from([
             ("io.kubernetes.container.name".into(), "counter".into()),
             ("io.kubernetes.pod.name".into(), pod_name),

@@ -263,13 +263,7 @@ impl Node {
             ]),
             linux: Some(api::LinuxPodSandboxConfig {
                 security_context: Some(api::LinuxSandboxSecurityContext {
-                    // Each container in its own pid namespace, as the kubelet asks unless
-                    // shareProcessNamespace: restored pids cannot collide with the sandbox's.
-                    namespace_options: Some(api::NamespaceOption {
-                        network: api::NamespaceMode::Node as i32,
-                        pid: api::NamespaceMode::Container as i32,
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(namespaces()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -360,5 +354,15 @@ fn print_criu_logs(dir: &Path) {
                 }
             }
         }
+    }
+}
+
+/// The node's network, and a pid namespace per container as the kubelet asks unless the pod
+/// shares its process namespace: a restored process gets its own pids back, never colliding.
+pub fn namespaces() -> api::NamespaceOption {
+    api::NamespaceOption {
+        network: api::NamespaceMode::Node as i32,
+        pid: api::NamespaceMode::Container as i32,
+        ..Default::default()
     }
 }
