@@ -92,3 +92,10 @@ if [ ! -x "$registry_dir/usr/bin/docker-registry" ]; then
   mv "$registry_dir.partial" "$registry_dir"
   rm -rf "$apt_dir"
 fi
+
+# Azure Blob: Azurite (npm), in its own prefix.
+azurite_dir=${CLOUDER_TEST_AZURITE_DIR:-/var/tmp/clouder-peers/azurite}
+if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
+  mkdir -p "$azurite_dir"
+  npm install --silent --no-audit --no-fund --prefix "$azurite_dir" azurite@3 >/dev/null
+fi

@@ -6,6 +6,7 @@
 //! Azure Blob, uploading a blob only when the backend does not hold it yet.
 
 pub mod backend;
+pub mod catalogue;
 pub mod cri;
 pub mod image;
 

@@ -2,11 +2,15 @@
 //! blob first and uploads only what the backend does not hold, then writes the manifest last,
 //! so a failed push never leaves a manifest naming missing blobs.
 
+mod azure;
 mod local;
 mod registry;
+mod s3;
 
+pub use azure::{AccountKey, AzureBlob};
 pub use local::LocalDir;
 pub use registry::{Credentials, Registry};
+pub use s3::S3;
 
 use crate::image::{Blob, Content, OciImage};
 use async_trait::async_trait;
@@ -83,6 +87,17 @@ pub async fn push(backend: &dyn Backend, image: &OciImage, tag: &str) -> Result<
         .put_manifest(tag, &image.manifest, &image.manifest_json)
         .await?;
     Ok(report)
+}
+
+/// An error with its causes, e.g. "error sending request: connection refused".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
 }
 
 /// A blob's bytes as a request body, streamed from disk for the archive.
