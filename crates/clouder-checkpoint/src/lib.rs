@@ -9,6 +9,7 @@ pub mod backend;
 pub mod catalogue;
 pub mod cri;
 pub mod image;
+pub mod kubelet;
 
 pub use backend::{Backend, BackendError, PushReport, push};
 pub use image::{CheckpointImage, ImageError, Metadata, OciImage};

@@ -90,7 +90,7 @@ pub async fn push(backend: &dyn Backend, image: &OciImage, tag: &str) -> Result<
 }
 
 /// An error with its causes, e.g. "error sending request: connection refused".
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
