@@ -10,6 +10,8 @@ pub mod catalogue;
 pub mod cri;
 pub mod image;
 pub mod kubelet;
+#[doc(hidden)]
+pub mod testing;
 
 pub use backend::{Backend, BackendError, PushReport, push};
 pub use image::{CheckpointImage, ImageError, Metadata, OciImage};

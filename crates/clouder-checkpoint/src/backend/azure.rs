@@ -287,6 +287,6 @@ impl Backend for AzureBlob {
     }
 
     fn reference(&self, tag: &str, _manifest_digest: &str) -> String {
-        format!("{}/manifests/{tag}", self.location())
+        self.blob_url(&format!("manifests/{tag}"))
     }
 }

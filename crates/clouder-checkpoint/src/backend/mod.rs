@@ -56,6 +56,61 @@ pub trait Backend: Send + Sync {
     fn reference(&self, tag: &str, manifest_digest: &str) -> String;
 }
 
+/// Opens the backend a destination names:
+/// - `/path` or `oci:/path`: a local OCI image layout;
+/// - `s3://BUCKET[/PREFIX]`: S3, with the AWS SDK's usual credentials and `AWS_ENDPOINT_URL`;
+/// - `azblob://ACCOUNT/CONTAINER[/PREFIX]`: Azure Blob, key in `AZURE_STORAGE_KEY`, endpoint
+///   `AZURE_STORAGE_BLOB_ENDPOINT` (default `https://ACCOUNT.blob.core.windows.net`);
+/// - `HOST[:PORT]/REPOSITORY`: an OCI registry, credentials in `CLOUDER_REGISTRY_USERNAME` and
+///   `CLOUDER_REGISTRY_PASSWORD` when it asks for them.
+pub async fn open(destination: &str) -> Result<Box<dyn Backend>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(path) = destination
+        .strip_prefix("oci:")
+        .or(destination.starts_with('/').then_some(destination))
+    {
+        return Ok(Box::new(LocalDir::new(path)));
+    }
+    if destination.starts_with("s3://") {
+        return Ok(Box::new(S3::new(destination).await?));
+    }
+    if let Some(rest) = destination.strip_prefix("azblob://") {
+        let bad = |reason: &str| BackendError::Unreachable {
+            location: destination.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut parts = rest.splitn(3, '/');
+        let (Some(account), Some(container)) = (
+            parts.next().filter(|a| !a.is_empty()),
+            parts.next().filter(|c| !c.is_empty()),
+        ) else {
+            return Err(bad(
+                "an Azure Blob location is azblob://ACCOUNT/CONTAINER[/PREFIX]",
+            ));
+        };
+        let key = env("AZURE_STORAGE_KEY")
+            .ok_or_else(|| bad("set AZURE_STORAGE_KEY to the storage account's key"))?;
+        let key = AccountKey::from_base64(&key)
+            .map_err(|e| bad(&format!("AZURE_STORAGE_KEY is not base64: {e}")))?;
+        let endpoint = env("AZURE_STORAGE_BLOB_ENDPOINT")
+            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+        let backend = AzureBlob::new(
+            &endpoint,
+            account,
+            key,
+            container,
+            parts.next().unwrap_or(""),
+        );
+        backend.ensure_container().await?;
+        return Ok(Box::new(backend));
+    }
+    let credentials = env("CLOUDER_REGISTRY_USERNAME").map(|username| Credentials {
+        username,
+        password: env("CLOUDER_REGISTRY_PASSWORD").unwrap_or_default(),
+    });
+    Ok(Box::new(Registry::new(destination, credentials)?))
+}
+
 /// What [`push`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PushReport {

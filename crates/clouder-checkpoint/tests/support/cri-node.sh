@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A containerd node for tests: run as `unshare -m -p -f --kill-child cri-node.sh ROOTFS DIR`.
+# A containerd node for tests: run as `unshare -m -p -f --kill-child cri-node.sh ROOTFS DIR [CMD…]`
+# (CMD instead of containerd: the benchmark runs criu by hand there).
 # ROOTFS (containerd, runc, CRIU) stays untouched under an overlay whose writes go to DIR/upper;
 # the runtime's socket, state, pod logs and checkpoint archives are bind-mounted from DIR so the
 # test reads them from outside. DIR/config.toml is containerd's configuration.
 set -euo pipefail
 rootfs=$1 dir=$2
+shift 2
 root=$dir/root
 mount --make-rprivate /
 mkdir -p "$dir"/{upper,work,root,run,lib,pods,checkpoints}
@@ -34,4 +36,7 @@ cd "$root"
 mkdir -p .old-root
 pivot_root . .old-root
 umount -l /.old-root
+if [ $# -gt 0 ]; then
+  exec "$@"
+fi
 exec containerd --config /etc/containerd/config.toml --log-level info
