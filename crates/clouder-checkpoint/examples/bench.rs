@@ -6,7 +6,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use clouder_checkpoint::cri::{api, image_spec};
+use clouder_checkpoint::cri::api;
 use clouder_checkpoint::{CheckpointImage, backend::Registry, push};
 use std::collections::HashMap;
 use std::path::Path;
@@ -89,24 +89,7 @@ echo "counter: $(grep -v VmRSS /tmp/counter.log | tail -1)"
 }
 
 fn counter_config(image: &str) -> api::ContainerConfig {
-    api::ContainerConfig {
-        metadata: Some(api::ContainerMetadata {
-            name: "counter".into(),
-            attempt: 0,
-        }),
-        image: Some(image_spec(image)),
-        command: vec!["/bin/sh".into(), "-c".into(), counter_script()],
-        log_path: "counter/0.log".into(),
-        labels: HashMap::new(),
-        linux: Some(api::LinuxContainerConfig {
-            security_context: Some(api::LinuxContainerSecurityContext {
-                namespace_options: Some(support::namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    support::counter_container(image, &counter_script(), HashMap::new())
 }
 
 #[tokio::main]

@@ -112,7 +112,7 @@ impl KubeletClient {
             request = request.bearer_auth(token);
         }
         let endpoint = self.endpoint.clone();
-        let response = request.send().await.map_err(|e| {
+        let failed = |e: reqwest::Error| {
             if e.is_timeout() {
                 KubeletError::Timeout {
                     endpoint: endpoint.clone(),
@@ -124,21 +124,10 @@ impl KubeletClient {
                     reason: super::backend::error_chain(&e),
                 }
             }
-        })?;
+        };
+        let response = request.send().await.map_err(failed)?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| {
-            if e.is_timeout() {
-                KubeletError::Timeout {
-                    endpoint: endpoint.clone(),
-                    after: timeout + self.grace,
-                }
-            } else {
-                KubeletError::Unreachable {
-                    endpoint: endpoint.clone(),
-                    reason: super::backend::error_chain(&e),
-                }
-            }
-        })?;
+        let body = response.text().await.map_err(failed)?;
         classify(&endpoint, status, body.trim())
     }
 }

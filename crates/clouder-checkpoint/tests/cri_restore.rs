@@ -5,7 +5,7 @@
 
 mod support;
 
-use clouder_checkpoint::cri::{api, image_spec};
+use clouder_checkpoint::cri::api;
 use clouder_checkpoint::{CheckpointImage, backend::Registry, push};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,28 +15,12 @@ const COUNTER: &str = "i=0; while :; do echo $i; i=$((i+1)); sleep 0.2; done";
 
 fn counter(image: &str, pod: &api::PodSandboxConfig) -> api::ContainerConfig {
     let pod_name = pod.metadata.as_ref().unwrap().name.clone();
-    api::ContainerConfig {
-        metadata: Some(api::ContainerMetadata {
-            name: "counter".into(),
-            attempt: 0,
-        }),
-        image: Some(image_spec(image)),
-        command: vec!["/bin/sh".into(), "-c".into(), COUNTER.into()],
-        log_path: "counter/0.log".into(),
-        linux: Some(api::LinuxContainerConfig {
-            security_context: Some(api::LinuxContainerSecurityContext {
-                namespace_options: Some(support::namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        labels: HashMap::from([
-            ("io.kubernetes.container.name".into(), "counter".into()),
-            ("io.kubernetes.pod.name".into(), pod_name),
-            ("io.kubernetes.pod.namespace".into(), "default".into()),
-        ]),
-        ..Default::default()
-    }
+    let labels = HashMap::from([
+        ("io.kubernetes.container.name".into(), "counter".into()),
+        ("io.kubernetes.pod.name".into(), pod_name),
+        ("io.kubernetes.pod.namespace".into(), "default".into()),
+    ]);
+    support::counter_container(image, COUNTER, labels)
 }
 
 /// The counter values in a CRI log (`TIME STREAM TAG VALUE`) written at or after `since`.

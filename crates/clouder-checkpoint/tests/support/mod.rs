@@ -427,3 +427,30 @@ pub fn azurite() -> String {
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A container named `counter` running `script` with busybox's shell, its own pid namespace,
+/// logging to `counter/0.log`.
+pub fn counter_container(
+    image: &str,
+    script: &str,
+    labels: HashMap<String, String>,
+) -> api::ContainerConfig {
+    api::ContainerConfig {
+        metadata: Some(api::ContainerMetadata {
+            name: "counter".into(),
+            attempt: 0,
+        }),
+        image: Some(clouder_checkpoint::cri::image_spec(image)),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        log_path: "counter/0.log".into(),
+        labels,
+        linux: Some(api::LinuxContainerConfig {
+            security_context: Some(api::LinuxContainerSecurityContext {
+                namespace_options: Some(namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
