@@ -289,18 +289,18 @@ async fn restore_creates_a_pod_from_the_checkpoint_image_and_waits_until_it_runs
             play_kubelet(&pods, "web-0-restored", &["app"]).await;
         }
     });
-    let env_args = [
-        "checkpoint",
-        "restore",
-        "rs",
-        id.as_str(),
-        "--node",
-        "w-1",
-        "-o",
-        "json",
-    ];
+    let restore_id = id.clone();
     let out = tokio::task::spawn_blocking(move || {
-        let out = env.run(&env_args);
+        let out = env.run(&[
+            "checkpoint",
+            "restore",
+            "rs",
+            &restore_id,
+            "--node",
+            "w-1",
+            "-o",
+            "json",
+        ]);
         (env, out)
     })
     .await
