@@ -41,7 +41,7 @@ fn raw_criu() -> (f64, f64, u64) {
     let script = r#"set -e
 setsid sh /checkpoints/counter.sh </dev/null >/tmp/counter.log 2>&1 &
 sleep 4
-pid=$(pgrep -f counter.sh | head -1)
+pid=$!
 mkdir -p /checkpoints/raw
 t0=$(date +%s%N); criu dump -t $pid -D /checkpoints/raw --shell-job -o dump.log; t1=$(date +%s%N)
 t2=$(date +%s%N); criu restore -D /checkpoints/raw --shell-job -d -o restore.log; t3=$(date +%s%N)
