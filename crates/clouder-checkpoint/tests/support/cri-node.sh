@@ -22,7 +22,8 @@ mkdir -p "$root/etc/criu"
 printf 'log-file /var/lib/containerd/criu.log\nverbosity 4\n' > "$root/etc/criu/runc.conf"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
-mount -t tmpfs -o size=64m tmpfs "$root/tmp"
+# containerd stages CRIU images under /tmp while checkpointing: room for large processes.
+mount -t tmpfs -o size=4g tmpfs "$root/tmp"
 mount -t tmpfs -o size=16m,mode=755 tmpfs "$root/dev"
 for d in null zero full random urandom tty; do
   touch "$root/dev/$d"
