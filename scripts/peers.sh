@@ -53,3 +53,49 @@ if [ ! -x "$rootfs/usr/sbin/sshd" ]; then
   echo 'Acquire::Check-Valid-Until "false";' > "$rootfs.partial/etc/apt/apt.conf.d/99clouder-snapshot"
   mv "$rootfs.partial" "$rootfs"
 fi
+
+# Container checkpoint/restore: a copy of that root filesystem with containerd 2.1, runc and CRIU
+# 4.x from sid, iptables (CRIU locks the container's network with iptables-restore) and
+# busybox-static (the tests' images are made from it). Tests start containerd inside it.
+cri_rootfs=${CLOUDER_TEST_CRI_ROOTFS:-/var/tmp/clouder-rootfs/trixie-cri}
+if [ ! -x "$cri_rootfs/usr/bin/containerd" ] || [ ! -x "$cri_rootfs/usr/sbin/criu" ] \
+  || [ ! -x "$cri_rootfs/usr/bin/busybox" ]; then
+  rm -rf "$cri_rootfs.partial"
+  cp -a "$rootfs" "$cri_rootfs.partial"
+  mirror=$(grep -h '^URIs' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | cut -d' ' -f2)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  printf 'deb %s trixie main\ndeb %s sid main\n' "$mirror" "$mirror" > "$cri_rootfs.partial/etc/apt/sources.list"
+  printf 'APT::Default-Release "trixie";\n' > "$cri_rootfs.partial/etc/apt/apt.conf.d/98clouder-release"
+  cp /etc/resolv.conf "$cri_rootfs.partial/etc/resolv.conf"
+  chroot "$cri_rootfs.partial" apt-get update -qq >/dev/null
+  chroot "$cri_rootfs.partial" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -t sid containerd runc criu iptables busybox-static >/dev/null
+  chroot "$cri_rootfs.partial" apt-get clean
+  mv "$cri_rootfs.partial" "$cri_rootfs"
+fi
+
+# OCI registry: Debian sid's docker-registry (distribution 2.8, static enough for bookworm),
+# unpacked without touching this machine's apt setup.
+registry_dir=${CLOUDER_TEST_REGISTRY_DIR:-/var/tmp/clouder-peers/docker-registry}
+if [ ! -x "$registry_dir/usr/bin/docker-registry" ]; then
+  apt_dir=$(mktemp -d)
+  mirror=$(grep -h '^URIs' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | cut -d' ' -f2)
+  echo "deb ${mirror:-http://deb.debian.org/debian} sid main" > "$apt_dir/sources.list"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  apt_opts=(-oDir::Etc::sourcelist="$apt_dir/sources.list" -oDir::Etc::sourceparts=- \
+    -oDir::State::Lists="$apt_dir/lists" -oDir::Cache="$apt_dir/cache" -oAcquire::Check-Valid-Until=false -oAPT::Sandbox::User=root)
+  apt-get "${apt_opts[@]}" update -qq >/dev/null
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" download docker-registry >/dev/null)
+  rm -rf "$registry_dir.partial"
+  mkdir -p "$(dirname "$registry_dir")"
+  dpkg -x "$apt_dir"/docker-registry_*.deb "$registry_dir.partial"
+  mv "$registry_dir.partial" "$registry_dir"
+  rm -rf "$apt_dir"
+fi
+
+# Azure Blob: Azurite (npm), in its own prefix.
+azurite_dir=${CLOUDER_TEST_AZURITE_DIR:-/var/tmp/clouder-peers/azurite}
+if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
+  mkdir -p "$azurite_dir"
+  npm install --silent --no-audit --no-fund --prefix "$azurite_dir" azurite@3 >/dev/null
+fi

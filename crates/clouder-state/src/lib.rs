@@ -23,6 +23,8 @@ pub enum StateError {
     Sql(#[from] rusqlite::Error),
     #[error("state record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("this state backend does not keep {0}")]
+    Unsupported(&'static str),
     #[error(
         "cluster {cluster} is locked by {holder} (another clouder run?); if that run is gone, retry with --force-unlock"
     )]
@@ -89,6 +91,32 @@ pub struct Context {
     pub tenant: Option<String>,
 }
 
+/// One container checkpoint in the catalogue: what it is of and where its image is stored.
+/// Written only once the image is fully stored, so a record always names a complete image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// Unique, also the image's tag, e.g. `default.counter.app.20261125t180812z`.
+    pub id: String,
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The backend's location (`localhost:5000/checkpoints`, `s3://bucket/prefix`, a directory).
+    pub backend: String,
+    /// How a runtime pulls the image (`HOST/REPO@sha256:…`) or where it is.
+    pub reference: String,
+    pub manifest_digest: String,
+    /// The checkpointed container's own image, as `NAME@DIGEST`.
+    pub image: String,
+    pub size: u64,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
 /// The operations every backend offers. Calls are short; async callers may call them directly.
 pub trait StateStore: Send + Sync {
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<()>;
@@ -119,6 +147,21 @@ pub trait StateStore: Send + Sync {
     fn context(&self, name: &str) -> Result<Option<Context>>;
     fn contexts(&self) -> Result<Vec<Context>>;
     fn delete_context(&self, name: &str) -> Result<bool>;
+
+    /// The checkpoint catalogue. Backends that do not keep it say so.
+    fn put_checkpoint(&self, _checkpoint: &CheckpointRecord) -> Result<()> {
+        Err(StateError::Unsupported("checkpoints"))
+    }
+    fn checkpoint(&self, _id: &str) -> Result<Option<CheckpointRecord>> {
+        Err(StateError::Unsupported("checkpoints"))
+    }
+    /// A cluster's checkpoints, newest first.
+    fn checkpoints(&self, _cluster: &str) -> Result<Vec<CheckpointRecord>> {
+        Err(StateError::Unsupported("checkpoints"))
+    }
+    fn delete_checkpoint(&self, _id: &str) -> Result<bool> {
+        Err(StateError::Unsupported("checkpoints"))
+    }
 }
 
 /// Seconds since the Unix epoch.

@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_cluster ON journal (cluster, seq);
 CREATE TABLE IF NOT EXISTS locks (cluster TEXT PRIMARY KEY, holder TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS contexts (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id TEXT PRIMARY KEY, cluster TEXT NOT NULL, created_at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS checkpoints_cluster ON checkpoints (cluster, created_at);
 CREATE TABLE IF NOT EXISTS host_keys (
     cluster TEXT NOT NULL, address TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (cluster, address));
 ";
@@ -351,6 +354,48 @@ impl StateStore for SqliteStore {
                 .map(|n| n > 0)
         })
     }
+
+    fn put_checkpoint(&self, c: &CheckpointRecord) -> Result<()> {
+        let body = serde_json::to_string(c)?;
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO checkpoints (id, cluster, created_at, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET cluster = ?2, created_at = ?3, body = ?4",
+                params![c.id, c.cluster, c.created_at, body],
+            )
+            .map(drop)
+        })
+    }
+
+    fn checkpoint(&self, id: &str) -> Result<Option<CheckpointRecord>> {
+        let body: Option<String> = self.with(|db| {
+            db.query_row("SELECT body FROM checkpoints WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+        })?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    fn checkpoints(&self, cluster: &str) -> Result<Vec<CheckpointRecord>> {
+        let bodies: Vec<String> = self.with(|db| {
+            let mut stmt = db.prepare(
+                "SELECT body FROM checkpoints WHERE cluster = ?1 ORDER BY created_at DESC, id DESC",
+            )?;
+            stmt.query_map([cluster], |r| r.get(0))?.collect()
+        })?;
+        bodies
+            .iter()
+            .map(|b| Ok(serde_json::from_str(b)?))
+            .collect()
+    }
+
+    fn delete_checkpoint(&self, id: &str) -> Result<bool> {
+        self.with(|db| {
+            db.execute("DELETE FROM checkpoints WHERE id = ?1", [id])
+                .map(|n| n > 0)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +414,43 @@ mod tests {
             created_at: 1,
             updated_at: 2,
         }
+    }
+
+    #[test]
+    fn checkpoints_round_trip_newest_first_per_cluster() {
+        let store = SqliteStore::in_memory().unwrap();
+        let checkpoint = |id: &str, cluster: &str, at: i64| CheckpointRecord {
+            id: id.into(),
+            cluster: cluster.into(),
+            namespace: "default".into(),
+            pod: "web".into(),
+            container: "app".into(),
+            node: Some("node-1".into()),
+            backend: "localhost:5000/checkpoints".into(),
+            reference: format!("localhost:5000/checkpoints@sha256:{id}"),
+            manifest_digest: format!("sha256:{id}"),
+            image: "localhost:5000/app@sha256:00".into(),
+            size: 42,
+            labels: [("reason".to_string(), "drain".to_string())].into(),
+            created_at: at,
+        };
+        store.put_checkpoint(&checkpoint("old", "a", 1)).unwrap();
+        store.put_checkpoint(&checkpoint("new", "a", 2)).unwrap();
+        store.put_checkpoint(&checkpoint("other", "b", 3)).unwrap();
+        let ids: Vec<_> = store
+            .checkpoints("a")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["new", "old"]);
+        assert_eq!(
+            store.checkpoint("old").unwrap(),
+            Some(checkpoint("old", "a", 1))
+        );
+        assert!(store.delete_checkpoint("old").unwrap());
+        assert!(!store.delete_checkpoint("old").unwrap());
+        assert_eq!(store.checkpoint("old").unwrap(), None);
     }
 
     #[test]

@@ -66,6 +66,98 @@ pub enum Command {
     /// Run helm against a cluster: `clouder helm NAME ARGS…`.
     #[command(after_help = "Example:\n  clouder helm demo list -A")]
     Helm(PassThrough),
+    /// Checkpoint running containers into OCI images, list them, restore them.
+    #[command(subcommand)]
+    Checkpoint(Checkpoint),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Checkpoint {
+    /// Checkpoint a running container into an OCI checkpoint image and store it.
+    #[command(
+        after_help = "Destinations (--to or CLOUDER_CHECKPOINT_TO):\n  HOST[:PORT]/REPO              an OCI registry (CLOUDER_REGISTRY_USERNAME/_PASSWORD)\n  /path or oci:/path            a local OCI image layout\n  s3://BUCKET[/PREFIX]          S3 (the AWS SDK's credentials)\n  azblob://ACCOUNT/CONTAINER    Azure Blob (AZURE_STORAGE_KEY)\n\nExamples:\n  clouder checkpoint create demo -n shop web-0 -c app --to registry.example.com/checkpoints\n  clouder checkpoint create demo -n shop web-0 --archive ./checkpoint.tar --keep 3"
+    )]
+    Create(CheckpointCreateArgs),
+    /// Checkpoints in the catalogue, newest first.
+    #[command(after_help = "Example:\n  clouder checkpoint ls demo -o json")]
+    Ls(CheckpointLsArgs),
+    /// One checkpoint's record.
+    Show(CheckpointIdArgs),
+    /// Delete a checkpoint's image from its backend and forget it.
+    Rm(CheckpointIdArgs),
+    /// Run a checkpoint again: a new pod whose container image is the checkpoint image.
+    #[command(
+        after_help = "Example:\n  clouder checkpoint restore demo shop.web-0.app.20261125t180812345z --name web-0-restored"
+    )]
+    Restore(CheckpointRestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointCreateArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The pod.
+    pub pod: String,
+    /// The pod's namespace.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// The container (default: the pod's only or first container).
+    #[arg(short, long)]
+    pub container: Option<String>,
+    /// Where to store the image.
+    #[arg(long, env = "CLOUDER_CHECKPOINT_TO")]
+    pub to: String,
+    /// Seconds the runtime may take to checkpoint.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// A label on the checkpoint, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Use this checkpoint archive (already taken) instead of asking the kubelet.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
+    /// Keep at most N checkpoints of this container (older ones are deleted).
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// Delete this container's checkpoints older than this many hours.
+    #[arg(long)]
+    pub max_age_hours: Option<u64>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointLsArgs {
+    /// The cluster (default: the default cluster).
+    pub cluster: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointIdArgs {
+    /// The checkpoint's id (see `clouder checkpoint ls`).
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointRestoreArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The checkpoint's id.
+    pub id: String,
+    /// The new pod's name (default: the checkpointed pod's, with `-restored`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The node to restore on (default: the scheduler's choice).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Seconds to wait for the restored container to run.
+    #[arg(long, default_value_t = 300)]
+    pub wait: u64,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! One module per group of commands; shared helpers for names, confirmation and state.
 
 mod bootstrap;
+mod checkpoint;
 mod converge;
 mod ctx;
 mod inspect;
@@ -80,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ctx(c) => ctx::run(&home, g, c),
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
+        Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
     }
 }
 

@@ -4,6 +4,7 @@
 mod azure;
 mod azure_resume;
 mod bad_input;
+mod checkpoint;
 mod harness;
 mod lifecycle;
 mod local;

@@ -241,7 +241,7 @@ fn kubectl_passes_its_exit_code_through_and_a_missing_tool_says_how_to_install_i
 }
 
 /// A reference-layout cluster whose kubeconfig points at a running clouder-testkube.
-async fn adopted(env: &Env, name: &str) -> clouder_testkube::TestKube {
+pub async fn adopted(env: &Env, name: &str) -> clouder_testkube::TestKube {
     let kube = clouder_testkube::TestKube::start().await.unwrap();
     let dir = env.home().join("kubeadm").join(name);
     std::fs::create_dir_all(&dir).unwrap();

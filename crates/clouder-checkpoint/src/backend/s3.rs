@@ -1,0 +1,201 @@
+//! An S3 bucket (or prefix) laid out like an OCI image layout: `PREFIX/blobs/sha256/HEX` and
+//! `PREFIX/manifests/TAG`. The archive is streamed from disk; credentials come from the AWS SDK's
+//! usual chain (environment, profile, instance role), never from clouder's state.
+
+use super::{Backend, BackendError, Result};
+use crate::image::{Blob, Content};
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+pub struct S3 {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3 {
+    /// `s3://BUCKET[/PREFIX]`. Path-style addressing, so S3-compatible servers work too.
+    pub async fn new(url: &str) -> Result<Self> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Self::with_config(url, &config)
+    }
+
+    /// As [`S3::new`], with an explicit SDK configuration (endpoint, credentials, region).
+    pub fn with_config(url: &str, config: &aws_config::SdkConfig) -> Result<Self> {
+        let rest = url
+            .strip_prefix("s3://")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| BackendError::Unreachable {
+                location: url.to_string(),
+                reason: "an S3 location is s3://BUCKET[/PREFIX]".to_string(),
+            })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let s3 = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build();
+        Ok(S3 {
+            client: aws_sdk_s3::Client::from_conf(s3),
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    fn key(&self, path: &str) -> String {
+        if self.prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.prefix)
+        }
+    }
+
+    fn blob_key(&self, digest: &str) -> String {
+        self.key(&format!("blobs/{}", digest.replacen(':', "/", 1)))
+    }
+
+    /// Maps an SDK error: no connection is "unreachable", 401/403 are credentials, the rest
+    /// carries S3's status and code.
+    fn error<E>(
+        &self,
+        operation: &str,
+        e: aws_sdk_s3::error::SdkError<E, HttpResponse>,
+    ) -> BackendError
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        use aws_sdk_s3::error::SdkError;
+        let location = self.location();
+        match &e {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => BackendError::Unreachable {
+                location,
+                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            },
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let err = service.err();
+                let body = format!(
+                    "{}: {}",
+                    err.code().unwrap_or("error"),
+                    err.message().unwrap_or_default()
+                );
+                if status == 401 || status == 403 {
+                    BackendError::Auth {
+                        location,
+                        reason: format!("{operation}: {body}"),
+                    }
+                } else {
+                    BackendError::Status {
+                        location,
+                        operation: operation.to_string(),
+                        status,
+                        body,
+                    }
+                }
+            }
+            _ => BackendError::Unreachable {
+                location,
+                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for S3 {
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    async fn has_blob(&self, digest: &str) -> Result<bool> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.blob_key(digest))
+            .send()
+            .await;
+        match head {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(self.error("checking a blob", e)),
+        }
+    }
+
+    async fn put_blob(&self, blob: &Blob, content: &Content) -> Result<()> {
+        let body = match content {
+            Content::Bytes(bytes) => ByteStream::from(bytes.to_vec()),
+            Content::File(path) => {
+                ByteStream::from_path(path)
+                    .await
+                    .map_err(|e| BackendError::Io {
+                        location: self.location(),
+                        operation: format!("reading {}", path.display()),
+                        source: std::io::Error::other(e),
+                    })?
+            }
+        };
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.blob_key(&blob.digest))
+            .content_type(&blob.media_type)
+            .content_length(blob.size as i64)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.error(&format!("uploading blob {}", blob.digest), e))?;
+        Ok(())
+    }
+
+    async fn put_manifest(&self, tag: &str, manifest: &Blob, json: &bytes::Bytes) -> Result<()> {
+        self.put_blob(manifest, &Content::Bytes(json.clone()))
+            .await?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(&format!("manifests/{tag}")))
+            .content_type(&manifest.media_type)
+            .body(ByteStream::from(json.to_vec()))
+            .send()
+            .await
+            .map_err(|e| self.error(&format!("writing manifest {tag}"), e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, tag: &str) -> Result<()> {
+        let key = self.key(&format!("manifests/{tag}"));
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await;
+        match head {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
+                return Err(BackendError::NotFound {
+                    location: self.location(),
+                    reference: tag.to_string(),
+                });
+            }
+            Err(e) => return Err(self.error(&format!("resolving {tag}"), e)),
+        }
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error(&format!("deleting {tag}"), e))?;
+        Ok(())
+    }
+
+    fn reference(&self, tag: &str, _manifest_digest: &str) -> String {
+        format!("{}/manifests/{tag}", self.location())
+    }
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Checkpoint/restore benchmark, by hand: raw criu vs clouder's CRI + OCI image + registry path
+# for a counter with ~100 MiB of touched memory. Needs root (namespaces) and scripts/peers.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/peers.sh
+cargo run -q -p clouder-checkpoint --example bench
