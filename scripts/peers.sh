@@ -14,6 +14,9 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+# Booted lab hosts reach the Debian registry through a NAT on this machine.
+[ -x /usr/sbin/iptables ] || missing+=(iptables)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -48,7 +51,7 @@ if [ ! -x "$rootfs/usr/sbin/sshd" ]; then
   mirror=$(grep -h '^URIs' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | cut -d' ' -f2)
   rm -rf "$rootfs.partial"
   mkdir -p "$(dirname "$rootfs")"
-  debootstrap --variant=minbase --include=ca-certificates,openssh-server,iproute2,procps,kmod,util-linux \
+  debootstrap --variant=minbase --include=ca-certificates,openssh-server,systemd,iproute2,procps,kmod,util-linux \
     trixie "$rootfs.partial" "${mirror:-http://deb.debian.org/debian}" >/dev/null
   echo 'Acquire::Check-Valid-Until "false";' > "$rootfs.partial/etc/apt/apt.conf.d/99clouder-snapshot"
   mv "$rootfs.partial" "$rootfs"
