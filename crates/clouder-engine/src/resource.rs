@@ -1,3 +1,4 @@
+use crate::terraform::Terraform;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -114,6 +115,11 @@ pub trait Resource: Send + Sync {
         Ok(found.clone())
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error>;
+    /// This resource as Terraform blocks (see [`crate::terraform`]); `None` when it has no
+    /// rendering, which makes an export fail rather than silently leave it out.
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        Ok(None)
+    }
 }
 
 /// An object that carries the cluster's tags, as a provider's sweep lists it.
