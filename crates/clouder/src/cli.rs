@@ -146,6 +146,11 @@ pub enum Kubeadm {
     /// Upgrade kubelet, kubeadm and kubectl to the target version on all nodes.
     #[command(after_help = "Example:\n  clouder kubeadm upgrade-kubelet demo -u ubuntu")]
     UpgradeKubelet(SshTarget),
+    /// Write the cluster's infrastructure as Terraform JSON (*.tf.json) into a directory.
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm export-terraform -f cluster.yaml --dir infra/\n  clouder kubeadm export-terraform demo --dir infra/ && terraform -chdir=infra init"
+    )]
+    ExportTerraform(ExportTerraformArgs),
     /// Record a cluster of a reference CLOUDER_HOME (kubeadm/NAME/kubeadm.json) in clouder's state.
     #[command(after_help = "Example:\n  clouder kubeadm import legacy")]
     Import(RequiredName),
@@ -240,6 +245,17 @@ pub struct PlanArgs {
     pub file: Option<PathBuf>,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportTerraformArgs {
+    /// Cluster name (its last applied spec); or use -f.
+    pub name: Option<String>,
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Directory to write the module into (created if missing). `-o` is the output format.
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -25,19 +25,7 @@ pub async fn apply(home: &Home, g: &Global, args: ApplyArgs) -> Result<()> {
 }
 
 pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
-    let cluster = match (&args.file, args.name) {
-        (Some(file), None) => spec_from(Some(file), None, &SpecFlags::default())?,
-        (None, name) => {
-            let name = resolve_name(home, name)?;
-            let record = home
-                .store()?
-                .cluster(&name)?
-                .ok_or_else(|| Usage(format!("no cluster `{name}` in local state; use -f FILE")))?;
-            serde_json::from_value(record.spec)
-                .context("reading the cluster's last applied spec")?
-        }
-        (Some(_), Some(_)) => bail!(Usage("give a cluster name or -f FILE, not both".into())),
-    };
+    let cluster = named_or_file(home, args.name, args.file.as_deref())?;
     let store = home.store()?;
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
     let target = provider::connect(&cluster, ctx.as_ref(), false).await?;
@@ -51,6 +39,26 @@ pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
     .await?;
     progress.finish();
     print_plan(g, cluster.name(), &planned, target.calls())
+}
+
+/// The spec of `-f FILE`, or the last applied spec of the named (or default) cluster.
+pub(super) fn named_or_file(
+    home: &Home,
+    name: Option<String>,
+    file: Option<&Path>,
+) -> Result<Cluster> {
+    match (file, name) {
+        (Some(file), None) => spec_from(Some(file), None, &SpecFlags::default()),
+        (None, name) => {
+            let name = resolve_name(home, name)?;
+            let record = home
+                .store()?
+                .cluster(&name)?
+                .ok_or_else(|| Usage(format!("no cluster `{name}` in local state; use -f FILE")))?;
+            serde_json::from_value(record.spec).context("reading the cluster's last applied spec")
+        }
+        (Some(_), Some(_)) => bail!(Usage("give a cluster name or -f FILE, not both".into())),
+    }
 }
 
 /// Reads the spec file (if any), then lays the flags over it and validates the result.

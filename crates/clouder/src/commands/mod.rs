@@ -8,6 +8,7 @@ mod passthrough;
 mod pending;
 mod scale;
 mod terminate;
+mod terraform;
 
 use crate::Usage;
 use crate::cli::{Cli, Command, Kubeadm};
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
             Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
             Kubeadm::Schema => inspect::schema(),
+            Kubeadm::ExportTerraform(args) => terraform::export(&home, g, args),
             Kubeadm::Import(args) => inspect::import(&home, g, &args.name),
             Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
             Kubeadm::Setup(a) => {

@@ -8,4 +8,5 @@ mod local;
 mod parity;
 mod resume;
 mod ssh_provider;
+mod terraform;
 mod workflows;
