@@ -25,4 +25,4 @@ pub use destroy::{DestroySummary, destroy};
 pub use graph::{Graph, GraphError};
 pub use plan::{Action, Plan, PlanItem, plan};
 pub use report::{Event, Reporter, Silent};
-pub use resource::{Error, Inventory, Observed, Outputs, Resource, Tagged};
+pub use resource::{Billable, Error, Inventory, Observed, Outputs, Resource, Tagged};

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
     InstanceMetadataOptionsRequest, InstanceStateName, InstanceType, ResourceType, Tag, VolumeType,
 };
 use clouder_engine::terraform::Terraform;
-use clouder_engine::{Error, Observed, Outputs, Resource};
+use clouder_engine::{Billable, Error, Observed, Outputs, Resource};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,6 +281,19 @@ impl Resource for Instance {
             .await
             .map_err(|e| classify(&format!("starting {}", self.name), e))?;
         Ok(found.clone().with("state", "pending"))
+    }
+    fn billing(&self) -> Vec<Billable> {
+        vec![
+            Billable::Machine {
+                size: self.size.clone(),
+            },
+            Billable::Disk {
+                class: "gp3".into(),
+                gb: self.disk_gb,
+            },
+            // The subnet maps a public address onto every machine.
+            Billable::PublicIpv4,
+        ]
     }
     /// The machines of this one's pool as one `count`ed block: every machine of the pool renders
     /// the same block, with names and ids templated over `count.index`.

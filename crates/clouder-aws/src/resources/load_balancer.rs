@@ -6,7 +6,7 @@ use crate::terraform::{local, names, reference, tags};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Tag};
 use clouder_engine::terraform::Terraform;
-use clouder_engine::{Error, Observed, Outputs, Resource};
+use clouder_engine::{Billable, Error, Observed, Outputs, Resource};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -100,6 +100,15 @@ impl Resource for LoadBalancer {
             .ok_or_else(|| Error::permanent("CreateLoadBalancer returned no load balancer"))?;
         Ok(Observed::new(lb.load_balancer_arn().unwrap_or_default())
             .with("dns_name", lb.dns_name().unwrap_or_default()))
+    }
+    /// An internet-facing network load balancer in one subnet: its hours and one public address.
+    fn billing(&self) -> Vec<Billable> {
+        vec![
+            Billable::LoadBalancer {
+                class: "network".into(),
+            },
+            Billable::PublicIpv4,
+        ]
     }
     fn terraform(&self) -> Result<Option<Terraform>, Error> {
         let s = &self.scope;
