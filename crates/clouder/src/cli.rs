@@ -58,6 +58,9 @@ pub enum Command {
     /// Named cloud accounts (references only; credentials stay with the cloud's own tools).
     #[command(subcommand)]
     Ctx(Ctx),
+    /// What a cluster costs: estimates from the plan, or from what exists.
+    #[command(subcommand)]
+    Cost(Cost),
     /// Run kubectl against a cluster: `clouder kubectl [NAME] ARGS…` (NAME defaults to the default cluster).
     #[command(
         after_help = "Examples:\n  clouder kubectl demo get nodes\n  clouder kubectl get pods -A   # the default cluster"
@@ -235,6 +238,9 @@ pub struct RunFlags {
     /// Break a lock left by a run that died.
     #[arg(long)]
     pub force_unlock: bool,
+    /// With --dry-run: add the cost estimate of the cluster the plan converges to.
+    #[arg(long, requires = "dry_run")]
+    pub cost: bool,
 }
 
 #[derive(Args, Debug)]
@@ -245,6 +251,9 @@ pub struct PlanArgs {
     pub file: Option<PathBuf>,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Add the cost estimate of the cluster the plan converges to.
+    #[arg(long)]
+    pub cost: bool,
 }
 
 #[derive(Args, Debug)]
@@ -382,6 +391,32 @@ pub struct UseArgs {
     /// Print only `export KUBECONFIG=…`, for `eval`.
     #[arg(long)]
     pub print_export: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cost {
+    /// The cost of what exists of a cluster now, per resource, hourly and for 30 days.
+    #[command(after_help = "Example:\n  clouder cost show demo -o json")]
+    Show {
+        name: Option<String>,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Update the local price cache from saved price-API responses (AWS Price List
+    /// `get-products` for AmazonEC2, Azure Retail Prices pages).
+    #[command(
+        after_help = "Examples:\n  aws pricing get-products --region us-east-1 --service-code AmazonEC2 \\\n    --filters Type=TERM_MATCH,Field=regionCode,Value=eu-west-1 Type=TERM_MATCH,Field=operatingSystem,Value=Linux > aws.json\n  curl -s \"https://prices.azure.com/api/retail/prices?\\$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20armRegionName%20eq%20'eastus'\" > azure.json\n  clouder cost refresh --aws aws.json --azure azure.json"
+    )]
+    Refresh {
+        /// A saved AWS Price List GetProducts response (repeatable).
+        #[arg(long = "aws", value_name = "FILE")]
+        aws: Vec<PathBuf>,
+        /// A saved Azure Retail Prices page (repeatable).
+        #[arg(long = "azure", value_name = "FILE")]
+        azure: Vec<PathBuf>,
+    },
+    /// The price table in use: its source and date.
+    Table,
 }
 
 #[derive(Subcommand, Debug)]

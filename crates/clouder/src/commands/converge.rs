@@ -8,6 +8,7 @@ use crate::output::{emit, table};
 use crate::progress::Progress;
 use crate::provider;
 use anyhow::{Context as _, Result, bail};
+use clouder_cost::Estimate;
 use clouder_engine::{ApplyOptions, ApplySummary, Plan, calls::Calls, retry::Policy};
 use clouder_spec::{Cluster, NodePool, Provider};
 use clouder_state::{ClusterRecord, StateStore, now};
@@ -38,7 +39,17 @@ pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
     )
     .await?;
     progress.finish();
-    print_plan(g, cluster.name(), &planned, target.calls())
+    let cost = if args.cost {
+        Some(super::cost::of_graph(
+            home,
+            &target.graph,
+            "aws",
+            &target.cloud.region,
+        )?)
+    } else {
+        None
+    };
+    print_plan(g, cluster.name(), &planned, target.calls(), cost)
 }
 
 /// The spec of `-f FILE`, or the last applied spec of the named (or default) cluster.
@@ -175,6 +186,9 @@ struct PlanOutput<'a> {
     summary: Counts,
     items: &'a [clouder_engine::PlanItem],
     calls: Calls,
+    /// With --cost: the estimate of the cluster the plan converges to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<Estimate>,
 }
 
 #[derive(Serialize)]
@@ -194,12 +208,19 @@ fn counts(plan: &Plan) -> Counts {
     }
 }
 
-fn print_plan(g: &Global, cluster: &str, plan: &Plan, calls: Calls) -> Result<()> {
+fn print_plan(
+    g: &Global,
+    cluster: &str,
+    plan: &Plan,
+    calls: Calls,
+    cost: Option<Estimate>,
+) -> Result<()> {
     let out = PlanOutput {
         cluster,
         summary: counts(plan),
         items: &plan.items,
         calls,
+        cost,
     };
     emit(g.output, &out, || {
         let rows: Vec<Vec<String>> = plan
@@ -226,7 +247,9 @@ fn print_plan(g: &Global, cluster: &str, plan: &Plan, calls: Calls) -> Result<()
         ) + &format!(
             "Plan for {cluster}: {} to create, {} to update, {} to delete, {} unchanged.\n",
             s.create, s.update, s.delete, s.unchanged
-        )
+        ) + &out.cost.as_ref().map_or_else(String::new, |e| {
+            format!("\nCost of {cluster} once applied:\n") + &super::cost::render(e)
+        })
     })
 }
 
@@ -245,6 +268,11 @@ pub(super) async fn converge(
     run: &RunFlags,
 ) -> Result<()> {
     if cluster.spec.provider == Provider::Ssh {
+        if run.cost {
+            bail!(Usage(
+                "--cost: provider ssh runs on machines you own; there is no cloud price to estimate".into()
+            ));
+        }
         return super::bootstrap::converge(home, g, cluster, run).await;
     }
     let store = home.store()?;
@@ -263,7 +291,17 @@ pub(super) async fn converge(
     .await?;
     if run.dry_run {
         progress.finish();
-        return print_plan(g, name, &planned, target.calls());
+        let cost = if run.cost {
+            Some(super::cost::of_graph(
+                home,
+                &target.graph,
+                "aws",
+                &target.cloud.region,
+            )?)
+        } else {
+            None
+        };
+        return print_plan(g, name, &planned, target.calls(), cost);
     }
 
     let holder = lock_holder(std::process::id());

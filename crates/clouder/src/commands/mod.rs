@@ -2,6 +2,7 @@
 
 mod bootstrap;
 mod converge;
+mod cost;
 mod ctx;
 mod inspect;
 mod passthrough;
@@ -80,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
             }
         },
+        Command::Cost(c) => cost::run(&home, g, c).await,
         Command::Ctx(c) => ctx::run(&home, g, c),
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),

@@ -2,6 +2,7 @@
 //! One test binary, so the AWS SDK is linked once.
 
 mod bad_input;
+mod cost;
 mod harness;
 mod lifecycle;
 mod local;
