@@ -171,3 +171,94 @@ pub fn render(graph: &Graph) -> Result<Terraform, Error> {
     }
     Ok(all)
 }
+
+/// What a clouder-exported module reports through `terraform output -json`: the contract every
+/// provider's rendering keeps, and what `import`/`setup --terraform-output` read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TerraformOutputs {
+    pub cluster_name: String,
+    pub provider: String,
+    pub region: String,
+    pub ssh_user: String,
+    pub api_endpoint: String,
+    /// Machines by pool (`control-plane`, `workers`, …), in index order.
+    pub nodes: BTreeMap<String, Vec<TerraformNode>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TerraformNode {
+    pub name: String,
+    pub instance_id: String,
+    pub private_ip: String,
+    pub public_ip: String,
+}
+
+impl TerraformOutputs {
+    /// Parses the JSON `terraform output -json` prints (`{"NAME": {"value": …, "type": …,
+    /// "sensitive": …}}`). `file` names the input in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, Error> {
+        let bad = |what: String| Error::permanent(format!("{file}: {what}"));
+        let all: serde_json::Map<String, Value> = serde_json::from_str(text)
+            .map_err(|e| bad(format!("not `terraform output -json` JSON: {e}")))?;
+        let value = |name: &str| {
+            all.get(name).and_then(|o| o.get("value")).ok_or_else(|| {
+                bad(format!(
+                    "no `{name}` output (was the module written by `clouder kubeadm export-terraform`?)"
+                ))
+            })
+        };
+        let text_of = |name: &str| -> Result<String, Error> {
+            value(name)?
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("output `{name}` is not a string")))
+        };
+        let mut nodes = BTreeMap::new();
+        let pools = value("nodes")?
+            .as_object()
+            .ok_or_else(|| bad("output `nodes` is not an object of pools".into()))?;
+        for (pool, fields) in pools {
+            let list = |field: &str| -> Result<Vec<String>, Error> {
+                fields
+                    .get(field)
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| bad(format!("output `nodes.{pool}.{field}` is not a list")))?
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s.clone()),
+                        Value::Null => Ok(String::new()),
+                        other => Err(bad(format!("output `nodes.{pool}.{field}` holds {other}"))),
+                    })
+                    .collect()
+            };
+            let (names, ids, private, public) = (
+                list("names")?,
+                list("instance_ids")?,
+                list("private_ips")?,
+                list("public_ips")?,
+            );
+            if [ids.len(), private.len(), public.len()] != [names.len(); 3] {
+                return Err(bad(format!(
+                    "output `nodes.{pool}`: names, instance_ids, private_ips and public_ips differ in length"
+                )));
+            }
+            let machines = (0..names.len())
+                .map(|i| TerraformNode {
+                    name: names[i].clone(),
+                    instance_id: ids[i].clone(),
+                    private_ip: private[i].clone(),
+                    public_ip: public[i].clone(),
+                })
+                .collect();
+            nodes.insert(pool.clone(), machines);
+        }
+        Ok(TerraformOutputs {
+            cluster_name: text_of("cluster_name")?,
+            provider: text_of("provider")?,
+            region: text_of("region")?,
+            ssh_user: text_of("ssh_user")?,
+            api_endpoint: text_of("api_endpoint")?,
+            nodes,
+        })
+    }
+}

@@ -154,9 +154,12 @@ pub enum Kubeadm {
         after_help = "Examples:\n  clouder kubeadm export-terraform -f cluster.yaml --dir infra/\n  clouder kubeadm export-terraform demo --dir infra/ && terraform -chdir=infra init"
     )]
     ExportTerraform(ExportTerraformArgs),
-    /// Record a cluster of a reference CLOUDER_HOME (kubeadm/NAME/kubeadm.json) in clouder's state.
-    #[command(after_help = "Example:\n  clouder kubeadm import legacy")]
-    Import(RequiredName),
+    /// Record a cluster in clouder's state: from a reference CLOUDER_HOME (kubeadm/NAME/kubeadm.json),
+    /// or from infrastructure Terraform made (`terraform output -json` of an exported module).
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm import legacy\n  terraform -chdir=infra output -json > out.json && clouder kubeadm import demo --terraform-output out.json"
+    )]
+    Import(ImportArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -381,6 +384,14 @@ pub struct NameArg {
 #[derive(Args, Debug)]
 pub struct RequiredName {
     pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    pub name: String,
+    /// The JSON of `terraform output -json` for a module `export-terraform` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub terraform_output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

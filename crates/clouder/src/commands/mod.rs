@@ -33,7 +33,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
             Kubeadm::Schema => inspect::schema(),
             Kubeadm::ExportTerraform(args) => terraform::export(&home, g, args),
-            Kubeadm::Import(args) => inspect::import(&home, g, &args.name),
+            Kubeadm::Import(args) => match &args.terraform_output {
+                Some(file) => terraform::import(&home, g, &args.name, file),
+                None => inspect::import(&home, g, &args.name),
+            },
             Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
             Kubeadm::Setup(a) => {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")

@@ -153,3 +153,92 @@ fn export_of_an_unknown_cluster_or_provider_is_a_usage_error() {
     assert!(text(&out.stderr).contains("azure"), "{}", text(&out.stderr));
     assert!(!dir.exists());
 }
+
+/// `terraform output -json` of an exported module, as Terraform prints it.
+const OUTPUTS: &str = r#"{
+  "api_endpoint": {"sensitive": false, "type": "string", "value": "tfimp-api-0123456789.elb.eu-west-1.amazonaws.com"},
+  "cluster_name": {"sensitive": false, "type": "string", "value": "tfimp"},
+  "nodes": {"sensitive": false, "type": ["object", {}], "value": {
+    "control-plane": {"instance_ids": ["i-0aaa"], "names": ["tfimp-cp-0"], "private_ips": ["10.0.0.10"], "public_ips": ["198.51.100.10"]},
+    "workers": {"instance_ids": ["i-0bbb", "i-0ccc"], "names": ["tfimp-workers-0", "tfimp-workers-1"], "private_ips": ["10.0.0.11", "10.0.0.12"], "public_ips": ["198.51.100.11", "198.51.100.12"]}
+  }},
+  "provider": {"sensitive": false, "type": "string", "value": "aws"},
+  "region": {"sensitive": false, "type": "string", "value": "eu-west-1"},
+  "ssh_user": {"sensitive": false, "type": "string", "value": "ubuntu"}
+}"#;
+
+#[test]
+fn import_records_the_machines_terraform_made() {
+    let env = Env::new();
+    let file = write(env.dir.path(), "out.json", OUTPUTS);
+    let out = env.ok(&[
+        "k",
+        "import",
+        "tfimp",
+        "--terraform-output",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("3 machines"), "{out}");
+    let info: Value = serde_json::from_str(&env.ok(&["k", "info", "tfimp", "-o", "json"])).unwrap();
+    assert_eq!(info["cluster"]["status"], "imported");
+    assert_eq!(info["cluster"]["region"], "eu-west-1");
+    let spec = &info["cluster"]["spec"]["spec"];
+    assert_eq!(spec["controlPlane"]["count"], 1);
+    assert_eq!(spec["nodePools"][0]["name"], "workers");
+    assert_eq!(spec["nodePools"][0]["count"], 2);
+    assert_eq!(spec["adminUser"], "ubuntu");
+    let resources = info["resources"].as_array().unwrap();
+    let worker = resources
+        .iter()
+        .find(|r| r["id"] == "instance/workers-1")
+        .expect("worker 1 recorded");
+    assert_eq!(worker["cloud_id"], "i-0ccc");
+    assert_eq!(worker["attrs"]["public_ip"], "198.51.100.12");
+    assert_eq!(worker["attrs"]["private_ip"], "10.0.0.12");
+    assert!(resources.iter().any(|r| r["id"] == "api-load-balancer"
+        && r["attrs"]["dns_name"] == "tfimp-api-0123456789.elb.eu-west-1.amazonaws.com"));
+}
+
+#[test]
+fn import_refuses_outputs_of_another_module_with_a_clear_error() {
+    let env = Env::new();
+    let cases = [
+        (
+            OUTPUTS.replace("\"nodes\"", "\"machines\""),
+            "no `nodes` output",
+        ),
+        (OUTPUTS.replace("\"i-0bbb\", ", ""), "differ in length"),
+        ("[1, 2]".to_string(), "not `terraform output -json` JSON"),
+        (
+            OUTPUTS.to_string(),
+            "the module is for cluster `tfimp`, not `other`",
+        ),
+    ];
+    for (i, (body, message)) in cases.iter().enumerate() {
+        let file = write(env.dir.path(), &format!("bad{i}.json"), body);
+        let name = if i == 3 { "other" } else { "tfimp" };
+        let out = env.run(&[
+            "k",
+            "import",
+            name,
+            "--terraform-output",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{message}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert!(err.contains(message), "{message}: {err}");
+        assert!(
+            err.contains(&format!("bad{i}.json")),
+            "names the file: {err}"
+        );
+    }
+    assert!(
+        env.run(&["k", "info", "tfimp"]).status.code() != Some(0),
+        "nothing recorded"
+    );
+}
