@@ -39,16 +39,7 @@ pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
     )
     .await?;
     progress.finish();
-    let cost = if args.cost {
-        Some(super::cost::of_graph(
-            home,
-            &target.graph,
-            "aws",
-            &target.cloud.region,
-        )?)
-    } else {
-        None
-    };
+    let cost = super::cost::when(args.cost, home, &target)?;
     print_plan(g, cluster.name(), &planned, target.calls(), cost)
 }
 
@@ -291,16 +282,7 @@ pub(super) async fn converge(
     .await?;
     if run.dry_run {
         progress.finish();
-        let cost = if run.cost {
-            Some(super::cost::of_graph(
-                home,
-                &target.graph,
-                "aws",
-                &target.cloud.region,
-            )?)
-        } else {
-            None
-        };
+        let cost = super::cost::when(run.cost, home, &target)?;
         return print_plan(g, name, &planned, target.calls(), cost);
     }
 

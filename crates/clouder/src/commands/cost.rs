@@ -1,6 +1,6 @@
 //! `cost show|refresh|table`, and the estimate `plan --cost` and `create --dry-run --cost` add.
 
-use super::{context, resolve_name};
+use super::context;
 use crate::Usage;
 use crate::cli::{Cost, Global};
 use crate::home::{Home, write_private};
@@ -65,6 +65,14 @@ pub fn of_graph(home: &Home, graph: &Graph, cloud: &str, region: &str) -> Result
     Ok(estimate(&table, &origin, cloud, region, &items))
 }
 
+/// With `--cost`: the estimate of the cluster `target`'s plan converges to.
+pub fn when(wanted: bool, home: &Home, target: &provider::Target) -> Result<Option<Estimate>> {
+    if !wanted {
+        return Ok(None);
+    }
+    of_graph(home, &target.graph, "aws", &target.cloud.region).map(Some)
+}
+
 /// The estimate table, totals, the price table used and what is left out.
 pub fn render(e: &Estimate) -> String {
     table(
@@ -83,12 +91,9 @@ struct Shown<'a> {
 /// What exists of the cluster now, priced: the resources its plan finds, with their observed
 /// machine sizes.
 async fn show(home: &Home, g: &Global, name: Option<String>, concurrency: usize) -> Result<()> {
-    let name = resolve_name(home, name)?;
+    let cluster = super::converge::named_or_file(home, name, None)?;
+    let name = cluster.name().to_string();
     let store = home.store()?;
-    let record = clouder_state::StateStore::cluster(&store, &name)?
-        .ok_or_else(|| Usage(format!("no cluster `{name}` in local state")))?;
-    let cluster: clouder_spec::Cluster =
-        serde_json::from_value(record.spec).context("reading the cluster's last applied spec")?;
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
     let target = provider::connect(&cluster, ctx.as_ref(), false).await?;
     let progress = Progress::new(g.quiet || g.output != crate::cli::Format::Table);

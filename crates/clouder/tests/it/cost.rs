@@ -43,7 +43,7 @@ fn plan_cost_prices_the_cluster_the_plan_converges_to() {
     assert!((cost["days30"].as_f64().unwrap() - hand_total(2) * 720.0).abs() < 1e-6);
     assert_eq!(cost["table"]["origin"], "embedded");
     assert_eq!(cost["table"]["date"], "2025-06-01");
-    assert_eq!(out["summary"]["create"].as_u64().unwrap() > 0, true);
+    assert!(out["summary"]["create"].as_u64().unwrap() > 0);
 
     let table = env.ok(&["k", "plan", "-f", &file, "--cost"]);
     assert!(table.contains("Cost of cost-plan once applied"), "{table}");
