@@ -105,6 +105,23 @@ impl AwsCloud {
         }))
     }
 
+    /// Clients that are never called, for rendering a region's graph without credentials
+    /// (Terraform export, cost estimates).
+    pub fn offline(region: &str) -> Arc<Self> {
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        Arc::new(AwsCloud {
+            ec2: aws_sdk_ec2::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            region: region.to_string(),
+            stats: Arc::default(),
+        })
+    }
+
     /// API calls made so far through these clients.
     pub fn calls(&self) -> Calls {
         self.stats.snapshot()

@@ -6,6 +6,7 @@
 //!   create / update / delete / no-op.
 //! - [`apply`] executes a plan as a DAG with bounded concurrency, persisting each step, so a
 //!   killed run resumes: the next plan finds what was made.
+//! - [`terraform::render`] renders the same graph as Terraform JSON.
 //! - [`destroy`] deletes in reverse dependency order, then sweeps everything still tagged.
 
 mod apply;
@@ -17,10 +18,11 @@ mod plan;
 mod report;
 mod resource;
 pub mod retry;
+pub mod terraform;
 
 pub use apply::{ApplyOptions, ApplySummary, apply};
 pub use destroy::{DestroySummary, destroy};
 pub use graph::{Graph, GraphError};
 pub use plan::{Action, Plan, PlanItem, plan};
 pub use report::{Event, Reporter, Silent};
-pub use resource::{Error, Inventory, Observed, Outputs, Resource, Tagged};
+pub use resource::{Billable, Error, Inventory, Observed, Outputs, Resource, Tagged};

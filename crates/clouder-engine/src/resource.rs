@@ -1,3 +1,4 @@
+use crate::terraform::Terraform;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -114,6 +115,29 @@ pub trait Resource: Send + Sync {
         Ok(found.clone())
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error>;
+    /// This resource as Terraform blocks (see [`crate::terraform`]); `None` when it has no
+    /// rendering, which makes an export fail rather than silently leave it out.
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        Ok(None)
+    }
+    /// What this resource is billed for while it exists (for cost estimates); free by default.
+    fn billing(&self) -> Vec<Billable> {
+        Vec::new()
+    }
+}
+
+/// One thing a cloud bills by the hour or by the GB-month; priced by provider and region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "meter", rename_all = "snake_case")]
+pub enum Billable {
+    /// A machine of `size` (instance type / VM size), per hour.
+    Machine { size: String },
+    /// A disk of `class` (`gp3`, `Premium_LRS`) and size, per GB-month or by tier.
+    Disk { class: String, gb: u32 },
+    /// A load balancer of `class` (`network`, `standard`), per hour; traffic units not included.
+    LoadBalancer { class: String },
+    /// One public IPv4 address, per hour.
+    PublicIpv4,
 }
 
 /// An object that carries the cluster's tags, as a provider's sweep lists it.

@@ -58,6 +58,9 @@ pub enum Command {
     /// Named cloud accounts (references only; credentials stay with the cloud's own tools).
     #[command(subcommand)]
     Ctx(Ctx),
+    /// What a cluster costs: estimates from the plan, or from what exists.
+    #[command(subcommand)]
+    Cost(Cost),
     /// Run kubectl against a cluster: `clouder kubectl [NAME] ARGS…` (NAME defaults to the default cluster).
     #[command(
         after_help = "Examples:\n  clouder kubectl demo get nodes\n  clouder kubectl get pods -A   # the default cluster"
@@ -238,9 +241,17 @@ pub enum Kubeadm {
     /// Upgrade kubelet, kubeadm and kubectl to the target version on all nodes.
     #[command(after_help = "Example:\n  clouder kubeadm upgrade-kubelet demo -u ubuntu")]
     UpgradeKubelet(SshTarget),
-    /// Record a cluster of a reference CLOUDER_HOME (kubeadm/NAME/kubeadm.json) in clouder's state.
-    #[command(after_help = "Example:\n  clouder kubeadm import legacy")]
-    Import(RequiredName),
+    /// Write the cluster's infrastructure as Terraform JSON (*.tf.json) into a directory.
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm export-terraform -f cluster.yaml --dir infra/\n  clouder kubeadm export-terraform demo --dir infra/ && terraform -chdir=infra init"
+    )]
+    ExportTerraform(ExportTerraformArgs),
+    /// Record a cluster in clouder's state: from a reference CLOUDER_HOME (kubeadm/NAME/kubeadm.json),
+    /// or from infrastructure Terraform made (`terraform output -json` of an exported module).
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm import legacy\n  terraform -chdir=infra output -json > out.json && clouder kubeadm import demo --terraform-output out.json"
+    )]
+    Import(ImportArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -322,6 +333,9 @@ pub struct RunFlags {
     /// Break a lock left by a run that died.
     #[arg(long)]
     pub force_unlock: bool,
+    /// With --dry-run: add the cost estimate of the cluster the plan converges to.
+    #[arg(long, requires = "dry_run")]
+    pub cost: bool,
 }
 
 #[derive(Args, Debug)]
@@ -332,6 +346,20 @@ pub struct PlanArgs {
     pub file: Option<PathBuf>,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Add the cost estimate of the cluster the plan converges to.
+    #[arg(long)]
+    pub cost: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportTerraformArgs {
+    /// Cluster name (its last applied spec); or use -f.
+    pub name: Option<String>,
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Directory to write the module into (created if missing). `-o` is the output format.
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -451,6 +479,14 @@ pub struct RequiredName {
 }
 
 #[derive(Args, Debug)]
+pub struct ImportArgs {
+    pub name: String,
+    /// The JSON of `terraform output -json` for a module `export-terraform` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub terraform_output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct UseArgs {
     pub name: Option<String>,
     #[command(flatten)]
@@ -458,6 +494,32 @@ pub struct UseArgs {
     /// Print only `export KUBECONFIG=…`, for `eval`.
     #[arg(long)]
     pub print_export: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cost {
+    /// The cost of what exists of a cluster now, per resource, hourly and for 30 days.
+    #[command(after_help = "Example:\n  clouder cost show demo -o json")]
+    Show {
+        name: Option<String>,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Update the local price cache from saved price-API responses (AWS Price List
+    /// `get-products` for AmazonEC2, Azure Retail Prices pages).
+    #[command(
+        after_help = "Examples:\n  aws pricing get-products --region us-east-1 --service-code AmazonEC2 \\\n    --filters Type=TERM_MATCH,Field=regionCode,Value=eu-west-1 Type=TERM_MATCH,Field=operatingSystem,Value=Linux > aws.json\n  curl -s \"https://prices.azure.com/api/retail/prices?\\$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20armRegionName%20eq%20'eastus'\" > azure.json\n  clouder cost refresh --aws aws.json --azure azure.json"
+    )]
+    Refresh {
+        /// A saved AWS Price List GetProducts response (repeatable).
+        #[arg(long = "aws", value_name = "FILE")]
+        aws: Vec<PathBuf>,
+        /// A saved Azure Retail Prices page (repeatable).
+        #[arg(long = "azure", value_name = "FILE")]
+        azure: Vec<PathBuf>,
+    },
+    /// The price table in use: its source and date.
+    Table,
 }
 
 #[derive(Subcommand, Debug)]

@@ -137,6 +137,30 @@ pub async fn connect_with(
     })
 }
 
+/// The cluster's graph without a cloud connection (no credentials needed): for rendering,
+/// never for calls. The key is optional: without one, the rendering leaves it to the user.
+pub fn offline(cluster: &Cluster, context: Option<&Context>) -> Result<(Arc<Scope>, Graph)> {
+    if cluster.spec.provider != Provider::Aws {
+        return Err(Usage(format!(
+            "provider `{}` is not available in this build yet (aws is)",
+            cluster.spec.provider.as_str()
+        ))
+        .into());
+    }
+    let region = cluster
+        .spec
+        .region
+        .clone()
+        .or_else(|| context.and_then(|c| c.region.clone()))
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .ok_or_else(|| Usage(clouder_aws::ConnectError::NoRegion.to_string()))?;
+    let key = public_key(cluster).unwrap_or_default();
+    let scope = Scope::new(AwsCloud::offline(&region), cluster.name());
+    let graph = clouder_aws::graph(scope.clone(), cluster, &key)?;
+    Ok((scope, graph))
+}
+
 /// The spec's public key, or the user's usual one.
 fn public_key(cluster: &Cluster) -> Result<String> {
     let candidates: Vec<String> = match &cluster.spec.ssh.public_key_path {

@@ -3,12 +3,15 @@
 
 use super::{cluster_filter, ec2_tags, found, ids, tag_of, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, pool_local, pool_var, reference, tags, var};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataOptionsRequest, InstanceStateName, InstanceType, ResourceType, Tag, VolumeType,
 };
-use clouder_engine::{Error, Observed, Outputs, Resource};
+use clouder_engine::terraform::Terraform;
+use clouder_engine::{Billable, Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -278,6 +281,70 @@ impl Resource for Instance {
             .await
             .map_err(|e| classify(&format!("starting {}", self.name), e))?;
         Ok(found.clone().with("state", "pending"))
+    }
+    fn billing(&self) -> Vec<Billable> {
+        vec![
+            Billable::Machine {
+                size: self.size.clone(),
+            },
+            Billable::Disk {
+                class: "gp3".into(),
+                gb: self.disk_gb,
+            },
+            // The subnet maps a public address onto every machine.
+            Billable::PublicIpv4,
+        ]
+    }
+    /// The machines of this one's pool as one `count`ed block: every machine of the pool renders
+    /// the same block, with names and ids templated over `count.index`.
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let counted = |text: &str| {
+            let prefix = text.rsplit_once('-').map_or(text, |(p, _)| p);
+            format!("{prefix}-${{count.index}}")
+        };
+        let mut tags = tags(s, &counted(&self.id), &counted(&self.name));
+        tags[POOL_TAG] = json!(self.pool);
+        let mut tf = Terraform::default();
+        let ami = match &self.image {
+            ImageChoice::Id(id) => id.clone(),
+            ImageChoice::Newest { owner, pattern } => {
+                tf = tf.data(
+                    "aws_ami",
+                    local(names::IMAGE),
+                    json!({
+                        "most_recent": true,
+                        "owners": [owner],
+                        "filter": [{ "name": "name", "values": [pattern] }],
+                    }),
+                )?;
+                reference(names::IMAGE, "id")
+            }
+        };
+        let body = json!({
+            "count": var(&pool_var(&self.pool, "count")),
+            "ami": ami,
+            "instance_type": var(&pool_var(&self.pool, "size")),
+            "subnet_id": reference(names::SUBNET, "id"),
+            "vpc_security_group_ids": [reference(names::SECURITY_GROUP, "id")],
+            "key_name": reference(names::KEY_PAIR, "key_name"),
+            "iam_instance_profile": reference(names::NODE_PROFILE, "name"),
+            "root_block_device": {
+                "volume_size": var(&pool_var(&self.pool, "disk_gb")),
+                "volume_type": "gp3",
+                "encrypted": true,
+                "delete_on_termination": true,
+            },
+            "metadata_options": {
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 2,
+            },
+            "tags": tags,
+            "volume_tags": tags,
+            // Machines boot with a route to the internet, as the graph's dependency says.
+            "depends_on": [names::ROUTE_TABLE_ASSOCIATION],
+        });
+        tf.resource(KIND, &pool_local(&self.pool), body).map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -2,9 +2,12 @@
 
 use super::{cluster_filter, ec2_tags, found, ids, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, reference, tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_internet_gateway";
@@ -130,6 +133,16 @@ impl Resource for InternetGateway {
             .await
             .map_err(|e| classify("attaching internet gateway", e))?;
         Ok(found.clone().with("vpc", vpc))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let body = json!({
+            "vpc_id": reference(names::VPC, "id"),
+            "tags": tags(s, ids::INTERNET_GATEWAY, &s.name("igw")),
+        });
+        Terraform::default()
+            .resource(KIND, local(names::INTERNET_GATEWAY), body)
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -3,10 +3,13 @@
 
 use super::{cluster_filter, ec2_tags, found, ids, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::primitives::Blob;
 use aws_sdk_ec2::types::ResourceType;
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_key_pair";
@@ -67,6 +70,26 @@ impl Resource for KeyPair {
             .await
             .map_err(|e| classify("importing the SSH public key", e))?;
         Ok(Observed::new(name))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let name = format!("clouder-{}", s.cluster);
+        let body = json!({
+            "key_name": name,
+            "public_key": crate::terraform::var("ssh_public_key"),
+            "tags": tags(s, ids::KEY_PAIR, &name),
+        });
+        let mut variable = json!({
+            "type": "string",
+            "description": "OpenSSH public key installed on every machine",
+        });
+        if !self.public_key.is_empty() {
+            variable["default"] = json!(self.public_key);
+        }
+        Terraform::default()
+            .variable("ssh_public_key", variable)?
+            .resource(KIND, local(names::KEY_PAIR), body)
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -2,9 +2,12 @@
 
 use super::{ids, load_balancer};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, reference};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum};
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_lb_listener";
@@ -100,6 +103,20 @@ impl Resource for Listener {
             .and_then(|l| l.listener_arn())
             .unwrap_or_default();
         Ok(Observed::new(arn))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let body = json!({
+            "load_balancer_arn": reference(names::LOAD_BALANCER, "arn"),
+            "port": API_PORT,
+            "protocol": "TCP",
+            "default_action": [{
+                "type": "forward",
+                "target_group_arn": reference(names::TARGET_GROUP, "arn"),
+            }],
+        });
+        Terraform::default()
+            .resource(KIND, local(names::LISTENER), body)
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -2,9 +2,12 @@
 
 use super::ids;
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, reference, tags};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Tag};
-use clouder_engine::{Error, Observed, Outputs, Resource};
+use clouder_engine::terraform::Terraform;
+use clouder_engine::{Billable, Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_lb";
@@ -97,6 +100,29 @@ impl Resource for LoadBalancer {
             .ok_or_else(|| Error::permanent("CreateLoadBalancer returned no load balancer"))?;
         Ok(Observed::new(lb.load_balancer_arn().unwrap_or_default())
             .with("dns_name", lb.dns_name().unwrap_or_default()))
+    }
+    /// An internet-facing network load balancer in one subnet: its hours and one public address.
+    fn billing(&self) -> Vec<Billable> {
+        vec![
+            Billable::LoadBalancer {
+                class: "network".into(),
+            },
+            Billable::PublicIpv4,
+        ]
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let name = name(&s.cluster);
+        let body = json!({
+            "name": name,
+            "internal": false,
+            "load_balancer_type": "network",
+            "subnets": [reference(names::SUBNET, "id")],
+            "tags": tags(s, ids::API_LOAD_BALANCER, &name),
+        });
+        Terraform::default()
+            .resource(KIND, local(names::LOAD_BALANCER), body)
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

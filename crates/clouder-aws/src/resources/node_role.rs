@@ -4,9 +4,12 @@
 
 use super::ids;
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, reference, tags, var};
 use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const ROLE_KIND: &str = "aws_iam_role";
@@ -25,11 +28,19 @@ pub const NODE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
 
 /// `/clouder/REGION/CLUSTER/`: lists a cluster's IAM objects with one call.
 pub fn path(cloud: &AwsCloud, cluster: &str) -> String {
-    format!("/clouder/{}/{cluster}/", cloud.region)
+    path_in(&cloud.region, cluster)
 }
 
 pub fn role_name(cloud: &AwsCloud, cluster: &str) -> String {
-    format!("clouder-{cluster}-{}-nodes", cloud.region)
+    role_name_in(&cloud.region, cluster)
+}
+
+fn path_in(region: &str, cluster: &str) -> String {
+    format!("/clouder/{region}/{cluster}/")
+}
+
+fn role_name_in(region: &str, cluster: &str) -> String {
+    format!("clouder-{cluster}-{region}-nodes")
 }
 
 fn iam_tags(scope: &Scope, id: &str, name: &str) -> Vec<Tag> {
@@ -195,6 +206,26 @@ impl Resource for NodeRole {
             .map_err(|e| classify("putting the node role policy", e))?;
         Ok(found.clone().with("policy", true))
     }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let name = role_name_in(&var("region"), &s.cluster);
+        let role = json!({
+            "name": name,
+            "path": path_in(&var("region"), &s.cluster),
+            "assume_role_policy": ASSUME_ROLE,
+            "description": format!("clouder cluster {} nodes", s.cluster),
+            "tags": tags(s, ids::NODE_ROLE, &name),
+        });
+        let policy = json!({
+            "name": POLICY_NAME,
+            "role": reference(names::NODE_ROLE, "id"),
+            "policy": NODE_POLICY,
+        });
+        Terraform::default()
+            .resource(ROLE_KIND, local(names::NODE_ROLE), role)?
+            .resource("aws_iam_role_policy", local(names::NODE_ROLE), policy)
+            .map(Some)
+    }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete_role(&self.scope.cloud, &found.cloud_id).await
     }
@@ -319,6 +350,19 @@ impl Resource for NodeInstanceProfile {
             .await
             .map_err(|e| classify("adding the role to the instance profile", e))?;
         Ok(found.clone().with("roles", vec![role]))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let name = role_name_in(&var("region"), &s.cluster);
+        let body = json!({
+            "name": name,
+            "path": path_in(&var("region"), &s.cluster),
+            "role": reference(names::NODE_ROLE, "name"),
+            "tags": tags(s, ids::NODE_PROFILE, &name),
+        });
+        Terraform::default()
+            .resource(PROFILE_KIND, local(names::NODE_PROFILE), body)
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete_profile(&self.scope.cloud, &found.cloud_id).await

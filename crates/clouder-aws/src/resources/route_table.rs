@@ -2,9 +2,12 @@
 
 use super::{cluster_filter, ec2_tags, found, ids, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, reference, tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_route_table";
@@ -166,6 +169,29 @@ impl Resource for RouteTable {
             observed = observed.with("subnets", vec![subnet]);
         }
         Ok(observed)
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let table = json!({
+            "vpc_id": reference(names::VPC, "id"),
+            "route": [{
+                "cidr_block": DEFAULT_ROUTE,
+                "gateway_id": reference(names::INTERNET_GATEWAY, "id"),
+            }],
+            "tags": tags(s, ids::ROUTE_TABLE, &s.name("rtb")),
+        });
+        let association = json!({
+            "route_table_id": reference(names::ROUTE_TABLE, "id"),
+            "subnet_id": reference(names::SUBNET, "id"),
+        });
+        Terraform::default()
+            .resource(KIND, local(names::ROUTE_TABLE), table)?
+            .resource(
+                "aws_route_table_association",
+                local(names::ROUTE_TABLE_ASSOCIATION),
+                association,
+            )
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -3,9 +3,12 @@
 
 use super::{cluster_filter, ec2_tags, found, ids, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, reference, tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType};
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -236,6 +239,51 @@ impl Resource for SecurityGroup {
             .map(ToString::to_string)
             .collect();
         Ok(Observed::new(&found.cloud_id).with("rules", rules))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        const INGRESS: &str = "aws_vpc_security_group_ingress_rule";
+        let s = &self.scope;
+        let name = s.name("nodes");
+        let group = reference(names::SECURITY_GROUP, "id");
+        let everything = |cidr: &str| {
+            json!({
+                "security_group_id": group,
+                "ip_protocol": "-1",
+                "cidr_ipv4": cidr,
+                "description": "clouder",
+            })
+        };
+        // SSH and the API server from each admin network, as `admin_cidrs` lists them.
+        let admin = |port: i32| {
+            json!({
+                "for_each": "${toset(var.admin_cidrs)}",
+                "security_group_id": group,
+                "ip_protocol": "tcp",
+                "from_port": port,
+                "to_port": port,
+                "cidr_ipv4": "${each.value}",
+                "description": "clouder",
+            })
+        };
+        let body = json!({
+            "name": name,
+            "description": format!("clouder cluster {} nodes", s.cluster),
+            "vpc_id": reference(names::VPC, "id"),
+            "tags": tags(s, ids::SECURITY_GROUP, &name),
+        });
+        Terraform::default()
+            .resource(KIND, local(names::SECURITY_GROUP), body)?
+            .resource(INGRESS, "vpc", everything(&self.vpc_cidr))?
+            .resource(INGRESS, "pods", everything(&self.pod_cidr))?
+            .resource(INGRESS, "ssh", admin(22))?
+            .resource(INGRESS, "api", admin(6443))?
+            // AWS's default allow-all egress, which Terraform removes unless declared.
+            .resource(
+                "aws_vpc_security_group_egress_rule",
+                "all",
+                everything("0.0.0.0/0"),
+            )
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -3,9 +3,12 @@
 
 use super::{cluster_filter, ec2_tags, found, ids, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, reference, tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag};
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_subnet";
@@ -113,6 +116,20 @@ impl Resource for Subnet {
             .await
             .map_err(|e| classify("enabling public IPs on the subnet", e))?;
         Ok(found.clone().with("public_ip", true))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let mut tags = tags(s, ids::SUBNET, &s.name("subnet"));
+        tags["kubernetes.io/role/elb"] = json!("1");
+        let body = json!({
+            "vpc_id": reference(names::VPC, "id"),
+            "cidr_block": self.cidr,
+            "map_public_ip_on_launch": true,
+            "tags": tags,
+        });
+        Terraform::default()
+            .resource(KIND, local(names::SUBNET), body)
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

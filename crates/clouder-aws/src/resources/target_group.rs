@@ -3,9 +3,13 @@
 use super::load_balancer::elb_tags;
 use super::{ids, instance};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::resources::CONTROL_PLANE_POOL;
+use crate::terraform::{local, names, pool_local, pool_var, reference, tags, var};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -187,6 +191,38 @@ impl Resource for TargetGroup {
         Ok(Observed::new(&found.cloud_id)
             .with("targets", want.clone())
             .with("want", want))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let name = name(&s.cluster);
+        let body = json!({
+            "name": name,
+            "port": API_PORT,
+            "protocol": "TCP",
+            "vpc_id": reference(names::VPC, "id"),
+            "target_type": "instance",
+            "health_check": { "protocol": "TCP" },
+            "tags": tags(s, ids::API_TARGET_GROUP, &name),
+        });
+        // One attachment per control plane, however many `control_plane_count` makes.
+        let control_planes = format!(
+            "aws_instance.{}[count.index]",
+            pool_local(CONTROL_PLANE_POOL)
+        );
+        let attachment = json!({
+            "count": var(&pool_var(CONTROL_PLANE_POOL, "count")),
+            "target_group_arn": reference(names::TARGET_GROUP, "arn"),
+            "target_id": reference(&control_planes, "id"),
+            "port": API_PORT,
+        });
+        Terraform::default()
+            .resource(KIND, local(names::TARGET_GROUP), body)?
+            .resource(
+                "aws_lb_target_group_attachment",
+                local(names::TARGET_GROUP),
+                attachment,
+            )
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -2,9 +2,12 @@
 
 use super::{cluster_filter, ec2_tags, found, ids, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
+use crate::terraform::{local, names, tags};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_vpc";
@@ -96,6 +99,18 @@ impl Resource for Vpc {
     }
     async fn update(&self, _: &Outputs, found: &Observed) -> Result<Observed, Error> {
         Err(Error::permanent(self.changes(found).join("; ")))
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        let s = &self.scope;
+        let body = json!({
+            "cidr_block": self.cidr,
+            "enable_dns_support": true,
+            "enable_dns_hostnames": true,
+            "tags": tags(s, ids::VPC, &s.name("vpc")),
+        });
+        Terraform::default()
+            .resource(KIND, local(names::VPC), body)
+            .map(Some)
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         delete(&self.scope.cloud, &found.cloud_id).await

@@ -8,6 +8,7 @@ use crate::output::{emit, table};
 use crate::progress::Progress;
 use crate::provider;
 use anyhow::{Context as _, Result, bail};
+use clouder_cost::Estimate;
 use clouder_engine::{ApplyOptions, ApplySummary, Plan, calls::Calls, retry::Policy};
 use clouder_spec::{Cluster, NodePool, Provider};
 use clouder_state::{ClusterRecord, StateStore, now};
@@ -25,19 +26,7 @@ pub async fn apply(home: &Home, g: &Global, args: ApplyArgs) -> Result<()> {
 }
 
 pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
-    let cluster = match (&args.file, args.name) {
-        (Some(file), None) => spec_from(Some(file), None, &SpecFlags::default())?,
-        (None, name) => {
-            let name = resolve_name(home, name)?;
-            let record = home
-                .store()?
-                .cluster(&name)?
-                .ok_or_else(|| Usage(format!("no cluster `{name}` in local state; use -f FILE")))?;
-            serde_json::from_value(record.spec)
-                .context("reading the cluster's last applied spec")?
-        }
-        (Some(_), Some(_)) => bail!(Usage("give a cluster name or -f FILE, not both".into())),
-    };
+    let cluster = named_or_file(home, args.name, args.file.as_deref())?;
     let store = home.store()?;
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
     let target = provider::connect(&cluster, ctx.as_ref(), false).await?;
@@ -50,7 +39,28 @@ pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
     )
     .await?;
     progress.finish();
-    print_plan(g, cluster.name(), &planned, target.calls())
+    let cost = super::cost::when(args.cost, home, &target)?;
+    print_plan(g, cluster.name(), &planned, target.calls(), cost)
+}
+
+/// The spec of `-f FILE`, or the last applied spec of the named (or default) cluster.
+pub(super) fn named_or_file(
+    home: &Home,
+    name: Option<String>,
+    file: Option<&Path>,
+) -> Result<Cluster> {
+    match (file, name) {
+        (Some(file), None) => spec_from(Some(file), None, &SpecFlags::default()),
+        (None, name) => {
+            let name = resolve_name(home, name)?;
+            let record = home
+                .store()?
+                .cluster(&name)?
+                .ok_or_else(|| Usage(format!("no cluster `{name}` in local state; use -f FILE")))?;
+            serde_json::from_value(record.spec).context("reading the cluster's last applied spec")
+        }
+        (Some(_), Some(_)) => bail!(Usage("give a cluster name or -f FILE, not both".into())),
+    }
 }
 
 /// Reads the spec file (if any), then lays the flags over it and validates the result.
@@ -170,6 +180,9 @@ struct PlanOutput<'a> {
     summary: Counts,
     items: &'a [clouder_engine::PlanItem],
     calls: Calls,
+    /// With --cost: the estimate of the cluster the plan converges to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<Estimate>,
 }
 
 #[derive(Serialize)]
@@ -189,12 +202,19 @@ fn counts(plan: &Plan) -> Counts {
     }
 }
 
-fn print_plan(g: &Global, cluster: &str, plan: &Plan, calls: Calls) -> Result<()> {
+fn print_plan(
+    g: &Global,
+    cluster: &str,
+    plan: &Plan,
+    calls: Calls,
+    cost: Option<Estimate>,
+) -> Result<()> {
     let out = PlanOutput {
         cluster,
         summary: counts(plan),
         items: &plan.items,
         calls,
+        cost,
     };
     emit(g.output, &out, || {
         let rows: Vec<Vec<String>> = plan
@@ -221,7 +241,9 @@ fn print_plan(g: &Global, cluster: &str, plan: &Plan, calls: Calls) -> Result<()
         ) + &format!(
             "Plan for {cluster}: {} to create, {} to update, {} to delete, {} unchanged.\n",
             s.create, s.update, s.delete, s.unchanged
-        )
+        ) + &out.cost.as_ref().map_or_else(String::new, |e| {
+            format!("\nCost of {cluster} once applied:\n") + &super::cost::render(e)
+        })
     })
 }
 
@@ -240,6 +262,11 @@ pub(super) async fn converge(
     run: &RunFlags,
 ) -> Result<()> {
     if cluster.spec.provider == Provider::Ssh {
+        if run.cost {
+            bail!(Usage(
+                "--cost: provider ssh runs on machines you own; there is no cloud price to estimate".into()
+            ));
+        }
         return super::bootstrap::converge(home, g, cluster, run).await;
     }
     let store = home.store()?;
@@ -258,7 +285,8 @@ pub(super) async fn converge(
     .await?;
     if run.dry_run {
         progress.finish();
-        return print_plan(g, name, &planned, target.calls());
+        let cost = super::cost::when(run.cost, home, &target)?;
+        return print_plan(g, name, &planned, target.calls(), cost);
     }
 
     let holder = lock_holder(std::process::id());

@@ -3,6 +3,7 @@
 mod bootstrap;
 mod checkpoint;
 mod converge;
+mod cost;
 mod ctx;
 mod inspect;
 mod kubeconfig;
@@ -10,6 +11,7 @@ mod passthrough;
 mod pending;
 mod scale;
 mod terminate;
+mod terraform;
 
 use crate::Usage;
 use crate::cli::{Cli, Command, Kubeadm};
@@ -32,7 +34,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
             Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
             Kubeadm::Schema => inspect::schema(),
-            Kubeadm::Import(args) => inspect::import(&home, g, &args.name),
+            Kubeadm::ExportTerraform(args) => terraform::export(&home, g, args),
+            Kubeadm::Import(args) => match &args.terraform_output {
+                Some(file) => terraform::import(&home, g, &args.name, file),
+                None => inspect::import(&home, g, &args.name),
+            },
             Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
             Kubeadm::Setup(a) => {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
@@ -78,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
             }
         },
+        Command::Cost(c) => cost::run(&home, g, c).await,
         Command::Ctx(c) => ctx::run(&home, g, c),
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),

@@ -50,6 +50,7 @@ pub async fn scale(home: &Home, g: &Global, args: ScaleArgs) -> Result<()> {
     let cluster = clouder_spec::finish(cluster, "flags")?;
     let run = RunFlags {
         dry_run: false,
+        cost: false,
         concurrency: args.concurrency,
         force_unlock: false,
     };

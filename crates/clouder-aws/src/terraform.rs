@@ -1,0 +1,173 @@
+//! The AWS graph as Terraform JSON for the official `hashicorp/aws` provider. Each resource file
+//! renders its own blocks (`Resource::terraform`); this module adds the header, the variables
+//! users change (region, counts, sizes, admin CIDRs, the SSH key) and the outputs setup reads.
+
+use crate::cloud::Scope;
+use crate::resources::CONTROL_PLANE_POOL;
+use clouder_engine::terraform::Terraform;
+use clouder_engine::{Error, Graph};
+use clouder_spec::Cluster;
+use serde_json::{Value, json};
+
+/// The provider release the rendering is written and checked against.
+pub const AWS_PROVIDER_VERSION: &str = "6.0.0";
+
+/// Terraform local names of the shared objects, one per graph id.
+pub mod names {
+    pub const VPC: &str = "aws_vpc.main";
+    pub const SUBNET: &str = "aws_subnet.main";
+    pub const INTERNET_GATEWAY: &str = "aws_internet_gateway.main";
+    pub const ROUTE_TABLE: &str = "aws_route_table.main";
+    pub const ROUTE_TABLE_ASSOCIATION: &str = "aws_route_table_association.main";
+    pub const SECURITY_GROUP: &str = "aws_security_group.nodes";
+    pub const KEY_PAIR: &str = "aws_key_pair.main";
+    pub const NODE_ROLE: &str = "aws_iam_role.nodes";
+    pub const NODE_PROFILE: &str = "aws_iam_instance_profile.nodes";
+    pub const LOAD_BALANCER: &str = "aws_lb.api";
+    pub const TARGET_GROUP: &str = "aws_lb_target_group.api";
+    pub const LISTENER: &str = "aws_lb_listener.api";
+    pub const IMAGE: &str = "data.aws_ami.image";
+}
+
+/// The local name (the part after the type) of `type.name`.
+pub fn local(address: &str) -> &str {
+    address.rsplit_once('.').map_or(address, |(_, n)| n)
+}
+
+/// `${ADDRESS.ATTR}`: a reference to another block's attribute.
+pub fn reference(address: &str, attr: &str) -> String {
+    format!("${{{address}.{attr}}}")
+}
+
+/// `${var.NAME}`.
+pub fn var(name: &str) -> String {
+    format!("${{var.{name}}}")
+}
+
+/// The variable of one pool's setting: `workers_count`, `control_plane_size`.
+pub fn pool_var(pool: &str, setting: &str) -> String {
+    format!("{}_{setting}", pool_local(pool))
+}
+
+/// A pool's Terraform local name: `control-plane` → `control_plane`.
+pub fn pool_local(pool: &str) -> String {
+    pool.replace('-', "_")
+}
+
+/// The cluster's tags as a Terraform map.
+pub fn tags(scope: &Scope, resource_id: &str, name: &str) -> Value {
+    Value::Object(
+        scope
+            .tags(resource_id, name)
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
+}
+
+fn variable(kind: &str, description: &str, default: Value) -> Value {
+    json!({ "type": kind, "description": description, "default": default })
+}
+
+/// The whole module for `cluster`: `graph` (built by [`crate::graph`] with `scope`) rendered,
+/// plus header, variables and outputs.
+pub fn document(scope: &Scope, cluster: &Cluster, graph: &Graph) -> Result<Terraform, Error> {
+    let spec = &cluster.spec;
+    let mut tf = Terraform::default();
+    tf.terraform.insert(
+        "required_providers".into(),
+        json!({ "aws": { "source": "hashicorp/aws", "version": AWS_PROVIDER_VERSION } }),
+    );
+    tf.terraform
+        .insert("required_version".into(), json!(">= 1.5.0"));
+    tf.provider
+        .insert("aws".into(), json!({ "region": var("region") }));
+
+    tf = tf
+        .variable(
+            "region",
+            variable("string", "AWS region", json!(scope.cloud.region)),
+        )?
+        .variable(
+            "admin_cidrs",
+            variable(
+                "list(string)",
+                "Networks allowed to reach SSH (22) and the API server (6443)",
+                json!(
+                    spec.admin_cidrs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                ),
+            ),
+        )?;
+    let cp = &spec.control_plane;
+    let pools = std::iter::once((CONTROL_PLANE_POOL, cp.count, &cp.size, cp.os_disk_gb)).chain(
+        spec.node_pools
+            .iter()
+            .map(|p| (p.name.as_str(), p.count, &p.size, p.os_disk_gb)),
+    );
+    let mut nodes = serde_json::Map::new();
+    for (pool, count, size, disk_gb) in pools {
+        tf = tf
+            .variable(
+                &pool_var(pool, "count"),
+                variable("number", &format!("Machines in {pool}"), json!(count)),
+            )?
+            .variable(
+                &pool_var(pool, "size"),
+                variable("string", &format!("Instance type of {pool}"), json!(size)),
+            )?
+            .variable(
+                &pool_var(pool, "disk_gb"),
+                variable(
+                    "number",
+                    &format!("Root volume GB of {pool}"),
+                    json!(disk_gb),
+                ),
+            )?;
+        if count == 0 {
+            continue;
+        }
+        let machines = format!("aws_instance.{}[*]", pool_local(pool));
+        nodes.insert(
+            pool.to_string(),
+            json!({
+                "names": reference(&machines, "tags.Name"),
+                "instance_ids": reference(&machines, "id"),
+                "private_ips": reference(&machines, "private_ip"),
+                "public_ips": reference(&machines, "public_ip"),
+            }),
+        );
+    }
+    tf = tf
+        .output(
+            "cluster_name",
+            json!({ "value": cluster.name(), "description": "clouder cluster name" }),
+        )?
+        .output(
+            "provider",
+            json!({ "value": "aws", "description": "Cloud provider" }),
+        )?
+        .output("region", json!({ "value": var("region") }))?
+        .output(
+            "ssh_user",
+            json!({ "value": spec.admin_user, "description": "Login user on the machines" }),
+        )?
+        .output(
+            "api_endpoint",
+            json!({
+                "value": reference(names::LOAD_BALANCER, "dns_name"),
+                "description": "DNS name of the API server load balancer (port 6443)",
+            }),
+        )?
+        .output(
+            "nodes",
+            json!({
+                "value": nodes,
+                "description": "Machines by pool: names, instance ids, private and public addresses",
+            }),
+        )?;
+    let rendered = clouder_engine::terraform::render(graph)?;
+    tf.merge(rendered)
+}

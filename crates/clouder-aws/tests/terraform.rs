@@ -1,0 +1,444 @@
+//! The Terraform export, checked without a cloud: golden files, JSON that parses, references
+//! that resolve, resource types and required arguments as the provider documents them, and
+//! deterministic output. With a `terraform` binary on PATH, Terraform itself loads the module.
+
+use clouder_aws::terraform::{AWS_PROVIDER_VERSION, document};
+use clouder_aws::{AwsCloud, Scope};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+const SPEC: &str = "apiVersion: clouder.io/v1alpha1
+kind: Cluster
+metadata:
+  name: tfdemo
+spec:
+  provider: aws
+  region: eu-west-1
+  adminCidrs: [203.0.113.7/32, 198.51.100.0/24]
+  controlPlane: {count: 3, size: m6i.large, osDiskGb: 80}
+  nodePools:
+    - {name: workers, count: 2, size: t3.xlarge}
+    - {name: gpu-pool, count: 1, size: g5.xlarge, osDiskGb: 200}
+";
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHnMbqJ0xB3EJkfsUJEyQfSO0YjDLqfJd0X0aXxGJm5q test@clouder";
+
+fn files(spec: &str) -> Vec<(&'static str, String)> {
+    let cluster = clouder_spec::parse("cluster.yaml", spec).expect("valid spec");
+    let scope = Scope::new(
+        AwsCloud::offline(cluster.spec.region.as_deref().unwrap()),
+        cluster.name(),
+    );
+    let graph = clouder_aws::graph(scope.clone(), &cluster, KEY).unwrap();
+    document(&scope, &cluster, &graph).unwrap().files()
+}
+
+/// All files merged into one configuration, as Terraform loads a directory.
+fn module(files: &[(&str, String)]) -> BTreeMap<String, Value> {
+    let mut all: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, text) in files {
+        let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (k, section) in v.as_object().unwrap() {
+            let slot = all
+                .entry(k.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+            for (name, body) in section.as_object().unwrap() {
+                assert!(slot.get(name).is_none(), "{k}.{name} declared twice");
+                slot[name] = body.clone();
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn golden_files() {
+    for (name, text) in files(SPEC) {
+        insta::assert_snapshot!(name, text);
+    }
+}
+
+#[test]
+fn rendering_is_deterministic_and_sorted() {
+    let a = files(SPEC);
+    assert_eq!(a, files(SPEC));
+    for (name, text) in &a {
+        // Sorted keys at every level: re-serialising through a BTreeMap changes nothing.
+        let sorted: BTreeMap<String, Value> = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            serde_json::to_string_pretty(&sorted).unwrap() + "\n",
+            *text,
+            "{name} is not sorted"
+        );
+    }
+}
+
+/// `aws_x.y` chains in a template expression, with `[…]` indexes and splats skipped.
+fn references(expr: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts = chars[i].is_ascii_alphabetic() || chars[i] == '_';
+        let after_access = i > 0 && matches!(chars[i - 1], '.' | ']' | ')');
+        let inside_word = i > 0 && (chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == '_');
+        if !starts || after_access || inside_word {
+            i += 1;
+            continue;
+        }
+        let mut chain = Vec::new();
+        let mut word = String::new();
+        while i < chars.len() {
+            let c = chars[i];
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                word.push(c);
+            } else if c == '.' {
+                chain.push(std::mem::take(&mut word));
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        chain.push(word);
+        out.push(chain);
+    }
+    out
+}
+
+fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_points_at_a_declared_block() {
+    let m = module(&files(SPEC));
+    let declared = |section: &str, kind: &str, name: &str| {
+        m.get(section)
+            .and_then(|s| s.get(kind))
+            .and_then(|k| k.get(name))
+            .is_some()
+    };
+    let functions = ["toset"];
+    let mut texts = Vec::new();
+    for section in ["resource", "data", "output", "provider"] {
+        strings(&m[section], &mut texts);
+    }
+    let mut checked = 0;
+    for text in texts {
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let end = rest[start..].find('}').expect("closed template") + start;
+            for chain in references(&rest[start + 2..end]) {
+                let head = chain[0].as_str();
+                let ok = match head {
+                    "var" => m["variable"].get(&chain[1]).is_some(),
+                    "data" => declared("data", &chain[1], &chain[2]),
+                    "count" => chain[1] == "index",
+                    "each" => chain[1] == "value" || chain[1] == "key",
+                    _ if head.starts_with("aws_") => declared("resource", head, &chain[1]),
+                    _ => functions.contains(&head),
+                };
+                assert!(ok, "`{}` in {text:?} is not declared", chain.join("."));
+                checked += 1;
+            }
+            rest = &rest[end + 1..];
+        }
+    }
+    // Plain-string dependencies name resources too.
+    for kind in m["resource"].as_object().unwrap().values() {
+        for body in kind.as_object().unwrap().values() {
+            for dep in body["depends_on"].as_array().into_iter().flatten() {
+                let (t, n) = dep.as_str().unwrap().split_once('.').unwrap();
+                assert!(
+                    declared("resource", t, n),
+                    "depends_on {dep} is not declared"
+                );
+            }
+        }
+    }
+    assert!(
+        checked > 40,
+        "only {checked} references found: the scan is broken"
+    );
+}
+
+#[test]
+fn the_scan_finds_bad_references() {
+    assert_eq!(
+        references("toset(var.admin_cidrs)"),
+        vec![
+            vec!["toset".to_string()],
+            vec!["var".into(), "admin_cidrs".into()]
+        ]
+    );
+    assert_eq!(
+        references("aws_instance.control_plane[count.index].id"),
+        vec![
+            vec!["aws_instance".to_string(), "control_plane".into()],
+            vec!["count".into(), "index".into()]
+        ]
+    );
+}
+
+/// Resource and data types with the arguments the provider requires, from the argument
+/// references of the registry docs, https://registry.terraform.io + the path given
+/// (hashicorp/aws 6.0.0). Types absent here fail the test.
+const PROVIDER_DOCS: &[(&str, &str, &[&str])] = &[
+    (
+        "aws_vpc",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/vpc",
+        &[],
+    ),
+    (
+        "aws_subnet",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/subnet",
+        &["vpc_id"],
+    ),
+    (
+        "aws_internet_gateway",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/internet_gateway",
+        &[],
+    ),
+    (
+        "aws_route_table",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/route_table",
+        &["vpc_id"],
+    ),
+    (
+        "aws_route_table_association",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/route_table_association",
+        &["route_table_id"],
+    ),
+    (
+        "aws_security_group",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/security_group",
+        &[],
+    ),
+    (
+        "aws_vpc_security_group_ingress_rule",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/vpc_security_group_ingress_rule",
+        &["security_group_id", "ip_protocol"],
+    ),
+    (
+        "aws_vpc_security_group_egress_rule",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/vpc_security_group_egress_rule",
+        &["security_group_id", "ip_protocol"],
+    ),
+    (
+        "aws_key_pair",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/key_pair",
+        &["public_key"],
+    ),
+    (
+        "aws_iam_role",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/iam_role",
+        &["assume_role_policy"],
+    ),
+    (
+        "aws_iam_role_policy",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/iam_role_policy",
+        &["policy", "role"],
+    ),
+    (
+        "aws_iam_instance_profile",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/iam_instance_profile",
+        &[],
+    ),
+    (
+        "aws_instance",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/instance",
+        &[],
+    ),
+    (
+        "aws_lb",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/lb",
+        &[],
+    ),
+    (
+        "aws_lb_target_group",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/lb_target_group",
+        &[],
+    ),
+    (
+        "aws_lb_target_group_attachment",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/lb_target_group_attachment",
+        &["target_group_arn", "target_id"],
+    ),
+    (
+        "aws_lb_listener",
+        "/providers/hashicorp/aws/6.0.0/docs/resources/lb_listener",
+        &["default_action", "load_balancer_arn"],
+    ),
+    (
+        "data.aws_ami",
+        "/providers/hashicorp/aws/6.0.0/docs/data-sources/ami",
+        &[],
+    ),
+];
+
+/// Required arguments of nested blocks, from the same pages.
+const NESTED_REQUIRED: &[(&str, &str, &[&str])] = &[
+    ("aws_lb_listener", "default_action", &["type"]),
+    ("aws_route_table", "route", &[]),
+    ("data.aws_ami", "filter", &["name", "values"]),
+];
+
+#[test]
+fn every_type_and_required_argument_exists_in_the_provider() {
+    assert_eq!(
+        AWS_PROVIDER_VERSION, "6.0.0",
+        "re-check the table against the new docs"
+    );
+    let m = module(&files(SPEC));
+    let table: BTreeMap<&str, &[&str]> = PROVIDER_DOCS.iter().map(|(t, _, r)| (*t, *r)).collect();
+    let mut seen = BTreeSet::new();
+    for (section, prefix) in [("resource", ""), ("data", "data.")] {
+        for (kind, blocks) in m[section].as_object().unwrap() {
+            let key = format!("{prefix}{kind}");
+            let required = table
+                .get(key.as_str())
+                .unwrap_or_else(|| panic!("{key} is not in the provider table"));
+            seen.insert(key.clone());
+            for (name, body) in blocks.as_object().unwrap() {
+                for arg in *required {
+                    assert!(
+                        body.get(*arg).is_some(),
+                        "{key}.{name} lacks required {arg}"
+                    );
+                }
+                for (t, block, args) in NESTED_REQUIRED {
+                    if *t == key {
+                        for item in body[*block].as_array().expect("nested block list") {
+                            for arg in *args {
+                                assert!(
+                                    item.get(*arg).is_some(),
+                                    "{key}.{name}.{block} lacks {arg}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let all: BTreeSet<String> = table.keys().map(|k| k.to_string()).collect();
+    assert_eq!(seen, all, "table and rendering cover the same types");
+}
+
+#[test]
+fn variables_carry_the_spec_and_outputs_what_setup_needs() {
+    let m = module(&files(SPEC));
+    let default = |v: &str| m["variable"][v]["default"].clone();
+    assert_eq!(default("region"), "eu-west-1");
+    assert_eq!(default("control_plane_count"), 3);
+    assert_eq!(default("control_plane_size"), "m6i.large");
+    assert_eq!(default("gpu_pool_disk_gb"), 200);
+    assert_eq!(
+        default("admin_cidrs"),
+        serde_json::json!(["203.0.113.7/32", "198.51.100.0/24"])
+    );
+    let workers = &m["resource"]["aws_instance"]["workers"];
+    assert_eq!(workers["count"], "${var.workers_count}");
+    assert_eq!(workers["tags"]["Name"], "tfdemo-workers-${count.index}");
+    assert_eq!(
+        workers["tags"]["clouder.io/resource"],
+        "instance/workers-${count.index}"
+    );
+    assert_eq!(
+        m["resource"]["aws_instance"]["control_plane"]["tags"]["Name"],
+        "tfdemo-cp-${count.index}"
+    );
+    for output in [
+        "api_endpoint",
+        "nodes",
+        "ssh_user",
+        "cluster_name",
+        "region",
+    ] {
+        assert!(m["output"].get(output).is_some(), "output {output}");
+    }
+    let nodes = m["output"]["nodes"]["value"].as_object().unwrap();
+    assert_eq!(
+        nodes.keys().collect::<Vec<_>>(),
+        ["control-plane", "gpu-pool", "workers"]
+    );
+    assert_eq!(m["output"]["ssh_user"]["value"], "ubuntu");
+}
+
+/// Terraform loads the module (`terraform providers` parses every file and resolves the pinned
+/// provider requirement). `terraform fmt` ignores `*.tf.json`, so it proves nothing here;
+/// `terraform validate` needs the provider plugin, which this machine cannot download.
+#[test]
+fn terraform_loads_the_module() {
+    let Ok(out) = std::process::Command::new("terraform")
+        .arg("version")
+        .output()
+    else {
+        println!("SKIPPED: no terraform binary on PATH");
+        return;
+    };
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files(SPEC) {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = std::process::Command::new("terraform")
+        .arg(format!("-chdir={}", dir.path().display()))
+        .arg("providers")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "terraform providers: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("hashicorp/aws] {AWS_PROVIDER_VERSION}")),
+        "{stdout}"
+    );
+    let plugins = dirs_with_provider();
+    if plugins.is_empty() {
+        println!(
+            "SKIPPED terraform validate: the hashicorp/aws {AWS_PROVIDER_VERSION} plugin is not installed \
+             (~/.terraform.d/plugins) and registry.terraform.io is not reachable from here"
+        );
+        return;
+    }
+    let init = std::process::Command::new("terraform")
+        .arg(format!("-chdir={}", dir.path().display()))
+        .args(["init", "-backend=false", "-input=false"])
+        .arg(format!("-plugin-dir={}", plugins[0]))
+        .status()
+        .unwrap();
+    assert!(init.success());
+    let validate = std::process::Command::new("terraform")
+        .arg(format!("-chdir={}", dir.path().display()))
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stdout)
+    );
+}
+
+fn dirs_with_provider() -> Vec<String> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let dir = format!("{home}/.terraform.d/plugins");
+    let provider = format!("{dir}/registry.terraform.io/hashicorp/aws/{AWS_PROVIDER_VERSION}");
+    if std::path::Path::new(&provider).exists() {
+        vec![dir]
+    } else {
+        Vec::new()
+    }
+}

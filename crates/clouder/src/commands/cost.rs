@@ -1,0 +1,192 @@
+//! `cost show|refresh|table`, and the estimate `plan --cost` and `create --dry-run --cost` add.
+
+use super::context;
+use crate::Usage;
+use crate::cli::{Cost, Global};
+use crate::home::{Home, write_private};
+use crate::output::{emit, table};
+use crate::progress::Progress;
+use crate::provider;
+use anyhow::{Context as _, Result};
+use clouder_cost::{Estimate, PriceTable, estimate};
+use clouder_engine::{Billable, Graph, Plan};
+use serde::Serialize;
+use std::path::PathBuf;
+
+pub async fn run(home: &Home, g: &Global, command: Cost) -> Result<()> {
+    match command {
+        Cost::Show { name, concurrency } => show(home, g, name, concurrency).await,
+        Cost::Refresh { aws, azure } => refresh(home, g, &aws, &azure),
+        Cost::Table => {
+            let (table, origin) = prices(home)?;
+            let info = clouder_cost::TableInfo {
+                origin,
+                source: table.source,
+                date: table.date,
+            };
+            emit(g.output, &info, || {
+                format!(
+                    "Prices: {} table dated {}\nSource: {}\n",
+                    info.origin, info.date, info.source
+                )
+            })
+        }
+    }
+}
+
+fn cache(home: &Home) -> PathBuf {
+    home.root.join("prices.json")
+}
+
+/// The refreshed cache if there is one, else the embedded table; with where it came from.
+pub fn prices(home: &Home) -> Result<(PriceTable, String)> {
+    let path = cache(home);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let shown = path.display().to_string();
+            Ok((PriceTable::parse(&shown, &text)?, shown))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((PriceTable::embedded(), "embedded".into()))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The cost of everything `graph` declares: the cluster a plan converges to.
+pub fn of_graph(home: &Home, graph: &Graph, cloud: &str, region: &str) -> Result<Estimate> {
+    let mut items: Vec<_> = graph
+        .resources()
+        .map(|r| (r.id().to_string(), r.kind().to_string(), r.billing()))
+        .filter(|(_, _, b)| !b.is_empty())
+        .collect();
+    items.sort();
+    let (table, origin) = prices(home)?;
+    Ok(estimate(&table, &origin, cloud, region, &items))
+}
+
+/// With `--cost`: the estimate of the cluster `target`'s plan converges to.
+pub fn when(wanted: bool, home: &Home, target: &provider::Target) -> Result<Option<Estimate>> {
+    if !wanted {
+        return Ok(None);
+    }
+    of_graph(home, &target.graph, "aws", &target.cloud.region).map(Some)
+}
+
+/// The estimate table, totals, the price table used and what is left out.
+pub fn render(e: &Estimate) -> String {
+    table(
+        &["RESOURCE", "KIND", "BILLED FOR", "PER HOUR", "30 DAYS"],
+        &e.render(),
+    ) + &e.footer()
+}
+
+#[derive(Serialize)]
+struct Shown<'a> {
+    cluster: &'a str,
+    #[serde(flatten)]
+    estimate: &'a Estimate,
+}
+
+/// What exists of the cluster now, priced: the resources its plan finds, with their observed
+/// machine sizes.
+async fn show(home: &Home, g: &Global, name: Option<String>, concurrency: usize) -> Result<()> {
+    let cluster = super::converge::named_or_file(home, name, None)?;
+    let name = cluster.name().to_string();
+    let store = home.store()?;
+    let ctx = context(home, &store, cluster.spec.context.as_deref())?;
+    let target = provider::connect(&cluster, ctx.as_ref(), false).await?;
+    let progress = Progress::new(g.quiet || g.output != crate::cli::Format::Table);
+    let planned = clouder_engine::plan(
+        &target.graph,
+        target.inventory.as_ref(),
+        concurrency,
+        &progress,
+    )
+    .await?;
+    progress.finish();
+    let items = existing(&target.graph, &planned);
+    let (table, origin) = prices(home)?;
+    let e = estimate(&table, &origin, "aws", &target.cloud.region, &items);
+    let out = Shown {
+        cluster: &name,
+        estimate: &e,
+    };
+    emit(g.output, &out, || {
+        format!("Cluster {name}, as it exists now:\n") + &render(&e)
+    })
+}
+
+/// The billables of the resources `plan` found, machine sizes as observed.
+fn existing(graph: &Graph, plan: &Plan) -> Vec<(String, String, Vec<Billable>)> {
+    plan.items
+        .iter()
+        .filter_map(|item| {
+            let found = item.found.as_ref()?;
+            let resource = graph.get(&item.id)?;
+            let billables: Vec<Billable> = resource
+                .billing()
+                .into_iter()
+                .map(|b| match (b, found.attr("size")) {
+                    (Billable::Machine { .. }, Some(size)) if !size.is_empty() => {
+                        Billable::Machine { size: size.into() }
+                    }
+                    (b, _) => b,
+                })
+                .collect();
+            (!billables.is_empty()).then(|| (item.id.clone(), item.kind.clone(), billables))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Refreshed {
+    cache: String,
+    date: String,
+    aws_prices: usize,
+    azure_prices: usize,
+}
+
+fn refresh(home: &Home, g: &Global, aws: &[PathBuf], azure: &[PathBuf]) -> Result<()> {
+    if aws.is_empty() && azure.is_empty() {
+        return Err(Usage("give at least one --aws FILE or --azure FILE".into()).into());
+    }
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (mut table, _) = prices(home)?;
+    let date = today();
+    let mut counts = (0, 0);
+    for path in aws {
+        let prices = clouder_cost::refresh::aws_machine_prices(&read(path)?)
+            .with_context(|| path.display().to_string())?;
+        counts.0 += prices.values().map(|s| s.len()).sum::<usize>();
+        table = table.with_machine_prices("aws", prices, "AWS Price List API (GetProducts)", &date);
+    }
+    for path in azure {
+        let (prices, _) = clouder_cost::refresh::azure_machine_prices(&read(path)?)
+            .with_context(|| path.display().to_string())?;
+        counts.1 += prices.values().map(|s| s.len()).sum::<usize>();
+        table = table.with_machine_prices("azure", prices, "Azure Retail Prices API", &date);
+    }
+    crate::home::private_dir(&home.root)?;
+    let path = cache(home);
+    write_private(&path, serde_json::to_string_pretty(&table)?.as_bytes())?;
+    let out = Refreshed {
+        cache: path.display().to_string(),
+        date,
+        aws_prices: counts.0,
+        azure_prices: counts.1,
+    };
+    emit(g.output, &out, || {
+        format!(
+            "Price cache {} updated ({} AWS and {} Azure machine prices, dated {}).\n",
+            out.cache, out.aws_prices, out.azure_prices, out.date
+        )
+    })
+}
+
+/// Today's date (UTC), YYYY-MM-DD.
+fn today() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
+}
