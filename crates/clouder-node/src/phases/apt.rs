@@ -3,8 +3,9 @@
 //! of the system, the packages at the wanted version, then held so that no unattended upgrade
 //! moves them.
 
+use super::Node;
 use crate::shell::{file_is, quote, write_file};
-use clouder_spec::AptSource;
+use clouder_spec::{AptSource, Source};
 
 pub struct AptInstall {
     /// Names the files clouder writes: `clouder-<component>`.
@@ -20,6 +21,28 @@ pub struct AptInstall {
 const KEYRINGS: &str = "/etc/apt/keyrings";
 
 impl AptInstall {
+    /// A component's configured source, else its default; the source's packages, else the usual.
+    pub fn resolve(
+        component: &'static str,
+        node: Node,
+        configured: Option<&Source>,
+        default: AptSource,
+        usual: &[&str],
+        version: Option<String>,
+    ) -> Self {
+        let source = configured.map_or(default, |s| s.apt.clone());
+        AptInstall {
+            component,
+            packages: source
+                .packages
+                .clone()
+                .unwrap_or_else(|| usual.iter().map(|p| p.to_string()).collect()),
+            source,
+            version,
+            host_codename: node.facts.os_codename.clone(),
+        }
+    }
+
     fn list_file(&self) -> String {
         format!("/etc/apt/sources.list.d/clouder-{}.sources", self.component)
     }

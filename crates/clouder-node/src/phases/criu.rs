@@ -30,23 +30,9 @@ fn default_source(node: Node) -> AptSource {
 }
 
 fn install(node: Node) -> AptInstall {
-    let source = node
-        .plan
-        .sources
-        .criu
-        .as_ref()
-        .map(|s| s.apt.clone())
-        .unwrap_or_else(|| default_source(node));
-    AptInstall {
-        component: "criu",
-        packages: source
-            .packages
-            .clone()
-            .unwrap_or_else(|| vec!["criu".into()]),
-        source,
-        version: None,
-        host_codename: node.facts.os_codename.clone(),
-    }
+    let configured = node.plan.sources.criu.as_ref();
+    let default = default_source(node);
+    AptInstall::resolve("criu", node, configured, default, &["criu"], None)
 }
 
 const VERSION_4: &str = "[[ \"$(criu --version | awk '/^Version/ {print $2}')\" == [4-9].* ]]";

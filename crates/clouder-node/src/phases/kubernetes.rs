@@ -36,23 +36,9 @@ fn version_pattern(node: Node) -> String {
 }
 
 fn install(node: Node) -> AptInstall {
-    let source = node
-        .plan
-        .sources
-        .kubernetes
-        .as_ref()
-        .map(|s| s.apt.clone())
-        .unwrap_or_else(|| default_source(node));
-    AptInstall {
-        component: "kubernetes",
-        packages: source
-            .packages
-            .clone()
-            .unwrap_or_else(|| PACKAGES.map(String::from).to_vec()),
-        source,
-        version: Some(version_pattern(node)),
-        host_codename: node.facts.os_codename.clone(),
-    }
+    let configured = node.plan.sources.kubernetes.as_ref();
+    let default = default_source(node);
+    AptInstall::resolve("kubernetes", node, configured, default, &PACKAGES, Some(version_pattern(node)))
 }
 
 impl Phase for KubernetesPackages {

@@ -37,23 +37,9 @@ fn default_source(node: Node) -> AptSource {
 }
 
 fn install(node: Node) -> AptInstall {
-    let source = node
-        .plan
-        .sources
-        .containerd
-        .as_ref()
-        .map(|s| s.apt.clone())
-        .unwrap_or_else(|| default_source(node));
-    AptInstall {
-        component: "containerd",
-        packages: source
-            .packages
-            .clone()
-            .unwrap_or_else(|| vec!["containerd".into(), "runc".into()]),
-        source,
-        version: None,
-        host_codename: node.facts.os_codename.clone(),
-    }
+    let configured = node.plan.sources.containerd.as_ref();
+    let default = default_source(node);
+    AptInstall::resolve("containerd", node, configured, default, &["containerd", "runc"], None)
 }
 
 impl Phase for ContainerRuntime {
