@@ -25,6 +25,14 @@ impl Cloud {
     }
 
     /// The AWS region or Azure location.
+    /// `aws` or `azure`, as price tables name the clouds.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cloud::Aws(_) => "aws",
+            Cloud::Azure(_) => "azure",
+        }
+    }
+
     pub fn region(&self) -> String {
         match self {
             Cloud::Aws(c) => c.region.clone(),
@@ -139,7 +147,10 @@ pub async fn connect_with(
 
 /// The cluster's graph without a cloud connection (no credentials needed): for rendering,
 /// never for calls. The key is optional: without one, the rendering leaves it to the user.
-pub fn offline(cluster: &Cluster, context: Option<&Context>) -> Result<(Arc<Scope>, Graph)> {
+pub fn offline(
+    cluster: &Cluster,
+    context: Option<&Context>,
+) -> Result<(Arc<clouder_aws::Scope>, Graph)> {
     if cluster.spec.provider != Provider::Aws {
         return Err(Usage(format!(
             "provider `{}` is not available in this build yet (aws is)",
@@ -156,7 +167,7 @@ pub fn offline(cluster: &Cluster, context: Option<&Context>) -> Result<(Arc<Scop
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .ok_or_else(|| Usage(clouder_aws::ConnectError::NoRegion.to_string()))?;
     let key = public_key(cluster).unwrap_or_default();
-    let scope = Scope::new(AwsCloud::offline(&region), cluster.name());
+    let scope = clouder_aws::Scope::new(AwsCloud::offline(&region), cluster.name());
     let graph = clouder_aws::graph(scope.clone(), cluster, &key)?;
     Ok((scope, graph))
 }

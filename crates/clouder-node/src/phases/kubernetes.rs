@@ -38,7 +38,14 @@ fn version_pattern(node: Node) -> String {
 fn install(node: Node) -> AptInstall {
     let configured = node.plan.sources.kubernetes.as_ref();
     let default = default_source(node);
-    AptInstall::resolve("kubernetes", node, configured, default, &PACKAGES, Some(version_pattern(node)))
+    AptInstall::resolve(
+        "kubernetes",
+        node,
+        configured,
+        default,
+        &PACKAGES,
+        Some(version_pattern(node)),
+    )
 }
 
 impl Phase for KubernetesPackages {

@@ -39,7 +39,14 @@ fn default_source(node: Node) -> AptSource {
 fn install(node: Node) -> AptInstall {
     let configured = node.plan.sources.containerd.as_ref();
     let default = default_source(node);
-    AptInstall::resolve("containerd", node, configured, default, &["containerd", "runc"], None)
+    AptInstall::resolve(
+        "containerd",
+        node,
+        configured,
+        default,
+        &["containerd", "runc"],
+        None,
+    )
 }
 
 impl Phase for ContainerRuntime {

@@ -70,7 +70,13 @@ pub fn when(wanted: bool, home: &Home, target: &provider::Target) -> Result<Opti
     if !wanted {
         return Ok(None);
     }
-    of_graph(home, &target.graph, "aws", &target.cloud.region).map(Some)
+    of_graph(
+        home,
+        &target.graph,
+        target.cloud.name(),
+        &target.cloud.region(),
+    )
+    .map(Some)
 }
 
 /// The estimate table, totals, the price table used and what is left out.
@@ -107,7 +113,13 @@ async fn show(home: &Home, g: &Global, name: Option<String>, concurrency: usize)
     progress.finish();
     let items = existing(&target.graph, &planned);
     let (table, origin) = prices(home)?;
-    let e = estimate(&table, &origin, "aws", &target.cloud.region, &items);
+    let e = estimate(
+        &table,
+        &origin,
+        target.cloud.name(),
+        &target.cloud.region(),
+        &items,
+    );
     let out = Shown {
         cluster: &name,
         estimate: &e,

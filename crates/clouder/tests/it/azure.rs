@@ -390,6 +390,24 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
         .await
         .unwrap();
     assert_eq!(put.status(), 201);
+    // Like any ARM client, wait for the NIC's creation to finish before touching it again.
+    let operation = put.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
+    loop {
+        let status: serde_json::Value = http
+            .get(&operation)
+            .bearer_auth("t")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] != "InProgress" {
+            assert_eq!(status["status"], "Succeeded", "{status}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     let out = env.run_azure(
         &endpoint,
@@ -418,7 +436,7 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
         .send()
         .await
         .unwrap();
-    assert_eq!(gone.status(), 202);
+    assert_eq!(gone.status(), 202, "{:?}", gone.text().await);
     env.ok_azure(&endpoint, &["kubeadm", "terminate", "azerr", "--force"]);
     assert_eq!(arm.ids(), vec![group_key("errgrp")]);
 }

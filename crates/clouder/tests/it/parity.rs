@@ -75,7 +75,6 @@ fn commands_whose_behaviour_lands_later_say_so_and_exit_1() {
     env.ok(&["kubeadm", "set-default", "alpha"]);
     for command in [
         "setup",
-        "get-config",
         "prune",
         "smoke-test",
         "enable-ingress-nginx",
