@@ -30,11 +30,11 @@ pub struct Retention {
 /// Pure: the checkpoints that `retention` drops at `now` (Unix seconds). Counted per container
 /// (cluster, namespace, pod, container); the newest of a container is never dropped by age alone
 /// when `keep` asks for at least one.
-pub fn expired<'a>(
-    records: &'a [CheckpointRecord],
+pub fn expired(
+    records: &[CheckpointRecord],
     retention: Retention,
     now: i64,
-) -> Vec<&'a CheckpointRecord> {
+) -> Vec<&CheckpointRecord> {
     let mut by_container: BTreeMap<(&str, &str, &str, &str), Vec<&CheckpointRecord>> =
         BTreeMap::new();
     for r in records {

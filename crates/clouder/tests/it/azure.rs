@@ -391,7 +391,10 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
         .unwrap();
     assert_eq!(put.status(), 201);
     // Like any ARM client, wait for the NIC's creation to finish before touching it again.
-    let operation = put.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
+    let operation = put.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_string();
     loop {
         let status: serde_json::Value = http
             .get(&operation)
