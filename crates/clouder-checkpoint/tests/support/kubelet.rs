@@ -180,7 +180,7 @@ async fn answer(
         .unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.strip_prefix("timeout="))
-        .last();
+        .next_back();
     if let Some(t) = timeout
         && t.parse::<i64>().is_err()
     {

@@ -382,6 +382,7 @@ fn shared_peer(name: &str, command: &str) -> u16 {
         parent = std::process::id()
     );
     // The watchdog lives as long as the test process; it is never waited on.
+    #[allow(clippy::zombie_processes)]
     let _watchdog = Command::new("sh")
         .arg("-c")
         .arg(script)
