@@ -269,7 +269,7 @@ async fn s3_on_moto_stores_blobs_once() {
         .get_object()
         .bucket(&bucket)
         .key(
-            &expected
+            expected
                 .iter()
                 .find(|k| k.ends_with(&hex(&image.layer.digest)))
                 .unwrap()

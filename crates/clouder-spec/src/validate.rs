@@ -416,29 +416,6 @@ fn check_apt_source(at: &str, apt: &AptSource, bad: &mut impl FnMut(&str, String
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions() {
-        for ok in ["1.32", "v1.32.3", "1.28.0"] {
-            assert!(k8s_version(ok).is_ok(), "{ok}");
-        }
-        for bad in ["1", "1.x", "2.1", "1.20", "1.32.3.4", "latest"] {
-            assert!(k8s_version(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn label_keys() {
-        assert!(qualified_name("role.datalayer.io/runtime").is_ok());
-        assert!(qualified_name("app").is_ok());
-        assert!(qualified_name("Bad_Prefix/x").is_err());
-        assert!(qualified_name("x/").is_err());
-    }
-}
-
 /// Azure names: locations are lowercase words (`eastus`), sizes `Standard_…`/`Basic_…`,
 /// images an alias, a `publisher:offer:sku:version` URN or an image resource id.
 fn check_azure(cluster: &Cluster, bad: &mut impl FnMut(&str, String)) {
@@ -508,5 +485,28 @@ fn check_azure(cluster: &Cluster, bad: &mut impl FnMut(&str, String)) {
                 "`{rg}` is not a resource group name (1-90 letters, digits, -_.(), not ending in .)"
             ),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in ["1.32", "v1.32.3", "1.28.0"] {
+            assert!(k8s_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1", "1.x", "2.1", "1.20", "1.32.3.4", "latest"] {
+            assert!(k8s_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_keys() {
+        assert!(qualified_name("role.datalayer.io/runtime").is_ok());
+        assert!(qualified_name("app").is_ok());
+        assert!(qualified_name("Bad_Prefix/x").is_err());
+        assert!(qualified_name("x/").is_err());
     }
 }

@@ -486,7 +486,6 @@ fn write_reference(
         node_size: pool.map(|p| p.size.clone()),
         admin_user: Some(cluster.spec.admin_user.clone()),
         rest,
-        ..Default::default()
     };
     crate::reference::write(home, name, json)
 }

@@ -444,10 +444,13 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
     assert_eq!(arm.ids(), vec![group_key("errgrp")]);
 }
 
+/// Extra flags, extra environment, the exit code and what stderr says.
+type BadInput<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
+
 #[test]
 fn azure_bad_input_is_refused_clearly_before_any_call() {
     let env = Env::new();
-    let cases: [(&[&str], &[(&str, &str)], i32, &str); 6] = [
+    let cases: [BadInput; 6] = [
         (
             &["--node-size", "t3.large"],
             &[],
