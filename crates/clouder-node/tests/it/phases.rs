@@ -127,6 +127,7 @@ fn default_sources_are_the_upstream_repositories_pinned_to_the_version() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn phases_apply_once_and_a_rerun_changes_nothing() {
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let lab = Lab::start_rooted(2);
     let fleet = Fleet::new(
         load_key(&lab.client_key()).unwrap(),
@@ -189,6 +190,11 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
     assert!(
         !std::path::Path::new("/etc/sysctl.d/90-clouder-kubernetes.conf").exists(),
         "the test machine is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        machine,
+        "booted hosts name themselves in their own UTS namespace"
     );
 
     for report in run().await {
