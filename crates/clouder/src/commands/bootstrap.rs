@@ -268,7 +268,12 @@ fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts) -> NodeInputs 
         .flatten();
     NodeInputs {
         name: facts.hostname.clone(),
-        advertise_address: facts.address.clone(),
+        // A host without a default route has no such address: the one we reach it at will do.
+        advertise_address: if facts.address.is_empty() {
+            spec.address.clone()
+        } else {
+            facts.address.clone()
+        },
         labels: pool.map(|p| p.labels.clone()).unwrap_or_default(),
         taints: pool
             .map(|p| {
