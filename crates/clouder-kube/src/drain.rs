@@ -183,7 +183,7 @@ pub async fn drain(
         report.refusals += refused.len();
         if !refused.is_empty() && start.elapsed() >= options.timeout {
             return Err(Error::Timeout {
-                object: ObjectRef::new("v1", "Node", None, node),
+                object: Box::new(ObjectRef::new("v1", "Node", None, node)),
                 waited: options.timeout,
                 state: format!("evictions refused: {}", refused.join(", ")),
                 last_event: None,

@@ -37,7 +37,7 @@ pub enum Error {
         last_event.as_ref().map(|e| format!("; last event: {e}")).unwrap_or_default()
     )]
     Timeout {
-        object: ObjectRef,
+        object: Box<ObjectRef>,
         waited: Duration,
         state: String,
         last_event: Option<String>,

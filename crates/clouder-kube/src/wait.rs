@@ -45,7 +45,7 @@ pub async fn until(
         };
         if start.elapsed() >= timeout {
             return Err(Error::Timeout {
-                object: object.clone(),
+                object: Box::new(object.clone()),
                 waited: timeout,
                 state,
                 last_event: last_event(applier.client(), object).await,
