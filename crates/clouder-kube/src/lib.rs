@@ -2,6 +2,7 @@
 //! server-side apply of manifests (field manager `clouder`), waits with clear timeouts, addons,
 //! and node drains.
 
+pub mod addons;
 pub mod apply;
 pub mod client;
 pub mod drain;
