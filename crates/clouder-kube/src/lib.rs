@@ -7,6 +7,7 @@ pub mod apply;
 pub mod client;
 pub mod drain;
 pub mod manifest;
+pub mod teardown;
 pub mod wait;
 
 pub use apply::{Applied, Applier, FIELD_MANAGER, Outcome};

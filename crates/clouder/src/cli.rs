@@ -228,19 +228,24 @@ pub enum Kubeadm {
     SmokeTest(SmokeArgs),
     /// Install the NGINX ingress controller with a cloud load balancer.
     #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-nginx demo")]
-    EnableIngressNginx(SshTarget),
+    EnableIngressNginx(KubeTarget),
     /// Install the Traefik ingress controller with a cloud load balancer.
     #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-traefik demo")]
-    EnableIngressTraefik(SshTarget),
+    EnableIngressTraefik(KubeTarget),
     /// Remove the NGINX ingress controller.
     #[command(after_help = "Example:\n  clouder kubeadm disable-ingress-nginx demo --force")]
-    DisableIngressNginx(SshForceArgs),
+    DisableIngressNginx(KubeTargetForce),
     /// Remove the Traefik ingress controller.
     #[command(after_help = "Example:\n  clouder kubeadm disable-ingress-traefik demo --force")]
-    DisableIngressTraefik(SshForceArgs),
+    DisableIngressTraefik(KubeTargetForce),
     /// Upgrade kubelet, kubeadm and kubectl to the target version on all nodes.
     #[command(after_help = "Example:\n  clouder kubeadm upgrade-kubelet demo -u ubuntu")]
     UpgradeKubelet(SshTarget),
+    /// Record an existing cluster (not created by clouder) so addons, drains and services work on it.
+    #[command(
+        after_help = "Example:\n  clouder kubeadm adopt legacy --kubeconfig ~/.kube/legacy.yaml --provider aws -r eu-west-1"
+    )]
+    Adopt(AdoptArgs),
     /// Write the cluster's infrastructure as Terraform JSON (*.tf.json) into a directory.
     #[command(
         after_help = "Examples:\n  clouder kubeadm export-terraform -f cluster.yaml --dir infra/\n  clouder kubeadm export-terraform demo --dir infra/ && terraform -chdir=infra init"
@@ -403,14 +408,46 @@ pub struct SshTarget {
     pub ssh: SshFlags,
 }
 
+/// A cluster whose Kubernetes API a command talks to.
 #[derive(Args, Debug)]
-pub struct SshForceArgs {
+pub struct KubeTarget {
     pub name: Option<String>,
     #[command(flatten)]
     pub ssh: SshFlags,
+    /// Use this kubeconfig instead of the cluster's own.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long to wait for rollouts, in seconds.
+    #[arg(long = "timeout", default_value_t = 300)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct KubeTargetForce {
+    #[command(flatten)]
+    pub target: KubeTarget,
     /// Do not ask for confirmation.
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AdoptArgs {
+    /// The name clouder will know it by.
+    pub name: String,
+    /// Kubeconfig of the existing cluster (copied under CLOUDER_HOME, mode 0600).
+    #[arg(long, required = true)]
+    pub kubeconfig: PathBuf,
+    /// Where its nodes run: aws, azure or ssh (own hosts); picks the load-balancer wiring.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<clouder_spec::Provider>,
+    /// Its cloud region.
+    #[arg(short = 'r', long)]
+    pub region: Option<String>,
+}
+
+fn parse_provider(s: &str) -> Result<clouder_spec::Provider, String> {
+    s.parse()
 }
 
 #[derive(Args, Debug)]

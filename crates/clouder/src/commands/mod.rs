@@ -6,6 +6,7 @@ mod converge;
 mod cost;
 mod ctx;
 mod inspect;
+mod kube;
 mod kubeconfig;
 mod passthrough;
 mod pending;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Some(file) => terraform::import(&home, g, &args.name, file),
                 None => inspect::import(&home, g, &args.name),
             },
+            Kubeadm::Adopt(args) => kube::adopt(&home, g, args).await,
             Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
             Kubeadm::Setup(a) => {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
@@ -56,30 +58,19 @@ pub async fn run(cli: Cli) -> Result<()> {
                 "smoke-test",
                 "the Kubernetes layer and checkpoint/restore",
             ),
-            Kubeadm::EnableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::EnableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
+            Kubeadm::EnableIngressNginx(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::EnableIngressTraefik(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
+            }
+            Kubeadm::DisableIngressNginx(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::DisableIngressTraefik(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik)
+                    .await
+            }
             Kubeadm::UpgradeKubelet(a) => {
                 pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
             }
