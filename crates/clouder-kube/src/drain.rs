@@ -44,6 +44,8 @@ pub struct DrainReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Load {
     pub node: String,
+    /// The node's InternalIP, by which clouder knows its machine.
+    pub address: Option<String>,
     pub pods: usize,
     pub cpu_millis: i64,
     pub cordoned: bool,
@@ -108,7 +110,14 @@ pub fn by_load(nodes: &[Node], pods: &[Pod]) -> Vec<Load> {
                 .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name))
                 .filter(|p| evictable(p))
                 .collect();
+            let address = n
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.as_ref())
+                .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+                .map(|a| a.address.clone());
             Load {
+                address,
                 cordoned: n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true),
                 pods: on_node.len(),
                 cpu_millis: on_node.iter().map(|p| requested_cpu(p)).sum(),

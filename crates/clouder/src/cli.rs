@@ -477,6 +477,12 @@ pub struct ScaleArgs {
     /// Label for new workers k=v (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub node_label: Vec<String>,
+    /// Use this kubeconfig instead of the cluster's own (for the drain).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long a drain may wait on PodDisruptionBudgets, in seconds.
+    #[arg(long = "drain-timeout", default_value_t = 300)]
+    pub drain_timeout_secs: u64,
     /// Do not ask before removing workers.
     #[arg(short = 'f', long)]
     pub force: bool,

@@ -261,6 +261,7 @@ pub(super) async fn converge(
     mut cluster: Cluster,
     run: &RunFlags,
 ) -> Result<()> {
+    carry_retired(home, &mut cluster)?;
     if cluster.spec.provider == Provider::Ssh {
         if run.cost {
             bail!(Usage(
@@ -488,4 +489,25 @@ fn write_reference(
         rest,
     };
     crate::reference::write(home, name, json)
+}
+
+/// Machines a scale-down drained and removed stay removed when a spec file (which does not list
+/// them) is applied again.
+fn carry_retired(home: &Home, cluster: &mut Cluster) -> Result<()> {
+    let Some(record) = home.store()?.cluster(cluster.name())? else {
+        return Ok(());
+    };
+    let Ok(last) = serde_json::from_value::<Cluster>(record.spec) else {
+        return Ok(());
+    };
+    for pool in &mut cluster.spec.node_pools {
+        if let Some(before) = last.spec.node_pools.iter().find(|p| p.name == pool.name) {
+            for i in &before.retired {
+                if !pool.retired.contains(i) {
+                    pool.retired.push(*i);
+                }
+            }
+        }
+    }
+    Ok(())
 }
