@@ -222,7 +222,7 @@ pub enum Kubeadm {
     Scale(ScaleArgs),
     /// Delete NotReady workers and failed machines.
     #[command(after_help = "Example:\n  clouder kubeadm prune demo --force")]
-    Prune(ForceArgs),
+    Prune(KubeTargetForce),
     /// Ingress check, then checkpoint/restore of a counter pod.
     #[command(after_help = "Example:\n  clouder kubeadm smoke-test demo --no-cleanup")]
     SmokeTest(SmokeArgs),
@@ -341,6 +341,9 @@ pub struct RunFlags {
     /// With --dry-run: add the cost estimate of the cluster the plan converges to.
     #[arg(long, requires = "dry_run")]
     pub cost: bool,
+    /// Set by commands that converge as one step of their own and report for themselves.
+    #[arg(skip)]
+    pub silent: bool,
 }
 
 #[derive(Args, Debug)]
@@ -488,14 +491,6 @@ pub struct ScaleArgs {
     pub force: bool,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
-}
-
-#[derive(Args, Debug)]
-pub struct ForceArgs {
-    pub name: Option<String>,
-    /// Do not ask for confirmation.
-    #[arg(short = 'f', long)]
-    pub force: bool,
 }
 
 #[derive(Args, Debug)]

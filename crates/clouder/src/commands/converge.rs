@@ -343,21 +343,9 @@ pub(super) async fn converge(
         result: &summary,
         calls: target.calls(),
     };
-    emit(g.output, &out, || {
-        format!(
-            "Cluster {name}: {} created, {} updated, {} deleted, {} unchanged ({} API calls, {} mutating).\n",
-            summary.created,
-            summary.updated,
-            summary.deleted,
-            summary.unchanged,
-            out.calls.total,
-            out.calls.mutating
-        ) + &if summary.ok() {
-            format!("Next: clouder kubeadm info {name}\n")
-        } else {
-            String::new()
-        }
-    })?;
+    if !run.silent {
+        report(g, name, &out, &summary)?;
+    }
     if !summary.ok() {
         let failed: Vec<String> = summary
             .failed
@@ -371,6 +359,24 @@ pub(super) async fn converge(
         );
     }
     Ok(())
+}
+
+fn report(g: &Global, name: &str, out: &ApplyOutput, summary: &ApplySummary) -> Result<()> {
+    emit(g.output, out, || {
+        format!(
+            "Cluster {name}: {} created, {} updated, {} deleted, {} unchanged ({} API calls, {} mutating).\n",
+            summary.created,
+            summary.updated,
+            summary.deleted,
+            summary.unchanged,
+            out.calls.total,
+            out.calls.mutating
+        ) + &if summary.ok() {
+            format!("Next: clouder kubeadm info {name}\n")
+        } else {
+            String::new()
+        }
+    })
 }
 
 /// Records the account id in the context, once seen (never credentials).

@@ -12,6 +12,7 @@ use clouder_kube::{Applier, ObjectRef};
 use clouder_spec::{Cluster, Provider};
 use clouder_state::{ClusterRecord, StateStore, now};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -84,6 +85,24 @@ pub fn addon_context(cluster: &Cluster) -> Result<addons::Context> {
         minor: minor(&cluster.spec.kubernetes.version)?,
         azure_cloud_config: None,
     })
+}
+
+/// The pool's machines by private address → index, from the state of the last apply.
+pub fn pool_machines(
+    store: &dyn StateStore,
+    cluster: &str,
+    pool: &str,
+) -> Result<BTreeMap<String, u32>> {
+    let prefix = format!("instance/{pool}-");
+    Ok(store
+        .resources(cluster)?
+        .into_iter()
+        .filter_map(|r| {
+            let index = r.id.rsplit_once(&prefix)?.1.parse().ok()?;
+            let ip = r.attrs.get("private_ip")?.as_str()?.to_string();
+            (!ip.is_empty()).then_some((ip, index))
+        })
+        .collect())
 }
 
 #[derive(Serialize)]

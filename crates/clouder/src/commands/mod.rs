@@ -10,6 +10,7 @@ mod kube;
 mod kubeconfig;
 mod passthrough;
 mod pending;
+mod prune;
 mod scale;
 mod terminate;
 mod terraform;
@@ -46,12 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
             }
             Kubeadm::GetConfig(a) => kubeconfig::get_config(&home, g, a).await,
-            Kubeadm::Prune(a) => pending::not_yet(
-                &home,
-                a.name,
-                "prune",
-                "the Kubernetes layer (node readiness)",
-            ),
+            Kubeadm::Prune(a) => prune::prune(&home, g, a).await,
             Kubeadm::SmokeTest(a) => pending::not_yet(
                 &home,
                 a.name,

@@ -40,7 +40,7 @@ pub async fn scale(home: &Home, g: &Global, args: ScaleArgs) -> Result<()> {
         confirm(&question, args.force || g.yes, "--force")?;
         if record.setup_complete {
             let kubeconfig = super::kube::kubeconfig_for(home, &name, args.kubeconfig.as_deref())?;
-            let machines = worker_machines(&home.store()?, &name, &pool.name)?;
+            let machines = super::kube::pool_machines(&home.store()?, &name, &pool.name)?;
             let options = DrainOptions {
                 timeout: Duration::from_secs(args.drain_timeout_secs),
                 ..DrainOptions::default()
@@ -84,26 +84,9 @@ async fn converge_pool(
         cost: false,
         concurrency,
         force_unlock: false,
+        silent: false,
     };
     converge::converge(home, g, cluster, &run).await
-}
-
-/// The pool's machines by private address → index, from the state of the last apply.
-fn worker_machines(
-    store: &dyn StateStore,
-    cluster: &str,
-    pool: &str,
-) -> Result<BTreeMap<String, u32>> {
-    let prefix = format!("instance/{pool}-");
-    Ok(store
-        .resources(cluster)?
-        .into_iter()
-        .filter_map(|r| {
-            let index = r.id.rsplit_once(&prefix)?.1.parse().ok()?;
-            let ip = r.attrs.get("private_ip")?.as_str()?.to_string();
-            (!ip.is_empty()).then_some((ip, index))
-        })
-        .collect())
 }
 
 /// Drains the `count` least-loaded workers that are machines of the pool and deletes their Nodes;

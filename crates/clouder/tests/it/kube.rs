@@ -154,13 +154,21 @@ async fn adopt_then_ingress_on_and_off_then_terminate_only_forgets() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scale_down_drains_the_least_loaded_worker_and_removes_its_machine() {
+/// A moto cluster of three workers that clouder records as set up, with a testkube API whose
+/// workers (`w0`…`w2`) carry the machines' private addresses.
+struct SetUp {
+    env: Env,
+    store: clouder_state::SqliteStore,
+    /// (node, private address), by node name.
+    machines: Vec<(String, String)>,
+    _kube: TestKube,
+    client: kube::Client,
+    _running: clouder_testkube::AutoKubelet,
+}
+
+async fn set_up(name: &str) -> SetUp {
     let env = Env::new();
-    let name = "drainy";
     env.create(name, 3, &[]);
-    // The cluster is set up: its state says so and its API is a testkube whose workers carry the
-    // machines' private addresses.
     let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
     let mut record = store.cluster(name).unwrap().unwrap();
     record.setup_complete = true;
@@ -184,23 +192,23 @@ async fn scale_down_drains_the_least_loaded_worker_and_removes_its_machine() {
         .iter()
         .map(|(n, a)| (n.as_str(), a.as_str()))
         .collect();
-    let (kube, client, _running) = testkube(&workers).await;
+    let (kube, client, running) = testkube(&workers).await;
     kube.write_kubeconfig(env.home().join(format!("kubeadm/{name}/kubeconfig")))
         .unwrap();
-    deploy_web(&client).await;
-    let loads = clouder_kube::drain::workers_by_load(&client).await.unwrap();
-    let least = &loads[0];
-    assert_eq!(least.pods, 1, "five pods over three workers: {loads:?}");
-    let index: u32 = least.node.trim_start_matches('w').parse().unwrap();
+    SetUp {
+        env,
+        store,
+        machines,
+        _kube: kube,
+        client,
+        _running: running,
+    }
+}
 
-    let out = env.run(&["kubeadm", "scale", name, "-w", "2", "--force", "-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&format!("drained {}: 1 pod(s) evicted", least.node)));
-
-    let nodes: Api<Node> = Api::all(client.clone());
-    assert!(nodes.get_opt(&least.node).await.unwrap().is_none());
-    let cloud = cloud().await;
-    let described = cloud
+/// Instance state by private address.
+async fn instance_states(name: &str) -> std::collections::BTreeMap<String, String> {
+    let described = cloud()
+        .await
         .ec2
         .describe_instances()
         .filters(
@@ -212,24 +220,50 @@ async fn scale_down_drains_the_least_loaded_worker_and_removes_its_machine() {
         .send()
         .await
         .unwrap();
-    let state_of = |ip: &str| {
-        described
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .find(|i| i.private_ip_address() == Some(ip))
-            .and_then(|i| i.state())
-            .and_then(|s| s.name())
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default()
-    };
-    for (node, ip) in &machines {
+    described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| {
+            Some((
+                i.private_ip_address()?.to_string(),
+                i.state()?.name()?.as_str().to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_down_drains_the_least_loaded_worker_and_removes_its_machine() {
+    let name = "drainy";
+    let cluster = set_up(name).await;
+    let SetUp {
+        env,
+        store,
+        machines,
+        client,
+        ..
+    } = &cluster;
+    deploy_web(client).await;
+    let loads = clouder_kube::drain::workers_by_load(client).await.unwrap();
+    let least = &loads[0];
+    assert_eq!(least.pods, 1, "five pods over three workers: {loads:?}");
+    let index: u32 = least.node.trim_start_matches('w').parse().unwrap();
+
+    let out = env.run(&["kubeadm", "scale", name, "-w", "2", "--force", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("drained {}: 1 pod(s) evicted", least.node)));
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert!(nodes.get_opt(&least.node).await.unwrap().is_none());
+    let states = instance_states(name).await;
+    for (node, ip) in machines {
         let want = if *node == least.node {
             "terminated"
         } else {
             "running"
         };
-        assert_eq!(state_of(ip), want, "{node} ({ip})");
+        assert_eq!(states[ip], want, "{node} ({ip})");
     }
     let spec = store.cluster(name).unwrap().unwrap().spec;
     assert_eq!(
@@ -244,4 +278,55 @@ async fn scale_down_drains_the_least_loaded_worker_and_removes_its_machine() {
     for change in ["create", "update", "delete"] {
         assert_eq!(plan["summary"][change], 0, "{change}: {plan}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_removes_not_ready_workers_and_their_machines_after_confirmation() {
+    let name = "prunable";
+    let cluster = set_up(name).await;
+    let SetUp {
+        env,
+        store,
+        machines,
+        client,
+        ..
+    } = &cluster;
+    Kubelet::new(client.clone())
+        .set_node_ready("w1", false)
+        .await
+        .unwrap();
+
+    let refused = env.run(&["kubeadm", "prune", name]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("w1"),
+        "the list is shown before asking"
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert!(nodes.get_opt("w1").await.unwrap().is_some());
+
+    let pruned: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "prune", name, "--force", "-o", "json"]))
+            .unwrap();
+    assert_eq!(pruned[0]["node"], "w1", "{pruned}");
+    assert_eq!(pruned[0]["machine"], "workers-1", "{pruned}");
+    assert!(nodes.get_opt("w1").await.unwrap().is_none());
+    let states = instance_states(name).await;
+    for (node, ip) in machines {
+        let want = if node == "w1" {
+            "terminated"
+        } else {
+            "running"
+        };
+        assert_eq!(states[ip], want, "{node} ({ip})");
+    }
+    let spec = store.cluster(name).unwrap().unwrap().spec;
+    assert_eq!(
+        spec.pointer("/spec/nodePools/0/retired").unwrap(),
+        &serde_json::json!([1])
+    );
+
+    // Everything Ready: nothing to prune, nothing asked.
+    let again = env.ok(&["kubeadm", "prune", name]);
+    assert!(again.contains("Nothing to prune"), "{again}");
 }
