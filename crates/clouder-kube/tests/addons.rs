@@ -55,6 +55,7 @@ fn context(cloud: Cloud) -> Context {
             serde_json::json!({"cloud": "AzurePublicCloud", "useManagedIdentityExtension": true,
                 "userAssignedIdentityID": "client-id-1", "resourceGroup": "demo-rg"})
         }),
+        efs_file_system: Some("fs-0123456789abcdef0".into()),
     }
 }
 
@@ -88,6 +89,8 @@ async fn resource_versions(applier: &Applier, objects: &[DynamicObject]) -> Vec<
 fn every_addon_renders_for_every_pinned_minor_and_cloud() {
     let all = [
         Addon::AwsEbsCsi,
+        Addon::AwsEfsCsi,
+        Addon::AwsLoadBalancerController,
         Addon::AzureCloudProvider,
         Addon::AzureDiskCsi,
         Addon::AzureFileCsi,
@@ -149,7 +152,7 @@ async fn aws_storage_rolls_out_with_gp3_the_only_default_and_reapplies_as_a_no_o
     let installed = addons::install(&applier, addons::cloud_addons(Cloud::Aws), &ctx, TIMEOUT)
         .await
         .unwrap();
-    assert_eq!(installed.len(), 1);
+    assert_eq!(installed.len(), 2);
     assert!(
         installed[0]
             .applied
@@ -169,8 +172,16 @@ async fn aws_storage_rolls_out_with_gp3_the_only_default_and_reapplies_as_a_no_o
     assert_eq!(gp3.allow_volume_expansion, Some(true));
 
     // No credentials: nothing in the addon is a Secret, and the controller reads the region only.
-    let objects = addons::render(Addon::AwsEbsCsi, &ctx).unwrap();
+    let objects: Vec<DynamicObject> = [Addon::AwsEbsCsi, Addon::AwsLoadBalancerController]
+        .into_iter()
+        .flat_map(|a| addons::render(a, &ctx).unwrap())
+        .collect();
     assert!(objects.iter().all(|o| ObjectRef::of(o).kind != "Secret"));
+    assert!(
+        !serde_json::to_string(&objects)
+            .unwrap()
+            .contains("AWS_SECRET_ACCESS_KEY")
+    );
 
     let before = resource_versions(&applier, &objects).await;
     let again = addons::install(&applier, addons::cloud_addons(Cloud::Aws), &ctx, TIMEOUT)
@@ -295,5 +306,31 @@ async fn ingress_gets_a_cloud_load_balancer_and_is_removed_without_leftovers() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn efs_needs_its_file_system_and_gets_an_aws_efs_class() {
+    let c = cluster().await;
+    let applier = Applier::new(c.client.clone());
+    let missing = Context {
+        efs_file_system: None,
+        ..context(Cloud::Aws)
+    };
+    let err = addons::render(Addon::AwsEfsCsi, &missing).unwrap_err();
+    assert!(err.to_string().contains("file system id"), "{err}");
+    addons::install(&applier, &[Addon::AwsEfsCsi], &context(Cloud::Aws), TIMEOUT)
+        .await
+        .unwrap();
+    let efs = Api::<StorageClass>::all(c.client.clone())
+        .get("aws-efs")
+        .await
+        .unwrap();
+    let params = efs.parameters.unwrap();
+    assert_eq!(params["fileSystemId"], "fs-0123456789abcdef0");
+    assert_eq!(params["provisioningMode"], "efs-ap");
+    assert!(
+        defaults(&c.client).await.is_empty(),
+        "EFS is never the default class"
     );
 }

@@ -26,6 +26,8 @@ pub const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
 #[serde(rename_all = "kebab-case")]
 pub enum Addon {
     AwsEbsCsi,
+    AwsEfsCsi,
+    AwsLoadBalancerController,
     AzureCloudProvider,
     AzureDiskCsi,
     AzureFileCsi,
@@ -38,6 +40,8 @@ impl Addon {
     pub fn name(self) -> &'static str {
         match self {
             Addon::AwsEbsCsi => "aws-ebs-csi",
+            Addon::AwsEfsCsi => "aws-efs-csi",
+            Addon::AwsLoadBalancerController => "aws-load-balancer-controller",
             Addon::AzureCloudProvider => "azure-cloud-provider",
             Addon::AzureDiskCsi => "azure-disk-csi",
             Addon::AzureFileCsi => "azure-file-csi",
@@ -50,6 +54,10 @@ impl Addon {
     fn template(self) -> &'static str {
         match self {
             Addon::AwsEbsCsi => include_str!("../../addons/aws-ebs-csi.yaml"),
+            Addon::AwsEfsCsi => include_str!("../../addons/aws-efs-csi.yaml"),
+            Addon::AwsLoadBalancerController => {
+                include_str!("../../addons/aws-load-balancer-controller.yaml")
+            }
             Addon::AzureCloudProvider => include_str!("../../addons/azure-cloud-provider.yaml"),
             Addon::AzureDiskCsi => include_str!("../../addons/azure-disk-csi.yaml"),
             Addon::AzureFileCsi => include_str!("../../addons/azure-file-csi.yaml"),
@@ -63,6 +71,8 @@ impl Addon {
     fn version(self, pins: &Pins) -> &'static str {
         match self {
             Addon::AwsEbsCsi => pins.ebs_csi,
+            Addon::AwsEfsCsi => pins.efs_csi,
+            Addon::AwsLoadBalancerController => pins.aws_lbc,
             Addon::AzureCloudProvider => pins.azure_ccm,
             Addon::AzureDiskCsi => pins.azure_disk_csi,
             Addon::AzureFileCsi => pins.azure_file_csi,
@@ -99,12 +109,14 @@ pub struct Context {
     pub minor: u32,
     /// Azure: the cloud provider config naming the managed identity (no secret in it).
     pub azure_cloud_config: Option<Value>,
+    /// AWS: the EFS file system `aws-efs` volumes are carved from (for the EFS addon).
+    pub efs_file_system: Option<String>,
 }
 
 /// The cloud integration a cluster gets by default: storage and load balancing.
 pub fn cloud_addons(cloud: Cloud) -> &'static [Addon] {
     match cloud {
-        Cloud::Aws => &[Addon::AwsEbsCsi],
+        Cloud::Aws => &[Addon::AwsEbsCsi, Addon::AwsLoadBalancerController],
         Cloud::Azure => &[
             Addon::AzureCloudProvider,
             Addon::AzureDiskCsi,
@@ -157,6 +169,14 @@ pub fn render(addon: Addon, ctx: &Context) -> Result<Vec<DynamicObject>> {
     let mut vars = pins.vars();
     vars.insert("cluster", ctx.cluster.clone());
     vars.insert("region", ctx.region.clone());
+    if addon == Addon::AwsEfsCsi {
+        let fs = ctx.efs_file_system.clone().ok_or_else(|| {
+            Error::Refused(
+                "the EFS addon needs the file system id (fs-…) to carve volumes from".into(),
+            )
+        })?;
+        vars.insert("efs_file_system", fs);
+    }
     let text = substitute(addon.template(), &vars)?;
     let mut objects = parse(&format!("addon {}", addon.name()), &text)?;
     for obj in &mut objects {

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pins {
     pub ebs_csi: &'static str,
+    pub efs_csi: &'static str,
+    pub aws_lbc: &'static str,
     pub csi_provisioner: &'static str,
     pub csi_attacher: &'static str,
     pub csi_resizer: &'static str,
@@ -24,6 +26,8 @@ pub const MINORS: std::ops::RangeInclusive<u32> = 31..=37;
 
 const BASE: Pins = Pins {
     ebs_csi: "v1.44.0",
+    efs_csi: "v2.1.8",
+    aws_lbc: "v2.13.0",
     csi_provisioner: "v5.2.0",
     csi_attacher: "v4.8.1",
     csi_resizer: "v1.13.2",
@@ -58,6 +62,8 @@ impl Pins {
     pub fn vars(&self) -> BTreeMap<&'static str, String> {
         [
             ("ebs_csi", self.ebs_csi),
+            ("efs_csi", self.efs_csi),
+            ("aws_lbc", self.aws_lbc),
             ("csi_provisioner", self.csi_provisioner),
             ("csi_attacher", self.csi_attacher),
             ("csi_resizer", self.csi_resizer),

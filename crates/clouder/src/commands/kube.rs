@@ -84,6 +84,7 @@ pub fn addon_context(cluster: &Cluster) -> Result<addons::Context> {
         region: cluster.spec.region.clone().unwrap_or_default(),
         minor: minor(&cluster.spec.kubernetes.version)?,
         azure_cloud_config: None,
+        efs_file_system: None,
     })
 }
 
