@@ -123,6 +123,12 @@ async fn adopt_then_ingress_on_and_off_then_terminate_only_forgets() {
         "{again}"
     );
 
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "info", "legacy", "-o", "json"])).unwrap();
+    assert_eq!(info["live"]["nodes"].as_array().unwrap().len(), 3, "{info}");
+    assert_eq!(info["live"]["addons"][0]["name"], "ingress-nginx", "{info}");
+    assert_eq!(info["live"]["addons"][0]["healthy"], true, "{info}");
+
     // Without a terminal or --force it refuses and deletes nothing.
     let refused = env.run(&["kubeadm", "disable-ingress-nginx", "legacy"]);
     assert_eq!(refused.status.code(), Some(2));
