@@ -121,6 +121,56 @@ impl Applier {
             .await
     }
 
+    /// What `apply` would do to each object, asked of the server with a dry-run apply (so its
+    /// defaults and merge rules decide what counts as a change); nothing is written.
+    pub async fn plan(&self, objects: &[DynamicObject]) -> Result<Vec<Applied>> {
+        stream::iter(objects)
+            .map(|o| self.plan_one(o))
+            .buffered(self.concurrency)
+            .try_collect()
+            .await
+    }
+
+    async fn plan_one(&self, obj: &DynamicObject) -> Result<Applied> {
+        let object = ObjectRef::of(obj);
+        let api = match self.api(&object).await {
+            Ok(api) => api,
+            // The kind comes with a CRD in the same plan: all of it is new.
+            Err(Error::Api {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => {
+                return Ok(Applied {
+                    object,
+                    outcome: Outcome::Created,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(before) = api
+            .get_opt(&object.name)
+            .await
+            .map_err(Error::api(format!("reading {object}")))?
+        else {
+            return Ok(Applied {
+                object,
+                outcome: Outcome::Created,
+            });
+        };
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = true;
+        let after = api
+            .patch(&object.name, &params, &Patch::Apply(obj))
+            .await
+            .map_err(Error::api(format!("planning {object}")))?;
+        let outcome = if comparable(&before) == comparable(&after) {
+            Outcome::Unchanged
+        } else {
+            Outcome::Configured
+        };
+        Ok(Applied { object, outcome })
+    }
+
     async fn apply_one(&self, obj: &DynamicObject) -> Result<Applied> {
         let object = ObjectRef::of(obj);
         let api = self.api(&object).await?;
@@ -170,4 +220,15 @@ impl Applier {
         }
         Ok(deleted)
     }
+}
+
+/// An object without the bookkeeping a dry run may touch.
+fn comparable(obj: &DynamicObject) -> serde_json::Value {
+    let mut v = serde_json::to_value(obj).expect("objects serialise");
+    if let Some(meta) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        for field in ["managedFields", "resourceVersion", "generation"] {
+            meta.remove(field);
+        }
+    }
+    v
 }

@@ -79,6 +79,11 @@ async fn apply_orders_namespaces_and_crds_first_and_a_rerun_changes_nothing() {
     let applier = Applier::new(client.clone());
     let objects = parse("addon.yaml", ADDON).unwrap();
 
+    let planned = applier.plan(&objects).await.unwrap();
+    assert!(
+        planned.iter().all(|a| a.outcome == Outcome::Created),
+        "{planned:?}"
+    );
     let first = applier.apply(&objects).await.unwrap();
     assert_eq!(first.len(), 5);
     assert!(
@@ -88,6 +93,11 @@ async fn apply_orders_namespaces_and_crds_first_and_a_rerun_changes_nothing() {
     // Results come back in the manifest's order, whatever order they were applied in.
     assert_eq!(first[2].object.to_string(), "Widget tools/w1");
 
+    let planned = applier.plan(&objects).await.unwrap();
+    assert!(
+        planned.iter().all(|a| a.outcome == Outcome::Unchanged),
+        "{planned:?}"
+    );
     let before = versions(&applier, &objects).await;
     let again = applier.apply(&objects).await.unwrap();
     assert!(
@@ -110,6 +120,12 @@ async fn apply_orders_namespaces_and_crds_first_and_a_rerun_changes_nothing() {
     )
     .await
     .unwrap();
+    let planned = applier.plan(&objects).await.unwrap();
+    assert_eq!(planned[0].outcome, Outcome::Configured, "{planned:?}");
+    assert!(
+        planned[1..].iter().all(|a| a.outcome == Outcome::Unchanged),
+        "{planned:?}"
+    );
     let fixed = applier.apply(&objects).await.unwrap();
     assert_eq!(fixed[0].outcome, Outcome::Configured);
     assert!(fixed[1..].iter().all(|a| a.outcome == Outcome::Unchanged));

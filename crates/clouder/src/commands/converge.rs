@@ -28,6 +28,12 @@ pub async fn apply(home: &Home, g: &Global, args: ApplyArgs) -> Result<()> {
 pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
     let cluster = named_or_file(home, args.name, args.file.as_deref())?;
     let store = home.store()?;
+    if store
+        .cluster(cluster.name())?
+        .is_some_and(|r| r.status == super::kube::ADOPTED)
+    {
+        return super::kube::apply_adopted(home, g, &cluster, true).await;
+    }
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
     let target = provider::connect(&cluster, ctx.as_ref(), false).await?;
     let progress = Progress::new(g.quiet || g.output != crate::cli::Format::Table);

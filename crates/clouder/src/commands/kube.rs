@@ -153,6 +153,26 @@ fn tally(addon: &str, applied: &[clouder_kube::Applied]) -> AddonOutcome {
     }
 }
 
+/// What converging the addons would do, per addon, asked of the API server by dry runs.
+pub async fn plan_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOutcome> {
+    let name = cluster.name().to_string();
+    let client = clouder_kube::connect(&kubeconfig_for(home, &name, None)?).await?;
+    let applier = Applier::new(client);
+    let ctx = addon_context(cluster)?;
+    let mut outcomes = Vec::new();
+    for addon in wanted(cluster) {
+        let planned = applier.plan(&addons::render(addon, &ctx)?).await?;
+        outcomes.push(tally(addon.name(), &planned));
+    }
+    if let Some(objects) = issuer(cluster)? {
+        outcomes.push(tally("cluster-issuer", &applier.plan(&objects).await?));
+    }
+    Ok(AddonsOutcome {
+        cluster: name,
+        addons: outcomes,
+    })
+}
+
 /// Brings the cluster's addons to what its spec asks for, through its API; waits for rollouts.
 pub async fn converge_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOutcome> {
     let name = cluster.name().to_string();
@@ -182,19 +202,8 @@ pub async fn apply_adopted(
     dry_run: bool,
 ) -> Result<()> {
     if dry_run {
-        let names: Vec<&str> = wanted(cluster).iter().map(|a| a.name()).collect();
-        let out = serde_json::json!({"cluster": cluster.name(), "addons": names});
-        return emit(g.output, &out, || {
-            format!(
-                "Would apply to adopted cluster {}: {}\n",
-                cluster.name(),
-                if names.is_empty() {
-                    "no addons".into()
-                } else {
-                    names.join(", ")
-                }
-            )
-        });
+        let planned = plan_addons(home, cluster).await?;
+        return emit(g.output, &planned, || render(&planned));
     }
     let outcome = converge_addons(home, cluster).await?;
     let store = home.store()?;

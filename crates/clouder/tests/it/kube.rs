@@ -360,6 +360,20 @@ async fn apply_of_an_adopted_cluster_converges_its_addons_from_the_spec() {
             "{SHOP}  addons:\n    ingress: traefik\n    certManager: {{issuer: selfSigned, issuerName: internal}}\n"
         ),
     );
+    let planned: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "plan",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        planned["addons"][2]["addon"], "ingress-traefik",
+        "{planned}"
+    );
+    assert_eq!(planned["addons"][2]["created"], 7, "{planned}");
     let first: serde_json::Value = serde_json::from_str(&env.ok(&[
         "kubeadm",
         "apply",
@@ -413,6 +427,21 @@ async fn apply_of_an_adopted_cluster_converges_its_addons_from_the_spec() {
         "json",
     ]))
     .unwrap();
+    let replanned: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "apply",
+        "-f",
+        spec.to_str().unwrap(),
+        "--dry-run",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let quiet = |a: &serde_json::Value| a["created"] == 0 && a["configured"] == 0;
+    assert!(
+        replanned["addons"].as_array().unwrap().iter().all(quiet),
+        "{replanned}"
+    );
     for a in again["addons"].as_array().unwrap() {
         assert_eq!(
             (a["created"].as_u64(), a["configured"].as_u64()),
