@@ -10,6 +10,7 @@ mod kubeconfig;
 mod passthrough;
 mod pending;
 mod scale;
+mod services;
 mod terminate;
 mod terraform;
 
@@ -89,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
+        Command::Services(s) => services::run(&home, g, s).await,
     }
 }
 
