@@ -77,7 +77,7 @@ pub async fn list(client: &kube::Client, namespace: &str, name: &str) -> Result<
     Ok(revisions)
 }
 
-/// Every release of `name`'s revisions, wherever its namespace (for `rollback NAME`).
+/// The namespace holding `name`'s revisions, whichever it is (for `rollback NAME`).
 pub async fn find_namespace(client: &kube::Client, name: &str) -> Result<Option<String>> {
     let found = Api::<Secret>::all(client.clone())
         .list(&ListParams::default().labels(&format!("owner=clouder,name={name}")))
