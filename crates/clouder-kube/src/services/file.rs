@@ -281,14 +281,14 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Services, SpecErrors
                     &format!("values.{key}"),
                     "a value's name is letters, digits and _ (it is used as ${NAME})".into(),
                 );
-            } else if value.is_object() || value.is_array() || value.is_null() {
-                if spec.source.helm.is_none() {
-                    problem(
-                        &format!("values.{key}"),
-                        "manifest values are substituted as text: use a string, number or boolean"
-                            .into(),
-                    );
-                }
+            } else if (value.is_object() || value.is_array() || value.is_null())
+                && spec.source.helm.is_none()
+            {
+                problem(
+                    &format!("values.{key}"),
+                    "manifest values are substituted as text: use a string, number or boolean"
+                        .into(),
+                );
             }
         }
         releases.push(Release {
@@ -313,13 +313,13 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Services, SpecErrors
             },
         });
     }
-    if problems.is_empty() {
-        if let Err((i, cycle)) = assign_waves(&mut releases) {
-            problems.push((
-                format!("releases[{i}].dependsOn"),
-                format!("cyclic dependencies: {}", cycle.join(" → ")),
-            ));
-        }
+    if problems.is_empty()
+        && let Err((i, cycle)) = assign_waves(&mut releases)
+    {
+        problems.push((
+            format!("releases[{i}].dependsOn"),
+            format!("cyclic dependencies: {}", cycle.join(" → ")),
+        ));
     }
     if !problems.is_empty() {
         return Err(clouder_spec::locate(file, text, problems));
