@@ -98,6 +98,23 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The resourceVersions of the `app` objects of `releases`.
+    async fn versions(&self, releases: &[&str]) -> Vec<serde_json::Value> {
+        let mut versions = Vec::new();
+        for name in releases {
+            for (kind, object) in [
+                ("Deployment", name.to_string()),
+                ("ConfigMap", format!("{name}-settings")),
+            ] {
+                let found = self.find(kind, name, &object).await.unwrap();
+                versions.push(found["metadata"]["resourceVersion"].clone());
+            }
+        }
+        versions
+    }
+}
+
 /// A Deployment of one small replica and a ConfigMap, in the release's namespace (not written:
 /// the release supplies it).
 fn app(name: &str, image: &str, setting: &str) -> String {
@@ -241,16 +258,7 @@ async fn waves_deploy_in_dependency_order_in_parallel_and_a_redeploy_changes_not
     );
 
     // Deploying again: no new revision, nothing written.
-    let mut versions = Vec::new();
-    for name in ["cert-manager", "ingress", "manager"] {
-        for (kind, object) in [
-            ("Deployment", name.to_string()),
-            ("ConfigMap", format!("{name}-settings")),
-        ] {
-            let found = lab.find(kind, name, &object).await.unwrap();
-            versions.push(found["metadata"]["resourceVersion"].clone());
-        }
-    }
+    let versions = lab.versions(&["cert-manager", "ingress", "manager"]).await;
     let (again, _) = lab.deploy(&releases).await;
     for r in &again {
         assert_eq!(
@@ -262,17 +270,11 @@ async fn waves_deploy_in_dependency_order_in_parallel_and_a_redeploy_changes_not
             "{r:?}"
         );
     }
-    let mut after = Vec::new();
-    for name in ["cert-manager", "ingress", "manager"] {
-        for (kind, object) in [
-            ("Deployment", name.to_string()),
-            ("ConfigMap", format!("{name}-settings")),
-        ] {
-            let found = lab.find(kind, name, &object).await.unwrap();
-            after.push(found["metadata"]["resourceVersion"].clone());
-        }
-    }
-    assert_eq!(after, versions, "a no-op deploy wrote objects");
+    assert_eq!(
+        lab.versions(&["cert-manager", "ingress", "manager"]).await,
+        versions,
+        "a no-op deploy wrote objects"
+    );
     assert_eq!(
         history::list(&lab.client, "iam", "iam")
             .await
