@@ -643,3 +643,46 @@ async fn an_oci_artifact_of_yaml_and_tgz_layers_deploys() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_condition_gate_waits_for_the_named_object() {
+    let lab = Lab::start().await;
+    let _running = lab.kubelet.start();
+    lab.manifests("iam", &[("app.yaml", &app("iam", "iam:1", "a"))]);
+    let gated = |kind: &str, name: &str, type_: &str, timeout: &str| {
+        format!(
+            "- name: iam\n  namespace: iam\n  version: '1'\n  source: {{manifests: iam}}\n  gate:\n    timeout: {timeout}\n    condition: {{apiVersion: {}, kind: {kind}, name: {name}, type: {type_}}}\n",
+            if kind == "Deployment" {
+                "apps/v1"
+            } else {
+                "v1"
+            }
+        )
+    };
+    let (reports, _) = lab
+        .deploy(&gated("Deployment", "iam", "Available", "20s"))
+        .await;
+    assert_eq!(reports[0].outcome, DeployOutcome::Deployed { revision: 1 });
+
+    // A condition nothing reports fails the gate, naming the object and what it lacks.
+    lab.manifests("iam", &[("app.yaml", &app("iam", "iam:1", "b"))]);
+    let (reports, _) = lab
+        .deploy(&gated("ConfigMap", "iam-settings", "Ready", "1s"))
+        .await;
+    let DeployOutcome::Failed {
+        reason,
+        rolled_back_to,
+    } = &reports[0].outcome
+    else {
+        panic!("{reports:?}")
+    };
+    assert_eq!(*rolled_back_to, Some(1));
+    assert!(
+        reason.starts_with(
+            "timed out after 1s waiting for ConfigMap iam/iam-settings: condition Ready not reported yet"
+        ),
+        "{reason}"
+    );
+    let cm = lab.find("ConfigMap", "iam", "iam-settings").await.unwrap();
+    assert_eq!(cm["data"]["setting"], "a", "rolled back");
+}

@@ -9,7 +9,6 @@ use crate::services::file::Gate;
 use crate::wait::{self, Progress};
 use kube::api::DynamicObject;
 use serde_json::Value;
-use std::time::Instant;
 
 fn workloads(objects: &[DynamicObject]) -> impl Iterator<Item = ObjectRef> + '_ {
     objects
@@ -18,29 +17,34 @@ fn workloads(objects: &[DynamicObject]) -> impl Iterator<Item = ObjectRef> + '_ 
         .filter(|o| ["Deployment", "DaemonSet", "StatefulSet"].contains(&o.kind.as_str()))
 }
 
-/// Waits until the release is healthy; the error is the wait's own (which object, what state,
-/// its last event).
+/// Waits until the release is healthy: its workloads and the condition, side by side, each within
+/// the gate's timeout. The error is the wait's own (which object, what state, its last event).
 pub async fn pass(
     applier: &Applier,
     gate: &Gate,
     namespace: &str,
     objects: &[DynamicObject],
 ) -> Result<()> {
-    let start = Instant::now();
-    futures::future::try_join_all(
+    let rollouts = futures::future::try_join_all(
         workloads(objects).map(|o| async move { wait::rollout(applier, &o, gate.timeout).await }),
-    )
-    .await?;
-    if let Some(c) = &gate.condition {
+    );
+    let condition = async {
+        let Some(c) = &gate.condition else {
+            return Ok(());
+        };
         let object = ObjectRef::new(
             &c.api_version,
             &c.kind,
             Some(c.namespace.as_deref().unwrap_or(namespace)),
             &c.name,
         );
-        let left = gate.timeout.saturating_sub(start.elapsed());
-        wait::until(applier, &object, left, |v| wait::condition(v, &c.type_)).await?;
-    }
+        wait::until(applier, &object, gate.timeout, |v| {
+            wait::condition(v, &c.type_)
+        })
+        .await
+        .map(|_| ())
+    };
+    futures::future::try_join(rollouts, condition).await?;
     Ok(())
 }
 

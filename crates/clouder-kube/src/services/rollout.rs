@@ -415,9 +415,18 @@ pub async fn plan(applier: &Applier, releases: &[Rendered]) -> Result<Vec<Releas
 
 async fn dry_run(applier: &Applier, o: &DynamicObject) -> crate::Result<&'static str> {
     let object = ObjectRef::of(o);
-    // A kind a CRD of the releases will define does not exist yet: creating it is the change.
-    let Ok(api) = applier.api(&object).await else {
-        return Ok("create");
+    let api = match applier.api(&object).await {
+        Ok(api) => api,
+        // A kind a CRD of the releases will define does not exist yet: creating it is the change.
+        Err(crate::Error::Api {
+            source: kube::Error::Api(s),
+            ..
+        }) if s.code == 404 => return Ok("create"),
+        Err(crate::Error::Api {
+            source: kube::Error::Discovery(_),
+            ..
+        }) => return Ok("create"),
+        Err(e) => return Err(e),
     };
     let Some(before) = api
         .get_opt(&object.name)
