@@ -591,6 +591,19 @@ async fn bad_input_is_refused_before_anything_is_applied() {
             "{dir}/services.yaml:7:3: releases[0].source: Gadget g: unknown kind Gadget in nope.example/v1 (neither served by the cluster nor defined by a CRD of the releases)"
         )
     );
+
+    // One object in two releases.
+    let shared = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared, namespace: common}\n";
+    lab.manifests("iam", &[("shared.yaml", shared)]);
+    lab.manifests("storage", &[("shared.yaml", shared)]);
+    let twice = [release("storage", ""), release("iam", "")].concat();
+    let err = lab.prepare(&lab.services(&twice)).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{dir}/services.yaml:12:3: releases[1].source: ConfigMap common/shared is also in release storage: an object belongs to one release"
+        )
+    );
     assert_eq!(namespaces(&lab).await, before, "something was applied");
 }
 

@@ -1,5 +1,28 @@
 //! The services file (`services.yaml`, `kind: Services`): which releases, from where, in which
 //! order. Checked whole before anything is rendered; every problem names its file, line and field.
+//!
+//! ```yaml
+//! apiVersion: clouder.io/v1alpha1
+//! kind: Services
+//! releases:
+//! - name: cert-manager            # one of the platform's services: its tier is known
+//!   namespace: cert-manager
+//!   source: {helm: {repo: https://charts.jetstack.io, chart: cert-manager, version: 1.16.2}}
+//!   values: {crds: {enabled: true}}
+//! - name: ingress
+//!   namespace: ingress
+//!   source: {oci: registry.example.com/platform/ingress:4.11.3}   # layers: YAML or tgz
+//!   values: {replicas: 2}         # ${replicas} in the manifests
+//!   dependsOn: [cert-manager]
+//! - name: billing
+//!   namespace: billing
+//!   tier: core                    # system or core; required for other names
+//!   version: 2.3.0                # pinned; required for a manifests source
+//!   source: {manifests: ./billing}
+//!   gate:
+//!     timeout: 5m                 # default 300s; every Deployment/DaemonSet/StatefulSet rolls out
+//!     condition: {apiVersion: v1, kind: ConfigMap, name: billing-ready, type: Ready}
+//! ```
 
 use clouder_spec::{SpecError, SpecErrors};
 use serde::{Deserialize, Serialize};

@@ -98,6 +98,23 @@ pub async fn prepare(
             }
         }
     }
+    // An object belongs to one release: two would undo each other's deploys and rollbacks.
+    let mut owners: HashMap<_, &str> = HashMap::new();
+    for r in &ready {
+        for o in &r.objects {
+            if let Some(other) = owners.insert(identity(o), &r.release.name)
+                && other != r.release.name
+            {
+                problems.push(SpecError {
+                    message: format!(
+                        "{} is also in release {other}: an object belongs to one release",
+                        ObjectRef::of(o)
+                    ),
+                    ..r.release.origin.clone()
+                });
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(SpecErrors(problems).into());
     }
