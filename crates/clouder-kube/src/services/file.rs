@@ -9,6 +9,9 @@
 //!   namespace: cert-manager
 //!   source: {helm: {repo: https://charts.jetstack.io, chart: cert-manager, version: 1.16.2}}
 //!   values: {crds: {enabled: true}}
+//!   gate:                         # default: every Deployment/DaemonSet/StatefulSet rolls out in 300s
+//!     timeout: 5m
+//!     condition: {apiVersion: cert-manager.io/v1, kind: ClusterIssuer, name: letsencrypt, type: Ready}
 //! - name: ingress
 //!   namespace: ingress
 //!   source: {oci: registry.example.com/platform/ingress:4.11.3}   # layers: YAML or tgz
@@ -19,9 +22,6 @@
 //!   tier: core                    # system or core; required for other names
 //!   version: 2.3.0                # pinned; required for a manifests source
 //!   source: {manifests: ./billing}
-//!   gate:
-//!     timeout: 5m                 # default 300s; every Deployment/DaemonSet/StatefulSet rolls out
-//!     condition: {apiVersion: v1, kind: ConfigMap, name: billing-ready, type: Ready}
 //! ```
 
 use clouder_spec::{SpecError, SpecErrors};
