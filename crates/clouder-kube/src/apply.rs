@@ -26,7 +26,7 @@ pub enum Outcome {
     Unchanged,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Applied {
     pub object: ObjectRef,
     pub outcome: Outcome,

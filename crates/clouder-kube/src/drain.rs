@@ -3,7 +3,7 @@
 
 use crate::manifest::ObjectRef;
 use crate::{Error, Result};
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
@@ -11,6 +11,8 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+
+const EVICTIONS_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct DrainOptions {
@@ -44,6 +46,8 @@ pub struct DrainReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Load {
     pub node: String,
+    /// The node's InternalIP, by which clouder knows its machine.
+    pub address: Option<String>,
     pub pods: usize,
     pub cpu_millis: i64,
     pub cordoned: bool,
@@ -108,7 +112,14 @@ pub fn by_load(nodes: &[Node], pods: &[Pod]) -> Vec<Load> {
                 .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name))
                 .filter(|p| evictable(p))
                 .collect();
+            let address = n
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.as_ref())
+                .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+                .map(|a| a.address.clone());
             Load {
+                address,
                 cordoned: n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true),
                 pods: on_node.len(),
                 cpu_millis: on_node.iter().map(|p| requested_cpu(p)).sum(),
@@ -170,7 +181,12 @@ pub async fn drain(
         if moving.is_empty() {
             return Ok(report);
         }
-        let attempts = join_all(moving.iter().map(|pod| evict(client, pod))).await;
+        // Bounded, so the connections are reused rather than one TLS handshake per pod.
+        let attempts: Vec<Result<Eviction>> = stream::iter(&moving)
+            .map(|pod| evict(client, pod))
+            .buffered(EVICTIONS_IN_FLIGHT)
+            .collect()
+            .await;
         let mut refused = Vec::new();
         for (pod, attempt) in moving.iter().zip(attempts) {
             let name = pod_name(pod);
@@ -181,6 +197,7 @@ pub async fn drain(
             }
         }
         report.refusals += refused.len();
+        tracing::debug!(node, evicted = report.evicted.len(), refused = refused.len(), elapsed = ?start.elapsed(), "eviction round");
         if !refused.is_empty() && start.elapsed() >= options.timeout {
             return Err(Error::Timeout {
                 object: Box::new(ObjectRef::new("v1", "Node", None, node)),

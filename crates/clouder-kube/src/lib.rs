@@ -2,11 +2,14 @@
 //! server-side apply of manifests (field manager `clouder`), waits with clear timeouts, addons,
 //! node drains, and the ordered rollout of services.
 
+pub mod addons;
 pub mod apply;
 pub mod client;
 pub mod drain;
 pub mod manifest;
 pub mod services;
+pub mod status;
+pub mod teardown;
 pub mod wait;
 
 pub use apply::{Applied, Applier, FIELD_MANAGER, Outcome};

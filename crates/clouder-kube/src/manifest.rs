@@ -2,11 +2,12 @@
 
 use crate::{Error, Result};
 use kube::api::{DynamicObject, GroupVersionKind};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Which object: kind, namespace and name (and the apiVersion that resolves the kind).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     pub api_version: String,
     pub kind: String,

@@ -354,3 +354,58 @@ async fn a_budget_that_never_allows_it_times_out_naming_the_pods() {
     );
     assert!(text.contains("disruption budget"), "{text}");
 }
+
+#[tokio::test]
+async fn teardown_releases_load_balancers_and_claims_but_leaves_other_services() {
+    let (_kube, client) = cluster().await;
+    let applier = Applier::new(client.clone());
+    let objects = parse(
+        "apps.yaml",
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: public, namespace: default}
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: internal, namespace: default}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: default}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"#,
+    )
+    .unwrap();
+    applier.apply(&objects).await.unwrap();
+    let released =
+        clouder_kube::teardown::release_cloud_resources(&client, Duration::from_secs(10))
+            .await
+            .unwrap();
+    assert_eq!(released.load_balancers, ["default/public"]);
+    assert_eq!(released.claims, ["default/data"]);
+    assert!(released.pending.is_empty(), "{released:?}");
+    assert!(
+        applier
+            .find(&ObjectRef::of(&objects[0]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        applier
+            .find(&ObjectRef::of(&objects[1]))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        applier
+            .find(&ObjectRef::of(&objects[2]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

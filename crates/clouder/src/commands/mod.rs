@@ -6,9 +6,11 @@ mod converge;
 mod cost;
 mod ctx;
 mod inspect;
+mod kube;
 mod kubeconfig;
 mod passthrough;
 mod pending;
+mod prune;
 mod scale;
 mod services;
 mod terminate;
@@ -31,7 +33,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::Plan(args) => converge::plan(&home, g, args).await,
             Kubeadm::Terminate(args) => terminate::terminate(&home, g, args).await,
             Kubeadm::Ls(args) => inspect::ls(&home, g, args).await,
-            Kubeadm::Info(args) => inspect::info(&home, g, args.name),
+            Kubeadm::Info(args) => inspect::info(&home, g, args.name).await,
             Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
             Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
             Kubeadm::Schema => inspect::schema(),
@@ -40,47 +42,32 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Some(file) => terraform::import(&home, g, &args.name, file),
                 None => inspect::import(&home, g, &args.name),
             },
+            Kubeadm::Adopt(args) => kube::adopt(&home, g, args).await,
             Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
             Kubeadm::Setup(a) => {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
             }
             Kubeadm::GetConfig(a) => kubeconfig::get_config(&home, g, a).await,
-            Kubeadm::Prune(a) => pending::not_yet(
-                &home,
-                a.name,
-                "prune",
-                "the Kubernetes layer (node readiness)",
-            ),
+            Kubeadm::Prune(a) => prune::prune(&home, g, a).await,
             Kubeadm::SmokeTest(a) => pending::not_yet(
                 &home,
                 a.name,
                 "smoke-test",
                 "the Kubernetes layer and checkpoint/restore",
             ),
-            Kubeadm::EnableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::EnableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
+            Kubeadm::EnableIngressNginx(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::EnableIngressTraefik(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
+            }
+            Kubeadm::DisableIngressNginx(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::DisableIngressTraefik(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik)
+                    .await
+            }
             Kubeadm::UpgradeKubelet(a) => {
                 pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
             }

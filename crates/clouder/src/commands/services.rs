@@ -1,13 +1,15 @@
 //! `clouder services plan|deploy|status|rollback`: the ordered rollout of a services file's
 //! releases (clouder-kube's `services`), against a cluster's kubeconfig or `--kubeconfig FILE`.
 
+use super::kube::kubeconfig_for;
+use super::resolve_name;
 use crate::Usage;
 use crate::cli::{
     Format, Global, Services, ServicesArgs, ServicesDeployArgs, ServicesRollbackArgs,
 };
 use crate::home::Home;
 use crate::output;
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clouder_kube::Applier;
 use clouder_kube::services::{self, DeployOutcome, Event, Options, helm::HelmBinary};
 use std::path::PathBuf;
@@ -30,29 +32,18 @@ fn lift(e: services::Error) -> anyhow::Error {
     }
 }
 
+/// A client for the cluster: `--kubeconfig FILE` (then the cluster's name is optional), else the
+/// named (or default) cluster's own kubeconfig.
 async fn applier(
     home: &Home,
     cluster: Option<String>,
     kubeconfig: Option<PathBuf>,
 ) -> Result<Applier> {
-    let path = match kubeconfig {
-        Some(file) => file,
-        None => {
-            let cluster = super::resolve_name(home, cluster)?;
-            let path = home.kubeconfig(&cluster);
-            if !path.exists() {
-                return Err(Usage(format!(
-                    "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster}, or --kubeconfig FILE)",
-                    path.display()
-                ))
-                .into());
-            }
-            path
-        }
+    let path = match (cluster, kubeconfig) {
+        (None, Some(file)) if file.exists() => file,
+        (None, Some(file)) => bail!(Usage(format!("no kubeconfig at {}", file.display()))),
+        (cluster, flag) => kubeconfig_for(home, &resolve_name(home, cluster)?, flag.as_deref())?,
     };
-    if !path.exists() {
-        return Err(Usage(format!("no kubeconfig at {}", path.display())).into());
-    }
     Ok(Applier::new(clouder_kube::connect(&path).await?))
 }
 

@@ -213,7 +213,7 @@ async fn bad_services_input_exits_2_naming_the_file_and_applies_nothing() {
     let out = env.run(&["services", "status", "nowhere", "-f", f]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("cluster nowhere has no kubeconfig"),
+        text(&out.stderr).contains("no kubeconfig for nowhere at "),
         "{}",
         text(&out.stderr)
     );
