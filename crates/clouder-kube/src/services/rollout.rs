@@ -587,18 +587,19 @@ pub async fn rollback(
         }
         None => Vec::new(),
     };
-    let gate = crate::services::file::Gate {
-        timeout,
-        condition: None,
-    };
-    gate::pass(applier, &gate, &namespace, &target.objects).await?;
     let new = Revision {
         revision: next,
         status: Status::Deployed,
         description: format!("rollback to revision {}", target.revision),
         ..target.clone()
     };
+    // Recorded before the wait: these objects are what runs now, healthy or not (`status` says).
     supersede(client, current, new).await?;
+    let gate = crate::services::file::Gate {
+        timeout,
+        condition: None,
+    };
+    gate::pass(applier, &gate, &namespace, &target.objects).await?;
     Ok(RollbackReport {
         name: name.to_string(),
         namespace,
