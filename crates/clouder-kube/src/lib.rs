@@ -1,12 +1,13 @@
 //! Everything clouder does through the Kubernetes API, on kube-rs: connecting from a kubeconfig,
 //! server-side apply of manifests (field manager `clouder`), waits with clear timeouts, addons,
-//! and node drains.
+//! node drains, and the ordered rollout of services.
 
 pub mod addons;
 pub mod apply;
 pub mod client;
 pub mod drain;
 pub mod manifest;
+pub mod services;
 pub mod status;
 pub mod teardown;
 pub mod wait;

@@ -72,6 +72,65 @@ pub enum Command {
     /// Checkpoint running containers into OCI images, list them, restore them.
     #[command(subcommand)]
     Checkpoint(Checkpoint),
+    /// Roll out the platform's services (a services file) wave by wave, behind health gates.
+    #[command(subcommand)]
+    Services(Services),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Services {
+    /// Show, per release, its wave and what a deploy would change.
+    #[command(after_help = "Example:\n  clouder services plan demo -f services.yaml")]
+    Plan(ServicesArgs),
+    /// Deploy wave by wave; a failing gate rolls its release back and stops the later waves.
+    #[command(
+        after_help = "Examples:\n  clouder services deploy demo -f services.yaml\n  clouder services deploy --kubeconfig ./kubeconfig -o json"
+    )]
+    Deploy(ServicesDeployArgs),
+    /// Each release's deployed revision, status and health.
+    #[command(after_help = "Example:\n  clouder services status demo -o json")]
+    Status(ServicesArgs),
+    /// Re-apply an earlier revision of a release (default: the one before the current).
+    #[command(after_help = "Example:\n  clouder services rollback demo iam --to 3")]
+    Rollback(ServicesRollbackArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServicesArgs {
+    /// The cluster (default: the default cluster).
+    pub cluster: Option<String>,
+    /// The services file.
+    #[arg(short = 'f', long = "file", default_value = "services.yaml")]
+    pub file: PathBuf,
+    /// Use this kubeconfig instead of the cluster's.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServicesDeployArgs {
+    #[command(flatten)]
+    pub target: ServicesArgs,
+    /// Releases of one wave deployed at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ServicesRollbackArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The release.
+    pub release: String,
+    /// The revision to go back to.
+    #[arg(long)]
+    pub to: Option<u32>,
+    /// Seconds to wait for its workloads to roll out.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Use this kubeconfig instead of the cluster's.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,6 +12,7 @@ mod passthrough;
 mod pending;
 mod prune;
 mod scale;
+mod services;
 mod terminate;
 mod terraform;
 
@@ -76,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
+        Command::Services(s) => services::run(&home, g, s).await,
     }
 }
 

@@ -12,6 +12,7 @@ mod lifecycle;
 mod local;
 mod parity;
 mod resume;
+mod services;
 mod ssh_provider;
 mod terraform;
 mod workflows;
