@@ -185,9 +185,7 @@ impl Applier {
             .map_err(Error::api(format!("applying {object}")))?;
         let outcome = match before {
             None => Outcome::Created,
-            Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
-                Outcome::Unchanged
-            }
+            Some(b) if comparable(&b) == comparable(&after) => Outcome::Unchanged,
             Some(_) => Outcome::Configured,
         };
         tracing::debug!(%object, ?outcome, "applied");
@@ -222,9 +220,13 @@ impl Applier {
     }
 }
 
-/// An object without the bookkeeping a dry run may touch.
+/// An object without bookkeeping and without its status, which controllers may write between
+/// our read and our apply: what is left changes only when an apply changed it.
 fn comparable(obj: &DynamicObject) -> serde_json::Value {
     let mut v = serde_json::to_value(obj).expect("objects serialise");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
     if let Some(meta) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         for field in ["managedFields", "resourceVersion", "generation"] {
             meta.remove(field);

@@ -142,25 +142,14 @@ fn load_balancer_annotations(cloud: Cloud) -> Value {
     }
 }
 
-/// Replaces each `${name}` in `template`; an unknown name is an error (a manifest bug).
-pub fn substitute(template: &str, vars: &BTreeMap<&str, String>) -> Result<String> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| Error::Refused("unterminated ${ in a manifest".into()))?;
-        let name = &after[..end];
-        let value = vars
-            .get(name)
-            .ok_or_else(|| Error::Refused(format!("manifest variable ${{{name}}} has no value")))?;
-        out.push_str(value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+/// Fills a template's `${name}` variables (the same substitution as service manifests).
+fn substitute(source: &str, template: &str, vars: &BTreeMap<&str, String>) -> Result<String> {
+    let values = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+        .collect();
+    crate::services::source::substitute(source, template, &values)
+        .map_err(|e| Error::Refused(e.to_string()))
 }
 
 /// The objects of `addon` for `ctx`, labelled as clouder's.
@@ -177,8 +166,9 @@ pub fn render(addon: Addon, ctx: &Context) -> Result<Vec<DynamicObject>> {
         })?;
         vars.insert("efs_file_system", fs);
     }
-    let text = substitute(addon.template(), &vars)?;
-    let mut objects = parse(&format!("addon {}", addon.name()), &text)?;
+    let source = format!("addon {}", addon.name());
+    let text = substitute(&source, addon.template(), &vars)?;
+    let mut objects = parse(&source, &text)?;
     for obj in &mut objects {
         let object = ObjectRef::of(obj);
         let load_balancer = object.kind == "Service" && obj.data["spec"]["type"] == "LoadBalancer";
@@ -220,7 +210,10 @@ pub fn issuer(name: &str, kind: &Issuer, ingress_class: &str) -> Result<Vec<Dyna
             include_str!("../../addons/issuer-acme.yaml")
         }
     };
-    parse("cluster issuer", &substitute(template, &vars)?)
+    parse(
+        "cluster issuer",
+        &substitute("cluster issuer", template, &vars)?,
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
