@@ -24,11 +24,7 @@ async fn cluster() -> Cluster {
     let client = kube.client().await.unwrap();
     let kubelet = Kubelet::new(client.clone());
     kubelet
-        .register(
-            &NodeConfig::new("cp")
-                .label("node-role.kubernetes.io/control-plane", "")
-                .taint("node-role.kubernetes.io/control-plane", "", "NoSchedule"),
-        )
+        .register(&NodeConfig::control_plane("cp"))
         .await
         .unwrap();
     for n in ["w1", "w2"] {

@@ -44,6 +44,14 @@ impl NodeConfig {
         }
     }
 
+    /// A control-plane node as kubeadm makes one: its role label and NoSchedule taint.
+    pub fn control_plane(name: &str) -> Self {
+        const ROLE: &str = "node-role.kubernetes.io/control-plane";
+        Self::new(name)
+            .label(ROLE, "")
+            .taint(ROLE, "", "NoSchedule")
+    }
+
     pub fn cpu(mut self, cpu: &str) -> Self {
         self.cpu = cpu.into();
         self

@@ -22,11 +22,7 @@ async fn testkube(
     let client = kube.client().await.unwrap();
     let kubelet = Kubelet::new(client.clone());
     kubelet
-        .register(
-            &NodeConfig::new("cp")
-                .label("node-role.kubernetes.io/control-plane", "")
-                .taint("node-role.kubernetes.io/control-plane", "", "NoSchedule"),
-        )
+        .register(&NodeConfig::control_plane("cp"))
         .await
         .unwrap();
     let nodes: Api<Node> = Api::all(client.clone());
