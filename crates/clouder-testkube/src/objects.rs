@@ -160,7 +160,29 @@ pub fn normalize_body(
     } else if let Some(m) = body["metadata"].as_object_mut() {
         m.remove("namespace");
     }
+    if rt.group.is_empty() && rt.plural == "secrets" {
+        merge_string_data(body);
+    }
     Ok(())
+}
+
+/// A Secret's `stringData` is write-only: the server merges it into `data` (base64), its keys
+/// winning, and never stores it (core/v1 conversion of Secret).
+fn merge_string_data(body: &mut Value) {
+    use base64::Engine;
+    let Some(string_data) = body.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    let Some(entries) = string_data.as_object() else {
+        return;
+    };
+    if !body["data"].is_object() {
+        body["data"] = json!({});
+    }
+    for (key, value) in entries {
+        let text = value.as_str().unwrap_or_default();
+        body["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }
 
 /// POST: a new object with server-set metadata. `dry_run` computes without storing.

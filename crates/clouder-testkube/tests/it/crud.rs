@@ -497,3 +497,26 @@ async fn malformed_objects_are_refused_not_fatal() {
     assert_eq!(code, 400);
     assert!(api.get("c").await.is_ok(), "the server still answers");
 }
+
+#[tokio::test]
+async fn secret_string_data_is_merged_into_data_and_not_kept() {
+    use k8s_openapi::api::core::v1::Secret;
+    let (_kube, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client, "default");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "s"},
+        "data": {"a": "b2xk", "keep": "eA=="},
+        "stringData": {"a": "new", "token": "t0k"},
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &secret).await.unwrap();
+    let got = api.get("s").await.unwrap();
+    for s in [&created, &got] {
+        assert_eq!(s.string_data, None);
+        let data = s.data.as_ref().unwrap();
+        assert_eq!(data["a"].0, b"new");
+        assert_eq!(data["token"].0, b"t0k");
+        assert_eq!(data["keep"].0, b"x");
+        assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    }
+}
