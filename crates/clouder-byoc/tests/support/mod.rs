@@ -3,4 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod endpoint;
 pub mod images;
+
+/// kube's client needs a TLS provider chosen (the AWS SDK may bring a second one).
+pub fn tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
