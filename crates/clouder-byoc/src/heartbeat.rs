@@ -73,6 +73,8 @@ pub async fn probe(target: &Target, timeout: Duration) -> Beat {
         .send();
     match tokio::time::timeout(timeout, request).await {
         Err(_) => Beat::Missed(format!("no answer within {timeout:?}")),
+        // The client's own timeout may fire first: the same miss.
+        Ok(Err(e)) if e.is_timeout() => Beat::Missed(format!("no answer within {timeout:?}")),
         Ok(Err(e)) => Beat::Missed(crate::oci::chain(&e)),
         Ok(Ok(r)) if r.status().is_success() => Beat::Alive,
         Ok(Ok(r)) if r.status().as_u16() == 401 || r.status().as_u16() == 403 => {
@@ -220,7 +222,7 @@ impl Controller {
             .collect())
     }
 
-    /// One round: probe every endpoint, then record what was seen.
+    /// One round: probe every endpoint, then record what was seen (by endpoint name).
     pub async fn tick(&mut self) -> Result<Vec<Observation>, ControllerError> {
         let enrolled = enroll::list(&self.client).await?;
         let tokens = self.tokens().await?;
@@ -254,13 +256,15 @@ impl Controller {
             .unwrap()
             .to_string();
         let this = &*self;
-        futures::stream::iter(enrolled.into_iter().zip(beats))
+        let mut seen = futures::stream::iter(enrolled.into_iter().zip(beats))
             .map(|(e, beat)| this.record(e, beat, &now))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect::<Vec<_>>()
             .await
             .into_iter()
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        seen.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(seen)
     }
 
     /// Writes the status and, when health crossed a line, the virtual Node.
