@@ -13,7 +13,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::endpoint::{Ca, Endpoint};
+use clouder_testenv::endpoint::{Ca, Endpoint};
 
 const IMAGE: &str =
     "reg.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000001";

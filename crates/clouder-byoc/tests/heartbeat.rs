@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 use std::time::Duration;
-use support::endpoint::{Ca, Endpoint};
+use clouder_testenv::endpoint::{Ca, Endpoint};
 
 const IMAGE: &str =
     "reg.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000001";

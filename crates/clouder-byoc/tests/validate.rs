@@ -1,13 +1,12 @@
 //! Image validation against a real docker-registry holding images built here: every rule
 //! passes and fails, and the access log proves that no layer was ever fetched.
 
-mod support;
 
 use clouder_byoc::oci::{Credentials, OciError};
 use clouder_byoc::validate::{Access, Rules, ValidateError, validate};
 use clouder_testenv::RegistryPeer;
 use serde_json::json;
-use support::images::Pusher;
+use clouder_testenv::images::Pusher;
 
 const INSECURE: Access = Access {
     credentials: None,

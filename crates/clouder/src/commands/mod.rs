@@ -1,6 +1,7 @@
 //! One module per group of commands; shared helpers for names, confirmation and state.
 
 mod bootstrap;
+mod byoc;
 mod checkpoint;
 mod converge;
 mod cost;
@@ -89,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
+        Command::Byoc(c) => byoc::run(&home, g, c).await,
     }
 }
 
@@ -142,4 +144,26 @@ pub fn context(
             None => Err(Usage(format!("no context `{n}` (see `clouder ctx ls`)")).into()),
         },
     }
+}
+
+/// A Kubernetes client for the cluster: from `kubeconfig` when given, else the cluster's own
+/// under CLOUDER_HOME.
+pub async fn kube_client(
+    home: &Home,
+    cluster: &str,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<kube::Client> {
+    let path = kubeconfig.map_or_else(|| home.kubeconfig(cluster), |p| p.to_path_buf());
+    if !path.exists() {
+        return Err(Usage(format!(
+            "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster})",
+            path.display()
+        ))
+        .into());
+    }
+    // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
