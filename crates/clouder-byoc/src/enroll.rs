@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
-    #[error("`{0}` is not a valid name: 1-57 lowercase letters, digits and '-', starting and ending with a letter or digit")]
+    #[error(
+        "`{0}` is not a valid name: 1-57 lowercase letters, digits and '-', starting and ending with a letter or digit"
+    )]
     Name(String),
     #[error("an endpoint named {0} is already enrolled in this cluster")]
     Duplicate(String),
@@ -97,7 +99,10 @@ fn rc_api(client: &kube::Client) -> Api<DynamicObject> {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).unwrap().to_string()
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .to_string()
 }
 
 /// Installs the CRD and the namespace (idempotent) and waits for the CRD to be served.
@@ -205,9 +210,19 @@ async fn delete_all(client: &kube::Client, name: &str) -> Result<()> {
         other => other,
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    gone(secrets.delete(&objects::secret_name(name), &dp).await.map(drop))?;
+    gone(
+        secrets
+            .delete(&objects::secret_name(name), &dp)
+            .await
+            .map(drop),
+    )?;
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), NAMESPACE);
-    gone(policies.delete(&objects::policy_name(name), &dp).await.map(drop))?;
+    gone(
+        policies
+            .delete(&objects::policy_name(name), &dp)
+            .await
+            .map(drop),
+    )?;
     let nodes: Api<Node> = Api::all(client.clone());
     gone(nodes.delete(&objects::node_name(name), &dp).await.map(drop))?;
     gone(rc_api(client).delete(name, &dp).await.map(drop))?;

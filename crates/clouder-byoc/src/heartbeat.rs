@@ -164,6 +164,7 @@ pub fn next_status(
 #[derive(Debug, Clone, Serialize)]
 pub struct Observation {
     pub name: String,
+    #[serde(flatten)]
     pub beat: Beat,
     pub misses: u32,
     pub health: Health,
@@ -230,7 +231,10 @@ impl Controller {
         let mut beats: Vec<Option<Beat>> = Vec::new();
         for e in &enrolled {
             let url = format!("{}/healthz", e.spec.endpoint);
-            match (tokens.get(&e.name), self.http_for(e.spec.ca_bundle.as_ref())) {
+            match (
+                tokens.get(&e.name),
+                self.http_for(e.spec.ca_bundle.as_ref()),
+            ) {
                 (Some(token), Ok(client)) => {
                     targets.push(Target {
                         name: e.name.clone(),
@@ -360,10 +364,7 @@ impl Controller {
                 }
                 Err(e) => tracing::error!("heartbeat round failed: {e}"),
             }
-            let jitter = self
-                .settings
-                .jitter
-                .mul_f64(rand::random::<f64>());
+            let jitter = self.settings.jitter.mul_f64(rand::random::<f64>());
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(self.settings.interval + jitter) => {}
@@ -400,13 +401,19 @@ mod tests {
     fn a_condition_keeps_its_transition_time_while_it_holds() {
         let first = next_status(&Default::default(), &Beat::Alive, 0, Health::Ready, "t1");
         let second = next_status(&first, &Beat::Alive, 0, Health::Ready, "t2");
-        assert_eq!(second.condition("Ready").unwrap().last_transition_time, "t1");
+        assert_eq!(
+            second.condition("Ready").unwrap().last_transition_time,
+            "t1"
+        );
         assert_eq!(second.last_heartbeat.as_deref(), Some("t2"));
         let missed = Beat::Missed("timeout".into());
         let stale = next_status(&second, &missed, 2, Health::Stale, "t3");
         assert_eq!(stale.state(), "Stale");
         assert_eq!(stale.condition("Ready").unwrap().last_transition_time, "t3");
-        assert_eq!(stale.condition("Unreachable").unwrap().last_transition_time, "t1");
+        assert_eq!(
+            stale.condition("Unreachable").unwrap().last_transition_time,
+            "t1"
+        );
         assert_eq!(stale.last_heartbeat.as_deref(), Some("t2"));
         assert_eq!(
             stale.condition("Stale").unwrap().message,

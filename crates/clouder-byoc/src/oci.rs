@@ -69,7 +69,10 @@ impl std::str::FromStr for Platform {
             [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
                 os: os.to_string(),
                 architecture: arch.to_string(),
-                variant: parts.get(2).filter(|v| !v.is_empty()).map(|v| v.to_string()),
+                variant: parts
+                    .get(2)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.to_string()),
             }),
             _ => Err(format!("`{s}` is not OS/ARCH[/VARIANT], e.g. linux/amd64")),
         }
@@ -288,46 +291,45 @@ impl Registry {
     pub async fn inspect(&self, reference: &Reference, platform: &Platform) -> Result<ImageFacts> {
         let (digest, body) = self.manifest(reference, reference.target()).await?;
         let media_type = media_type(&body);
-        let (manifest_digest, manifest, platforms) = if media_type.contains("index")
-            || media_type.contains("manifest.list")
-        {
-            let index: ImageIndex = serde_json::from_slice(&body)
-                .map_err(|e| invalid(reference, format!("unreadable index: {e}")))?;
-            let offered: Vec<(String, String)> = index
-                .manifests()
-                .iter()
-                .filter_map(|m| {
-                    let p = m.platform().as_ref()?;
-                    let found = Platform {
-                        os: p.os().to_string(),
-                        architecture: p.architecture().to_string(),
-                        variant: p.variant().clone(),
-                    };
-                    Some((found.to_string(), m.digest().to_string()))
-                })
-                .collect();
-            let names: Vec<String> = offered.iter().map(|(p, _)| p.clone()).collect();
-            // Without a variant asked for, any variant of the architecture will do.
-            let chosen = offered.iter().find(|(p, _)| {
-                let p: Platform = p.parse().expect("formatted above");
-                p.os == platform.os
-                    && p.architecture == platform.architecture
-                    && (platform.variant.is_none() || p.variant == platform.variant)
-            });
-            let Some((_, chosen)) = chosen else {
-                return Err(OciError::Invalid {
-                    reference: reference.to_string(),
-                    reason: format!(
-                        "no {platform} image in the index (it offers: {})",
-                        names.join(", ")
-                    ),
+        let (manifest_digest, manifest, platforms) =
+            if media_type.contains("index") || media_type.contains("manifest.list") {
+                let index: ImageIndex = serde_json::from_slice(&body)
+                    .map_err(|e| invalid(reference, format!("unreadable index: {e}")))?;
+                let offered: Vec<(String, String)> = index
+                    .manifests()
+                    .iter()
+                    .filter_map(|m| {
+                        let p = m.platform().as_ref()?;
+                        let found = Platform {
+                            os: p.os().to_string(),
+                            architecture: p.architecture().to_string(),
+                            variant: p.variant().clone(),
+                        };
+                        Some((found.to_string(), m.digest().to_string()))
+                    })
+                    .collect();
+                let names: Vec<String> = offered.iter().map(|(p, _)| p.clone()).collect();
+                // Without a variant asked for, any variant of the architecture will do.
+                let chosen = offered.iter().find(|(p, _)| {
+                    let p: Platform = p.parse().expect("formatted above");
+                    p.os == platform.os
+                        && p.architecture == platform.architecture
+                        && (platform.variant.is_none() || p.variant == platform.variant)
                 });
+                let Some((_, chosen)) = chosen else {
+                    return Err(OciError::Invalid {
+                        reference: reference.to_string(),
+                        reason: format!(
+                            "no {platform} image in the index (it offers: {})",
+                            names.join(", ")
+                        ),
+                    });
+                };
+                let (d, body) = self.manifest(reference, chosen).await?;
+                (d, body, names)
+            } else {
+                (digest.clone(), body, Vec::new())
             };
-            let (d, body) = self.manifest(reference, chosen).await?;
-            (d, body, names)
-        } else {
-            (digest.clone(), body, Vec::new())
-        };
         let manifest: ImageManifest = serde_json::from_slice(&manifest)
             .map_err(|e| invalid(reference, format!("unreadable manifest: {e}")))?;
         let config_digest = manifest.config().digest().to_string();
@@ -342,7 +344,10 @@ impl Registry {
             .await
             .map_err(|e| self.unreachable(e))?;
         if format!("sha256:{}", hex::encode(sha256(&config))) != config_digest {
-            return Err(invalid(reference, "the config blob does not match its digest".into()));
+            return Err(invalid(
+                reference,
+                "the config blob does not match its digest".into(),
+            ));
         }
         let config: ImageConfiguration = serde_json::from_slice(&config)
             .map_err(|e| invalid(reference, format!("unreadable image config: {e}")))?;
@@ -362,7 +367,12 @@ impl Registry {
             cmd: run.cmd().clone().unwrap_or_default(),
             user: run.user().clone().unwrap_or_default(),
             exposed_ports,
-            labels: run.labels().clone().unwrap_or_default().into_iter().collect(),
+            labels: run
+                .labels()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             compressed_size: manifest.layers().iter().map(|l| l.size()).sum(),
             layers: manifest.layers().len(),
         })

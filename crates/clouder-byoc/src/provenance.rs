@@ -75,7 +75,10 @@ pub struct Marks {
 /// `[A-Za-z0-9._-]`, so the owner is made safe and the time is `20261125T203901Z`.
 pub fn labels_and_taints(origin: &Origin) -> Marks {
     let labels = BTreeMap::from([
-        (PROVENANCE.to_string(), origin.provenance.as_str().to_string()),
+        (
+            PROVENANCE.to_string(),
+            origin.provenance.as_str().to_string(),
+        ),
         (OWNER.to_string(), label_value(&origin.owner)),
         (
             ENROLLED_AT.to_string(),
@@ -151,10 +154,7 @@ pub fn kubelet_flags(marks: &Marks) -> Vec<String> {
 pub async fn apply(client: &kube::Client, node: &str, marks: &Marks) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let current = nodes.get(node).await?;
-    let mut taints = current
-        .spec
-        .and_then(|s| s.taints)
-        .unwrap_or_default();
+    let mut taints = current.spec.and_then(|s| s.taints).unwrap_or_default();
     taints.retain(|t| {
         !marks
             .taints
@@ -227,7 +227,12 @@ mod tests {
 
     #[test]
     fn only_laptops_are_tainted() {
-        for p in [Provenance::Aws, Provenance::Azure, Provenance::Ssh, Provenance::Onprem] {
+        for p in [
+            Provenance::Aws,
+            Provenance::Azure,
+            Provenance::Ssh,
+            Provenance::Onprem,
+        ] {
             let marks = labels_and_taints(&origin(p, true));
             assert!(marks.taints.is_empty(), "{p:?}");
             assert_eq!(marks.labels[PROVENANCE], p.as_str());

@@ -88,7 +88,9 @@ impl Reference {
         Ok(Reference {
             registry,
             repository: path,
-            tag: tag.map(str::to_string).or(digest.is_none().then(|| "latest".to_string())),
+            tag: tag
+                .map(str::to_string)
+                .or(digest.is_none().then(|| "latest".to_string())),
             digest,
         })
     }
@@ -174,15 +176,30 @@ mod tests {
         let d = "sha256:".to_string() + &"a".repeat(64);
         assert_eq!(
             parse("alpine"),
-            ("docker.io".into(), "library/alpine".into(), Some("latest".into()), None)
+            (
+                "docker.io".into(),
+                "library/alpine".into(),
+                Some("latest".into()),
+                None
+            )
         );
         assert_eq!(
             parse("team/app:1.2"),
-            ("docker.io".into(), "team/app".into(), Some("1.2".into()), None)
+            (
+                "docker.io".into(),
+                "team/app".into(),
+                Some("1.2".into()),
+                None
+            )
         );
         assert_eq!(
             parse("localhost:5000/a/b"),
-            ("localhost:5000".into(), "a/b".into(), Some("latest".into()), None)
+            (
+                "localhost:5000".into(),
+                "a/b".into(),
+                Some("latest".into()),
+                None
+            )
         );
         assert_eq!(
             parse(&format!("ghcr.io/x/y_z@{d}")),
@@ -190,9 +207,17 @@ mod tests {
         );
         assert_eq!(
             parse(&format!("reg.example:443/x:v1@{d}")),
-            ("reg.example:443".into(), "x".into(), Some("v1".into()), Some(d.clone()))
+            (
+                "reg.example:443".into(),
+                "x".into(),
+                Some("v1".into()),
+                Some(d.clone())
+            )
         );
-        assert_eq!(Reference::parse("a").unwrap().pinned(&d), format!("docker.io/library/a@{d}"));
+        assert_eq!(
+            Reference::parse("a").unwrap().pinned(&d),
+            format!("docker.io/library/a@{d}")
+        );
     }
 
     #[test]

@@ -128,14 +128,29 @@ mod tests {
     #[test]
     fn only_https_unless_insecure() {
         let e = Endpoint::parse("https://10.0.0.5:8443", false).unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.insecure), ("10.0.0.5", 8443, false));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.insecure),
+            ("10.0.0.5", 8443, false)
+        );
         assert_eq!(e.health_url(), "https://10.0.0.5:8443/healthz");
         let e = Endpoint::parse("https://[::1]:9/", false).unwrap();
-        assert_eq!((e.host.as_str(), e.url.as_str()), ("::1", "https://[::1]:9"));
+        assert_eq!(
+            (e.host.as_str(), e.url.as_str()),
+            ("::1", "https://[::1]:9")
+        );
         let err = Endpoint::parse("http://10.0.0.5:8080", false).unwrap_err();
         assert!(err.to_string().contains("pass --insecure"), "{err}");
-        assert!(Endpoint::parse("http://10.0.0.5:8080", true).unwrap().insecure);
-        for bad in ["ftp://h:1", "https://h:1/path", "10.0.0.5:8443", "https://u@h:1"] {
+        assert!(
+            Endpoint::parse("http://10.0.0.5:8080", true)
+                .unwrap()
+                .insecure
+        );
+        for bad in [
+            "ftp://h:1",
+            "https://h:1/path",
+            "10.0.0.5:8443",
+            "https://u@h:1",
+        ] {
             assert!(Endpoint::parse(bad, true).is_err(), "{bad}");
         }
     }

@@ -69,9 +69,17 @@ pub struct Access {
 
 /// Reads `image` from its registry and checks it against `rules`. An index without the
 /// platform is an error naming the platforms it offers (there is no image to check).
-pub async fn validate(image: &str, rules: &Rules, access: &Access) -> Result<Report, ValidateError> {
+pub async fn validate(
+    image: &str,
+    rules: &Rules,
+    access: &Access,
+) -> Result<Report, ValidateError> {
     let reference = Reference::parse(image)?;
-    let registry = Registry::new(&reference.registry, access.credentials.clone(), access.insecure);
+    let registry = Registry::new(
+        &reference.registry,
+        access.credentials.clone(),
+        access.insecure,
+    );
     let facts = registry.inspect(&reference, &rules.platform).await?;
     Ok(Report {
         failures: check(&facts, rules),
@@ -154,7 +162,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "M" | "Mi" | "MiB" => 1024u64.pow(2),
         "G" | "Gi" | "GiB" => 1024u64.pow(3),
         "T" | "Ti" | "TiB" => 1024u64.pow(4),
-        other => return Err(format!("`{other}` is not a size unit (use B, kB, MB, GB, Ki, Mi, Gi, Ti)")),
+        other => {
+            return Err(format!(
+                "`{other}` is not a size unit (use B, kB, MB, GB, Ki, Mi, Gi, Ti)"
+            ));
+        }
     };
     Ok((number * factor as f64).round() as u64)
 }
@@ -187,7 +199,11 @@ mod tests {
         assert_eq!(parse_size("1.5G"), Ok(3 << 29));
         assert_eq!(parse_size("3 MiB"), Ok(3 << 20));
         assert!(parse_size("lots").unwrap_err().contains("not a size"));
-        assert!(parse_size("3 parsecs").unwrap_err().contains("not a size unit"));
+        assert!(
+            parse_size("3 parsecs")
+                .unwrap_err()
+                .contains("not a size unit")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod support;
 use clouder_byoc::enroll::{self, EnrollError, Registration};
 use clouder_byoc::objects::{self, Capability, NAMESPACE};
 use clouder_byoc::trust::{Endpoint as Url, TrustError};
+use clouder_testenv::endpoint::{Ca, Endpoint};
 use clouder_testkube::TestKube;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -13,7 +14,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use clouder_testenv::endpoint::{Ca, Endpoint};
 
 const IMAGE: &str =
     "reg.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000001";
@@ -54,9 +54,21 @@ async fn objects_of(client: &kube::Client, name: &str) -> [bool; 4] {
         Err(e) => panic!("{e}"),
     };
     [
-        secrets.get_opt(&objects::secret_name(name)).await.unwrap().is_some(),
-        policies.get_opt(&objects::policy_name(name)).await.unwrap().is_some(),
-        nodes.get_opt(&objects::node_name(name)).await.unwrap().is_some(),
+        secrets
+            .get_opt(&objects::secret_name(name))
+            .await
+            .unwrap()
+            .is_some(),
+        policies
+            .get_opt(&objects::policy_name(name))
+            .await
+            .unwrap()
+            .is_some(),
+        nodes
+            .get_opt(&objects::node_name(name))
+            .await
+            .unwrap()
+            .is_some(),
         rc,
     ]
 }
@@ -86,7 +98,10 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
         json!([{"to": [{"ipBlock": {"cidr": "127.0.0.1/32"}}],
                 "ports": [{"protocol": "TCP", "port": endpoint.port}]}])
     );
-    assert_eq!(policy["spec"]["podSelector"], json!({"matchLabels": {"clouder.io/role": "runtime"}}));
+    assert_eq!(
+        policy["spec"]["podSelector"],
+        json!({"matchLabels": {"clouder.io/role": "runtime"}})
+    );
 
     let nodes: Api<Node> = Api::all(client.clone());
     let node = nodes.get("byoc-gpu-a").await.unwrap();
@@ -101,7 +116,11 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
     assert_eq!(labels["clouder.io/runtime"], "containerd");
     let taints = node.spec.as_ref().unwrap().taints.as_ref().unwrap();
     assert_eq!(
-        (taints[0].key.as_str(), taints[0].value.as_deref(), taints[0].effect.as_str()),
+        (
+            taints[0].key.as_str(),
+            taints[0].value.as_deref(),
+            taints[0].effect.as_str()
+        ),
         ("clouder.io/byoc", Some("gpu-a"), "NoSchedule")
     );
 
@@ -114,7 +133,10 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
     // A second registration under the same name is refused and changes nothing.
     let err = enroll::register(&client, &reg).await.err().unwrap();
     assert!(matches!(err, EnrollError::Duplicate(_)), "{err}");
-    assert_eq!(token_in(&secrets.get("byoc-gpu-a-token").await.unwrap()), enrolled.token);
+    assert_eq!(
+        token_in(&secrets.get("byoc-gpu-a-token").await.unwrap()),
+        enrolled.token
+    );
 
     enroll::set_cordoned(&client, "gpu-a", true).await.unwrap();
     let got = enroll::get(&client, "gpu-a").await.unwrap().unwrap();
@@ -125,11 +147,24 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
 
     let rotated = enroll::rotate_token(&client, "gpu-a").await.unwrap();
     assert_ne!(rotated, enrolled.token);
-    assert_eq!(token_in(&secrets.get("byoc-gpu-a-token").await.unwrap()), rotated);
+    assert_eq!(
+        token_in(&secrets.get("byoc-gpu-a-token").await.unwrap()),
+        rotated
+    );
 
     let newer = IMAGE.replace("01", "02");
-    enroll::update_image(&client, "gpu-a", &newer).await.unwrap();
-    assert_eq!(enroll::get(&client, "gpu-a").await.unwrap().unwrap().spec.image, newer);
+    enroll::update_image(&client, "gpu-a", &newer)
+        .await
+        .unwrap();
+    assert_eq!(
+        enroll::get(&client, "gpu-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .spec
+            .image,
+        newer
+    );
 
     // Work bound to its node holds the removal until it finishes.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -147,7 +182,13 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
         err.to_string(),
         "1 pod(s) still run on byoc-gpu-a (default/job-1): wait for them or remove with --force"
     );
-    assert!(enroll::get(&client, "gpu-a").await.unwrap().unwrap().cordoned);
+    assert!(
+        enroll::get(&client, "gpu-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .cordoned
+    );
     pods.patch_status(
         "job-1",
         &PatchParams::default(),
@@ -169,9 +210,12 @@ async fn remove_with_force_does_not_wait_for_work() {
     let (_kube, client) = start().await;
     let ca = Ca::new("byoc-ca");
     let endpoint = Endpoint::start(Some(ca.server()), "t").await;
-    enroll::register(&client, &registration("busy", &endpoint.url, Some(&ca), false))
-        .await
-        .unwrap();
+    enroll::register(
+        &client,
+        &registration("busy", &endpoint.url, Some(&ca), false),
+    )
+    .await
+    .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "long"},
@@ -179,7 +223,10 @@ async fn remove_with_force_does_not_wait_for_work() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    assert_eq!(enroll::work_on(&client, "busy").await.unwrap(), ["default/long"]);
+    assert_eq!(
+        enroll::work_on(&client, "busy").await.unwrap(),
+        ["default/long"]
+    );
     enroll::remove(&client, "busy", None).await.unwrap();
     assert_eq!(objects_of(&client, "busy").await, [false; 4]);
 }
@@ -191,11 +238,17 @@ async fn an_untrusted_endpoint_is_refused_and_nothing_is_recorded() {
     let endpoint = Endpoint::start(Some(ca.server()), "t").await;
 
     // Signed by a CA it was not told to trust.
-    let err = enroll::register(&client, &registration("x", &endpoint.url, Some(&other), false))
-        .await
-        .err()
-        .unwrap();
-    assert!(matches!(err, EnrollError::Trust(TrustError::Untrusted { .. })), "{err}");
+    let err = enroll::register(
+        &client,
+        &registration("x", &endpoint.url, Some(&other), false),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, EnrollError::Trust(TrustError::Untrusted { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("certificate"), "{err}");
     // Nor by the system's roots.
     let err = enroll::register(&client, &registration("x", &endpoint.url, None, false))
@@ -207,7 +260,10 @@ async fn an_untrusted_endpoint_is_refused_and_nothing_is_recorded() {
     assert_eq!(objects_of(&client, "x").await, [false; 4]);
 
     // Nobody listening.
-    let closed = format!("https://127.0.0.1:{}", clouder_testenv::registry::free_port());
+    let closed = format!(
+        "https://127.0.0.1:{}",
+        clouder_testenv::registry::free_port()
+    );
     let err = enroll::register(&client, &registration("x", &closed, Some(&ca), false))
         .await
         .err()
@@ -223,7 +279,10 @@ async fn an_untrusted_endpoint_is_refused_and_nothing_is_recorded() {
         .unwrap();
     let got = enroll::get(&client, "plain").await.unwrap().unwrap();
     assert!(got.spec.insecure);
-    let node = Api::<Node>::all(client.clone()).get("byoc-plain").await.unwrap();
+    let node = Api::<Node>::all(client.clone())
+        .get("byoc-plain")
+        .await
+        .unwrap();
     assert_eq!(node.metadata.labels.unwrap()["clouder.io/insecure"], "true");
 
     let err = enroll::register(&client, &registration("Bad_Name", &plain.url, None, true))

@@ -8,12 +8,12 @@ use clouder_byoc::enroll::{self, Registration};
 use clouder_byoc::heartbeat::{Beat, Controller, Health, Observation, Settings};
 use clouder_byoc::objects::{self, Capability};
 use clouder_byoc::trust::Endpoint as Url;
+use clouder_testenv::endpoint::{Ca, Endpoint};
 use clouder_testkube::TestKube;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 use std::time::Duration;
-use clouder_testenv::endpoint::{Ca, Endpoint};
 
 const IMAGE: &str =
     "reg.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000001";
@@ -64,11 +64,19 @@ async fn node(client: &kube::Client, name: &str) -> Node {
 }
 
 fn unschedulable(node: &Node) -> bool {
-    node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
 }
 
 fn node_ready(node: &Node) -> String {
-    node.status.as_ref().unwrap().conditions.as_ref().unwrap()
+    node.status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .as_ref()
+        .unwrap()
         .iter()
         .find(|c| c.type_ == "Ready")
         .unwrap()
@@ -100,10 +108,17 @@ async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
     let seen = controller.tick().await.unwrap();
     assert_eq!(
         summary(&seen),
-        [("down".into(), Health::Ready, 1), ("healthy".into(), Health::Ready, 0), ("slow".into(), Health::Ready, 1)]
+        [
+            ("down".into(), Health::Ready, 1),
+            ("healthy".into(), Health::Ready, 0),
+            ("slow".into(), Health::Ready, 1)
+        ]
     );
     // The slow one missed by timeout in the same round the others answered.
-    assert_eq!(by_name(&seen, "slow").beat, Beat::Missed("no answer within 400ms".into()));
+    assert_eq!(
+        by_name(&seen, "slow").beat,
+        Beat::Missed("no answer within 400ms".into())
+    );
     assert_eq!(by_name(&seen, "healthy").beat, Beat::Alive);
 
     let seen = controller.tick().await.unwrap();
@@ -112,19 +127,37 @@ async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
     let rc = enroll::get(&client, "down").await.unwrap().unwrap();
     assert_eq!(rc.status.state(), "Stale");
     assert_eq!(rc.status.consecutive_misses, 2);
-    assert!(rc.status.last_heartbeat.is_some(), "the first beat is remembered");
-    assert!(!unschedulable(&node(&client, "down").await), "stale is not cordoned yet");
+    assert!(
+        rc.status.last_heartbeat.is_some(),
+        "the first beat is remembered"
+    );
+    assert!(
+        !unschedulable(&node(&client, "down").await),
+        "stale is not cordoned yet"
+    );
     assert_eq!(node_ready(&node(&client, "down").await), "Unknown");
 
     let seen = controller.tick().await.unwrap();
     for name in ["down", "slow"] {
         let o = by_name(&seen, name);
-        assert_eq!((o.health, o.node_action), (Health::Unreachable, Some("cordoned")), "{name}");
+        assert_eq!(
+            (o.health, o.node_action),
+            (Health::Unreachable, Some("cordoned")),
+            "{name}"
+        );
         let n = node(&client, name).await;
         assert!(unschedulable(&n));
-        assert_eq!(n.metadata.annotations.unwrap()["clouder.io/cordoned-by"], "heartbeat");
         assert_eq!(
-            enroll::get(&client, name).await.unwrap().unwrap().status.state(),
+            n.metadata.annotations.unwrap()["clouder.io/cordoned-by"],
+            "heartbeat"
+        );
+        assert_eq!(
+            enroll::get(&client, name)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+                .state(),
             "Unreachable"
         );
     }
@@ -139,10 +172,21 @@ async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
     let seen = controller.tick().await.unwrap();
     for name in ["down", "slow"] {
         let o = by_name(&seen, name);
-        assert_eq!((o.health, o.misses, o.node_action), (Health::Ready, 0, Some("uncordoned")), "{name}");
+        assert_eq!(
+            (o.health, o.misses, o.node_action),
+            (Health::Ready, 0, Some("uncordoned")),
+            "{name}"
+        );
         let n = node(&client, name).await;
         assert!(!unschedulable(&n));
-        assert!(n.metadata.annotations.as_ref().unwrap().get("clouder.io/cordoned-by").is_none());
+        assert!(
+            n.metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .get("clouder.io/cordoned-by")
+                .is_none()
+        );
         assert_eq!(node_ready(&n), "True");
     }
     let rc = enroll::get(&client, "down").await.unwrap().unwrap();
@@ -173,7 +217,10 @@ async fn a_person_s_cordon_survives_recovery() {
     enroll::set_cordoned(&client, "kept", true).await.unwrap();
     endpoint.stop();
     let seen = controller.tick().await.unwrap();
-    assert_eq!((seen[0].health, seen[0].node_action), (Health::Unreachable, None));
+    assert_eq!(
+        (seen[0].health, seen[0].node_action),
+        (Health::Unreachable, None)
+    );
     endpoint.restart().await;
     let seen = controller.tick().await.unwrap();
     assert_eq!((seen[0].health, seen[0].node_action), (Health::Ready, None));
@@ -205,7 +252,12 @@ async fn a_wrong_token_or_a_wrong_ca_is_a_missed_beat() {
     .unwrap();
 
     // (Registration's trust check was refused once already: it had no token.)
-    let refused = || endpoint.behaviour.refused.load(std::sync::atomic::Ordering::Relaxed);
+    let refused = || {
+        endpoint
+            .behaviour
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     let before = refused();
     let seen = controller.tick().await.unwrap();
     assert_eq!(
@@ -217,5 +269,11 @@ async fn a_wrong_token_or_a_wrong_ca_is_a_missed_beat() {
         panic!("a wrong CA must not be trusted");
     };
     assert!(reason.contains("certificate"), "{reason}");
-    assert_eq!(other.behaviour.accepted.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        other
+            .behaviour
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
 }

@@ -35,7 +35,11 @@ fn remote_container() {
 
 #[test]
 fn virtual_node() {
-    insta::assert_json_snapshot!(objects::virtual_node("gpu-a", &spec(), "2026-11-25T20:39:01Z"));
+    insta::assert_json_snapshot!(objects::virtual_node(
+        "gpu-a",
+        &spec(),
+        "2026-11-25T20:39:01Z"
+    ));
 }
 
 #[test]
@@ -45,6 +49,9 @@ fn token_secret() {
 
 #[test]
 fn network_policy() {
-    let addresses = ["192.0.2.10".parse().unwrap(), "2001:db8::10".parse().unwrap()];
+    let addresses = [
+        "192.0.2.10".parse().unwrap(),
+        "2001:db8::10".parse().unwrap(),
+    ];
     insta::assert_json_snapshot!(objects::network_policy("gpu-a", &addresses, 8443));
 }

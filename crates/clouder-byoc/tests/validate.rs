@@ -1,12 +1,11 @@
 //! Image validation against a real docker-registry holding images built here: every rule
 //! passes and fails, and the access log proves that no layer was ever fetched.
 
-
 use clouder_byoc::oci::{Credentials, OciError};
 use clouder_byoc::validate::{Access, Rules, ValidateError, validate};
 use clouder_testenv::RegistryPeer;
-use serde_json::json;
 use clouder_testenv::images::Pusher;
+use serde_json::json;
 
 const INSECURE: Access = Access {
     credentials: None,
@@ -55,26 +54,38 @@ async fn a_multi_platform_index_is_resolved_to_the_asked_platform() {
         .await;
     let image = format!("{}/team/app:1.0", registry.host());
 
-    let report = validate(&image, &rules("linux/amd64"), &INSECURE).await.unwrap();
+    let report = validate(&image, &rules("linux/amd64"), &INSECURE)
+        .await
+        .unwrap();
     assert!(report.fits(), "{:?}", report.failures);
     assert_eq!(report.image.digest, index);
     assert_eq!(report.image.manifest_digest, amd);
-    assert_eq!(report.image.pinned, format!("{}/team/app@{index}", registry.host()));
+    assert_eq!(
+        report.image.pinned,
+        format!("{}/team/app@{index}", registry.host())
+    );
     assert_eq!(report.image.platforms, ["linux/amd64", "linux/arm64/v8"]);
     assert_eq!(report.image.compressed_size, 2048);
 
-    let report = validate(&image, &rules("linux/arm64"), &INSECURE).await.unwrap();
+    let report = validate(&image, &rules("linux/arm64"), &INSECURE)
+        .await
+        .unwrap();
     assert!(report.fits(), "{:?}", report.failures);
     assert_eq!(report.image.manifest_digest, arm);
     assert_eq!(
-        (report.image.architecture.as_str(), report.image.variant.as_deref()),
+        (
+            report.image.architecture.as_str(),
+            report.image.variant.as_deref()
+        ),
         ("arm64", Some("v8"))
     );
     assert_eq!(report.image.compressed_size, 5120);
     assert_eq!(report.image.layers, 2);
 
     // A platform the index does not offer: named, with what it offers.
-    let err = validate(&image, &rules("linux/s390x"), &INSECURE).await.unwrap_err();
+    let err = validate(&image, &rules("linux/s390x"), &INSECURE)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("no linux/s390x image") && text.contains("linux/amd64, linux/arm64/v8"),
@@ -82,7 +93,9 @@ async fn a_multi_platform_index_is_resolved_to_the_asked_platform() {
     );
     // Pinned by digest works too.
     let pinned = format!("{}/team/app@{index}", registry.host());
-    let report = validate(&pinned, &rules("linux/amd64"), &INSECURE).await.unwrap();
+    let report = validate(&pinned, &rules("linux/amd64"), &INSECURE)
+        .await
+        .unwrap();
     assert_eq!(report.image.digest, index);
 
     assert_no_layer_fetched(&registry, &layers);
@@ -112,11 +125,17 @@ async fn every_failed_rule_is_listed_and_each_passes_when_met() {
         non_root: true,
     };
     let report = validate(&image, &strict, &INSECURE).await.unwrap();
-    assert_eq!(failed(&report), ["platform", "entrypoint", "non-root", "max-size", "label"]);
+    assert_eq!(
+        failed(&report),
+        ["platform", "entrypoint", "non-root", "max-size", "label"]
+    );
     let messages: Vec<&str> = report.failures.iter().map(|f| f.message.as_str()).collect();
     assert_eq!(messages[0], "the image is linux/arm64, not linux/amd64");
     assert_eq!(messages[2], "the image runs as no user (root)");
-    assert_eq!(messages[3], "compressed size 3.0 MiB is over the limit 2.0 MiB");
+    assert_eq!(
+        messages[3],
+        "compressed size 3.0 MiB is over the limit 2.0 MiB"
+    );
     assert_eq!(messages[4], "required label `com.example.team` is missing");
     assert_eq!(report.image.compressed_size, 3 << 20);
 
@@ -177,24 +196,44 @@ async fn bad_input_is_named_clearly() {
     assert!(matches!(err, ValidateError::Reference(_)), "{err}");
 
     let missing = format!("{}/app:v9", registry.host());
-    let err = validate(&missing, &Rules::default(), &INSECURE).await.unwrap_err();
-    assert!(matches!(err, ValidateError::Registry(OciError::NotFound { .. })), "{err}");
-    assert_eq!(err.to_string(), format!("{missing}: not found in the registry"));
-
-    let port = clouder_testenv::registry::free_port();
-    let err = validate(&format!("localhost:{port}/app:v1"), &Rules::default(), &INSECURE)
+    let err = validate(&missing, &Rules::default(), &INSECURE)
         .await
         .unwrap_err();
     assert!(
-        err.to_string().starts_with(&format!("registry localhost:{port} is unreachable")),
+        matches!(err, ValidateError::Registry(OciError::NotFound { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("{missing}: not found in the registry")
+    );
+
+    let port = clouder_testenv::registry::free_port();
+    let err = validate(
+        &format!("localhost:{port}/app:v1"),
+        &Rules::default(),
+        &INSECURE,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("registry localhost:{port} is unreachable")),
         "{err}"
     );
 
     // A plain-HTTP registry is refused unless --insecure-registry is asked for.
-    let err = validate(&format!("{}/app:v1", registry.host()), &Rules::default(), &Access::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ValidateError::Registry(OciError::Unreachable { .. })), "{err}");
+    let err = validate(
+        &format!("{}/app:v1", registry.host()),
+        &Rules::default(),
+        &Access::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ValidateError::Registry(OciError::Unreachable { .. })),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -206,9 +245,17 @@ async fn a_registry_that_requires_auth_is_refused_without_credentials() {
         .await;
     let image = format!("{}/private/app:v1", registry.host());
 
-    let err = validate(&image, &Rules::default(), &INSECURE).await.unwrap_err();
-    assert!(matches!(err, ValidateError::Registry(OciError::Auth { .. })), "{err}");
-    assert!(err.to_string().contains("CLOUDER_REGISTRY_USERNAME"), "{err}");
+    let err = validate(&image, &Rules::default(), &INSECURE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ValidateError::Registry(OciError::Auth { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("CLOUDER_REGISTRY_USERNAME"),
+        "{err}"
+    );
 
     let wrong = Access {
         credentials: Some(Credentials {
@@ -217,7 +264,9 @@ async fn a_registry_that_requires_auth_is_refused_without_credentials() {
         }),
         insecure: true,
     };
-    let err = validate(&image, &Rules::default(), &wrong).await.unwrap_err();
+    let err = validate(&image, &Rules::default(), &wrong)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 
     let right = Access {

@@ -521,7 +521,12 @@ mod tests {
         let mut changed = record("c1", "gpu-a");
         changed.insecure = true;
         store.put_byoc(&changed).unwrap();
-        let names: Vec<_> = store.byocs("c1").unwrap().into_iter().map(|r| r.name).collect();
+        let names: Vec<_> = store
+            .byocs("c1")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, ["gpu-a", "gpu-b"]);
         assert_eq!(store.byoc("c1", "gpu-a").unwrap(), Some(changed));
         assert!(store.delete_byoc("c1", "gpu-a").unwrap());

@@ -34,8 +34,7 @@ impl Ca {
     pub fn server(&self) -> Arc<rustls::ServerConfig> {
         let key = KeyPair::generate().unwrap();
         let params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)

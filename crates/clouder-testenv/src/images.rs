@@ -51,7 +51,10 @@ impl Pusher {
 
     pub async fn blob(&self, bytes: &[u8]) -> String {
         let start = self
-            .with_auth(self.http.post(format!("{}/v2/{}/blobs/uploads/", self.base, self.repo)))
+            .with_auth(
+                self.http
+                    .post(format!("{}/v2/{}/blobs/uploads/", self.base, self.repo)),
+            )
             .send()
             .await
             .unwrap();

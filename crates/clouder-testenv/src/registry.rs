@@ -50,7 +50,10 @@ impl RegistryPeer {
         let auth = htpasswd.map(|htpasswd| {
             let file = dir.path().join("htpasswd");
             std::fs::write(&file, htpasswd).unwrap();
-            format!("auth: {{htpasswd: {{realm: test, path: {}}}}}\n", file.display())
+            format!(
+                "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
+                file.display()
+            )
         });
         Self::start_in(dir, auth.as_deref().unwrap_or(""))
     }

@@ -117,7 +117,10 @@ fn render_report(report: &Report) -> String {
         i.digest,
         i.os,
         i.architecture,
-        i.variant.as_deref().map(|v| format!("/{v}")).unwrap_or_default(),
+        i.variant
+            .as_deref()
+            .map(|v| format!("/{v}"))
+            .unwrap_or_default(),
         list(&i.entrypoint),
         list(&i.cmd),
         if i.user.is_empty() { "(root)" } else { &i.user },
@@ -189,8 +192,7 @@ async fn register(home: &Home, g: &Global, args: ByocRegisterArgs) -> Result<()>
         .ca_file
         .as_ref()
         .map(|f| {
-            std::fs::read_to_string(f)
-                .map_err(|e| Usage(format!("--ca-file {}: {e}", f.display())))
+            std::fs::read_to_string(f).map_err(|e| Usage(format!("--ca-file {}: {e}", f.display())))
         })
         .transpose()?;
     let memory = parse_size(&args.memory).map_err(|e| Usage(format!("--memory: {e}")))?;
@@ -244,7 +246,11 @@ async fn register(home: &Home, g: &Global, args: ByocRegisterArgs) -> Result<()>
             shown.name,
             shown.node,
             shown.endpoint,
-            if shown.insecure { ", INSECURE: plain HTTP" } else { "" },
+            if shown.insecure {
+                ", INSECURE: plain HTTP"
+            } else {
+                ""
+            },
             shown.image
         );
         if let Some(token) = &shown.token {
@@ -443,7 +449,8 @@ async fn controller(home: &Home, g: &Global, args: ByocControllerArgs) -> Result
     let cluster = resolve_name(home, args.target.cluster.clone())?;
     let client = kube_client(home, &cluster, args.target.kubeconfig.as_deref()).await?;
     let seconds = |s: f64, flag: &str| {
-        Duration::try_from_secs_f64(s).map_err(|_| Usage(format!("{flag}: `{s}` is not a duration")))
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| Usage(format!("{flag}: `{s}` is not a duration")))
     };
     let settings = Settings {
         interval: seconds(args.interval, "--interval")?,
