@@ -1,6 +1,8 @@
 //! Image validation against a real docker-registry holding images built here: every rule
 //! passes and fails, and the access log proves that no layer was ever fetched.
 
+mod support;
+
 use clouder_byoc::oci::{Credentials, OciError};
 use clouder_byoc::validate::{Access, Rules, ValidateError, validate};
 use clouder_testenv::RegistryPeer;
@@ -278,4 +280,42 @@ async fn a_registry_that_requires_auth_is_refused_without_credentials() {
     };
     let report = validate(&image, &Rules::default(), &right).await.unwrap();
     assert!(report.fits());
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_fetched_from_the_realm_docker_hub_style() {
+    let peer = support::token::TokenRegistry::start().await;
+    let host = peer.registry.host();
+    for repo in ["public/app", "private/app"] {
+        Pusher::with_authorization(&host, repo, Some(peer.push_token(repo)))
+            .image("v1", ("linux", "amd64", None), json!({"Cmd": ["x"]}), &[64])
+            .await;
+    }
+    // Anonymous: the realm grants a pull token for a public repository.
+    let report = validate(&format!("{host}/public/app:v1"), &Rules::default(), &INSECURE)
+        .await
+        .unwrap();
+    assert!(report.fits());
+    let asked = peer.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "one token for the manifest and the config: {asked:?}");
+    assert_eq!(asked[0].0["scope"], "repository:public/app:pull");
+    assert_eq!(asked[0].0["service"], support::token::SERVICE);
+    assert!(!asked[0].1, "asked anonymously");
+
+    // A private repository: refused anonymously, granted with the user's credentials.
+    let image = format!("{host}/private/app:v1");
+    let err = validate(&image, &Rules::default(), &INSECURE).await.unwrap_err();
+    assert!(matches!(err, ValidateError::Registry(OciError::Auth { .. })), "{err}");
+    assert!(err.to_string().contains("token service"), "{err}");
+    let (user, password) = support::token::USER;
+    let access = Access {
+        credentials: Some(Credentials {
+            username: user.into(),
+            password: password.into(),
+        }),
+        insecure: true,
+    };
+    let report = validate(&image, &Rules::default(), &access).await.unwrap();
+    assert_eq!(report.image.cmd, ["x"]);
+    assert!(peer.asked.lock().unwrap().last().unwrap().1, "with credentials");
 }

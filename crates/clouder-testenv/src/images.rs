@@ -29,16 +29,22 @@ impl Pusher {
     /// Pushes to `http://HOST/v2/REPO/…`, as `user:password` when given.
     pub fn new(host: &str, repo: &str, user: Option<(&str, &str)>) -> Self {
         use base64::Engine;
+        let auth = user.map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        Self::with_authorization(host, repo, auth)
+    }
+
+    /// Pushes with this `Authorization` header (e.g. a bearer token).
+    pub fn with_authorization(host: &str, repo: &str, authorization: Option<String>) -> Self {
         Pusher {
             http: reqwest::Client::new(),
             base: format!("http://{host}"),
             repo: repo.to_string(),
-            auth: user.map(|(u, p)| {
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-                )
-            }),
+            auth: authorization,
         }
     }
 
