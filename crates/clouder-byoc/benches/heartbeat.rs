@@ -35,7 +35,10 @@ struct Figures {
 }
 
 /// Runs `f` and measures it: wall time, CPU of this thread, beats that were alive.
-fn measure(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = Vec<Beat>>) -> Figures {
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    f: impl std::future::Future<Output = Vec<Beat>>,
+) -> Figures {
     let (cpu0, t0) = (cpu_of(libc::RUSAGE_THREAD), Instant::now());
     let beats = rt.block_on(f);
     Figures {
@@ -129,8 +132,14 @@ fn main() {
             beats
         }
     };
-    print("naive sequential loop, cold", &measure(&prober, sequential(&naive)));
-    print("naive sequential loop, warm", &measure(&prober, sequential(&naive)));
+    print(
+        "naive sequential loop, cold",
+        &measure(&prober, sequential(&naive)),
+    );
+    print(
+        "naive sequential loop, warm",
+        &measure(&prober, sequential(&naive)),
+    );
     println!(
         "process CPU (prober + {n} endpoint servers): {:.3} s",
         cpu_of(libc::RUSAGE_SELF).as_secs_f64()

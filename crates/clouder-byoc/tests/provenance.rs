@@ -22,7 +22,8 @@ async fn marks_are_applied_idempotently_and_grouped() {
     support::tls_provider();
     let kube = TestKube::start().await.unwrap();
     let nodes: Api<Node> = Api::all(kube.client().await.unwrap());
-    let cp_taint = json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
+    let cp_taint =
+        json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
     node(&nodes, "cp-0", cp_taint).await;
     node(&nodes, "w-aws", json!([])).await;
     node(&nodes, "jane-laptop", json!([])).await;
@@ -39,7 +40,9 @@ async fn marks_are_applied_idempotently_and_grouped() {
     provenance::apply(&client, "cp-0", &cloud).await.unwrap();
     provenance::apply(&client, "w-aws", &cloud).await.unwrap();
     for _ in 0..2 {
-        provenance::apply(&client, "jane-laptop", &laptop).await.unwrap();
+        provenance::apply(&client, "jane-laptop", &laptop)
+            .await
+            .unwrap();
     }
 
     let laptop_node = nodes.get("jane-laptop").await.unwrap();
@@ -47,11 +50,18 @@ async fn marks_are_applied_idempotently_and_grouped() {
     assert_eq!(labels["clouder.io/provenance"], "laptop");
     assert_eq!(labels["clouder.io/owner"], "jane_example.com");
     assert_eq!(labels["clouder.io/enrolled-at"], "20261125T203901Z");
-    assert_eq!(labels["kubernetes.io/hostname"], "jane-laptop", "other labels stay");
+    assert_eq!(
+        labels["kubernetes.io/hostname"], "jane-laptop",
+        "other labels stay"
+    );
     let taints = laptop_node.spec.unwrap().taints.unwrap();
     assert_eq!(taints.len(), 1, "applied twice, tainted once: {taints:?}");
     assert_eq!(
-        (taints[0].key.as_str(), taints[0].value.as_deref(), taints[0].effect.as_str()),
+        (
+            taints[0].key.as_str(),
+            taints[0].value.as_deref(),
+            taints[0].effect.as_str()
+        ),
         ("clouder.io/non-production", Some("laptop"), "NoSchedule")
     );
     // The control plane keeps its own taint and gets none.

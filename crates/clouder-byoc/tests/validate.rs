@@ -292,20 +292,33 @@ async fn bearer_tokens_are_fetched_from_the_realm_docker_hub_style() {
             .await;
     }
     // Anonymous: the realm grants a pull token for a public repository.
-    let report = validate(&format!("{host}/public/app:v1"), &Rules::default(), &INSECURE)
-        .await
-        .unwrap();
+    let report = validate(
+        &format!("{host}/public/app:v1"),
+        &Rules::default(),
+        &INSECURE,
+    )
+    .await
+    .unwrap();
     assert!(report.fits());
     let asked = peer.asked.lock().unwrap().clone();
-    assert_eq!(asked.len(), 1, "one token for the manifest and the config: {asked:?}");
+    assert_eq!(
+        asked.len(),
+        1,
+        "one token for the manifest and the config: {asked:?}"
+    );
     assert_eq!(asked[0].0["scope"], "repository:public/app:pull");
     assert_eq!(asked[0].0["service"], support::token::SERVICE);
     assert!(!asked[0].1, "asked anonymously");
 
     // A private repository: refused anonymously, granted with the user's credentials.
     let image = format!("{host}/private/app:v1");
-    let err = validate(&image, &Rules::default(), &INSECURE).await.unwrap_err();
-    assert!(matches!(err, ValidateError::Registry(OciError::Auth { .. })), "{err}");
+    let err = validate(&image, &Rules::default(), &INSECURE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ValidateError::Registry(OciError::Auth { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("token service"), "{err}");
     let (user, password) = support::token::USER;
     let access = Access {
@@ -317,5 +330,8 @@ async fn bearer_tokens_are_fetched_from_the_realm_docker_hub_style() {
     };
     let report = validate(&image, &Rules::default(), &access).await.unwrap();
     assert_eq!(report.image.cmd, ["x"]);
-    assert!(peer.asked.lock().unwrap().last().unwrap().1, "with credentials");
+    assert!(
+        peer.asked.lock().unwrap().last().unwrap().1,
+        "with credentials"
+    );
 }

@@ -86,7 +86,10 @@ impl TokenRegistry {
             cert_der: cert.der().to_vec(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let realm = format!("http://127.0.0.1:{}/token", listener.local_addr().unwrap().port());
+        let realm = format!(
+            "http://127.0.0.1:{}/token",
+            listener.local_addr().unwrap().port()
+        );
         let asked = Arc::new(Mutex::new(Vec::new()));
         let (s, a) = (signer.clone(), asked.clone());
         let task = tokio::spawn(async move {
@@ -96,7 +99,8 @@ impl TokenRegistry {
                 };
                 let (s, a) = (s.clone(), a.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |r| issue(r, s.clone(), a.clone()));
+                    let service =
+                        hyper::service::service_fn(move |r| issue(r, s.clone(), a.clone()));
                     let io = hyper_util::rt::TokioIo::new(tcp);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(io, service)
@@ -121,7 +125,10 @@ impl TokenRegistry {
 
     /// A push token for `repository`, as a CI system would hold.
     pub fn push_token(&self, repository: &str) -> String {
-        format!("Bearer {}", self.signer.token(repository, &["pull", "push"]))
+        format!(
+            "Bearer {}",
+            self.signer.token(repository, &["pull", "push"])
+        )
     }
 }
 
@@ -142,7 +149,10 @@ async fn issue(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", USER.0, USER.1))
     );
-    let given = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let given = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
     asked.lock().unwrap().push((query.clone(), given.is_some()));
     let repository = query
         .get("scope")
@@ -150,8 +160,8 @@ async fn issue(
         .and_then(|s| s.rsplit_once(':'))
         .map(|(repo, _)| repo.to_string())
         .unwrap_or_default();
-    let authorised = given == Some(basic.as_str())
-        || (given.is_none() && repository.starts_with("public/"));
+    let authorised =
+        given == Some(basic.as_str()) || (given.is_none() && repository.starts_with("public/"));
     let respond = |status: StatusCode, body: serde_json::Value| {
         Ok(Response::builder()
             .status(status)
@@ -163,5 +173,8 @@ async fn issue(
         return respond(StatusCode::UNAUTHORIZED, json!({"details": "unauthorized"}));
     }
     let token = signer.token(&repository, &["pull"]);
-    respond(StatusCode::OK, json!({"token": token, "access_token": token, "expires_in": 300}))
+    respond(
+        StatusCode::OK,
+        json!({"token": token, "access_token": token, "expires_in": 300}),
+    )
 }

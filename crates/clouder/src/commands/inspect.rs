@@ -234,15 +234,41 @@ struct Info {
     resources: Vec<ResourceRecord>,
     recent_operations: Vec<JournalEntry>,
     next_steps: Vec<String>,
+    /// Node names by their `clouder.io/provenance` label, when the API server answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes_by_provenance: Option<Provenances>,
 }
 
-pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
+type Provenances = std::collections::BTreeMap<String, Vec<String>>;
+
+/// The cluster's nodes grouped by provenance, if its API server can be asked.
+async fn provenances(kubeconfig: &std::path::Path) -> Option<Provenances> {
+    if !kubeconfig.exists() {
+        return None;
+    }
+    let nodes = crate::readiness::nodes(kubeconfig).await?;
+    Some(clouder_byoc::provenance::group(&nodes))
+}
+
+fn render_provenances(groups: Option<&Provenances>) -> String {
+    let Some(groups) = groups else {
+        return String::new();
+    };
+    let mut out = "Nodes by provenance:\n".to_string();
+    for (provenance, nodes) in groups {
+        out += &format!("  {provenance:<8} {}\n", nodes.join(", "));
+    }
+    out + "\n"
+}
+
+pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
     let name = resolve_name(home, name)?;
     let store = home.store()?;
     let Some(cluster) = store.cluster(&name)? else {
-        return reference_info(home, g, &name);
+        return reference_info(home, g, &name).await;
     };
     let kubeconfig = home.kubeconfig(&name);
+    let nodes_by_provenance = provenances(&kubeconfig).await;
     let next_steps = match cluster.status.as_str() {
         "ready" if !cluster.setup_complete => vec![format!("clouder kubeadm setup {name}")],
         "ready" => vec![
@@ -260,6 +286,7 @@ pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
         recent_operations: store.journal(&name, 10)?,
         next_steps,
         cluster,
+        nodes_by_provenance,
     };
     emit(g.output, &info, || {
         let c = &info.cluster;
@@ -284,7 +311,9 @@ pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
             .map(|r| vec![r.kind.clone(), r.id.clone(), r.cloud_id.clone()])
             .collect();
         out += &table(&["KIND", "RESOURCE", "CLOUD ID"], &rows);
-        out += "\nNext steps:\n";
+        out += "\n";
+        out += &render_provenances(info.nodes_by_provenance.as_ref());
+        out += "Next steps:\n";
         for step in &info.next_steps {
             out += &format!("  {step}\n");
         }
@@ -293,19 +322,23 @@ pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
 }
 
 /// `info` of a cluster only a reference `kubeadm.json` knows.
-fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
+async fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
     let Some(r) = reference::read(home, name)? else {
         return Err(Usage(format!("no cluster `{name}` (see `clouder kubeadm ls`)")).into());
     };
     let kubeconfig = home.kubeconfig(name);
-    let out = serde_json::json!({
+    let groups = provenances(&kubeconfig).await;
+    let mut out = serde_json::json!({
         "name": name, "source": reference::path(home, name), "reference": r,
         "kubeconfig": kubeconfig, "kubeconfig_present": kubeconfig.exists(),
         "next_steps": [format!("clouder kubeadm import {name}")],
     });
+    if let Some(groups) = &groups {
+        out["nodes_by_provenance"] = serde_json::to_value(groups)?;
+    }
     emit(g.output, &out, || {
         format!(
-            "Cluster:     {name} (reference CLOUDER_HOME)\nCloud:       {} {}\nSetup:       {}\nKubeconfig:  {}{}\n\nNext steps:\n  clouder kubeadm import {name}\n",
+            "Cluster:     {name} (reference CLOUDER_HOME)\nCloud:       {} {}\nSetup:       {}\nKubeconfig:  {}{}\n\n{}Next steps:\n  clouder kubeadm import {name}\n",
             r.cloud,
             r.region.as_deref().unwrap_or(""),
             if r.setup_complete {
@@ -319,6 +352,7 @@ fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
             } else {
                 " (not fetched yet)"
             },
+            render_provenances(groups.as_ref()),
         )
     })
 }

@@ -333,3 +333,43 @@ async fn an_endpoint_is_enrolled_run_and_removed_leaving_nothing() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubeadm_info_groups_nodes_by_provenance() {
+    use clouder_byoc::provenance::{self, Origin, Provenance};
+    let env = Env::new();
+    let kube = adopted(&env, "pv").await;
+    let client = kube.client().await.unwrap();
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    for name in ["cp-0", "w-0", "jane-laptop", "old"] {
+        let node = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        nodes.create(&Default::default(), &node).await.unwrap();
+    }
+    let marks = |provenance| {
+        provenance::labels_and_taints(&Origin {
+            provenance,
+            owner: "platform".into(),
+            enrolled_at: "2026-11-25T20:39:01Z".parse().unwrap(),
+            non_production_taint: true,
+        })
+    };
+    for (node, p) in [
+        ("cp-0", Provenance::Ssh),
+        ("w-0", Provenance::Ssh),
+        ("jane-laptop", Provenance::Laptop),
+    ] {
+        provenance::apply(&client, node, &marks(p)).await.unwrap();
+    }
+    let info = json_of(&env.ok(&["kubeadm", "info", "pv", "-o", "json"]));
+    assert_eq!(
+        info["nodes_by_provenance"],
+        json!({"laptop": ["jane-laptop"], "ssh": ["cp-0", "w-0"], "unknown": ["old"]})
+    );
+    let text = env.ok(&["kubeadm", "info", "pv"]);
+    assert!(
+        text.contains(
+            "Nodes by provenance:\n  laptop   jane-laptop\n  ssh      cp-0, w-0\n  unknown  old\n"
+        ),
+        "{text}"
+    );
+}
