@@ -52,11 +52,13 @@ impl Signer {
     }
 }
 
+/// What the token service was asked: the query, and whether credentials came along.
+pub type Asked = Arc<Mutex<Vec<(HashMap<String, String>, bool)>>>;
+
 /// A registry that demands bearer tokens, and the token service that issues them.
 pub struct TokenRegistry {
     pub registry: RegistryPeer,
-    /// Query strings the token service was asked with, and whether credentials came along.
-    pub asked: Arc<Mutex<Vec<(HashMap<String, String>, bool)>>>,
+    pub asked: Asked,
     signer: Arc<Signer>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -135,7 +137,7 @@ impl TokenRegistry {
 async fn issue(
     request: Request<hyper::body::Incoming>,
     signer: Arc<Signer>,
-    asked: Arc<Mutex<Vec<(HashMap<String, String>, bool)>>>,
+    asked: Asked,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let query: HashMap<String, String> = request
         .uri()
