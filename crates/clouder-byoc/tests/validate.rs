@@ -14,6 +14,17 @@ const INSECURE: Access = Access {
     insecure: true,
 };
 
+/// Plain HTTP, as `user:password`.
+fn as_user(username: &str, password: &str) -> Access {
+    Access {
+        credentials: Some(Credentials {
+            username: username.into(),
+            password: password.into(),
+        }),
+        insecure: true,
+    }
+}
+
 fn rules(platform: &str) -> Rules {
     Rules {
         platform: platform.parse().unwrap(),
@@ -259,25 +270,13 @@ async fn a_registry_that_requires_auth_is_refused_without_credentials() {
         "{err}"
     );
 
-    let wrong = Access {
-        credentials: Some(Credentials {
-            username: "ci".into(),
-            password: "nope".into(),
-        }),
-        insecure: true,
-    };
+    let wrong = as_user("ci", "nope");
     let err = validate(&image, &Rules::default(), &wrong)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 
-    let right = Access {
-        credentials: Some(Credentials {
-            username: "ci".into(),
-            password: "s3cret".into(),
-        }),
-        insecure: true,
-    };
+    let right = as_user("ci", "s3cret");
     let report = validate(&image, &Rules::default(), &right).await.unwrap();
     assert!(report.fits());
 }
@@ -321,13 +320,7 @@ async fn bearer_tokens_are_fetched_from_the_realm_docker_hub_style() {
     );
     assert!(err.to_string().contains("token service"), "{err}");
     let (user, password) = support::token::USER;
-    let access = Access {
-        credentials: Some(Credentials {
-            username: user.into(),
-            password: password.into(),
-        }),
-        insecure: true,
-    };
+    let access = as_user(user, password);
     let report = validate(&image, &Rules::default(), &access).await.unwrap();
     assert_eq!(report.image.cmd, ["x"]);
     assert!(

@@ -6,14 +6,21 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A certificate and its key, PEM-encoded.
+pub struct Pem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
 /// A certificate authority made for one test.
 pub struct Ca {
     pub pem: String,
+    pub der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -23,27 +30,41 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        let pem = params.self_signed(&key).unwrap().pem();
+        let cert = params.self_signed(&key).unwrap();
         Ca {
-            pem,
+            pem: cert.pem(),
+            der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         }
     }
 
+    /// A certificate for `cn` and the DNS names or addresses `names`: as PEM, and as the DER
+    /// certificate and PKCS#8 key rustls takes.
+    pub fn sign(&self, cn: &str, names: &[&str]) -> (Pem, CertificateDer<'static>, Vec<u8>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let pem = Pem {
+            cert: cert.pem().into_bytes(),
+            key: key.serialize_pem().into_bytes(),
+        };
+        (pem, cert.der().clone(), key.serialize_der())
+    }
+
     /// A TLS server configuration with a certificate for 127.0.0.1 and localhost.
     pub fn server(&self) -> Arc<rustls::ServerConfig> {
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (_, cert, key) = self.sign("endpoint", &["127.0.0.1", "localhost"]);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                vec![cert],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
             )
             .unwrap();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
