@@ -164,7 +164,7 @@ pub fn crd() -> CustomResourceDefinition {
             "scope": "Cluster",
             "names": {
                 "plural": PLURAL, "singular": "remotecontainer", "kind": KIND,
-                "listKind": "RemoteContainerList", "shortNames": ["rc", "byoc"],
+                "listKind": "RemoteContainerList", "shortNames": ["byoc"],
             },
             "versions": [{
                 "name": VERSION, "served": true, "storage": true,

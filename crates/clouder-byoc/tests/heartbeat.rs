@@ -38,7 +38,8 @@ async fn enrol(client: &kube::Client, name: &str, endpoint: &Endpoint, ca: &Ca) 
 
 fn settings() -> Settings {
     Settings {
-        timeout: Duration::from_millis(400),
+        // Roomy: a healthy endpoint must answer within it even on a loaded machine.
+        timeout: Duration::from_secs(1),
         concurrency: 4,
         stale_after: 2,
         unreachable_after: 3,
@@ -117,7 +118,7 @@ async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
     // The slow one missed by timeout in the same round the others answered.
     assert_eq!(
         by_name(&seen, "slow").beat,
-        Beat::Missed("no answer within 400ms".into())
+        Beat::Missed("no answer within 1s".into())
     );
     assert_eq!(by_name(&seen, "healthy").beat, Beat::Alive);
 

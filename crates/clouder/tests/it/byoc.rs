@@ -180,7 +180,6 @@ async fn an_endpoint_is_enrolled_run_and_removed_leaving_nothing() {
         "clouder.io/byoc=gpu-a",
     ]);
     assert!(nodes.contains("byoc-gpu-a"), "{nodes}");
-    // (testkube prints a custom resource's default columns, not its additionalPrinterColumns.)
     let rcs = env.ok(&["kubectl", "bc", "get", "remotecontainers", "-o", "json"]);
     assert_eq!(
         json_of(&rcs)["items"][0]["spec"]["endpoint"],
@@ -192,6 +191,23 @@ async fn an_endpoint_is_enrolled_run_and_removed_leaving_nothing() {
     assert_eq!(listed[0]["status"]["conditions"], json!([]));
     let seen = json_of(&env.ok(&["byoc", "controller", "bc", "--once", "-o", "json"]));
     assert_eq!(seen[0]["health"], "Ready", "{seen}");
+    // The CRD's printer columns, as kubectl shows them.
+    let rcs = env.ok(&["kubectl", "bc", "get", "byoc"]);
+    let header: Vec<&str> = rcs
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "ENDPOINT", "READY", "LAST HEARTBEAT", "AGE"],
+        "{rcs}"
+    );
+    let row: Vec<&str> = rcs.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["gpu-a", endpoint.url.as_str(), "True"], "{rcs}");
     let table = env.ok(&["byoc", "ls", "bc"]);
     assert!(
         table.contains("gpu-a") && table.contains("Ready") && table.contains("8.0 GiB"),
