@@ -86,8 +86,9 @@ pub async fn probe(target: &Target, timeout: Duration) -> Beat {
 
 /// Probes every target, at most `concurrency` at once; beats in the targets' order.
 pub async fn round(targets: &[Target], concurrency: usize, timeout: Duration) -> Vec<Beat> {
-    let mut beats: Vec<(usize, Beat)> = futures::stream::iter(targets.iter().enumerate())
-        .map(|(i, t)| async move { (i, probe(t, timeout).await) })
+    // Each probe owns its target (cheap: the client is shared), so the round's future is Send.
+    let mut beats: Vec<(usize, Beat)> = futures::stream::iter(targets.iter().cloned().enumerate())
+        .map(|(i, t)| async move { (i, probe(&t, timeout).await) })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -259,9 +260,10 @@ impl Controller {
             .round(jiff::Unit::Second)
             .unwrap()
             .to_string();
-        let this = &*self;
+        // Owned by each write, so the controller's future stays Send.
+        let (client, settings) = (self.client.clone(), self.settings.clone());
         let mut seen = futures::stream::iter(enrolled.into_iter().zip(beats))
-            .map(|(e, beat)| this.record(e, beat, &now))
+            .map(move |(e, beat)| record(client.clone(), settings.clone(), e, beat, now.clone()))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect::<Vec<_>>()
             .await
@@ -269,85 +271,6 @@ impl Controller {
             .collect::<Result<Vec<_>, _>>()?;
         seen.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(seen)
-    }
-
-    /// Writes the status and, when health crossed a line, the virtual Node.
-    async fn record(
-        &self,
-        e: Enrollment,
-        beat: Beat,
-        now: &str,
-    ) -> Result<Observation, ControllerError> {
-        let (misses, health) = assess(e.status.consecutive_misses, &beat, &self.settings);
-        let before = e.status.state().to_string();
-        let status = next_status(&e.status, &beat, misses, health, now);
-        let rcs: Api<DynamicObject> = Api::all_with(self.client.clone(), &objects::api_resource());
-        rcs.patch_status(
-            &e.name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await?;
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let node = nodes.get_opt(&e.node).await?;
-        let cordoned_by = node
-            .as_ref()
-            .and_then(|n| n.metadata.annotations.as_ref())
-            .and_then(|a| a.get(objects::CORDONED_BY))
-            .cloned();
-        let pp = PatchParams::default();
-        let node_action = match health {
-            Health::Unreachable if node.is_some() && !e.cordoned => {
-                let cordon = json!({
-                    "metadata": {"annotations": {objects::CORDONED_BY: "heartbeat"}},
-                    "spec": {"unschedulable": true},
-                });
-                nodes.patch(&e.node, &pp, &Patch::Merge(cordon)).await?;
-                Some("cordoned")
-            }
-            Health::Ready
-                if e.cordoned
-                    && !e.spec.cordoned
-                    && cordoned_by.as_deref() == Some("heartbeat") =>
-            {
-                let uncordon = json!({
-                    "metadata": {"annotations": {objects::CORDONED_BY: null}},
-                    "spec": {"unschedulable": false},
-                });
-                nodes.patch(&e.node, &pp, &Patch::Merge(uncordon)).await?;
-                Some("uncordoned")
-            }
-            _ => None,
-        };
-        let after = status.state();
-        if node.is_some() && (before != after || beat == Beat::Alive) {
-            // The Node's Ready condition follows the endpoint, as a kubelet's would.
-            let (ready, reason) = match health {
-                Health::Ready => ("True", "EndpointReady"),
-                Health::Stale => ("Unknown", "HeartbeatsMissed"),
-                Health::Unreachable => ("False", "EndpointUnreachable"),
-            };
-            let message = status
-                .condition("Ready")
-                .map(|c| c.message.clone())
-                .unwrap_or_default();
-            nodes
-                .patch_status(
-                    &e.node,
-                    &pp,
-                    &Patch::Strategic(json!({
-                        "status": {"conditions": [objects::node_ready(ready, reason, &message, now)]},
-                    })),
-                )
-                .await?;
-        }
-        Ok(Observation {
-            name: e.name,
-            beat,
-            misses,
-            health,
-            node_action,
-        })
     }
 
     /// Ticks until `shutdown` completes, `interval` plus jitter apart; a failed tick is logged
@@ -371,6 +294,85 @@ impl Controller {
             }
         }
     }
+}
+
+/// Writes the status and, when health crossed a line, the virtual Node.
+async fn record(
+    client: kube::Client,
+    settings: Settings,
+    e: Enrollment,
+    beat: Beat,
+    now: String,
+) -> Result<Observation, ControllerError> {
+    let now = now.as_str();
+    let (misses, health) = assess(e.status.consecutive_misses, &beat, &settings);
+    let before = e.status.state().to_string();
+    let status = next_status(&e.status, &beat, misses, health, now);
+    let rcs: Api<DynamicObject> = Api::all_with(client.clone(), &objects::api_resource());
+    rcs.patch_status(
+        &e.name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes.get_opt(&e.node).await?;
+    let cordoned_by = node
+        .as_ref()
+        .and_then(|n| n.metadata.annotations.as_ref())
+        .and_then(|a| a.get(objects::CORDONED_BY))
+        .cloned();
+    let pp = PatchParams::default();
+    let node_action = match health {
+        Health::Unreachable if node.is_some() && !e.cordoned => {
+            let cordon = json!({
+                "metadata": {"annotations": {objects::CORDONED_BY: "heartbeat"}},
+                "spec": {"unschedulable": true},
+            });
+            nodes.patch(&e.node, &pp, &Patch::Merge(cordon)).await?;
+            Some("cordoned")
+        }
+        Health::Ready
+            if e.cordoned && !e.spec.cordoned && cordoned_by.as_deref() == Some("heartbeat") =>
+        {
+            let uncordon = json!({
+                "metadata": {"annotations": {objects::CORDONED_BY: null}},
+                "spec": {"unschedulable": false},
+            });
+            nodes.patch(&e.node, &pp, &Patch::Merge(uncordon)).await?;
+            Some("uncordoned")
+        }
+        _ => None,
+    };
+    let after = status.state();
+    if node.is_some() && (before != after || beat == Beat::Alive) {
+        // The Node's Ready condition follows the endpoint, as a kubelet's would.
+        let (ready, reason) = match health {
+            Health::Ready => ("True", "EndpointReady"),
+            Health::Stale => ("Unknown", "HeartbeatsMissed"),
+            Health::Unreachable => ("False", "EndpointUnreachable"),
+        };
+        let message = status
+            .condition("Ready")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        nodes
+            .patch_status(
+                &e.node,
+                &pp,
+                &Patch::Strategic(json!({
+                    "status": {"conditions": [objects::node_ready(ready, reason, &message, now)]},
+                })),
+            )
+            .await?;
+    }
+    Ok(Observation {
+        name: e.name,
+        beat,
+        misses,
+        health,
+        node_action,
+    })
 }
 
 #[cfg(test)]

@@ -278,3 +278,46 @@ async fn a_wrong_token_or_a_wrong_ca_is_a_missed_beat() {
         0
     );
 }
+
+#[tokio::test]
+async fn the_controller_runs_rounds_until_told_to_stop() {
+    support::tls_provider();
+    let kube = TestKube::start().await.unwrap();
+    let client = kube.client().await.unwrap();
+    let ca = Ca::new("byoc-ca");
+    let endpoint = Endpoint::start(Some(ca.server()), "").await;
+    enrol(&client, "looped", &endpoint, &ca).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = Controller::new(
+        client.clone(),
+        Settings {
+            interval: Duration::from_millis(50),
+            jitter: Duration::from_millis(50),
+            ..settings()
+        },
+    );
+    let running = tokio::spawn(controller.run(async {
+        let _ = stopped.await;
+    }));
+    let accepted = || {
+        endpoint
+            .behaviour
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Several rounds go by on their own.
+    for _ in 0..200 {
+        if accepted() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(accepted() >= 3, "rounds: {}", accepted());
+    let rc = enroll::get(&client, "looped").await.unwrap().unwrap();
+    assert_eq!(rc.status.state(), "Ready");
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    let after = accepted();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(accepted(), after, "no round after the stop");
+}
