@@ -175,27 +175,34 @@ pub async fn apply(client: &kube::Client, node: &str, marks: &Marks) -> Result<(
     Ok(())
 }
 
-/// Node names grouped by their provenance label (`unknown` when a node has none), for
-/// `clouder kubeadm info`.
-pub fn group(nodes: &[Node]) -> BTreeMap<String, Vec<String>> {
+/// Node names grouped by provenance (`unknown` for a node without the label), each group
+/// sorted: for `clouder kubeadm info`. Takes (name, provenance label) pairs.
+pub fn group<'a>(
+    nodes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> BTreeMap<String, Vec<String>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for n in nodes {
-        let provenance = n
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(PROVENANCE))
-            .cloned()
-            .unwrap_or_else(|| "unknown".into());
+    for (name, provenance) in nodes {
         groups
-            .entry(provenance)
+            .entry(provenance.unwrap_or("unknown").to_string())
             .or_default()
-            .push(n.metadata.name.clone().unwrap_or_default());
+            .push(name.to_string());
     }
     for names in groups.values_mut() {
         names.sort();
     }
     groups
+}
+
+/// The (name, provenance label) of a Node, for [`group`].
+pub fn of(node: &Node) -> (&str, Option<&str>) {
+    (
+        node.metadata.name.as_deref().unwrap_or_default(),
+        node.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PROVENANCE))
+            .map(String::as_str),
+    )
 }
 
 #[cfg(test)]

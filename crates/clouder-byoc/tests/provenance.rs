@@ -71,7 +71,7 @@ async fn marks_are_applied_idempotently_and_grouped() {
     assert_eq!(cp_taints[0].key, "node-role.kubernetes.io/control-plane");
 
     let all = nodes.list(&ListParams::default()).await.unwrap().items;
-    let groups = provenance::group(&all);
+    let groups = provenance::group(all.iter().map(provenance::of));
     assert_eq!(
         serde_json::to_value(&groups).unwrap(),
         json!({"aws": ["cp-0", "w-aws"], "laptop": ["jane-laptop"], "unknown": ["legacy"]})

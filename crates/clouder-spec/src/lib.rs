@@ -21,27 +21,31 @@ pub const API_VERSION: &str = "clouder.io/v1alpha1";
 /// # Errors
 /// Every problem found, each with the file, line, column and field path.
 pub fn parse(file: &str, text: &str) -> Result<Cluster, SpecErrors> {
-    let mut spec = deserialize(file, text)?;
+    let mut spec: Cluster = from_yaml(file, text)?;
     spec.apply_defaults();
-    validate::check(&spec).map_err(|problems| {
-        let index = locate::index(text);
-        SpecErrors(
-            problems
-                .into_iter()
-                .map(|(path, message)| {
-                    let (line, column) = locate::find(&index, &path).unwrap_or((0, 0));
-                    SpecError {
-                        file: file.to_string(),
-                        line,
-                        column,
-                        path,
-                        message,
-                    }
-                })
-                .collect(),
-        )
-    })?;
+    validate::check(&spec).map_err(|problems| locate(file, text, problems))?;
     Ok(spec)
+}
+
+/// Locates problems found after deserializing (field path, message) in the YAML `text` they came
+/// from; each points at its field, or at the nearest parent written in the source.
+pub fn locate(file: &str, text: &str, problems: Vec<(String, String)>) -> SpecErrors {
+    let index = locate::index(text);
+    SpecErrors(
+        problems
+            .into_iter()
+            .map(|(path, message)| {
+                let (line, column) = locate::find(&index, &path).unwrap_or((0, 0));
+                SpecError {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    path,
+                    message,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Validates a spec that was built in code (from CLI flags), after filling defaults.
@@ -67,7 +71,9 @@ pub fn finish(mut spec: Cluster, origin: &str) -> Result<Cluster, SpecErrors> {
     Ok(spec)
 }
 
-fn deserialize(file: &str, text: &str) -> Result<Cluster, SpecErrors> {
+/// Deserializes a YAML document of any clouder file; a failure names the file, line, column and
+/// field path as spec errors do.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, SpecErrors> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

@@ -160,29 +160,7 @@ pub fn normalize_body(
     } else if let Some(m) = body["metadata"].as_object_mut() {
         m.remove("namespace");
     }
-    if rt.group.is_empty() && rt.plural == "secrets" {
-        merge_string_data(body);
-    }
     Ok(())
-}
-
-/// A Secret's `stringData` is write-only: the server merges it into `data` (base64), its keys
-/// winning, and never stores it (core/v1 conversion of Secret).
-fn merge_string_data(body: &mut Value) {
-    use base64::Engine;
-    let Some(string_data) = body.as_object_mut().and_then(|m| m.remove("stringData")) else {
-        return;
-    };
-    let Some(entries) = string_data.as_object() else {
-        return;
-    };
-    if !body["data"].is_object() {
-        body["data"] = json!({});
-    }
-    for (key, value) in entries {
-        let text = value.as_str().unwrap_or_default();
-        body["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
-    }
 }
 
 /// POST: a new object with server-set metadata. `dry_run` computes without storing.
@@ -260,6 +238,26 @@ pub fn create(
     Ok(s.put(key, body, "ADDED"))
 }
 
+/// A Secret's `stringData` is written into `data` (base64), overwriting its keys, and never
+/// stored or returned itself, as the real server does on every write.
+fn merge_string_data(rt: &ResourceType, body: &mut Value) {
+    use base64::Engine as _;
+    if !rt.group.is_empty() || rt.plural != "secrets" {
+        return;
+    }
+    let Some(Value::Object(strings)) = body.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
+    if !body["data"].is_object() {
+        body["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        body["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// The API server's defaults for the fields of workload specs that clients and controllers read.
 fn workload_defaults(rt: &ResourceType, body: &mut Value) {
     if rt.group != "apps" || !body["spec"].is_object() {
@@ -321,6 +319,7 @@ fn default_strategy(strategy: &mut Value, rolling: Value) {
 
 fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
     workload_defaults(rt, body);
+    merge_string_data(rt, body);
     if rt.status
         && !keeps_status_on_create(rt)
         && let Some(m) = body.as_object_mut()
@@ -416,6 +415,7 @@ pub fn commit_update(
     }
     crate::schema::drop_empty_optionals(&mut new);
     workload_defaults(rt, &mut new);
+    merge_string_data(rt, &mut new);
     if old["metadata"].get("generation").is_some() && spec_changed(old, &new) {
         new["metadata"]["generation"] =
             json!(old["metadata"]["generation"].as_i64().unwrap_or(1) + 1);

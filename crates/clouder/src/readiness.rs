@@ -48,11 +48,6 @@ pub fn count(nodes: &[Node]) -> Readiness {
 
 /// Asks the API server behind `kubeconfig`; `None` when it cannot be reached in time.
 pub async fn read(kubeconfig: &Path) -> Option<Readiness> {
-    nodes(kubeconfig).await.map(|n| count(&n))
-}
-
-/// The cluster's Nodes; `None` when its API server cannot be reached in time.
-pub async fn nodes(kubeconfig: &Path) -> Option<Vec<Node>> {
     // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ask = async {
@@ -67,7 +62,7 @@ pub async fn nodes(kubeconfig: &Path) -> Option<Vec<Node>> {
             .list(&ListParams::default())
             .await
             .ok()?;
-        Some(nodes.items)
+        Some(count(&nodes.items))
     };
     tokio::time::timeout(Duration::from_secs(5), ask)
         .await

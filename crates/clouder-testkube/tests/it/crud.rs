@@ -499,24 +499,32 @@ async fn malformed_objects_are_refused_not_fatal() {
 }
 
 #[tokio::test]
-async fn secret_string_data_is_merged_into_data_and_not_kept() {
+async fn secret_string_data_is_written_into_data_and_never_returned() {
     use k8s_openapi::api::core::v1::Secret;
     let (_kube, client) = start().await;
     let api: Api<Secret> = Api::namespaced(client, "default");
-    let secret: Secret = serde_json::from_value(json!({
+    let body: Secret = serde_json::from_value(json!({
         "metadata": {"name": "s"},
-        "data": {"a": "b2xk", "keep": "eA=="},
-        "stringData": {"a": "new", "token": "t0k"},
+        "data": {"kept": "a2VwdA==", "over": "b2xk"},
+        "stringData": {"over": "new", "plain": "text"}
     }))
     .unwrap();
-    let created = api.create(&PostParams::default(), &secret).await.unwrap();
-    let got = api.get("s").await.unwrap();
-    for s in [&created, &got] {
-        assert_eq!(s.string_data, None);
-        let data = s.data.as_ref().unwrap();
-        assert_eq!(data["a"].0, b"new");
-        assert_eq!(data["token"].0, b"t0k");
-        assert_eq!(data["keep"].0, b"x");
-        assert_eq!(s.type_.as_deref(), Some("Opaque"));
-    }
+    let created = api.create(&PostParams::default(), &body).await.unwrap();
+    assert!(created.string_data.is_none());
+    let data = created.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!(
+        (text("kept"), text("over"), text("plain")),
+        ("kept".into(), "new".into(), "text".into())
+    );
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+
+    // Server-side apply goes through the same write path.
+    let patch = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"plain": "changed"}});
+    let applied = api
+        .patch("s", &PatchParams::apply("t").force(), &Patch::Apply(&patch))
+        .await
+        .unwrap();
+    assert!(applied.string_data.is_none());
+    assert_eq!(applied.data.unwrap()["plain"].0, b"changed");
 }

@@ -2,7 +2,7 @@
 //! their lifecycle and heartbeats. Kubernetes holds the objects (and the token, in a Secret);
 //! clouder's state keeps what was enrolled, with the token's hash only.
 
-use super::{confirm, kube_client, resolve_name};
+use super::{confirm, resolve_name};
 use crate::cli::{
     Byoc, ByocClusterArgs, ByocControllerArgs, ByocNameArgs, ByocRegisterArgs, ByocRemoveArgs,
     ByocRotateArgs, ByocUpdateImageArgs, ByocValidateArgs, Global, ImageRules,
@@ -153,6 +153,12 @@ async fn validate_image(g: &Global, args: ByocValidateArgs) -> Result<()> {
     } else {
         Err(Exit(1).into())
     }
+}
+
+/// A client for the cluster's API: `--kubeconfig`, else the cluster's own.
+async fn kube_client(home: &Home, cluster: &str, flag: Option<&Path>) -> Result<kube::Client> {
+    let path = super::kube::kubeconfig_for(home, cluster, flag)?;
+    Ok(clouder_kube::connect(&path).await?)
 }
 
 /// Gives the token once: to a 0600 file, or printed.

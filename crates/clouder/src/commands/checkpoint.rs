@@ -26,6 +26,22 @@ pub async fn run(home: &Home, g: &Global, command: Checkpoint) -> Result<()> {
     }
 }
 
+async fn kube_client(home: &Home, cluster: &str) -> Result<kube::Client> {
+    let path = home.kubeconfig(cluster);
+    if !path.exists() {
+        return Err(Usage(format!(
+            "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster})",
+            path.display()
+        ))
+        .into());
+    }
+    // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
 /// The container to checkpoint and the node it runs on.
 #[derive(Debug, PartialEq)]
 struct Target {
@@ -82,7 +98,7 @@ fn target(pod: &Pod, container: Option<&str>) -> std::result::Result<Target, Str
 }
 
 async fn create(home: &Home, g: &Global, args: CheckpointCreateArgs) -> Result<()> {
-    let client = super::kube_client(home, &args.cluster, None).await?;
+    let client = kube_client(home, &args.cluster).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &args.namespace);
     let pod = pods.get_opt(&args.pod).await?.ok_or_else(|| {
         anyhow!(
@@ -273,7 +289,7 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
         ))
         .into());
     }
-    let client = super::kube_client(home, &args.cluster, None).await?;
+    let client = kube_client(home, &args.cluster).await?;
     let name = args.name.unwrap_or_else(|| format!("{}-restored", r.pod));
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {

@@ -234,31 +234,44 @@ struct Info {
     resources: Vec<ResourceRecord>,
     recent_operations: Vec<JournalEntry>,
     next_steps: Vec<String>,
-    /// Node names by their `clouder.io/provenance` label, when the API server answers.
+    /// Nodes and addon health from the cluster's API, when it answers.
+    live: Option<clouder_kube::status::ClusterStatus>,
+    /// Node names by their `clouder.io/provenance` label (`unknown` without one).
     #[serde(skip_serializing_if = "Option::is_none")]
     nodes_by_provenance: Option<Provenances>,
 }
 
 type Provenances = std::collections::BTreeMap<String, Vec<String>>;
 
-/// The cluster's nodes grouped by provenance, if its API server can be asked.
-async fn provenances(kubeconfig: &std::path::Path) -> Option<Provenances> {
-    if !kubeconfig.exists() {
-        return None;
-    }
-    let nodes = crate::readiness::nodes(kubeconfig).await?;
-    Some(clouder_byoc::provenance::group(&nodes))
+fn by_provenance(live: &clouder_kube::status::ClusterStatus) -> Provenances {
+    clouder_byoc::provenance::group(
+        live.nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.provenance.as_deref())),
+    )
 }
 
 fn render_provenances(groups: Option<&Provenances>) -> String {
     let Some(groups) = groups else {
         return String::new();
     };
-    let mut out = "Nodes by provenance:\n".to_string();
+    let mut out = "\nNodes by provenance:\n".to_string();
     for (provenance, nodes) in groups {
         out += &format!("  {provenance:<8} {}\n", nodes.join(", "));
     }
-    out + "\n"
+    out
+}
+
+/// The cluster's nodes and addons as its API reports them; `None` when it does not answer in time.
+async fn live_status(kubeconfig: &std::path::Path) -> Option<clouder_kube::status::ClusterStatus> {
+    let ask = async {
+        let client = clouder_kube::connect(kubeconfig).await.ok()?;
+        clouder_kube::status::read(&client).await.ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
@@ -268,7 +281,11 @@ pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
         return reference_info(home, g, &name).await;
     };
     let kubeconfig = home.kubeconfig(&name);
-    let nodes_by_provenance = provenances(&kubeconfig).await;
+    let live = if kubeconfig.exists() {
+        live_status(&kubeconfig).await
+    } else {
+        None
+    };
     let next_steps = match cluster.status.as_str() {
         "ready" if !cluster.setup_complete => vec![format!("clouder kubeadm setup {name}")],
         "ready" => vec![
@@ -286,7 +303,8 @@ pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
         recent_operations: store.journal(&name, 10)?,
         next_steps,
         cluster,
-        nodes_by_provenance,
+        nodes_by_provenance: live.as_ref().map(by_provenance),
+        live,
     };
     emit(g.output, &info, || {
         let c = &info.cluster;
@@ -311,9 +329,44 @@ pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
             .map(|r| vec![r.kind.clone(), r.id.clone(), r.cloud_id.clone()])
             .collect();
         out += &table(&["KIND", "RESOURCE", "CLOUD ID"], &rows);
-        out += "\n";
-        out += &render_provenances(info.nodes_by_provenance.as_ref());
-        out += "Next steps:\n";
+        if let Some(live) = &info.live {
+            let nodes: Vec<Vec<String>> = live
+                .nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.role.into(),
+                        if n.ready { "Ready" } else { "NotReady" }.into(),
+                        n.version.clone(),
+                        n.provenance.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            out += "\n";
+            out += &table(&["NODE", "ROLE", "STATUS", "VERSION", "PROVENANCE"], &nodes);
+            let addons: Vec<Vec<String>> = live
+                .addons
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.name.clone(),
+                        a.version.clone(),
+                        if a.healthy {
+                            "healthy".into()
+                        } else {
+                            a.detail.clone().unwrap_or_default()
+                        },
+                    ]
+                })
+                .collect();
+            out += &render_provenances(info.nodes_by_provenance.as_ref());
+            if !addons.is_empty() {
+                out += "\n";
+                out += &table(&["ADDON", "VERSION", "HEALTH"], &addons);
+            }
+        }
+        out += "\nNext steps:\n";
         for step in &info.next_steps {
             out += &format!("  {step}\n");
         }
@@ -327,7 +380,11 @@ async fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
         return Err(Usage(format!("no cluster `{name}` (see `clouder kubeadm ls`)")).into());
     };
     let kubeconfig = home.kubeconfig(name);
-    let groups = provenances(&kubeconfig).await;
+    let groups = if kubeconfig.exists() {
+        live_status(&kubeconfig).await.as_ref().map(by_provenance)
+    } else {
+        None
+    };
     let mut out = serde_json::json!({
         "name": name, "source": reference::path(home, name), "reference": r,
         "kubeconfig": kubeconfig, "kubeconfig_present": kubeconfig.exists(),
@@ -338,7 +395,7 @@ async fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
     }
     emit(g.output, &out, || {
         format!(
-            "Cluster:     {name} (reference CLOUDER_HOME)\nCloud:       {} {}\nSetup:       {}\nKubeconfig:  {}{}\n\n{}Next steps:\n  clouder kubeadm import {name}\n",
+            "Cluster:     {name} (reference CLOUDER_HOME)\nCloud:       {} {}\nSetup:       {}\nKubeconfig:  {}{}\n{}\nNext steps:\n  clouder kubeadm import {name}\n",
             r.cloud,
             r.region.as_deref().unwrap_or(""),
             if r.setup_complete {

@@ -7,10 +7,13 @@ mod converge;
 mod cost;
 mod ctx;
 mod inspect;
+mod kube;
 mod kubeconfig;
 mod passthrough;
 mod pending;
+mod prune;
 mod scale;
+mod services;
 mod terminate;
 mod terraform;
 
@@ -40,47 +43,32 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Some(file) => terraform::import(&home, g, &args.name, file),
                 None => inspect::import(&home, g, &args.name),
             },
+            Kubeadm::Adopt(args) => kube::adopt(&home, g, args).await,
             Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
             Kubeadm::Setup(a) => {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
             }
             Kubeadm::GetConfig(a) => kubeconfig::get_config(&home, g, a).await,
-            Kubeadm::Prune(a) => pending::not_yet(
-                &home,
-                a.name,
-                "prune",
-                "the Kubernetes layer (node readiness)",
-            ),
+            Kubeadm::Prune(a) => prune::prune(&home, g, a).await,
             Kubeadm::SmokeTest(a) => pending::not_yet(
                 &home,
                 a.name,
                 "smoke-test",
                 "the Kubernetes layer and checkpoint/restore",
             ),
-            Kubeadm::EnableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::EnableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
+            Kubeadm::EnableIngressNginx(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::EnableIngressTraefik(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
+            }
+            Kubeadm::DisableIngressNginx(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::DisableIngressTraefik(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik)
+                    .await
+            }
             Kubeadm::UpgradeKubelet(a) => {
                 pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
             }
@@ -90,6 +78,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
+        Command::Services(s) => services::run(&home, g, s).await,
         Command::Byoc(c) => byoc::run(&home, g, c).await,
     }
 }
@@ -144,26 +133,4 @@ pub fn context(
             None => Err(Usage(format!("no context `{n}` (see `clouder ctx ls`)")).into()),
         },
     }
-}
-
-/// A Kubernetes client for the cluster: from `kubeconfig` when given, else the cluster's own
-/// under CLOUDER_HOME.
-pub async fn kube_client(
-    home: &Home,
-    cluster: &str,
-    kubeconfig: Option<&std::path::Path>,
-) -> Result<kube::Client> {
-    let path = kubeconfig.map_or_else(|| home.kubeconfig(cluster), |p| p.to_path_buf());
-    if !path.exists() {
-        return Err(Usage(format!(
-            "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster})",
-            path.display()
-        ))
-        .into());
-    }
-    // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
 }
