@@ -4,9 +4,8 @@
 
 use crate::objects::{self, NAMESPACE, RemoteContainerSpec, RemoteContainerStatus};
 use crate::trust::{self, Endpoint, TrustError};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 use serde_json::json;
@@ -32,8 +31,8 @@ pub enum EnrollError {
     },
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("the {0} CRD was not established in time")]
-    NotEstablished(String),
+    #[error(transparent)]
+    Install(#[from] clouder_kube::Error),
 }
 
 pub type Result<T> = std::result::Result<T, EnrollError>;
@@ -105,33 +104,20 @@ fn now() -> String {
         .to_string()
 }
 
-/// Installs the CRD and the namespace (idempotent) and waits for the CRD to be served.
+/// Installs the CRD and the namespace (server-side apply, idempotent) and waits for the CRD
+/// to be established.
 pub async fn install(client: &kube::Client) -> Result<()> {
-    let pp = PatchParams::apply("clouder").force();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = objects::crd();
-    let crd_name = crd.metadata.name.clone().unwrap_or_default();
-    crds.patch(&crd_name, &pp, &Patch::Apply(&crd)).await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(NAMESPACE, &pp, &Patch::Apply(&objects::namespace()))
+    let dynamic = |v: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(v).expect("the objects built here are valid")
+    };
+    let objects = [
+        dynamic(serde_json::to_value(objects::crd()).expect("serialisable")),
+        dynamic(serde_json::to_value(objects::namespace()).expect("serialisable")),
+    ];
+    clouder_kube::Applier::new(client.clone())
+        .apply(&objects)
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let established = crds.get(&crd_name).await?.status.is_some_and(|s| {
-            s.conditions
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        });
-        if established {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(EnrollError::NotEstablished(crd_name));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    Ok(())
 }
 
 /// Enrolls an endpoint: verifies trust, then creates the Secret, NetworkPolicy, virtual Node and
