@@ -83,3 +83,8 @@ printf '%-44s %10sms %12s\n' "clouder --help (median of 21)" "$help_ms" "< 20 ms
 printf '%-44s %10sms %12s\n' "clouder kubeadm ls, 100 clusters (median)" "$ls_ms" "< 20 ms"
 printf '%-44s %9.1fMiB %12s\n' "clouder --help, peak memory" "$(calc "$help_kib / 1024")" "< 15 MiB"
 printf '%-44s %9.1fMiB %12s\n' "clouder kubeadm ls, peak memory" "$(calc "$ls_kib / 1024")" "< 15 MiB"
+
+# BYOC heartbeats: one round over 1,000 HTTPS endpoints (5% slow or down), bounded concurrent vs
+# a naive sequential loop (wall and CPU time; about two minutes, most of it the sequential loop).
+echo
+cargo bench --locked -p clouder-byoc --bench heartbeat

@@ -117,6 +117,28 @@ pub struct CheckpointRecord {
     pub created_at: i64,
 }
 
+/// A remote container endpoint enrolled as BYOC capacity. Its token is never here: only the
+/// token's SHA-256, to tell which token an endpoint was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ByocRecord {
+    pub cluster: String,
+    pub name: String,
+    /// `https://HOST:PORT` (or `http://…` when enrolled with `--insecure`).
+    pub endpoint: String,
+    /// Plain HTTP: the endpoint's traffic is not protected.
+    pub insecure: bool,
+    /// The image as given, and pinned as `REGISTRY/REPOSITORY@DIGEST`.
+    pub image: String,
+    pub image_digest: String,
+    /// Hex SHA-256 of the enrollment token.
+    pub token_sha256: String,
+    /// Capability metadata: cpu, memory, gpu, runtime, classes, labels.
+    pub capability: serde_json::Value,
+    /// Unix seconds.
+    pub enrolled_at: i64,
+    pub updated_at: i64,
+}
+
 /// The operations every backend offers. Calls are short; async callers may call them directly.
 pub trait StateStore: Send + Sync {
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<()>;
@@ -161,6 +183,21 @@ pub trait StateStore: Send + Sync {
     }
     fn delete_checkpoint(&self, _id: &str) -> Result<bool> {
         Err(StateError::Unsupported("checkpoints"))
+    }
+
+    /// Enrolled BYOC endpoints. Backends that do not keep them say so.
+    fn put_byoc(&self, _record: &ByocRecord) -> Result<()> {
+        Err(StateError::Unsupported("BYOC endpoints"))
+    }
+    fn byoc(&self, _cluster: &str, _name: &str) -> Result<Option<ByocRecord>> {
+        Err(StateError::Unsupported("BYOC endpoints"))
+    }
+    /// A cluster's endpoints by name.
+    fn byocs(&self, _cluster: &str) -> Result<Vec<ByocRecord>> {
+        Err(StateError::Unsupported("BYOC endpoints"))
+    }
+    fn delete_byoc(&self, _cluster: &str, _name: &str) -> Result<bool> {
+        Err(StateError::Unsupported("BYOC endpoints"))
     }
 }
 

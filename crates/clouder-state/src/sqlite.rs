@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS contexts (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     id TEXT PRIMARY KEY, cluster TEXT NOT NULL, created_at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS checkpoints_cluster ON checkpoints (cluster, created_at);
+CREATE TABLE IF NOT EXISTS byoc (
+    cluster TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (cluster, name));
 CREATE TABLE IF NOT EXISTS host_keys (
     cluster TEXT NOT NULL, address TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (cluster, address));
 ";
@@ -396,6 +398,51 @@ impl StateStore for SqliteStore {
                 .map(|n| n > 0)
         })
     }
+
+    fn put_byoc(&self, r: &ByocRecord) -> Result<()> {
+        let body = serde_json::to_string(r)?;
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO byoc (cluster, name, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(cluster, name) DO UPDATE SET body = ?3",
+                params![r.cluster, r.name, body],
+            )
+            .map(drop)
+        })
+    }
+
+    fn byoc(&self, cluster: &str, name: &str) -> Result<Option<ByocRecord>> {
+        let body: Option<String> = self.with(|db| {
+            db.query_row(
+                "SELECT body FROM byoc WHERE cluster = ?1 AND name = ?2",
+                [cluster, name],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    fn byocs(&self, cluster: &str) -> Result<Vec<ByocRecord>> {
+        let bodies: Vec<String> = self.with(|db| {
+            let mut stmt = db.prepare("SELECT body FROM byoc WHERE cluster = ?1 ORDER BY name")?;
+            stmt.query_map([cluster], |r| r.get(0))?.collect()
+        })?;
+        bodies
+            .iter()
+            .map(|b| Ok(serde_json::from_str(b)?))
+            .collect()
+    }
+
+    fn delete_byoc(&self, cluster: &str, name: &str) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "DELETE FROM byoc WHERE cluster = ?1 AND name = ?2",
+                [cluster, name],
+            )
+            .map(|n| n > 0)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -451,6 +498,41 @@ mod tests {
         assert!(store.delete_checkpoint("old").unwrap());
         assert!(!store.delete_checkpoint("old").unwrap());
         assert_eq!(store.checkpoint("old").unwrap(), None);
+    }
+
+    #[test]
+    fn byoc_endpoints_round_trip_per_cluster() {
+        let store = SqliteStore::in_memory().unwrap();
+        let record = |cluster: &str, name: &str| ByocRecord {
+            cluster: cluster.into(),
+            name: name.into(),
+            endpoint: "https://10.0.0.9:8443".into(),
+            insecure: false,
+            image: "reg.example/app:1".into(),
+            image_digest: format!("sha256:{}", "a".repeat(64)),
+            token_sha256: "b".repeat(64),
+            capability: serde_json::json!({"cpu": 4}),
+            enrolled_at: 1,
+            updated_at: 1,
+        };
+        store.put_byoc(&record("c1", "gpu-b")).unwrap();
+        store.put_byoc(&record("c1", "gpu-a")).unwrap();
+        store.put_byoc(&record("c2", "gpu-a")).unwrap();
+        let mut changed = record("c1", "gpu-a");
+        changed.insecure = true;
+        store.put_byoc(&changed).unwrap();
+        let names: Vec<_> = store
+            .byocs("c1")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["gpu-a", "gpu-b"]);
+        assert_eq!(store.byoc("c1", "gpu-a").unwrap(), Some(changed));
+        assert!(store.delete_byoc("c1", "gpu-a").unwrap());
+        assert!(!store.delete_byoc("c1", "gpu-a").unwrap());
+        assert_eq!(store.byoc("c1", "gpu-a").unwrap(), None);
+        assert!(store.byoc("c2", "gpu-a").unwrap().is_some());
     }
 
     #[test]

@@ -1,6 +1,11 @@
-//! Real peers for tests, started and stopped by the tests themselves. Needs root and what
-//! `scripts/peers.sh` installs.
+//! Real peers for tests, started and stopped by the tests themselves: SSH hosts in network
+//! namespaces, an OCI registry (and images pushed to it), HTTPS endpoints with a test CA.
+//! Needs root and what `scripts/peers.sh` installs.
 
+pub mod endpoint;
+pub mod images;
 pub mod lab;
+pub mod registry;
 
 pub use lab::Lab;
+pub use registry::RegistryPeer;

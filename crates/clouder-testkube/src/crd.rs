@@ -98,6 +98,17 @@ pub fn resource_types(s: &Inner) -> Vec<ResourceType> {
                 scale: v["subresources"].get("scale").is_some(),
                 eviction: false,
                 custom: true,
+                printer_columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| crate::resources::PrinterColumn {
+                        name: str_of(&c["name"]),
+                        kind: str_of(&c["type"]),
+                        json_path: str_of(&c["jsonPath"]),
+                        priority: c["priority"].as_u64().unwrap_or(0).min(255) as u8,
+                    })
+                    .collect(),
             });
         }
     }

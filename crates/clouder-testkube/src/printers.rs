@@ -323,8 +323,97 @@ fn columns(rt: &ResourceType) -> Option<Vec<Column>> {
     Some(cols)
 }
 
+/// A custom resource's Table as apiextensions-apiserver's tableconvertor makes it: Name, then
+/// the CRD's `additionalPrinterColumns` (default: Age); a path that finds nothing is a null
+/// cell, a `date` cell is the human age.
+fn custom_table(rt: &ResourceType, items: &[Value], meta: Value) -> Value {
+    let age = crate::resources::PrinterColumn {
+        name: "Age".into(),
+        kind: "date".into(),
+        json_path: ".metadata.creationTimestamp".into(),
+        priority: 0,
+    };
+    let columns = if rt.printer_columns.is_empty() {
+        std::slice::from_ref(&age)
+    } else {
+        rt.printer_columns.as_slice()
+    };
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}),
+    ];
+    defs.extend(columns.iter().map(|c| {
+        json!({"name": c.name, "type": c.kind, "format": "", "description": "", "priority": c.priority})
+    }));
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut cells = vec![name(o)];
+            cells.extend(columns.iter().map(|c| {
+                match (json_path(o, &c.json_path), c.kind.as_str()) {
+                    (None, _) => Value::Null,
+                    (Some(v), "date") => match v.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+                        Some(t) => json!(human_duration(jiff::Timestamp::now().as_second() - t.as_second())),
+                        None => Value::Null,
+                    },
+                    (Some(Value::String(s)), _) => json!(s),
+                    (Some(v), "string") => json!(v.to_string()),
+                    (Some(v), _) => v.clone(),
+                }
+            }));
+            json!({
+                "cells": cells,
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
+            })
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows})
+}
+
+/// The first value the simple JSONPath CRDs allow finds: `.a.b`, `[N]`, `[*]` and filters
+/// `[?(@.field=="value")]`.
+fn json_path<'a>(o: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = vec![o];
+    let mut rest = path.trim().trim_start_matches('{').trim_end_matches('}');
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            let (inside, tail) = (&after[..end], &after[end + 1..]);
+            let items = current
+                .iter()
+                .flat_map(|v| v.as_array().into_iter().flatten());
+            current = if inside == "*" {
+                items.collect()
+            } else if let Some(filter) = inside
+                .strip_prefix("?(@.")
+                .and_then(|f| f.strip_suffix(')'))
+            {
+                let (field, value) = filter.split_once("==")?;
+                let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+                items
+                    .filter(|i| i[field.trim()].as_str() == Some(value))
+                    .collect()
+            } else {
+                let n: usize = inside.parse().ok()?;
+                current.iter().filter_map(|v| v.get(n)).collect()
+            };
+            rest = tail;
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let field = &after[..end];
+            current = current.iter().filter_map(|v| v.get(field)).collect();
+            rest = &after[end..];
+        } else {
+            return None;
+        }
+    }
+    current.into_iter().next()
+}
+
 /// A `meta.k8s.io/v1` Table; resources without their own columns get the server's default.
 pub fn table(rt: &ResourceType, items: &[Value], meta: Value) -> Value {
+    if rt.custom {
+        return custom_table(rt, items, meta);
+    }
     let mut cols = columns(rt).unwrap_or_else(|| {
         vec![
             col("Name", name),
@@ -379,6 +468,30 @@ mod tests {
         for (secs, want) in cases {
             assert_eq!(human_duration(secs), want, "{secs}s");
         }
+    }
+
+    #[test]
+    fn simple_json_paths() {
+        let o = json!({"spec": {"endpoint": "https://x"}, "status": {"conditions": [
+            {"type": "Stale", "status": "False"}, {"type": "Ready", "status": "True"}]}});
+        assert_eq!(json_path(&o, ".spec.endpoint"), Some(&json!("https://x")));
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            Some(&json!("True"))
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[0].type"),
+            Some(&json!("Stale"))
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[*].type"),
+            Some(&json!("Stale"))
+        );
+        assert_eq!(json_path(&o, ".status.missing"), None);
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type==\"Gone\")].status"),
+            None
+        );
     }
 
     #[test]

@@ -28,6 +28,18 @@ pub struct ResourceType {
     pub eviction: bool,
     /// Served because a CustomResourceDefinition says so.
     pub custom: bool,
+    /// A custom resource's `additionalPrinterColumns` (empty: the server's default, Age).
+    pub printer_columns: Vec<PrinterColumn>,
+}
+
+/// One of a CRD version's `additionalPrinterColumns`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean` or `date`.
+    pub kind: String,
+    pub json_path: String,
+    pub priority: u8,
 }
 
 impl ResourceType {
@@ -117,6 +129,7 @@ where
         scale: false,
         eviction: false,
         custom: false,
+        printer_columns: Vec::new(),
     }
 }
 

@@ -75,6 +75,9 @@ pub enum Command {
     /// Roll out the platform's services (a services file) wave by wave, behind health gates.
     #[command(subcommand)]
     Services(Services),
+    /// Bring your own container: validate images, enroll remote container endpoints as capacity.
+    #[command(subcommand)]
+    Byoc(Byoc),
 }
 
 #[derive(Subcommand, Debug)]
@@ -647,4 +650,181 @@ pub enum Ctx {
     Rm { name: String },
     /// Show a context (default: the current one).
     Show { name: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Byoc {
+    /// Check an image in its registry (never pulling layers): exit 0 if it fits, 1 listing every
+    /// failed rule, 2 for a malformed reference.
+    #[command(
+        after_help = "Registry credentials: CLOUDER_REGISTRY_USERNAME / CLOUDER_REGISTRY_PASSWORD.\n\nExamples:\n  clouder byoc validate ghcr.io/acme/runtime:1.4 --platform linux/arm64 --max-size 2GiB --non-root\n  clouder byoc validate localhost:5000/app:dev --insecure-registry --require-label org.opencontainers.image.source -o json"
+    )]
+    Validate(ByocValidateArgs),
+    /// Enroll a remote container endpoint as capacity: trust, token, RemoteContainer, virtual Node.
+    #[command(
+        after_help = "The enrollment token is printed once (or written to --token-file, mode 0600): give it to the endpoint.\n\nExample:\n  clouder byoc register demo gpu-a --endpoint https://10.0.0.9:8443 --ca-file ca.pem \\\n    --image ghcr.io/acme/runtime:1.4 --cpu 16 --memory 64Gi --gpu 4 --class gpu"
+    )]
+    Register(ByocRegisterArgs),
+    /// Enrolled endpoints with their state (Ready, Stale, Unreachable).
+    Ls(ByocClusterArgs),
+    /// One endpoint: spec, conditions, last heartbeat.
+    Show(ByocNameArgs),
+    /// Keep new work off an endpoint (its virtual Node is cordoned).
+    Cordon(ByocNameArgs),
+    /// Let work onto an endpoint again.
+    Uncordon(ByocNameArgs),
+    /// Replace an endpoint's token (the old one stops working at once).
+    RotateToken(ByocRotateArgs),
+    /// Point an endpoint at another image (validated and pinned by digest).
+    UpdateImage(ByocUpdateImageArgs),
+    /// Cordon, wait for the work on it to finish, then delete everything enrolled for it.
+    Remove(ByocRemoveArgs),
+    /// Run the heartbeat controller: probe endpoints, mark them Stale/Unreachable, cordon.
+    Controller(ByocControllerArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImageRules {
+    /// The platform the image must run on.
+    #[arg(long, default_value = "linux/amd64")]
+    pub platform: String,
+    /// Largest compressed size (e.g. 2GiB, 500MB).
+    #[arg(long)]
+    pub max_size: Option<String>,
+    /// A label the image must carry (repeatable).
+    #[arg(long = "require-label", value_name = "KEY")]
+    pub require_labels: Vec<String>,
+    /// Refuse images that run as root.
+    #[arg(long)]
+    pub non_root: bool,
+    /// Talk plain HTTP to the registry.
+    #[arg(long)]
+    pub insecure_registry: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ByocValidateArgs {
+    pub image: String,
+    #[command(flatten)]
+    pub rules: ImageRules,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ByocClusterArgs {
+    /// The cluster (default: the default cluster).
+    pub cluster: Option<String>,
+    /// Use this kubeconfig instead of the cluster's.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByocNameArgs {
+    pub cluster: String,
+    pub name: String,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByocRegisterArgs {
+    pub cluster: String,
+    /// The endpoint's name (its virtual Node is byoc-NAME).
+    pub name: String,
+    /// https://HOST:PORT
+    #[arg(long)]
+    pub endpoint: String,
+    #[arg(long)]
+    pub image: String,
+    #[arg(long, default_value_t = 1)]
+    pub cpu: u32,
+    /// Memory (e.g. 8Gi).
+    #[arg(long, default_value = "1Gi")]
+    pub memory: String,
+    #[arg(long, default_value_t = 0)]
+    pub gpu: u32,
+    /// The endpoint's container runtime.
+    #[arg(long, default_value = "containerd")]
+    pub runtime: String,
+    /// A class of work it takes (repeatable).
+    #[arg(long = "class")]
+    pub classes: Vec<String>,
+    /// A label for its virtual Node, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// CA certificates (PEM) that sign the endpoint's certificate (default: system roots).
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Allow a plain-HTTP endpoint (it is then marked insecure everywhere).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Write the token to this file (mode 0600) instead of printing it.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub rules: ImageRules,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByocRotateArgs {
+    pub cluster: String,
+    pub name: String,
+    /// Write the new token to this file (mode 0600) instead of printing it.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByocUpdateImageArgs {
+    pub cluster: String,
+    pub name: String,
+    pub image: String,
+    #[command(flatten)]
+    pub rules: ImageRules,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByocRemoveArgs {
+    pub cluster: String,
+    pub name: String,
+    /// Do not wait for the work on it to finish.
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for the work on it to finish.
+    #[arg(long, default_value_t = 600)]
+    pub wait: u64,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByocControllerArgs {
+    #[command(flatten)]
+    pub target: ByocClusterArgs,
+    /// Seconds between rounds (plus up to --jitter).
+    #[arg(long, default_value_t = 10.0)]
+    pub interval: f64,
+    #[arg(long, default_value_t = 2.0)]
+    pub jitter: f64,
+    /// Seconds each probe may take.
+    #[arg(long, default_value_t = 3.0)]
+    pub timeout: f64,
+    /// Probes in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Missed beats before Stale.
+    #[arg(long, default_value_t = 2)]
+    pub stale_after: u32,
+    /// Missed beats before Unreachable (and cordoned).
+    #[arg(long, default_value_t = 5)]
+    pub unreachable_after: u32,
+    /// One round, print what it saw, and exit.
+    #[arg(long)]
+    pub once: bool,
 }

@@ -4,54 +4,11 @@
 //! for an unknown pod or container, 500 with the runtime's message when CRIU fails, and no
 //! answer while the runtime is still at work.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub struct Pem {
-    pub cert: Vec<u8>,
-    pub key: Vec<u8>,
-}
-
-/// A CA and a certificate it signed for `names` (server) or a client named `cn`.
-pub struct Ca {
-    pub pem: String,
-    issuer: Issuer<'static, KeyPair>,
-    der: CertificateDer<'static>,
-}
-
-impl Ca {
-    pub fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    pub fn sign(&self, cn: &str, names: &[&str]) -> (Pem, CertificateDer<'static>, Vec<u8>) {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (
-            Pem {
-                cert: cert.pem().into_bytes(),
-                key: key.serialize_pem().into_bytes(),
-            },
-            cert.der().clone(),
-            key.serialize_der(),
-        )
-    }
-}
+pub use clouder_testenv::endpoint::Ca;
 
 /// What the fake kubelet's node runs and how it behaves.
 #[derive(Clone, Default)]

@@ -236,6 +236,30 @@ struct Info {
     next_steps: Vec<String>,
     /// Nodes and addon health from the cluster's API, when it answers.
     live: Option<clouder_kube::status::ClusterStatus>,
+    /// Node names by their `clouder.io/provenance` label (`unknown` without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes_by_provenance: Option<Provenances>,
+}
+
+type Provenances = std::collections::BTreeMap<String, Vec<String>>;
+
+fn by_provenance(live: &clouder_kube::status::ClusterStatus) -> Provenances {
+    clouder_byoc::provenance::group(
+        live.nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.provenance.as_deref())),
+    )
+}
+
+fn render_provenances(groups: Option<&Provenances>) -> String {
+    let Some(groups) = groups else {
+        return String::new();
+    };
+    let mut out = "\nNodes by provenance:\n".to_string();
+    for (provenance, nodes) in groups {
+        out += &format!("  {provenance:<8} {}\n", nodes.join(", "));
+    }
+    out
 }
 
 /// The cluster's nodes and addons as its API reports them; `None` when it does not answer in time.
@@ -254,9 +278,14 @@ pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
     let name = resolve_name(home, name)?;
     let store = home.store()?;
     let Some(cluster) = store.cluster(&name)? else {
-        return reference_info(home, g, &name);
+        return reference_info(home, g, &name).await;
     };
     let kubeconfig = home.kubeconfig(&name);
+    let live = if kubeconfig.exists() {
+        live_status(&kubeconfig).await
+    } else {
+        None
+    };
     let next_steps = match cluster.status.as_str() {
         "ready" if !cluster.setup_complete => vec![format!("clouder kubeadm setup {name}")],
         "ready" => vec![
@@ -274,11 +303,8 @@ pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
         recent_operations: store.journal(&name, 10)?,
         next_steps,
         cluster,
-        live: if kubeconfig.exists() {
-            live_status(&kubeconfig).await
-        } else {
-            None
-        },
+        nodes_by_provenance: live.as_ref().map(by_provenance),
+        live,
     };
     emit(g.output, &info, || {
         let c = &info.cluster;
@@ -334,6 +360,7 @@ pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
                     ]
                 })
                 .collect();
+            out += &render_provenances(info.nodes_by_provenance.as_ref());
             if !addons.is_empty() {
                 out += "\n";
                 out += &table(&["ADDON", "VERSION", "HEALTH"], &addons);
@@ -348,19 +375,27 @@ pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
 }
 
 /// `info` of a cluster only a reference `kubeadm.json` knows.
-fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
+async fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
     let Some(r) = reference::read(home, name)? else {
         return Err(Usage(format!("no cluster `{name}` (see `clouder kubeadm ls`)")).into());
     };
     let kubeconfig = home.kubeconfig(name);
-    let out = serde_json::json!({
+    let groups = if kubeconfig.exists() {
+        live_status(&kubeconfig).await.as_ref().map(by_provenance)
+    } else {
+        None
+    };
+    let mut out = serde_json::json!({
         "name": name, "source": reference::path(home, name), "reference": r,
         "kubeconfig": kubeconfig, "kubeconfig_present": kubeconfig.exists(),
         "next_steps": [format!("clouder kubeadm import {name}")],
     });
+    if let Some(groups) = &groups {
+        out["nodes_by_provenance"] = serde_json::to_value(groups)?;
+    }
     emit(g.output, &out, || {
         format!(
-            "Cluster:     {name} (reference CLOUDER_HOME)\nCloud:       {} {}\nSetup:       {}\nKubeconfig:  {}{}\n\nNext steps:\n  clouder kubeadm import {name}\n",
+            "Cluster:     {name} (reference CLOUDER_HOME)\nCloud:       {} {}\nSetup:       {}\nKubeconfig:  {}{}\n{}\nNext steps:\n  clouder kubeadm import {name}\n",
             r.cloud,
             r.region.as_deref().unwrap_or(""),
             if r.setup_complete {
@@ -374,6 +409,7 @@ fn reference_info(home: &Home, g: &Global, name: &str) -> Result<()> {
             } else {
                 " (not fetched yet)"
             },
+            render_provenances(groups.as_ref()),
         )
     })
 }

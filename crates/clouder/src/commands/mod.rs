@@ -1,6 +1,7 @@
 //! One module per group of commands; shared helpers for names, confirmation and state.
 
 mod bootstrap;
+mod byoc;
 mod checkpoint;
 mod converge;
 mod cost;
@@ -78,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
         Command::Services(s) => services::run(&home, g, s).await,
+        Command::Byoc(c) => byoc::run(&home, g, c).await,
     }
 }
 

@@ -4,6 +4,7 @@
 mod azure;
 mod azure_resume;
 mod bad_input;
+mod byoc;
 mod checkpoint;
 mod cost;
 mod harness;
