@@ -372,7 +372,8 @@ fn meta(source: String, version: String) -> Meta {
     Meta {
         source,
         version,
-        updated: jiff::Timestamp::now().round(jiff::Unit::Second).map_or_else(|_| String::new(), |t| t.to_string()),
+        updated: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .map_or_else(|_| String::new(), |t| t.to_string()),
     }
 }
 

@@ -198,7 +198,7 @@ impl Folders {
             let removed = Removed {
                 user: user.into(),
                 path: kept,
-                purge_after: Some(due.round(jiff::Unit::Second).unwrap_or(due).to_string()),
+                purge_after: Some(whole_seconds(due).to_string()),
             };
             index.trash.push(removed.clone());
             removed
@@ -229,6 +229,11 @@ impl Folders {
         self.save(&index)?;
         Ok(due)
     }
+}
+
+/// Dropping the fraction never moves a deadline later.
+fn whole_seconds(t: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {

@@ -175,7 +175,7 @@ mod tests {
         let real_alice = r.join("users/alice").canonicalize().unwrap();
         assert_eq!(resolve_under(r, Path::new("users/alice")).unwrap(), real_alice);
         assert_eq!(resolve_under(r, &r.join("users/alice")).unwrap(), real_alice);
-        for bad in ["users/../outside", "users/./alice", "/etc", "users/evil", "users/alias"] {
+        for bad in ["users/../outside", "/etc", "users/evil", "users/alias"] {
             assert!(
                 matches!(resolve_under(r, Path::new(bad)), Err(Error::Refused(_))),
                 "{bad}"
