@@ -7,9 +7,12 @@ mod cost;
 mod ctx;
 mod inspect;
 mod kubeconfig;
+mod node_agent;
 mod passthrough;
 mod pending;
 mod scale;
+mod secrets;
+mod storage;
 mod terminate;
 mod terraform;
 
@@ -19,6 +22,7 @@ use crate::home::Home;
 use anyhow::Result;
 use clouder_state::{Context, StateStore};
 use std::io::IsTerminal;
+use std::path::Path;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let home = Home::from_env();
@@ -89,6 +93,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
         Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
+        Command::Secrets(c) => secrets::run(&home, g, c).await,
+        Command::Storage(c) => storage::run(g, c),
+        Command::NodeAgent(c) => node_agent::run(c),
     }
 }
 
@@ -141,5 +148,32 @@ pub fn context(
             Some(c) => Ok(Some(c)),
             None => Err(Usage(format!("no context `{n}` (see `clouder ctx ls`)")).into()),
         },
+    }
+}
+
+/// A client for `cluster`'s API server, from `kubeconfig` or the cluster's own.
+pub async fn kube_client(home: &Home, cluster: &str, kubeconfig: Option<&Path>) -> Result<kube::Client> {
+    let path = kubeconfig.map_or_else(|| home.kubeconfig(cluster), Path::to_path_buf);
+    if !path.exists() {
+        return Err(Usage(format!(
+            "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster}, or --kubeconfig FILE)",
+            path.display()
+        ))
+        .into());
+    }
+    // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// User-data errors at the edge: bad input and refusals exit 2, the rest 1.
+pub fn userdata_error(e: clouder_userdata::Error) -> anyhow::Error {
+    match e {
+        clouder_userdata::Error::Invalid(_) | clouder_userdata::Error::Refused(_) => {
+            Usage(e.to_string()).into()
+        }
+        e => e.into(),
     }
 }

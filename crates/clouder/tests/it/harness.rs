@@ -76,6 +76,15 @@ impl Env {
 
     /// `clouder ARGS` against moto, with extra environment.
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run clouder")
+    }
+
+    /// The `clouder ARGS` command against moto, stdin closed, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clouder"));
         cmd.args(args)
             .env_clear()
@@ -88,10 +97,7 @@ impl Env {
             .env("AWS_REGION", REGION)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("run clouder")
+        cmd
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -13,4 +13,5 @@ mod parity;
 mod resume;
 mod ssh_provider;
 mod terraform;
+mod userdata;
 mod workflows;
