@@ -6,6 +6,7 @@ pub mod agent;
 pub mod podspec;
 pub mod secrets;
 pub mod storage;
+pub mod testing;
 
 /// What went wrong; `Invalid` is the user's input (exit 2, nothing changed), `Refused` a
 /// request the agent or the storage rules do not allow (nothing changed either).

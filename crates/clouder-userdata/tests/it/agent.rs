@@ -5,49 +5,8 @@
 use clouder_userdata::Error;
 use clouder_userdata::agent::{Policy, attach, detach};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-/// A process in a private mount namespace, killed on drop.
-pub struct Contained(Child);
-
-impl Contained {
-    pub fn start() -> Contained {
-        let child = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sleep", "300"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("unshare (util-linux); the tests run as root");
-        let me = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-        let pid = child.id();
-        // unshare execs sleep in the same process once the namespace is made.
-        for _ in 0..200 {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-            if ns.is_some_and(|ns| ns != me) && exe.is_some_and(|e| e.ends_with("sleep")) {
-                return Contained(child);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        panic!("unshare -m did not make a mount namespace (needs root)");
-    }
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-    pub fn mountinfo(&self) -> String {
-        std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid())).unwrap()
-    }
-    /// `path` as the process sees it.
-    pub fn sees(&self, path: &Path) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root{}", self.pid(), path.display()))
-    }
-}
-
-impl Drop for Contained {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use clouder_userdata::testing::Contained;
+use std::process::Command;
 
 /// A storage root with alice's folder, and a mount root for targets; both removed on drop.
 pub struct Lab {
@@ -80,7 +39,7 @@ impl Lab {
 #[test]
 fn attach_shows_the_folder_inside_only_and_detach_takes_it_away() {
     let lab = Lab::new();
-    let proc = Contained::start();
+    let proc = Contained::start().expect("a process in its own mount namespace (needs root)");
     let policy = lab.policy();
     attach(&policy, proc.pid(), &lab.alice(), &lab.target()).unwrap();
 
@@ -108,7 +67,7 @@ fn attach_shows_the_folder_inside_only_and_detach_takes_it_away() {
 #[test]
 fn refusals_mount_nothing() {
     let lab = Lab::new();
-    let proc = Contained::start();
+    let proc = Contained::start().expect("a process in its own mount namespace (needs root)");
     let before = proc.mountinfo();
     std::fs::create_dir_all(lab.storage.path().join("outside")).unwrap();
     std::os::unix::fs::symlink("/etc", lab.storage.path().join("users/evil")).unwrap();
