@@ -234,6 +234,10 @@ pub struct NodePool {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub taints: Vec<Taint>,
+    /// Machine indexes removed by a scale-down that drained them; skipped so that the machines
+    /// left keep their names. Kept in clouder's state, carried over to later applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -328,7 +332,16 @@ impl NodePool {
             os_disk_gb: default_os_disk_gb(),
             labels: BTreeMap::new(),
             taints: Vec::new(),
+            retired: Vec::new(),
         }
+    }
+
+    /// The indexes of the pool's `count` machines: the lowest ones not retired.
+    pub fn indexes(&self) -> Vec<u32> {
+        (0..)
+            .filter(|i| !self.retired.contains(i))
+            .take(self.count as usize)
+            .collect()
     }
 }
 

@@ -238,6 +238,26 @@ pub fn create(
     Ok(s.put(key, body, "ADDED"))
 }
 
+/// A Secret's `stringData` is written into `data` (base64), overwriting its keys, and never
+/// stored or returned itself, as the real server does on every write.
+fn merge_string_data(rt: &ResourceType, body: &mut Value) {
+    use base64::Engine as _;
+    if !rt.group.is_empty() || rt.plural != "secrets" {
+        return;
+    }
+    let Some(Value::Object(strings)) = body.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
+    if !body["data"].is_object() {
+        body["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        body["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// The API server's defaults for the fields of workload specs that clients and controllers read.
 fn workload_defaults(rt: &ResourceType, body: &mut Value) {
     if rt.group != "apps" || !body["spec"].is_object() {
@@ -299,6 +319,7 @@ fn default_strategy(strategy: &mut Value, rolling: Value) {
 
 fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
     workload_defaults(rt, body);
+    merge_string_data(rt, body);
     if rt.status
         && !keeps_status_on_create(rt)
         && let Some(m) = body.as_object_mut()
@@ -394,6 +415,7 @@ pub fn commit_update(
     }
     crate::schema::drop_empty_optionals(&mut new);
     workload_defaults(rt, &mut new);
+    merge_string_data(rt, &mut new);
     if old["metadata"].get("generation").is_some() && spec_changed(old, &new) {
         new["metadata"]["generation"] =
             json!(old["metadata"]["generation"].as_i64().unwrap_or(1) + 1);

@@ -231,25 +231,30 @@ pub enum Kubeadm {
     Scale(ScaleArgs),
     /// Delete NotReady workers and failed machines.
     #[command(after_help = "Example:\n  clouder kubeadm prune demo --force")]
-    Prune(ForceArgs),
+    Prune(KubeTargetForce),
     /// Ingress check, then checkpoint/restore of a counter pod.
     #[command(after_help = "Example:\n  clouder kubeadm smoke-test demo --no-cleanup")]
     SmokeTest(SmokeArgs),
     /// Install the NGINX ingress controller with a cloud load balancer.
     #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-nginx demo")]
-    EnableIngressNginx(SshTarget),
+    EnableIngressNginx(KubeTarget),
     /// Install the Traefik ingress controller with a cloud load balancer.
     #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-traefik demo")]
-    EnableIngressTraefik(SshTarget),
+    EnableIngressTraefik(KubeTarget),
     /// Remove the NGINX ingress controller.
     #[command(after_help = "Example:\n  clouder kubeadm disable-ingress-nginx demo --force")]
-    DisableIngressNginx(SshForceArgs),
+    DisableIngressNginx(KubeTargetForce),
     /// Remove the Traefik ingress controller.
     #[command(after_help = "Example:\n  clouder kubeadm disable-ingress-traefik demo --force")]
-    DisableIngressTraefik(SshForceArgs),
+    DisableIngressTraefik(KubeTargetForce),
     /// Upgrade kubelet, kubeadm and kubectl to the target version on all nodes.
     #[command(after_help = "Example:\n  clouder kubeadm upgrade-kubelet demo -u ubuntu")]
     UpgradeKubelet(SshTarget),
+    /// Record an existing cluster (not created by clouder) so addons, drains and services work on it.
+    #[command(
+        after_help = "Example:\n  clouder kubeadm adopt legacy --kubeconfig ~/.kube/legacy.yaml --provider aws -r eu-west-1"
+    )]
+    Adopt(AdoptArgs),
     /// Write the cluster's infrastructure as Terraform JSON (*.tf.json) into a directory.
     #[command(
         after_help = "Examples:\n  clouder kubeadm export-terraform -f cluster.yaml --dir infra/\n  clouder kubeadm export-terraform demo --dir infra/ && terraform -chdir=infra init"
@@ -345,6 +350,9 @@ pub struct RunFlags {
     /// With --dry-run: add the cost estimate of the cluster the plan converges to.
     #[arg(long, requires = "dry_run")]
     pub cost: bool,
+    /// Set by commands that converge as one step of their own and report for themselves.
+    #[arg(skip)]
+    pub silent: bool,
 }
 
 #[derive(Args, Debug)]
@@ -412,14 +420,46 @@ pub struct SshTarget {
     pub ssh: SshFlags,
 }
 
+/// A cluster whose Kubernetes API a command talks to.
 #[derive(Args, Debug)]
-pub struct SshForceArgs {
+pub struct KubeTarget {
     pub name: Option<String>,
     #[command(flatten)]
     pub ssh: SshFlags,
+    /// Use this kubeconfig instead of the cluster's own.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long to wait for rollouts, in seconds.
+    #[arg(long = "timeout", default_value_t = 300)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct KubeTargetForce {
+    #[command(flatten)]
+    pub target: KubeTarget,
     /// Do not ask for confirmation.
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AdoptArgs {
+    /// The name clouder will know it by.
+    pub name: String,
+    /// Kubeconfig of the existing cluster (copied under CLOUDER_HOME, mode 0600).
+    #[arg(long, required = true)]
+    pub kubeconfig: PathBuf,
+    /// Where its nodes run: aws, azure or ssh (own hosts); picks the load-balancer wiring.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<clouder_spec::Provider>,
+    /// Its cloud region.
+    #[arg(short = 'r', long)]
+    pub region: Option<String>,
+}
+
+fn parse_provider(s: &str) -> Result<clouder_spec::Provider, String> {
+    s.parse()
 }
 
 #[derive(Args, Debug)]
@@ -449,19 +489,17 @@ pub struct ScaleArgs {
     /// Label for new workers k=v (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub node_label: Vec<String>,
+    /// Use this kubeconfig instead of the cluster's own (for the drain).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long a drain may wait on PodDisruptionBudgets, in seconds.
+    #[arg(long = "drain-timeout", default_value_t = 300)]
+    pub drain_timeout_secs: u64,
     /// Do not ask before removing workers.
     #[arg(short = 'f', long)]
     pub force: bool,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
-}
-
-#[derive(Args, Debug)]
-pub struct ForceArgs {
-    pub name: Option<String>,
-    /// Do not ask for confirmation.
-    #[arg(short = 'f', long)]
-    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -97,7 +97,7 @@ pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<G
         g.add(machine)?;
     }
     for pool in &spec.node_pools {
-        for i in 0..pool.count {
+        for i in pool.indexes() {
             g.add(instance::Instance {
                 scope: scope.clone(),
                 id: ids::instance(&pool.name, i),

@@ -103,7 +103,7 @@ pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<G
         machine::add(&mut g, &scope, &m, &image, &login)?;
     }
     for pool in &spec.node_pools {
-        for i in 0..pool.count {
+        for i in pool.indexes() {
             let name = match pool.name.as_str() {
                 "workers" => scope.name(&format!("node-{i}")),
                 other => scope.name(&format!("{other}-{i}")),

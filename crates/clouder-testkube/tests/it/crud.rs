@@ -497,3 +497,34 @@ async fn malformed_objects_are_refused_not_fatal() {
     assert_eq!(code, 400);
     assert!(api.get("c").await.is_ok(), "the server still answers");
 }
+
+#[tokio::test]
+async fn secret_string_data_is_written_into_data_and_never_returned() {
+    use k8s_openapi::api::core::v1::Secret;
+    let (_kube, client) = start().await;
+    let api: Api<Secret> = Api::namespaced(client, "default");
+    let body: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "s"},
+        "data": {"kept": "a2VwdA==", "over": "b2xk"},
+        "stringData": {"over": "new", "plain": "text"}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &body).await.unwrap();
+    assert!(created.string_data.is_none());
+    let data = created.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!(
+        (text("kept"), text("over"), text("plain")),
+        ("kept".into(), "new".into(), "text".into())
+    );
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+
+    // Server-side apply goes through the same write path.
+    let patch = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"plain": "changed"}});
+    let applied = api
+        .patch("s", &PatchParams::apply("t").force(), &Patch::Apply(&patch))
+        .await
+        .unwrap();
+    assert!(applied.string_data.is_none());
+    assert_eq!(applied.data.unwrap()["plain"].0, b"changed");
+}

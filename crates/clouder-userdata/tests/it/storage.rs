@@ -124,22 +124,13 @@ async fn manifests_are_golden_and_apply() {
                 assert_eq!(object["spec"]["accessModes"][0], "ReadWriteMany");
             }
         }
-        // Applied as a client would: every object is a valid instance of its kind.
+        // Applied as clouder applies manifests: every object is a valid instance of its kind.
         let mut all = vec![serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "runtimes"}})];
         all.extend(objects);
-        for object in all {
-            let typed: kube::api::DynamicObject = serde_json::from_value(object.clone()).unwrap();
-            let gvk = kube::api::GroupVersionKind::try_from(typed.types.as_ref().unwrap()).unwrap();
-            let (resource, caps) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
-            let api: kube::Api<kube::api::DynamicObject> = match (caps.scope, typed.metadata.namespace.as_deref()) {
-                (kube::discovery::Scope::Namespaced, Some(ns)) => kube::Api::namespaced_with(client.clone(), ns, &resource),
-                _ => kube::Api::all_with(client.clone(), &resource),
-            };
-            let params = kube::api::PatchParams::apply("clouder").force();
-            api.patch(typed.metadata.name.as_deref().unwrap(), &params, &kube::api::Patch::Apply(&object))
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {}: {e}", object["kind"]));
-        }
+        let all: Vec<kube::api::DynamicObject> =
+            all.into_iter().map(|o| serde_json::from_value(o).unwrap()).collect();
+        let applied = clouder_kube::Applier::new(client.clone()).apply(&all).await;
+        assert_eq!(applied.unwrap_or_else(|e| panic!("{name}: {e}")).len(), all.len());
         let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim =
             kube::Api::namespaced(client.clone(), "runtimes").get(CLAIM).await.unwrap();
         assert_eq!(pvc.spec.unwrap().volume_name.as_deref(), Some(CLAIM));

@@ -27,7 +27,19 @@ pub async fn run(home: &Home, g: &Global, command: Checkpoint) -> Result<()> {
 }
 
 async fn kube_client(home: &Home, cluster: &str) -> Result<kube::Client> {
-    super::kube_client(home, cluster, None).await
+    let path = home.kubeconfig(cluster);
+    if !path.exists() {
+        return Err(Usage(format!(
+            "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster})",
+            path.display()
+        ))
+        .into());
+    }
+    // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 /// The container to checkpoint and the node it runs on.

@@ -261,6 +261,7 @@ pub(super) async fn converge(
     mut cluster: Cluster,
     run: &RunFlags,
 ) -> Result<()> {
+    carry_retired(home, &mut cluster)?;
     if cluster.spec.provider == Provider::Ssh {
         if run.cost {
             bail!(Usage(
@@ -342,21 +343,9 @@ pub(super) async fn converge(
         result: &summary,
         calls: target.calls(),
     };
-    emit(g.output, &out, || {
-        format!(
-            "Cluster {name}: {} created, {} updated, {} deleted, {} unchanged ({} API calls, {} mutating).\n",
-            summary.created,
-            summary.updated,
-            summary.deleted,
-            summary.unchanged,
-            out.calls.total,
-            out.calls.mutating
-        ) + &if summary.ok() {
-            format!("Next: clouder kubeadm info {name}\n")
-        } else {
-            String::new()
-        }
-    })?;
+    if !run.silent {
+        report(g, name, &out, &summary)?;
+    }
     if !summary.ok() {
         let failed: Vec<String> = summary
             .failed
@@ -370,6 +359,24 @@ pub(super) async fn converge(
         );
     }
     Ok(())
+}
+
+fn report(g: &Global, name: &str, out: &ApplyOutput, summary: &ApplySummary) -> Result<()> {
+    emit(g.output, out, || {
+        format!(
+            "Cluster {name}: {} created, {} updated, {} deleted, {} unchanged ({} API calls, {} mutating).\n",
+            summary.created,
+            summary.updated,
+            summary.deleted,
+            summary.unchanged,
+            out.calls.total,
+            out.calls.mutating
+        ) + &if summary.ok() {
+            format!("Next: clouder kubeadm info {name}\n")
+        } else {
+            String::new()
+        }
+    })
 }
 
 /// Records the account id in the context, once seen (never credentials).
@@ -488,4 +495,25 @@ fn write_reference(
         rest,
     };
     crate::reference::write(home, name, json)
+}
+
+/// Machines a scale-down drained and removed stay removed when a spec file (which does not list
+/// them) is applied again.
+fn carry_retired(home: &Home, cluster: &mut Cluster) -> Result<()> {
+    let Some(record) = home.store()?.cluster(cluster.name())? else {
+        return Ok(());
+    };
+    let Ok(last) = serde_json::from_value::<Cluster>(record.spec) else {
+        return Ok(());
+    };
+    for pool in &mut cluster.spec.node_pools {
+        if let Some(before) = last.spec.node_pools.iter().find(|p| p.name == pool.name) {
+            for i in &before.retired {
+                if !pool.retired.contains(i) {
+                    pool.retired.push(*i);
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,10 +6,12 @@ mod converge;
 mod cost;
 mod ctx;
 mod inspect;
+mod kube;
 mod kubeconfig;
 mod node_agent;
 mod passthrough;
 mod pending;
+mod prune;
 mod scale;
 mod secrets;
 mod storage;
@@ -43,47 +45,32 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Some(file) => terraform::import(&home, g, &args.name, file),
                 None => inspect::import(&home, g, &args.name),
             },
+            Kubeadm::Adopt(args) => kube::adopt(&home, g, args).await,
             Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
             Kubeadm::Setup(a) => {
                 pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
             }
             Kubeadm::GetConfig(a) => kubeconfig::get_config(&home, g, a).await,
-            Kubeadm::Prune(a) => pending::not_yet(
-                &home,
-                a.name,
-                "prune",
-                "the Kubernetes layer (node readiness)",
-            ),
+            Kubeadm::Prune(a) => prune::prune(&home, g, a).await,
             Kubeadm::SmokeTest(a) => pending::not_yet(
                 &home,
                 a.name,
                 "smoke-test",
                 "the Kubernetes layer and checkpoint/restore",
             ),
-            Kubeadm::EnableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::EnableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "enable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressNginx(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-nginx",
-                "the Kubernetes addon layer",
-            ),
-            Kubeadm::DisableIngressTraefik(a) => pending::not_yet(
-                &home,
-                a.name,
-                "disable-ingress-traefik",
-                "the Kubernetes addon layer",
-            ),
+            Kubeadm::EnableIngressNginx(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::EnableIngressTraefik(a) => {
+                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
+            }
+            Kubeadm::DisableIngressNginx(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+            }
+            Kubeadm::DisableIngressTraefik(a) => {
+                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik)
+                    .await
+            }
             Kubeadm::UpgradeKubelet(a) => {
                 pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
             }
@@ -152,20 +139,8 @@ pub fn context(
 }
 
 /// A client for `cluster`'s API server, from `kubeconfig` or the cluster's own.
-pub async fn kube_client(home: &Home, cluster: &str, kubeconfig: Option<&Path>) -> Result<kube::Client> {
-    let path = kubeconfig.map_or_else(|| home.kubeconfig(cluster), Path::to_path_buf);
-    if !path.exists() {
-        return Err(Usage(format!(
-            "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster}, or --kubeconfig FILE)",
-            path.display()
-        ))
-        .into());
-    }
-    // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
+pub async fn kube_client(home: &Home, cluster: &str, kubeconfig: Option<&Path>) -> Result<::kube::Client> {
+    Ok(clouder_kube::connect(&kube::kubeconfig_for(home, cluster, kubeconfig)?).await?)
 }
 
 /// User-data errors at the edge: bad input and refusals exit 2, the rest 1.

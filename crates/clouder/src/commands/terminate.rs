@@ -12,6 +12,7 @@ use clouder_engine::{ApplyOptions, DestroySummary, Graph, Inventory, calls::Call
 use clouder_spec::{Cluster, Provider};
 use clouder_state::{StateStore, now};
 use serde::Serialize;
+use std::time::Duration;
 
 #[derive(Serialize)]
 struct TerminateOutput<'a> {
@@ -29,6 +30,20 @@ pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<(
         args.force || g.yes,
         "--force",
     )?;
+
+    if let Some(r) = &record
+        && r.status == super::kube::ADOPTED
+    {
+        // Clouder did not make its machines, so it does not delete them.
+        forget(home, &store, &name)?;
+        let out = serde_json::json!({"cluster": name, "forgotten": true});
+        return emit(g.output, &out, || {
+            format!("Cluster {name} was adopted: clouder forgot it; its machines are untouched.\n")
+        });
+    }
+    if record.as_ref().is_some_and(|r| r.setup_complete) {
+        release_cloud_resources(home, &name).await;
+    }
 
     // Without local state, sweep by tags alone: nothing clouder made is left behind.
     let (graph, inventory, cloud) = match &record {
@@ -115,6 +130,34 @@ pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<(
         );
     }
     Ok(())
+}
+
+/// Deletes LoadBalancer Services and PersistentVolumeClaims first, so the cloud lets go of the
+/// load balancers and disks it made for them before the network they live in is deleted. An
+/// unreachable API is reported, not fatal: the machines must still go.
+async fn release_cloud_resources(home: &Home, name: &str) {
+    let kubeconfig = home.kubeconfig(name);
+    let released = async {
+        let client = clouder_kube::connect(&kubeconfig).await?;
+        clouder_kube::teardown::release_cloud_resources(&client, Duration::from_secs(300)).await
+    };
+    match tokio::time::timeout(Duration::from_secs(330), released).await {
+        Ok(Ok(r)) if r.pending.is_empty() => tracing::info!(
+            load_balancers = r.load_balancers.len(),
+            claims = r.claims.len(),
+            "released cloud resources held by the cluster"
+        ),
+        Ok(Ok(r)) => eprintln!(
+            "warning: still held when the deadline passed: {}",
+            r.pending.join(", ")
+        ),
+        Ok(Err(e)) => eprintln!(
+            "warning: could not release load balancers and volumes through the API ({e}); deleting the machines anyway"
+        ),
+        Err(_) => {
+            eprintln!("warning: the API did not answer in time; deleting the machines anyway")
+        }
+    }
 }
 
 /// Drops the cluster from state, its files, and the default if it was the default.

@@ -7,6 +7,7 @@ mod bad_input;
 mod checkpoint;
 mod cost;
 mod harness;
+mod kube;
 mod lifecycle;
 mod local;
 mod parity;

@@ -73,13 +73,7 @@ fn commands_whose_behaviour_lands_later_say_so_and_exit_1() {
     let env = Env::new();
     std::fs::create_dir_all(env.home().join("kubeadm/alpha")).unwrap();
     env.ok(&["kubeadm", "set-default", "alpha"]);
-    for command in [
-        "setup",
-        "prune",
-        "smoke-test",
-        "enable-ingress-nginx",
-        "upgrade-kubelet",
-    ] {
+    for command in ["setup", "smoke-test", "upgrade-kubelet"] {
         let out = env.run(&["kubeadm", command]);
         assert_eq!(out.status.code(), Some(1), "{command}");
         let err = text(&out.stderr);

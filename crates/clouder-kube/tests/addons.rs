@@ -1,0 +1,336 @@
+//! Addons against clouder-testkube with its controllers and stand-in kubelet: they roll out, leave
+//! exactly one default StorageClass, re-apply as no-ops, and are removed without leftovers.
+
+use clouder_kube::addons::{self, Addon, Cloud, Context, Issuer};
+use clouder_kube::manifest::ObjectRef;
+use clouder_kube::{Applier, Outcome};
+use clouder_testkube::{AutoKubelet, Kubelet, NodeConfig, TestKube};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Cluster {
+    _kube: TestKube,
+    _kubelet: AutoKubelet,
+    client: kube::Client,
+}
+
+async fn cluster() -> Cluster {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kube = TestKube::start_with_controllers().await.unwrap();
+    let client = kube.client().await.unwrap();
+    let kubelet = Kubelet::new(client.clone());
+    kubelet
+        .register(
+            &NodeConfig::new("cp")
+                .label("node-role.kubernetes.io/control-plane", "")
+                .taint("node-role.kubernetes.io/control-plane", "", "NoSchedule"),
+        )
+        .await
+        .unwrap();
+    for n in ["w1", "w2"] {
+        kubelet
+            .register(&NodeConfig::new(n).cpu("4"))
+            .await
+            .unwrap();
+    }
+    let running = kubelet.start();
+    Cluster {
+        _kube: kube,
+        _kubelet: running,
+        client,
+    }
+}
+
+fn context(cloud: Cloud) -> Context {
+    Context {
+        cluster: "demo".into(),
+        cloud,
+        region: "eu-west-1".into(),
+        minor: 36,
+        azure_cloud_config: (cloud == Cloud::Azure).then(|| {
+            serde_json::json!({"cloud": "AzurePublicCloud", "useManagedIdentityExtension": true,
+                "userAssignedIdentityID": "client-id-1", "resourceGroup": "demo-rg"})
+        }),
+        efs_file_system: Some("fs-0123456789abcdef0".into()),
+    }
+}
+
+async fn defaults(client: &kube::Client) -> Vec<String> {
+    Api::<StorageClass>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| {
+            c.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.get(addons::DEFAULT_CLASS).is_some_and(|v| v == "true"))
+        })
+        .map(|c| c.metadata.name.unwrap())
+        .collect()
+}
+
+async fn resource_versions(applier: &Applier, objects: &[DynamicObject]) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in objects {
+        let found = applier.find(&ObjectRef::of(o)).await.unwrap().unwrap();
+        out.push(found.metadata.resource_version.unwrap());
+    }
+    out
+}
+
+#[test]
+fn every_addon_renders_for_every_pinned_minor_and_cloud() {
+    let all = [
+        Addon::AwsEbsCsi,
+        Addon::AwsEfsCsi,
+        Addon::AwsLoadBalancerController,
+        Addon::AzureCloudProvider,
+        Addon::AzureDiskCsi,
+        Addon::AzureFileCsi,
+        Addon::IngressNginx,
+        Addon::IngressTraefik,
+        Addon::CertManager,
+    ];
+    for minor in addons::pins::MINORS {
+        for cloud in [Cloud::Aws, Cloud::Azure, Cloud::Ssh] {
+            let ctx = Context {
+                minor,
+                ..context(Cloud::Azure)
+            };
+            let ctx = Context { cloud, ..ctx };
+            for addon in all {
+                let objects = addons::render(addon, &ctx).unwrap();
+                assert!(!objects.is_empty());
+                for o in &objects {
+                    let labels = o.metadata.labels.as_ref().unwrap();
+                    assert_eq!(labels[addons::ADDON_LABEL], addon.name());
+                    let text = serde_json::to_string(o).unwrap();
+                    assert!(!text.contains("${"), "{text}");
+                    assert!(!text.contains(":latest"), "{text}");
+                }
+            }
+        }
+    }
+    let err = addons::render(
+        Addon::AwsEbsCsi,
+        &Context {
+            minor: 29,
+            ..context(Cloud::Aws)
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no addon versions pinned for Kubernetes 1.29 (clouder has 1.31–1.37)"
+    );
+}
+
+#[tokio::test]
+async fn aws_storage_rolls_out_with_gp3_the_only_default_and_reapplies_as_a_no_op() {
+    let c = cluster().await;
+    // A default class from before clouder (as a kubeadm user might have) loses its default mark.
+    let classes = Api::<StorageClass>::all(c.client.clone());
+    let standard: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "standard", "annotations": {addons::DEFAULT_CLASS: "true"}},
+        "provisioner": "kubernetes.io/no-provisioner"
+    }))
+    .unwrap();
+    classes
+        .create(&PostParams::default(), &standard)
+        .await
+        .unwrap();
+
+    let applier = Applier::new(c.client.clone());
+    let ctx = context(Cloud::Aws);
+    let installed = addons::install(&applier, addons::cloud_addons(Cloud::Aws), &ctx, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(installed.len(), 2);
+    assert!(
+        installed[0]
+            .applied
+            .iter()
+            .all(|a| a.outcome == Outcome::Created)
+    );
+    assert_eq!(defaults(&c.client).await, ["gp3"]);
+    let gp3 = classes.get("gp3").await.unwrap();
+    assert_eq!(gp3.provisioner, "ebs.csi.aws.com");
+    let params = gp3.parameters.unwrap();
+    assert_eq!(params["type"], "gp3");
+    assert_eq!(params["encrypted"], "true");
+    assert_eq!(
+        gp3.volume_binding_mode.as_deref(),
+        Some("WaitForFirstConsumer")
+    );
+    assert_eq!(gp3.allow_volume_expansion, Some(true));
+
+    // No credentials: nothing in the addon is a Secret, and the controller reads the region only.
+    let objects: Vec<DynamicObject> = [Addon::AwsEbsCsi, Addon::AwsLoadBalancerController]
+        .into_iter()
+        .flat_map(|a| addons::render(a, &ctx).unwrap())
+        .collect();
+    assert!(objects.iter().all(|o| ObjectRef::of(o).kind != "Secret"));
+    assert!(
+        !serde_json::to_string(&objects)
+            .unwrap()
+            .contains("AWS_SECRET_ACCESS_KEY")
+    );
+
+    let before = resource_versions(&applier, &objects).await;
+    let again = addons::install(&applier, addons::cloud_addons(Cloud::Aws), &ctx, TIMEOUT)
+        .await
+        .unwrap();
+    assert!(
+        again[0]
+            .applied
+            .iter()
+            .all(|a| a.outcome == Outcome::Unchanged),
+        "{again:?}"
+    );
+    assert_eq!(resource_versions(&applier, &objects).await, before);
+    assert_eq!(defaults(&c.client).await, ["gp3"]);
+}
+
+#[tokio::test]
+async fn azure_gets_its_cloud_config_from_the_managed_identity_and_two_classes() {
+    let c = cluster().await;
+    let applier = Applier::new(c.client.clone());
+    let ctx = context(Cloud::Azure);
+    addons::install(&applier, addons::cloud_addons(Cloud::Azure), &ctx, TIMEOUT)
+        .await
+        .unwrap();
+    let secret = Api::<Secret>::namespaced(c.client.clone(), "kube-system")
+        .get("azure-cloud-provider")
+        .await
+        .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&secret.data.unwrap()["cloud-config"].0).unwrap();
+    assert_eq!(config["userAssignedIdentityID"], "client-id-1");
+    assert_eq!(config["useManagedIdentityExtension"], true);
+    assert!(config.get("aadClientSecret").is_none());
+    assert_eq!(defaults(&c.client).await, ["managed-csi"]);
+    let classes = Api::<StorageClass>::all(c.client.clone());
+    let managed = classes.get("managed-csi").await.unwrap();
+    assert_eq!(managed.parameters.unwrap()["skuName"], "StandardSSD_LRS");
+    assert_eq!(
+        managed.volume_binding_mode.as_deref(),
+        Some("WaitForFirstConsumer")
+    );
+    let nfs = classes.get("azure-nfs").await.unwrap();
+    let params = nfs.parameters.unwrap();
+    assert_eq!(
+        (params["protocol"].as_str(), params["skuName"].as_str()),
+        ("nfs", "Premium_LRS")
+    );
+}
+
+#[tokio::test]
+async fn ingress_gets_a_cloud_load_balancer_and_is_removed_without_leftovers() {
+    let c = cluster().await;
+    let applier = Applier::new(c.client.clone());
+    let ctx = context(Cloud::Aws);
+    addons::install(
+        &applier,
+        &[Addon::IngressNginx, Addon::CertManager],
+        &ctx,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let service = Api::<Service>::namespaced(c.client.clone(), "ingress-nginx")
+        .get("ingress-nginx-controller")
+        .await
+        .unwrap();
+    assert_eq!(service.spec.unwrap().type_.as_deref(), Some("LoadBalancer"));
+    let annotations = service.metadata.annotations.unwrap();
+    assert_eq!(
+        annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"],
+        "internet-facing"
+    );
+
+    // cert-manager's kinds are served once its CRDs are established: a ClusterIssuer applies.
+    let issuer = addons::issuer(
+        "letsencrypt",
+        &Issuer::Acme {
+            server: "https://acme-staging-v02.api.letsencrypt.org/directory".into(),
+            email: "ops@example.com".into(),
+        },
+        "nginx",
+    )
+    .unwrap();
+    let applied = applier.apply(&issuer).await.unwrap();
+    assert_eq!(applied[0].object.to_string(), "ClusterIssuer letsencrypt");
+    let found = applier.find(&applied[0].object).await.unwrap().unwrap();
+    assert_eq!(
+        found.data["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"],
+        "nginx"
+    );
+
+    let removed = addons::remove(&applier, Addon::IngressNginx, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        removed.len(),
+        addons::render(Addon::IngressNginx, &ctx).unwrap().len()
+    );
+    let selector = format!("{}=ingress-nginx", addons::ADDON_LABEL);
+    for kind in [
+        ("v1", "Service"),
+        ("apps/v1", "Deployment"),
+        ("networking.k8s.io/v1", "IngressClass"),
+    ] {
+        let api = applier
+            .api(&ObjectRef::new(kind.0, kind.1, Some("ingress-nginx"), "x"))
+            .await
+            .unwrap();
+        let left = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap();
+        assert!(
+            left.items.is_empty(),
+            "{kind:?} left: {:?}",
+            left.items.len()
+        );
+    }
+    // Removing again finds nothing to delete.
+    assert!(
+        addons::remove(&applier, Addon::IngressNginx, &ctx)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn efs_needs_its_file_system_and_gets_an_aws_efs_class() {
+    let c = cluster().await;
+    let applier = Applier::new(c.client.clone());
+    let missing = Context {
+        efs_file_system: None,
+        ..context(Cloud::Aws)
+    };
+    let err = addons::render(Addon::AwsEfsCsi, &missing).unwrap_err();
+    assert!(err.to_string().contains("file system id"), "{err}");
+    addons::install(&applier, &[Addon::AwsEfsCsi], &context(Cloud::Aws), TIMEOUT)
+        .await
+        .unwrap();
+    let efs = Api::<StorageClass>::all(c.client.clone())
+        .get("aws-efs")
+        .await
+        .unwrap();
+    let params = efs.parameters.unwrap();
+    assert_eq!(params["fileSystemId"], "fs-0123456789abcdef0");
+    assert_eq!(params["provisioningMode"], "efs-ap");
+    assert!(
+        defaults(&c.client).await.is_empty(),
+        "EFS is never the default class"
+    );
+}

@@ -1,0 +1,251 @@
+//! Commands that act through the cluster's Kubernetes API: `adopt`, ingress on and off. Each
+//! talks to the cluster's kubeconfig under CLOUDER_HOME, or the one given with `--kubeconfig`.
+
+use super::{confirm, resolve_name};
+use crate::Usage;
+use crate::cli::{AdoptArgs, Global, KubeTarget, KubeTargetForce};
+use crate::home::Home;
+use crate::output::{emit, table};
+use anyhow::{Context as _, Result, bail};
+use clouder_kube::addons::{self, Addon, Cloud};
+use clouder_kube::{Applier, ObjectRef};
+use clouder_spec::{Cluster, Provider};
+use clouder_state::{ClusterRecord, StateStore, now};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Status of clusters clouder recorded but did not create (never deleted by `terminate`).
+pub const ADOPTED: &str = "adopted";
+
+/// The kubeconfig a command about `name` uses: `--kubeconfig`, else the cluster's own.
+pub fn kubeconfig_for(home: &Home, name: &str, flag: Option<&Path>) -> Result<PathBuf> {
+    let path = flag.map_or_else(|| home.kubeconfig(name), Path::to_path_buf);
+    if !path.exists() {
+        bail!(Usage(format!(
+            "no kubeconfig for {name} at {}: fetch it with `clouder kubeadm get-config {name}`, or pass --kubeconfig FILE",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// A cluster named on the command line, with its spec and a client for its API.
+pub struct Target {
+    pub name: String,
+    pub cluster: Cluster,
+    pub applier: Applier,
+}
+
+pub async fn target(
+    home: &Home,
+    name: Option<String>,
+    kubeconfig: Option<&Path>,
+) -> Result<Target> {
+    let name = resolve_name(home, name)?;
+    let record = home.store()?.cluster(&name)?.ok_or_else(|| {
+        Usage(format!(
+            "no cluster `{name}` in local state (see `clouder kubeadm ls`, or `clouder kubeadm adopt {name} --kubeconfig FILE`)"
+        ))
+    })?;
+    let cluster: Cluster =
+        serde_json::from_value(record.spec).context("reading the cluster's last applied spec")?;
+    let client = clouder_kube::connect(&kubeconfig_for(home, &name, kubeconfig)?).await?;
+    Ok(Target {
+        name,
+        cluster,
+        applier: Applier::new(client),
+    })
+}
+
+fn cloud(provider: Provider) -> Cloud {
+    match provider {
+        Provider::Aws => Cloud::Aws,
+        Provider::Azure => Cloud::Azure,
+        Provider::Ssh => Cloud::Ssh,
+    }
+}
+
+/// `1.36`, `v1.36.2` → 36.
+fn minor(version: &str) -> Result<u32> {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.trim_end_matches('+').parse().ok())
+        .ok_or_else(|| Usage(format!("Kubernetes version `{version}`: expected 1.MINOR")).into())
+}
+
+pub fn addon_context(cluster: &Cluster) -> Result<addons::Context> {
+    Ok(addons::Context {
+        cluster: cluster.name().to_string(),
+        cloud: cloud(cluster.spec.provider),
+        region: cluster.spec.region.clone().unwrap_or_default(),
+        minor: minor(&cluster.spec.kubernetes.version)?,
+        azure_cloud_config: None,
+        efs_file_system: None,
+    })
+}
+
+/// The pool's machines by private address → index, from the state of the last apply.
+pub fn pool_machines(
+    store: &dyn StateStore,
+    cluster: &str,
+    pool: &str,
+) -> Result<BTreeMap<String, u32>> {
+    let prefix = format!("instance/{pool}-");
+    Ok(store
+        .resources(cluster)?
+        .into_iter()
+        .filter_map(|r| {
+            let index = r.id.rsplit_once(&prefix)?.1.parse().ok()?;
+            let ip = r.attrs.get("private_ip")?.as_str()?.to_string();
+            (!ip.is_empty()).then_some((ip, index))
+        })
+        .collect())
+}
+
+#[derive(Serialize)]
+struct AddonRow<'a> {
+    cluster: &'a str,
+    addon: &'static str,
+    action: &'static str,
+    objects: Vec<String>,
+}
+
+/// `enable-ingress-nginx|traefik NAME`: the controller behind the cloud's load balancer.
+pub async fn enable_ingress(home: &Home, g: &Global, args: KubeTarget, addon: Addon) -> Result<()> {
+    let t = target(home, args.name, args.kubeconfig.as_deref()).await?;
+    let ctx = addon_context(&t.cluster)?;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let installed = addons::install(&t.applier, &[addon], &ctx, timeout).await?;
+    let objects = installed
+        .iter()
+        .flat_map(|i| &i.applied)
+        .map(|a| {
+            format!(
+                "{} {}",
+                a.object,
+                serde_json::to_value(a.outcome)
+                    .unwrap()
+                    .as_str()
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let row = AddonRow {
+        cluster: &t.name,
+        addon: addon.name(),
+        action: "enabled",
+        objects,
+    };
+    emit(g.output, &row, || {
+        let cells: Vec<Vec<String>> = row.objects.iter().map(|o| vec![o.clone()]).collect();
+        format!(
+            "{} enabled on {} (rolled out):\n{}",
+            addon.name(),
+            t.name,
+            table(&["OBJECT"], &cells)
+        )
+    })
+}
+
+/// `disable-ingress-nginx|traefik NAME`: removes what enabling installed, after confirmation.
+pub async fn disable_ingress(
+    home: &Home,
+    g: &Global,
+    args: KubeTargetForce,
+    addon: Addon,
+) -> Result<()> {
+    let t = target(home, args.target.name, args.target.kubeconfig.as_deref()).await?;
+    let ctx = addon_context(&t.cluster)?;
+    confirm(
+        &format!(
+            "Remove {} from {} (its load balancer goes with it)",
+            addon.name(),
+            t.name
+        ),
+        args.force || g.yes,
+        "--force",
+    )?;
+    let removed: Vec<ObjectRef> = addons::remove(&t.applier, addon, &ctx).await?;
+    let row = AddonRow {
+        cluster: &t.name,
+        addon: addon.name(),
+        action: "disabled",
+        objects: removed.iter().map(ToString::to_string).collect(),
+    };
+    emit(g.output, &row, || {
+        format!(
+            "{} removed from {}: {} object(s) deleted\n",
+            addon.name(),
+            t.name,
+            row.objects.len()
+        )
+    })
+}
+
+/// `adopt NAME --kubeconfig FILE`: records a cluster clouder did not create, so that addons,
+/// drains, services and checkpoints work on it. Its machines are never touched by `terminate`.
+pub async fn adopt(home: &Home, g: &Global, args: AdoptArgs) -> Result<()> {
+    let store = home.store()?;
+    if let Some(existing) = store.cluster(&args.name)?
+        && existing.status != ADOPTED
+    {
+        bail!(Usage(format!(
+            "a cluster named `{}` already exists here (provider {}); pick another name",
+            args.name, existing.provider
+        )));
+    }
+    let client = clouder_kube::connect(&args.kubeconfig).await?;
+    let version = client
+        .apiserver_version()
+        .await
+        .with_context(|| format!("reaching the API server in {}", args.kubeconfig.display()))?;
+    let nodes = clouder_kube::drain::workers_by_load(&client).await?;
+    let mut cluster = Cluster::new(&args.name, args.provider.unwrap_or(Provider::Ssh));
+    cluster.spec.region = args.region.clone();
+    cluster.spec.kubernetes.version =
+        format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
+    let text = std::fs::read(&args.kubeconfig)
+        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+    crate::home::private_dir(&home.cluster_dir(&args.name))?;
+    crate::home::write_private(&home.kubeconfig(&args.name), &text)?;
+    store.put_cluster(&ClusterRecord {
+        name: args.name.clone(),
+        provider: cluster.spec.provider.as_str().into(),
+        region: args.region.clone(),
+        context: None,
+        spec: serde_json::to_value(&cluster).expect("spec serializes"),
+        status: ADOPTED.into(),
+        setup_complete: true,
+        created_at: now(),
+        updated_at: now(),
+    })?;
+    let out = serde_json::json!({
+        "cluster": args.name,
+        "kubernetesVersion": version.git_version,
+        "workers": nodes.len(),
+        "kubeconfig": home.kubeconfig(&args.name),
+    });
+    emit(g.output, &out, || {
+        format!(
+            "Adopted {} (Kubernetes {}, {} worker(s)); kubeconfig kept at {}\n",
+            args.name,
+            version.git_version,
+            nodes.len(),
+            home.kubeconfig(&args.name).display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn minors_are_read_from_any_version_spelling() {
+        assert_eq!(super::minor("1.36").unwrap(), 36);
+        assert_eq!(super::minor("v1.33.2").unwrap(), 33);
+        assert!(super::minor("latest").is_err());
+    }
+}

@@ -1,0 +1,332 @@
+//! Commands that act through the Kubernetes API, against clouder-testkube (controllers, scheduler,
+//! stand-in kubelet) and, for machines, the moto server: adopt, ingress on/off, and a scale-down
+//! that drains the least-loaded worker before its machine goes.
+
+use crate::harness::*;
+use clouder_state::StateStore;
+use clouder_testkube::{Kubelet, NodeConfig, TestKube};
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{Api, Patch, PatchParams};
+
+const WEB: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
+  "metadata": {"name": "web", "namespace": "default"},
+  "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "web"}},
+    "template": {"metadata": {"labels": {"app": "web"}},
+      "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}"#;
+
+async fn testkube(
+    workers: &[(&str, &str)],
+) -> (TestKube, kube::Client, clouder_testkube::AutoKubelet) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kube = TestKube::start_with_controllers().await.unwrap();
+    let client = kube.client().await.unwrap();
+    let kubelet = Kubelet::new(client.clone());
+    kubelet
+        .register(
+            &NodeConfig::new("cp")
+                .label("node-role.kubernetes.io/control-plane", "")
+                .taint("node-role.kubernetes.io/control-plane", "", "NoSchedule"),
+        )
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (name, address) in workers {
+        kubelet.register(&NodeConfig::new(name)).await.unwrap();
+        let status = serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": address}]}});
+        nodes
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+    }
+    let running = kubelet.start();
+    (kube, client, running)
+}
+
+async fn deploy_web(client: &kube::Client) {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
+    let web: serde_json::Value = serde_json::from_str(WEB).unwrap();
+    deployments
+        .patch("web", &PatchParams::apply("test"), &Patch::Apply(&web))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let d = deployments.get("web").await.unwrap();
+        if d.status.and_then(|s| s.available_replicas) == Some(5) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("web never became available");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopt_then_ingress_on_and_off_then_terminate_only_forgets() {
+    let (kube, client, _running) = testkube(&[("w1", "10.0.0.1"), ("w2", "10.0.0.2")]).await;
+    let env = Env::new();
+    let file = env.dir.path().join("legacy.kubeconfig");
+    kube.write_kubeconfig(&file).unwrap();
+
+    let adopted: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "adopt",
+        "legacy",
+        "--kubeconfig",
+        file.to_str().unwrap(),
+        "--provider",
+        "aws",
+        "-r",
+        "eu-west-1",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(adopted["workers"], 2, "{adopted}");
+    let kept = env.home().join("kubeadm/legacy/kubeconfig");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let enabled: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "enable-ingress-nginx",
+        "legacy",
+        "--timeout",
+        "30",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let objects = enabled["objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.as_str().unwrap().ends_with(" created")),
+        "{enabled}"
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), "ingress-nginx");
+    let lb = services.get("ingress-nginx-controller").await.unwrap();
+    assert_eq!(
+        lb.metadata.annotations.unwrap()["service.beta.kubernetes.io/aws-load-balancer-type"],
+        "external"
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "enable-ingress-nginx", "legacy", "-o", "json"]))
+            .unwrap();
+    let objects = again["objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.as_str().unwrap().ends_with(" unchanged")),
+        "{again}"
+    );
+
+    // Without a terminal or --force it refuses and deletes nothing.
+    let refused = env.run(&["kubeadm", "disable-ingress-nginx", "legacy"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("--force"));
+    assert!(
+        services
+            .get_opt("ingress-nginx-controller")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    env.ok(&["kubeadm", "disable-ingress-nginx", "legacy", "--force"]);
+    assert!(
+        services
+            .get_opt("ingress-nginx-controller")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A cluster clouder did not create is forgotten, never deleted.
+    let out = env.ok(&["kubeadm", "terminate", "legacy", "--force"]);
+    assert!(out.contains("untouched"), "{out}");
+    assert!(!kept.exists());
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert_eq!(
+        nodes.list(&Default::default()).await.unwrap().items.len(),
+        3
+    );
+}
+
+/// A moto cluster of three workers that clouder records as set up, with a testkube API whose
+/// workers (`w0`…`w2`) carry the machines' private addresses.
+struct SetUp {
+    env: Env,
+    store: clouder_state::SqliteStore,
+    /// (node, private address), by node name.
+    machines: Vec<(String, String)>,
+    _kube: TestKube,
+    client: kube::Client,
+    _running: clouder_testkube::AutoKubelet,
+}
+
+async fn set_up(name: &str) -> SetUp {
+    let env = Env::new();
+    env.create(name, 3, &[]);
+    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
+    let mut record = store.cluster(name).unwrap().unwrap();
+    record.setup_complete = true;
+    store.put_cluster(&record).unwrap();
+    let mut machines: Vec<(String, String)> = store
+        .resources(name)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.id.contains("instance/workers-"))
+        .map(|r| {
+            let index = r.id.rsplit_once('-').unwrap().1.to_string();
+            (
+                format!("w{index}"),
+                r.attrs["private_ip"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    machines.sort();
+    assert_eq!(machines.len(), 3, "{machines:?}");
+    let workers: Vec<(&str, &str)> = machines
+        .iter()
+        .map(|(n, a)| (n.as_str(), a.as_str()))
+        .collect();
+    let (kube, client, running) = testkube(&workers).await;
+    kube.write_kubeconfig(env.home().join(format!("kubeadm/{name}/kubeconfig")))
+        .unwrap();
+    SetUp {
+        env,
+        store,
+        machines,
+        _kube: kube,
+        client,
+        _running: running,
+    }
+}
+
+/// Instance state by private address.
+async fn instance_states(name: &str) -> std::collections::BTreeMap<String, String> {
+    let described = cloud()
+        .await
+        .ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:clouder.io/cluster")
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| {
+            Some((
+                i.private_ip_address()?.to_string(),
+                i.state()?.name()?.as_str().to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_down_drains_the_least_loaded_worker_and_removes_its_machine() {
+    let name = "drainy";
+    let cluster = set_up(name).await;
+    let SetUp {
+        env,
+        store,
+        machines,
+        client,
+        ..
+    } = &cluster;
+    deploy_web(client).await;
+    let loads = clouder_kube::drain::workers_by_load(client).await.unwrap();
+    let least = &loads[0];
+    assert_eq!(least.pods, 1, "five pods over three workers: {loads:?}");
+    let index: u32 = least.node.trim_start_matches('w').parse().unwrap();
+
+    let out = env.run(&["kubeadm", "scale", name, "-w", "2", "--force", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("drained {}: 1 pod(s) evicted", least.node)));
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert!(nodes.get_opt(&least.node).await.unwrap().is_none());
+    let states = instance_states(name).await;
+    for (node, ip) in machines {
+        let want = if *node == least.node {
+            "terminated"
+        } else {
+            "running"
+        };
+        assert_eq!(states[ip], want, "{node} ({ip})");
+    }
+    let spec = store.cluster(name).unwrap().unwrap().spec;
+    assert_eq!(
+        spec.pointer("/spec/nodePools/0/retired").unwrap(),
+        &serde_json::json!([index])
+    );
+    assert_eq!(spec.pointer("/spec/nodePools/0/count").unwrap(), 2);
+
+    // The remaining machines keep their names: a plan of the recorded spec changes nothing.
+    let plan: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "plan", name, "-o", "json"])).unwrap();
+    for change in ["create", "update", "delete"] {
+        assert_eq!(plan["summary"][change], 0, "{change}: {plan}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_removes_not_ready_workers_and_their_machines_after_confirmation() {
+    let name = "prunable";
+    let cluster = set_up(name).await;
+    let SetUp {
+        env,
+        store,
+        machines,
+        client,
+        ..
+    } = &cluster;
+    Kubelet::new(client.clone())
+        .set_node_ready("w1", false)
+        .await
+        .unwrap();
+
+    let refused = env.run(&["kubeadm", "prune", name]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("w1"),
+        "the list is shown before asking"
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert!(nodes.get_opt("w1").await.unwrap().is_some());
+
+    let pruned: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "prune", name, "--force", "-o", "json"]))
+            .unwrap();
+    assert_eq!(pruned[0]["node"], "w1", "{pruned}");
+    assert_eq!(pruned[0]["machine"], "workers-1", "{pruned}");
+    assert!(nodes.get_opt("w1").await.unwrap().is_none());
+    let states = instance_states(name).await;
+    for (node, ip) in machines {
+        let want = if node == "w1" {
+            "terminated"
+        } else {
+            "running"
+        };
+        assert_eq!(states[ip], want, "{node} ({ip})");
+    }
+    let spec = store.cluster(name).unwrap().unwrap().spec;
+    assert_eq!(
+        spec.pointer("/spec/nodePools/0/retired").unwrap(),
+        &serde_json::json!([1])
+    );
+
+    // Everything Ready: nothing to prune, nothing asked.
+    let again = env.ok(&["kubeadm", "prune", name]);
+    assert!(again.contains("Nothing to prune"), "{again}");
+}
