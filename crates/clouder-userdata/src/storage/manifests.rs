@@ -3,6 +3,7 @@
 //! export; either way a `Retain` PersistentVolume and the one ReadWriteMany claim that carries
 //! every user's folder.
 
+use crate::Error;
 use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "clouder-storage";
@@ -16,12 +17,38 @@ pub const DEFAULT_SERVER_IMAGE: &str = "registry.k8s.io/volume-nfs:0.8";
 pub enum Backend {
     /// An NFS server in the cluster, on a `size` disk of `storage_class`.
     InCluster {
-        storage_class: String,
+        /// Absent: the cluster's default StorageClass.
+        storage_class: Option<String>,
         size: String,
         image: String,
     },
     /// An export that exists already (EFS, Azure Files NFS, any NFS server).
     Existing { server: String, path: String },
+}
+
+impl Backend {
+    /// The backend the spec's `storage:` section names (checked by clouder-spec already).
+    pub fn from_spec(storage: &clouder_spec::Storage) -> Result<Backend, Error> {
+        let nfs = storage.nfs.as_ref().ok_or_else(|| {
+            Error::Invalid(
+                "spec.storage.ceph: Rook Ceph manifests are not rendered yet; use nfs".into(),
+            )
+        })?;
+        match (&nfs.in_cluster, &nfs.existing) {
+            (Some(server), _) => Ok(Backend::InCluster {
+                storage_class: server.storage_class.clone(),
+                size: server.size.clone(),
+                image: DEFAULT_SERVER_IMAGE.into(),
+            }),
+            (None, Some(export)) => Ok(Backend::Existing {
+                server: export.server.clone(),
+                path: export.path.clone(),
+            }),
+            (None, None) => Err(Error::Invalid(
+                "spec.storage.nfs: needs `inCluster` or `existing`".into(),
+            )),
+        }
+    }
 }
 
 /// The objects, in the order to apply them; the claim goes to `claim_namespace`, where the
@@ -52,6 +79,13 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
                     ],
                 },
             }));
+            let mut disk = json!({
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+            });
+            if let Some(class) = storage_class {
+                disk["storageClassName"] = json!(class);
+            }
             objects.push(json!({
                 "apiVersion": "apps/v1",
                 "kind": "StatefulSet",
@@ -80,11 +114,7 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
                     },
                     "volumeClaimTemplates": [{
                         "metadata": {"name": "exports"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "storageClassName": storage_class,
-                            "resources": {"requests": {"storage": size}},
-                        },
+                        "spec": disk,
                     }],
                 },
             }));

@@ -105,10 +105,21 @@ fn xfs_project_quotas_are_enforced() {
     assert!(shown.used_bytes <= 1 << 20 && shown.used_bytes > 0, "{shown:?}");
 }
 
+#[test]
+fn the_spec_names_the_backend() {
+    let spec = "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  provider: aws\n  adminCidrs: [203.0.113.7/32]\n  storage:\n    nfs: {inCluster: {size: 200Gi}}\n";
+    let cluster = clouder_spec::parse("c.yaml", spec).unwrap();
+    let backend = Backend::from_spec(cluster.spec.storage.as_ref().unwrap()).unwrap();
+    assert!(matches!(backend, Backend::InCluster { storage_class: None, ref size, .. } if size == "200Gi"));
+    let ceph = spec.replace("nfs: {inCluster: {size: 200Gi}}", "ceph: {}");
+    let cluster = clouder_spec::parse("c.yaml", &ceph).unwrap();
+    assert!(matches!(Backend::from_spec(cluster.spec.storage.as_ref().unwrap()), Err(Error::Invalid(m)) if m.contains("Rook")));
+}
+
 #[tokio::test]
 async fn manifests_are_golden_and_apply() {
     let in_cluster = Backend::InCluster {
-        storage_class: "gp3".into(),
+        storage_class: Some("gp3".into()),
         size: "500Gi".into(),
         image: clouder_userdata::storage::manifests::DEFAULT_SERVER_IMAGE.into(),
     };
