@@ -234,7 +234,10 @@ fn check_storage(storage: &Storage, bad: &mut impl FnMut(&str, String)) {
             }
             (None, Some(export)) => {
                 if export.server.trim().is_empty() {
-                    bad("spec.storage.nfs.existing.server", "must not be empty".into());
+                    bad(
+                        "spec.storage.nfs.existing.server",
+                        "must not be empty".into(),
+                    );
                 }
                 if !plain_absolute(&export.path) {
                     bad(
@@ -284,9 +287,7 @@ fn quantity(value: &str) -> Result<(), String> {
     let unit = &value[digits.len()..];
     let units = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "k", "M", "G", "T", "P"];
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !units.contains(&unit) {
-        return Err(format!(
-            "`{value}` is not a size (e.g. 500Gi, 1Ti)"
-        ));
+        return Err(format!("`{value}` is not a size (e.g. 500Gi, 1Ti)"));
     }
     Ok(())
 }

@@ -189,7 +189,12 @@ fn storage_is_checked_with_its_place() {
     let cluster = parse("ok.yaml", &ok).unwrap();
     let storage = cluster.spec.storage.unwrap();
     assert_eq!(
-        (storage.capacity.as_str(), storage.mount_path.as_str(), storage.fs_group, storage.namespace.as_str()),
+        (
+            storage.capacity.as_str(),
+            storage.mount_path.as_str(),
+            storage.fs_group,
+            storage.namespace.as_str()
+        ),
         ("1Ti", "/home/user", 100, "runtimes")
     );
     let bad = format!(
@@ -202,9 +207,17 @@ fn storage_is_checked_with_its_place() {
         "bad.yaml:12:16: spec.storage.mountPath",
         "bad.yaml:13:14: spec.storage.fsGroup: 0 is not a group id",
     ] {
-        assert!(shown.contains(expected), "missing `{expected}` in:\n{shown}");
+        assert!(
+            shown.contains(expected),
+            "missing `{expected}` in:\n{shown}"
+        );
     }
-    let both = format!("{MINIMAL}  storage:\n    nfs: {{existing: {{server: s, path: /}}}}\n    ceph: {{}}\n");
+    let both = format!(
+        "{MINIMAL}  storage:\n    nfs: {{existing: {{server: s, path: /}}}}\n    ceph: {{}}\n"
+    );
     let shown = parse("both.yaml", &both).unwrap_err().to_string();
-    assert!(shown.contains("both.yaml:8:3: spec.storage: choose one of `nfs` or `ceph`"), "{shown}");
+    assert!(
+        shown.contains("both.yaml:8:3: spec.storage: choose one of `nfs` or `ceph`"),
+        "{shown}"
+    );
 }

@@ -127,9 +127,8 @@ struct Process {
 impl Process {
     fn check(policy: &Policy, pid: u32) -> Result<Process, Error> {
         let proc = PathBuf::from(format!("/proc/{pid}"));
-        let not_here = |e: std::io::Error| {
-            Error::Refused(format!("no process {pid} on this node ({e})"))
-        };
+        let not_here =
+            |e: std::io::Error| Error::Refused(format!("no process {pid} on this node ({e})"));
         let theirs = std::fs::read_link(proc.join("ns/mnt")).map_err(not_here)?;
         let ours = std::fs::read_link("/proc/self/ns/mnt")
             .map_err(|e| Error::Failed(format!("reading the agent's mount namespace: {e}")))?;
@@ -211,10 +210,7 @@ fn walk(target: &Path, mount_root: &Path, create: bool) -> Result<OwnedFd, Error
                 match rustix::fs::mkdirat(&dir, part.as_os_str(), Mode::from_raw_mode(0o755)) {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => {
-                        return Err(Error::Failed(format!(
-                            "creating {}: {e}",
-                            walked.display()
-                        )));
+                        return Err(Error::Failed(format!("creating {}: {e}", walked.display())));
                     }
                 }
                 rustix::fs::openat(&dir, part.as_os_str(), flags, Mode::empty())
@@ -227,7 +223,11 @@ fn walk(target: &Path, mount_root: &Path, create: bool) -> Result<OwnedFd, Error
                 target.display(),
                 walked.display()
             )),
-            e => Error::Refused(format!("target {}: {}: {e}", target.display(), walked.display())),
+            e => Error::Refused(format!(
+                "target {}: {}: {e}",
+                target.display(),
+                walked.display()
+            )),
         })?;
     }
     Ok(dir)

@@ -621,7 +621,9 @@ pub enum Secrets {
     /// Remove a user's secret.
     Rm(SecretsRmArgs),
     /// Read every source again; store new versions and roll out the workloads that use them.
-    #[command(after_help = "Examples:\n  clouder secrets sync demo\n  clouder secrets sync demo --user alice --interval 300")]
+    #[command(
+        after_help = "Examples:\n  clouder secrets sync demo\n  clouder secrets sync demo --user alice --interval 300"
+    )]
     Sync(SecretsSyncArgs),
 }
 
@@ -717,7 +719,9 @@ pub struct StorageUserArgs {
 #[derive(Subcommand, Debug)]
 pub enum StorageUser {
     /// Make a user's folder with a quota.
-    #[command(after_help = "Example:\n  clouder storage user create demo alice --quota 10Gi --root /srv/userdata")]
+    #[command(
+        after_help = "Example:\n  clouder storage user create demo alice --quota 10Gi --root /srv/userdata"
+    )]
     Create(StorageQuotaArgs),
     /// Every user's folder.
     Ls(StorageRootArgs),
@@ -784,7 +788,11 @@ pub enum NodeAgent {
 #[derive(Args, Debug)]
 pub struct AgentPolicyFlags {
     /// The node's mount of the shared filesystem; sources must be under it.
-    #[arg(long, env = "CLOUDER_STORAGE_ROOT", default_value = "/mnt/clouder-userdata")]
+    #[arg(
+        long,
+        env = "CLOUDER_STORAGE_ROOT",
+        default_value = "/mnt/clouder-userdata"
+    )]
     pub storage_root: PathBuf,
     /// Targets must be under this path inside the container.
     #[arg(long, default_value = "/home")]

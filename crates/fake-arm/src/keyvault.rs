@@ -34,38 +34,45 @@ pub(crate) struct SetBody {
 }
 
 fn error(status: StatusCode, code: &str, message: String) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
 /// Token, api-version and name checks shared by every call.
-fn check(headers: &HeaderMap, q: &ApiVersion, name: &str) -> Result<String, Response> {
+fn check(headers: &HeaderMap, q: &ApiVersion, name: &str) -> Result<String, Box<Response>> {
     let bearer = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.starts_with("Bearer ") && h.len() > 7);
     if !bearer {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
             "AKV10000: Request is missing a Bearer or PoP token.".into(),
-        ));
+        )));
     }
     if q.api_version.as_deref() != Some(API_VERSION) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "BadParameter",
             format!(
                 "The specified version ({}) is not recognized. Consider using the latest supported version ({API_VERSION}).",
                 q.api_version.as_deref().unwrap_or("")
             ),
-        ));
+        )));
     }
-    if name.is_empty() || name.len() > 127 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(error(
+    if name.is_empty()
+        || name.len() > 127
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "BadParameter",
             format!("The request URI contains an invalid name: {name}"),
-        ));
+        )));
     }
     let host = headers
         .get("host")
@@ -91,7 +98,9 @@ fn not_found(name: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "SecretNotFound",
-        format!("A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"),
+        format!(
+            "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
     )
 }
 
@@ -104,7 +113,7 @@ pub(crate) async fn set(
 ) -> Response {
     let vault = match check(&headers, &q, &name) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -124,7 +133,7 @@ pub(crate) async fn latest(
 ) -> Response {
     let vault = match check(&headers, &q, &name) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match lock(&app.vault).secrets.get(&name).and_then(|v| v.last()) {
         Some(v) => Json(bundle(&vault, &name, v)).into_response(),
@@ -140,7 +149,7 @@ pub(crate) async fn version(
 ) -> Response {
     let vault = match check(&headers, &q, &name) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let store = lock(&app.vault);
     match store

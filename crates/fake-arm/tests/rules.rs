@@ -249,9 +249,17 @@ async fn keyvault_secrets_keep_versions() {
     let latest = get(url("db"), true).await.unwrap();
     assert_eq!(latest.status(), 200);
     let latest: Value = latest.json().await.unwrap();
-    assert_eq!((latest["value"].as_str(), id(&latest)), (Some("two"), id(&second)));
+    assert_eq!(
+        (latest["value"].as_str(), id(&latest)),
+        (Some("two"), id(&second))
+    );
     let version = id(&first).rsplit('/').next().unwrap().to_string();
-    let old: Value = get(url(&format!("db/{version}")), true).await.unwrap().json().await.unwrap();
+    let old: Value = get(url(&format!("db/{version}")), true)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(old["value"], "one");
     assert_eq!(old["attributes"]["enabled"], true);
     let missing = get(url("nope"), true).await.unwrap();
@@ -259,6 +267,8 @@ async fn keyvault_secrets_keep_versions() {
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "SecretNotFound");
     assert_eq!(get(url("db"), false).await.unwrap().status(), 401);
-    let old_api = get(format!("{base}/secrets/db?api-version=2016-10-01"), true).await.unwrap();
+    let old_api = get(format!("{base}/secrets/db?api-version=2016-10-01"), true)
+        .await
+        .unwrap();
     assert_eq!(old_api.status(), 400);
 }

@@ -116,7 +116,11 @@ mod tests {
                 .arg(&script)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::fs::read_to_string(dir.join("config.yaml")).unwrap()
         };
         let first = run();
@@ -136,6 +140,10 @@ mod tests {
                 c.wait_with_output()
             })
             .expect("shellcheck (Debian package shellcheck)");
-        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
     }
 }

@@ -98,10 +98,7 @@ impl Source {
 fn arn_region(id: &str) -> Option<String> {
     let mut parts = id.split(':');
     (parts.next() == Some("arn")).then_some(())?;
-    parts
-        .nth(2)
-        .filter(|r| !r.is_empty())
-        .map(str::to_string)
+    parts.nth(2).filter(|r| !r.is_empty()).map(str::to_string)
 }
 
 async fn aws_config(id: &str) -> aws_config::SdkConfig {
@@ -167,8 +164,7 @@ fn keyvault_parts(uri: &str) -> Result<(&str, &str), Error> {
             "`{uri}` is not a Key Vault secret URI (https://VAULT.vault.azure.net/secrets/NAME[/VERSION])"
         ))
     })?;
-    if !(vault.starts_with("https://") || vault.starts_with("http://127.0.0.1"))
-        || rest.is_empty()
+    if !(vault.starts_with("https://") || vault.starts_with("http://127.0.0.1")) || rest.is_empty()
     {
         return Err(Error::Invalid(format!(
             "`{uri}` is not a Key Vault secret URI (https://VAULT.vault.azure.net/secrets/NAME[/VERSION])"
@@ -254,7 +250,9 @@ mod tests {
         for s in [
             Source::Stdin,
             Source::File("/tmp/a:b".into()),
-            Source::AwsSecret("arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf".into()),
+            Source::AwsSecret(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf".into(),
+            ),
             Source::Ssm("/team/db/password".into()),
             Source::AzureKeyVault("https://kv.vault.azure.net/secrets/db".into()),
         ] {

@@ -309,15 +309,11 @@ impl SecretStore {
     /// the Secret and does not carry this revision yet.
     async fn roll_out(&self, revision: &str) -> Result<Vec<String>, Error> {
         let mut rolled = self
-            .roll_out_kind::<Deployment>("deployment", revision, |d| {
-                Some(&d.spec.template)
-            })
+            .roll_out_kind::<Deployment>("deployment", revision, |d| Some(&d.spec.template))
             .await?;
         rolled.extend(
-            self.roll_out_kind::<StatefulSet>("statefulset", revision, |s| {
-                Some(&s.spec.template)
-            })
-            .await?,
+            self.roll_out_kind::<StatefulSet>("statefulset", revision, |s| Some(&s.spec.template))
+                .await?,
         );
         Ok(rolled)
     }
@@ -351,7 +347,9 @@ impl SecretStore {
                 .as_ref()
                 .and_then(|m| m.annotations.as_ref())
                 .and_then(|a| a.get(REVISION_ANNOTATION));
-            if !template.spec.as_ref().is_some_and(uses_secret) || current.map(String::as_str) == Some(revision) {
+            if !template.spec.as_ref().is_some_and(uses_secret)
+                || current.map(String::as_str) == Some(revision)
+            {
                 continue;
             }
             let name = item.meta().name.clone().unwrap_or_default();

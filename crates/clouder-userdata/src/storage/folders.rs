@@ -93,8 +93,11 @@ impl Folders {
         let dir = path.parent().expect("index has a parent");
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(index).expect("serializable"))
-            .map_err(|e| io(&tmp, e))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(index).expect("serializable"),
+        )
+        .map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
     }
 
@@ -132,7 +135,13 @@ impl Folders {
         // rwx for the group, setgid so files made inside stay the group's.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770))
             .map_err(|e| io(&dir, e))?;
-        let project = index.users.values().map(|e| e.project).max().unwrap_or(1000) + 1;
+        let project = index
+            .users
+            .values()
+            .map(|e| e.project)
+            .max()
+            .unwrap_or(1000)
+            + 1;
         self.quota.set(&dir, project, quota_bytes)?;
         let entry = Entry {
             quota_bytes,
@@ -163,7 +172,8 @@ impl Folders {
         let mut index = self.index()?;
         let mut entry = self.entry(&index, user)?.clone();
         entry.quota_bytes = quota_bytes;
-        self.quota.set(&self.dir(user), entry.project, quota_bytes)?;
+        self.quota
+            .set(&self.dir(user), entry.project, quota_bytes)?;
         index.users.insert(user.into(), entry.clone());
         self.save(&index)?;
         self.folder(user, &entry)
@@ -193,7 +203,9 @@ impl Folders {
             let kept = trash.join(format!("{user}.{}", now.as_second()));
             std::fs::rename(&dir, &kept).map_err(|e| io(&dir, e))?;
             let due = now
-                .checked_add(jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX))
+                .checked_add(
+                    jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX),
+                )
                 .unwrap_or(jiff::Timestamp::MAX);
             let removed = Removed {
                 user: user.into(),

@@ -54,7 +54,8 @@ impl Backend {
 /// The objects, in the order to apply them; the claim goes to `claim_namespace`, where the
 /// runtime pods run (a pod can only mount a claim of its own namespace).
 pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<Value> {
-    let labels = json!({"app.kubernetes.io/name": SERVER, "app.kubernetes.io/managed-by": "clouder"});
+    let labels =
+        json!({"app.kubernetes.io/name": SERVER, "app.kubernetes.io/managed-by": "clouder"});
     let mut objects = vec![json!({
         "apiVersion": "v1",
         "kind": "Namespace",

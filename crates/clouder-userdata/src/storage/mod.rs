@@ -117,9 +117,11 @@ pub fn usage(dir: &Path) -> Result<u64, Error> {
 pub fn parse_size(s: &str) -> Result<u64, Error> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &s[digits.len()..];
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| Error::Invalid(format!("size `{s}`: expected a number with an optional unit (Ki, Mi, Gi, Ti, K, M, G, T)")))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        Error::Invalid(format!(
+            "size `{s}`: expected a number with an optional unit (Ki, Mi, Gi, Ti, K, M, G, T)"
+        ))
+    })?;
     let factor: u64 = match unit {
         "" => 1,
         "Ki" => 1 << 10,
@@ -149,7 +151,17 @@ mod tests {
         for ok in ["alice", "a", "bob-2", "x1"] {
             check_user(ok).unwrap();
         }
-        for bad in ["", "..", "a/b", "/abs", "Alice", "-a", "a-", "a_b", &"a".repeat(58)] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "/abs",
+            "Alice",
+            "-a",
+            "a-",
+            "a_b",
+            &"a".repeat(58),
+        ] {
             assert!(matches!(check_user(bad), Err(Error::Invalid(_))), "{bad}");
         }
     }
@@ -173,8 +185,14 @@ mod tests {
         std::os::unix::fs::symlink("/etc", r.join("users/evil")).unwrap();
         std::os::unix::fs::symlink(r.join("users/alice"), r.join("users/alias")).unwrap();
         let real_alice = r.join("users/alice").canonicalize().unwrap();
-        assert_eq!(resolve_under(r, Path::new("users/alice")).unwrap(), real_alice);
-        assert_eq!(resolve_under(r, &r.join("users/alice")).unwrap(), real_alice);
+        assert_eq!(
+            resolve_under(r, Path::new("users/alice")).unwrap(),
+            real_alice
+        );
+        assert_eq!(
+            resolve_under(r, &r.join("users/alice")).unwrap(),
+            real_alice
+        );
         for bad in ["users/../outside", "/etc", "users/evil", "users/alias"] {
             assert!(
                 matches!(resolve_under(r, Path::new(bad)), Err(Error::Refused(_))),

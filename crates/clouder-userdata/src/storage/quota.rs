@@ -52,10 +52,7 @@ impl Quota {
     /// Puts `dir` in project `project` with a hard limit of `bytes`.
     pub fn set(&self, dir: &Path, project: u32, bytes: u64) -> Result<(), Error> {
         if let Quota::Xfs { mount } = self {
-            xfs_quota(
-                mount,
-                &format!("project -s -p {} {project}", dir.display()),
-            )?;
+            xfs_quota(mount, &format!("project -s -p {} {project}", dir.display()))?;
             xfs_quota(mount, &format!("limit -p bhard={bytes} {project}"))?;
         }
         Ok(())

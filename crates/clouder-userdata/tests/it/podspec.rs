@@ -23,16 +23,45 @@ fn golden(patch: &PodPatch) -> String {
 #[test]
 fn runtime_pod_patches() {
     let folder = mount_spec("alice", "clouder-userdata", "/home/jovyan/work", 100).unwrap();
-    let env = [var("LOG_LEVEL", "info"), var("API_TOKEN", "from-the-environment-spec"), var("REGION", "eu")];
+    let env = [
+        var("LOG_LEVEL", "info"),
+        var("API_TOKEN", "from-the-environment-spec"),
+        var("REGION", "eu"),
+    ];
     let secrets = ["API_TOKEN".to_string(), "DB_PASSWORD".to_string()];
     let cases: [(&str, RuntimeUser); 4] = [
-        ("folder_only", RuntimeUser { container: "notebook", folder: Some(&folder), ..Default::default() }),
-        ("env_only", RuntimeUser { container: "notebook", env: &env, ..Default::default() }),
+        (
+            "folder_only",
+            RuntimeUser {
+                container: "notebook",
+                folder: Some(&folder),
+                ..Default::default()
+            },
+        ),
+        (
+            "env_only",
+            RuntimeUser {
+                container: "notebook",
+                env: &env,
+                ..Default::default()
+            },
+        ),
         (
             "secret_wins_over_env",
-            RuntimeUser { container: "notebook", folder: Some(&folder), env: &env, secrets: &secrets },
+            RuntimeUser {
+                container: "notebook",
+                folder: Some(&folder),
+                env: &env,
+                secrets: &secrets,
+            },
         ),
-        ("nothing", RuntimeUser { container: "agent", ..Default::default() }),
+        (
+            "nothing",
+            RuntimeUser {
+                container: "agent",
+                ..Default::default()
+            },
+        ),
     ];
     for (name, user) in cases {
         insta::assert_snapshot!(name, golden(&runtime_pod_patch(&user)));
@@ -43,14 +72,29 @@ fn runtime_pod_patches() {
 fn a_clash_warns_with_the_name_never_the_value() {
     let env = [var("API_TOKEN", "value-in-the-spec")];
     let secrets = ["API_TOKEN".to_string()];
-    let patch = runtime_pod_patch(&RuntimeUser { container: "c", env: &env, secrets: &secrets, ..Default::default() });
+    let patch = runtime_pod_patch(&RuntimeUser {
+        container: "c",
+        env: &env,
+        secrets: &secrets,
+        ..Default::default()
+    });
     assert_eq!(patch.warnings.len(), 1);
     assert!(patch.warnings[0].contains("API_TOKEN"));
     assert!(!patch.warnings[0].contains("value-in-the-spec"));
     let env = &patch.spec.containers[0].env.as_ref().unwrap();
     assert_eq!(env.len(), 1, "one variable, from the secret");
     assert!(env[0].value.is_none());
-    assert_eq!(env[0].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().key, "API_TOKEN");
+    assert_eq!(
+        env[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap()
+            .key,
+        "API_TOKEN"
+    );
 }
 
 #[test]

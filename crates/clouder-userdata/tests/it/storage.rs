@@ -6,8 +6,8 @@ use clouder_userdata::Error;
 use clouder_userdata::storage::folders::Folders;
 use clouder_userdata::storage::manifests::{Backend, CLAIM, render};
 use clouder_userdata::storage::quota::Quota;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,7 +22,10 @@ fn folders_lifecycle_with_scanned_usage() {
     assert_eq!(folders.quota(), &Quota::Scan);
     let alice = folders.create("alice", 1 << 20).unwrap();
     let meta = std::fs::metadata(&alice.path).unwrap();
-    assert_eq!((meta.gid(), meta.permissions().mode() & 0o7777), (gid(), 0o2770));
+    assert_eq!(
+        (meta.gid(), meta.permissions().mode() & 0o7777),
+        (gid(), 0o2770)
+    );
     assert!(!alice.over_quota && !alice.enforced);
     assert!(matches!(folders.create("alice", 1), Err(Error::Invalid(m)) if m.contains("already")));
     assert!(matches!(folders.create("../x", 1), Err(Error::Invalid(_))));
@@ -37,7 +40,9 @@ fn folders_lifecycle_with_scanned_usage() {
     assert_eq!(users, ["alice", "bob"]);
 
     // Kept for the grace period, then purged.
-    let kept = folders.rm("alice", false, Duration::from_secs(3600)).unwrap();
+    let kept = folders
+        .rm("alice", false, Duration::from_secs(3600))
+        .unwrap();
     assert!(kept.path.join("data").exists() && kept.purge_after.is_some());
     assert!(matches!(folders.show("alice"), Err(Error::Invalid(_))));
     assert!(folders.purge_expired().unwrap().is_empty());
@@ -45,7 +50,9 @@ fn folders_lifecycle_with_scanned_usage() {
     assert_eq!(folders.purge_expired().unwrap(), vec![gone.clone()]);
     assert!(!gone.path.exists() && kept.path.exists());
     folders.create("carol", 1).unwrap();
-    let purged = folders.rm("carol", true, Duration::from_secs(3600)).unwrap();
+    let purged = folders
+        .rm("carol", true, Duration::from_secs(3600))
+        .unwrap();
     assert!(!purged.path.exists() && purged.purge_after.is_none());
 }
 
@@ -60,15 +67,21 @@ impl XfsLoop {
         let image = dir.path().join("disk.img");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).map_err(|e| e.to_string())?;
-        std::fs::File::create(&image).and_then(|f| f.set_len(300 << 20)).map_err(|e| e.to_string())?;
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(300 << 20))
+            .map_err(|e| e.to_string())?;
         let run = |cmd: &mut Command| -> Result<(), String> {
             let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-            out.status.success().then_some(()).ok_or_else(|| {
-                format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim())
-            })
+            out.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
         };
         run(Command::new("mkfs.xfs").arg("-q").arg(&image))?;
-        run(Command::new("mount").args(["-o", "loop,prjquota"]).arg(&image).arg(&mnt))?;
+        run(Command::new("mount")
+            .args(["-o", "loop,prjquota"])
+            .arg(&image)
+            .arg(&mnt))?;
         Ok(XfsLoop { dir })
     }
     fn root(&self) -> std::path::PathBuf {
@@ -96,13 +109,23 @@ fn xfs_project_quotas_are_enforced() {
         }
     };
     let folders = Folders::open(&xfs.root(), gid()).unwrap();
-    assert!(matches!(folders.quota(), Quota::Xfs { .. }), "{:?}", folders.quota());
+    assert!(
+        matches!(folders.quota(), Quota::Xfs { .. }),
+        "{:?}",
+        folders.quota()
+    );
     let alice = folders.create("alice", 1 << 20).unwrap();
     assert!(alice.enforced);
     let over = std::fs::write(alice.path.join("big"), vec![0u8; 4 << 20]);
-    assert!(over.is_err(), "the filesystem refuses writes over the quota");
+    assert!(
+        over.is_err(),
+        "the filesystem refuses writes over the quota"
+    );
     let shown = folders.show("alice").unwrap();
-    assert!(shown.used_bytes <= 1 << 20 && shown.used_bytes > 0, "{shown:?}");
+    assert!(
+        shown.used_bytes <= 1 << 20 && shown.used_bytes > 0,
+        "{shown:?}"
+    );
 }
 
 #[test]
@@ -110,10 +133,14 @@ fn the_spec_names_the_backend() {
     let spec = "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  provider: aws\n  adminCidrs: [203.0.113.7/32]\n  storage:\n    nfs: {inCluster: {size: 200Gi}}\n";
     let cluster = clouder_spec::parse("c.yaml", spec).unwrap();
     let backend = Backend::from_spec(cluster.spec.storage.as_ref().unwrap()).unwrap();
-    assert!(matches!(backend, Backend::InCluster { storage_class: None, ref size, .. } if size == "200Gi"));
+    assert!(
+        matches!(backend, Backend::InCluster { storage_class: None, ref size, .. } if size == "200Gi")
+    );
     let ceph = spec.replace("nfs: {inCluster: {size: 200Gi}}", "ceph: {}");
     let cluster = clouder_spec::parse("c.yaml", &ceph).unwrap();
-    assert!(matches!(Backend::from_spec(cluster.spec.storage.as_ref().unwrap()), Err(Error::Invalid(m)) if m.contains("Rook")));
+    assert!(
+        matches!(Backend::from_spec(cluster.spec.storage.as_ref().unwrap()), Err(Error::Invalid(m)) if m.contains("Rook"))
+    );
 }
 
 #[tokio::test]
@@ -123,7 +150,10 @@ async fn manifests_are_golden_and_apply() {
         size: "500Gi".into(),
         image: clouder_userdata::storage::manifests::DEFAULT_SERVER_IMAGE.into(),
     };
-    let existing = Backend::Existing { server: "fs-0123.efs.eu-west-1.amazonaws.com".into(), path: "/".into() };
+    let existing = Backend::Existing {
+        server: "fs-0123.efs.eu-west-1.amazonaws.com".into(),
+        path: "/".into(),
+    };
     let (_kube, client) = testkube(false).await;
     for (name, backend) in [("nfs_in_cluster", in_cluster), ("nfs_existing", existing)] {
         let objects = render(&backend, "500Gi", "runtimes");
@@ -136,14 +166,24 @@ async fn manifests_are_golden_and_apply() {
             }
         }
         // Applied as clouder applies manifests: every object is a valid instance of its kind.
-        let mut all = vec![serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "runtimes"}})];
+        let mut all = vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "runtimes"}}),
+        ];
         all.extend(objects);
-        let all: Vec<kube::api::DynamicObject> =
-            all.into_iter().map(|o| serde_json::from_value(o).unwrap()).collect();
+        let all: Vec<kube::api::DynamicObject> = all
+            .into_iter()
+            .map(|o| serde_json::from_value(o).unwrap())
+            .collect();
         let applied = clouder_kube::Applier::new(client.clone()).apply(&all).await;
-        assert_eq!(applied.unwrap_or_else(|e| panic!("{name}: {e}")).len(), all.len());
+        assert_eq!(
+            applied.unwrap_or_else(|e| panic!("{name}: {e}")).len(),
+            all.len()
+        );
         let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim =
-            kube::Api::namespaced(client.clone(), "runtimes").get(CLAIM).await.unwrap();
+            kube::Api::namespaced(client.clone(), "runtimes")
+                .get(CLAIM)
+                .await
+                .unwrap();
         assert_eq!(pvc.spec.unwrap().volume_name.as_deref(), Some(CLAIM));
     }
 }

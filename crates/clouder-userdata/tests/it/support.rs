@@ -36,7 +36,10 @@ pub fn moto() -> &'static str {
             .expect("moto_server (pip install 'moto[server]')");
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let endpoint = format!("http://127.0.0.1:{port}");
@@ -74,5 +77,8 @@ pub async fn testkube(controllers: bool) -> (clouder_testkube::TestKube, kube::C
 
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap())
+    format!(
+        "{prefix}-{}",
+        uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap()
+    )
 }

@@ -139,7 +139,11 @@ pub fn context(
 }
 
 /// A client for `cluster`'s API server, from `kubeconfig` or the cluster's own.
-pub async fn kube_client(home: &Home, cluster: &str, kubeconfig: Option<&Path>) -> Result<::kube::Client> {
+pub async fn kube_client(
+    home: &Home,
+    cluster: &str,
+    kubeconfig: Option<&Path>,
+) -> Result<::kube::Client> {
     Ok(clouder_kube::connect(&kube::kubeconfig_for(home, cluster, kubeconfig)?).await?)
 }
 

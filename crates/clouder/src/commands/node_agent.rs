@@ -11,13 +11,27 @@ pub fn run(command: NodeAgent) -> Result<()> {
     match command {
         NodeAgent::Attach(a) => {
             let mut policy = policy(&a.policy);
-            policy.quota_bytes = a.quota.as_deref().map(parse_size).transpose().map_err(userdata_error)?;
+            policy.quota_bytes = a
+                .quota
+                .as_deref()
+                .map(parse_size)
+                .transpose()
+                .map_err(userdata_error)?;
             attach(&policy, a.policy.pid, &a.source, &a.policy.target).map_err(userdata_error)?;
-            eprintln!("attached {} at {} in process {}", a.source.display(), a.policy.target.display(), a.policy.pid);
+            eprintln!(
+                "attached {} at {} in process {}",
+                a.source.display(),
+                a.policy.target.display(),
+                a.policy.pid
+            );
         }
         NodeAgent::Detach(a) => {
             detach(&policy(&a.policy), a.policy.pid, &a.policy.target).map_err(userdata_error)?;
-            eprintln!("detached {} in process {}", a.policy.target.display(), a.policy.pid);
+            eprintln!(
+                "detached {} in process {}",
+                a.policy.target.display(),
+                a.policy.pid
+            );
         }
     }
     Ok(())

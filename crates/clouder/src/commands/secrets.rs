@@ -21,7 +21,8 @@ pub async fn run(home: &Home, g: &Global, command: Secrets) -> Result<()> {
         Secrets::Rm(args) => {
             let store = store(home, &args.user).await?;
             let removed = store.rm(&args.name).await.map_err(userdata_error)?;
-            let value = serde_json::json!({"user": args.user.user, "name": args.name, "removed": removed});
+            let value =
+                serde_json::json!({"user": args.user.user, "name": args.name, "removed": removed});
             output::emit(g.output, &value, || match removed {
                 true => format!("{} removed for {}\n", args.name, args.user.user),
                 false => format!("{} had no secret {}\n", args.user.user, args.name),
@@ -33,7 +34,12 @@ pub async fn run(home: &Home, g: &Global, command: Secrets) -> Result<()> {
 
 async fn store(home: &Home, args: &SecretsUserArgs) -> Result<SecretStore> {
     check_user(&args.user).map_err(userdata_error)?;
-    let client = kube_client(home, &args.target.cluster, args.target.kubeconfig.as_deref()).await?;
+    let client = kube_client(
+        home,
+        &args.target.cluster,
+        args.target.kubeconfig.as_deref(),
+    )
+    .await?;
     Ok(SecretStore::new(client, user_namespace(&args.user)))
 }
 
@@ -42,7 +48,12 @@ async fn set(home: &Home, g: &Global, args: SecretsSetArgs) -> Result<()> {
     check_name(&args.name).map_err(userdata_error)?;
     let store = store(home, &args.user).await?;
     let flags = args.source;
-    let source = match (flags.from_file, flags.from_aws_secret, flags.from_ssm, flags.from_azure_keyvault) {
+    let source = match (
+        flags.from_file,
+        flags.from_aws_secret,
+        flags.from_ssm,
+        flags.from_azure_keyvault,
+    ) {
         (Some(f), ..) => Source::File(f),
         (_, Some(arn), ..) => Source::AwsSecret(arn),
         (_, _, Some(p), _) => Source::Ssm(p),
@@ -52,7 +63,10 @@ async fn set(home: &Home, g: &Global, args: SecretsSetArgs) -> Result<()> {
     if source == Source::Stdin && std::io::stdin().is_terminal() {
         eprintln!("Value for {} (then Ctrl-D):", args.name);
     }
-    let fetched = source.fetch(&mut std::io::stdin().lock()).await.map_err(userdata_error)?;
+    let fetched = source
+        .fetch(&mut std::io::stdin().lock())
+        .await
+        .map_err(userdata_error)?;
     let (outcome, rolled_out) = store
         .set(&args.name, &source, fetched)
         .await
@@ -69,23 +83,44 @@ async fn set(home: &Home, g: &Global, args: SecretsSetArgs) -> Result<()> {
             true => String::new(),
             false => format!(" (rolled out {})", rolled_out.join(", ")),
         };
-        format!("{} {} for {}{rolled}\n", args.name, value["outcome"].as_str().unwrap_or(""), args.user.user)
+        format!(
+            "{} {} for {}{rolled}\n",
+            args.name,
+            value["outcome"].as_str().unwrap_or(""),
+            args.user.user
+        )
     })
 }
 
 async fn ls(home: &Home, g: &Global, args: SecretsUserArgs) -> Result<()> {
-    let entries = store(home, &args).await?.ls().await.map_err(userdata_error)?;
+    let entries = store(home, &args)
+        .await?
+        .ls()
+        .await
+        .map_err(userdata_error)?;
     output::emit(g.output, &entries, || {
         let rows: Vec<Vec<String>> = entries
             .iter()
-            .map(|e| vec![e.name.clone(), e.source.clone(), e.version.clone(), e.updated.clone()])
+            .map(|e| {
+                vec![
+                    e.name.clone(),
+                    e.source.clone(),
+                    e.version.clone(),
+                    e.updated.clone(),
+                ]
+            })
             .collect();
         output::table(&["NAME", "SOURCE", "VERSION", "UPDATED"], &rows)
     })
 }
 
 async fn sync(home: &Home, g: &Global, args: SecretsSyncArgs) -> Result<()> {
-    let client = kube_client(home, &args.target.cluster, args.target.kubeconfig.as_deref()).await?;
+    let client = kube_client(
+        home,
+        &args.target.cluster,
+        args.target.kubeconfig.as_deref(),
+    )
+    .await?;
     loop {
         let namespaces = match &args.user {
             Some(user) => {
@@ -103,7 +138,10 @@ async fn sync(home: &Home, g: &Global, args: SecretsSyncArgs) -> Result<()> {
         };
         let mut reports: Vec<(String, SyncReport)> = Vec::new();
         for ns in namespaces {
-            let report = SecretStore::new(client.clone(), &ns).sync().await.map_err(userdata_error)?;
+            let report = SecretStore::new(client.clone(), &ns)
+                .sync()
+                .await
+                .map_err(userdata_error)?;
             reports.push((ns, report));
         }
         let value: Vec<serde_json::Value> = reports
@@ -118,7 +156,9 @@ async fn sync(home: &Home, g: &Global, args: SecretsSyncArgs) -> Result<()> {
             output::table(&["NAMESPACE", "UPDATED", "ROLLED OUT"], &rows)
         })?;
         match args.interval {
-            Some(seconds) => tokio::time::sleep(std::time::Duration::from_secs(seconds.max(1))).await,
+            Some(seconds) => {
+                tokio::time::sleep(std::time::Duration::from_secs(seconds.max(1))).await
+            }
             None => return Ok(()),
         }
     }

@@ -42,14 +42,24 @@ fn user_command(g: &Global, command: StorageUser) -> Result<()> {
         StorageUser::Rm(a) => {
             let folders = open(&a.user.storage)?;
             if a.purge {
-                confirm(&format!("delete {}'s folder and everything in it now", a.user.user), g.yes, "--yes")?;
+                confirm(
+                    &format!("delete {}'s folder and everything in it now", a.user.user),
+                    g.yes,
+                    "--yes",
+                )?;
             }
             let grace = std::time::Duration::from_secs(a.grace_days * 24 * 3600);
-            let removed = folders.rm(&a.user.user, a.purge, grace).map_err(userdata_error)?;
+            let removed = folders
+                .rm(&a.user.user, a.purge, grace)
+                .map_err(userdata_error)?;
             let expired = folders.purge_expired().map_err(userdata_error)?;
             let value = serde_json::json!({"removed": removed, "purged_expired": expired});
             return output::emit(g.output, &value, || match &removed.purge_after {
-                Some(t) => format!("{}'s folder kept at {} until {t}\n", removed.user, removed.path.display()),
+                Some(t) => format!(
+                    "{}'s folder kept at {} until {t}\n",
+                    removed.user,
+                    removed.path.display()
+                ),
                 None => format!("{}'s folder deleted\n", removed.user),
             });
         }

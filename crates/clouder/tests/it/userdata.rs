@@ -39,7 +39,9 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,7 +56,9 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     };
 
     let set = |name: &str, extra: &[&str], input: &[u8]| {
-        let mut args = vec!["secrets", "set", "ud", "--user", "alice", name, "-vvv", "-o", "json"];
+        let mut args = vec![
+            "secrets", "set", "ud", "--user", "alice", name, "-vvv", "-o", "json",
+        ];
         args.extend_from_slice(extra);
         run_stdin(&env, &args, input)
     };
@@ -100,16 +104,31 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     let out = env.run(&["secrets", "sync", "ud", "-vvv", "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["updated"], serde_json::json!(["SSM_TOKEN"]), "{json}");
+    assert_eq!(
+        json[0]["updated"],
+        serde_json::json!(["SSM_TOKEN"]),
+        "{json}"
+    );
     keep("sync", &out);
 
-    let out = env.run(&["secrets", "ls", "ud", "--user", "alice", "-vvv", "-o", "json"]);
+    let out = env.run(&[
+        "secrets", "ls", "ud", "--user", "alice", "-vvv", "-o", "json",
+    ]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = json.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["API_TOKEN", "FROM_FILE", "SSM_TOKEN"]);
     keep("ls", &out);
     let out = env.run(&["secrets", "ls", "ud", "--user", "alice", "-vvv"]);
-    assert!(text(&out.stdout).contains("ssm:/ud/"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("ssm:/ud/"),
+        "{}",
+        text(&out.stdout)
+    );
     keep("ls table", &out);
 
     // Refusals: exit 2, nothing written, the value not repeated.
@@ -117,11 +136,19 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     big.resize(1 << 20, b'x');
     let out = set("BIG", &[], &big);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("size limit"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("size limit"),
+        "{}",
+        text(&out.stderr)
+    );
     keep("set too big", &out);
     let out = set("1BAD", &[], marker.as_bytes());
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("`1BAD`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`1BAD`"),
+        "{}",
+        text(&out.stderr)
+    );
     keep("set bad name", &out);
 
     // A long-running sync: its arguments and its children's.
@@ -134,7 +161,10 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let pid = child.id();
     let mut cmdlines = vec![std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()];
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
         for c in children.split_whitespace() {
             cmdlines.push(std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default());
@@ -148,12 +178,21 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     // Commands that keep state (here: the cluster list) open the store the secrets would leak to.
     env.ok(&["kubeadm", "ls", "-vvv"]);
     for file in files_under(&env.home()) {
-        seen.push((format!("state file {}", file.display()), std::fs::read(&file).unwrap()));
+        seen.push((
+            format!("state file {}", file.display()),
+            std::fs::read(&file).unwrap(),
+        ));
     }
-    assert!(seen.iter().any(|(w, _)| w.contains("state.db")), "the state store was checked");
+    assert!(
+        seen.iter().any(|(w, _)| w.contains("state.db")),
+        "the state store was checked"
+    );
 
     for (what, bytes) in &seen {
-        assert!(!contains(bytes, &marker), "the secret value leaked into {what}");
+        assert!(
+            !contains(bytes, &marker),
+            "the secret value leaked into {what}"
+        );
     }
     // The values did reach the Secret, so the marker was there to find.
     let secret = Api::<Secret>::namespaced(kube.client().await.unwrap(), "user-alice")
@@ -172,26 +211,63 @@ fn storage_folders_and_mount_spec_from_the_cli() {
     let env = Env::new();
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();
-    let gid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::gid(&m)).unwrap().to_string();
+    let gid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+        .unwrap()
+        .to_string();
     let created: serde_json::Value = serde_json::from_str(&env.ok(&[
-        "storage", "user", "create", "ud", "alice", "--quota", "1Mi", "--root", r, "--fs-group", &gid, "-o", "json",
+        "storage",
+        "user",
+        "create",
+        "ud",
+        "alice",
+        "--quota",
+        "1Mi",
+        "--root",
+        r,
+        "--fs-group",
+        &gid,
+        "-o",
+        "json",
     ]))
     .unwrap();
     assert_eq!(created[0]["quota_bytes"], 1 << 20);
     std::fs::write(root.path().join("users/alice/big"), vec![0u8; 2 << 20]).unwrap();
     let usage = env.ok(&["storage", "usage", "ud", "--root", r]);
-    assert!(usage.lines().any(|l| l.starts_with("alice") && l.contains("OVER")), "{usage}");
+    assert!(
+        usage
+            .lines()
+            .any(|l| l.starts_with("alice") && l.contains("OVER")),
+        "{usage}"
+    );
     let bad = env.run(&["storage", "user", "create", "ud", "../etc", "--root", r]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
-    let refused = env.run(&["storage", "user", "rm", "ud", "alice", "--purge", "--root", r]);
-    assert_eq!(refused.status.code(), Some(2), "no confirmation without a terminal");
+    let refused = env.run(&[
+        "storage", "user", "rm", "ud", "alice", "--purge", "--root", r,
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "no confirmation without a terminal"
+    );
     assert!(root.path().join("users/alice/big").exists());
     env.ok(&["storage", "user", "rm", "ud", "alice", "--root", r]);
     assert!(!root.path().join("users/alice").exists());
-    assert!(std::fs::read_dir(root.path().join("trash")).unwrap().count() == 1, "kept for the grace period");
+    assert!(
+        std::fs::read_dir(root.path().join("trash"))
+            .unwrap()
+            .count()
+            == 1,
+        "kept for the grace period"
+    );
 
-    let spec: serde_json::Value = serde_json::from_str(&env.ok(&["storage", "mount-spec", "ud", "alice", "-o", "json"])).unwrap();
-    assert_eq!(spec["spec"]["containers"][0]["volumeMounts"][0]["subPath"], "users/alice");
+    let spec: serde_json::Value =
+        serde_json::from_str(&env.ok(&["storage", "mount-spec", "ud", "alice", "-o", "json"]))
+            .unwrap();
+    assert_eq!(
+        spec["spec"]["containers"][0]["volumeMounts"][0]["subPath"],
+        "users/alice"
+    );
     assert_eq!(spec["spec"]["securityContext"]["fsGroup"], 100);
     let yaml = env.ok(&["storage", "mount-spec", "ud", "alice"]);
     assert!(yaml.contains("claimName: clouder-userdata"), "{yaml}");
@@ -204,9 +280,21 @@ fn node_agent_refuses_a_process_outside_a_pod() {
     std::fs::create_dir(storage.path().join("alice")).unwrap();
     let pid = std::process::id().to_string();
     let out = env.run(&[
-        "node-agent", "attach", "--pid", &pid, "--source", storage.path().join("alice").to_str().unwrap(),
-        "--target", "/home/user", "--storage-root", storage.path().to_str().unwrap(),
+        "node-agent",
+        "attach",
+        "--pid",
+        &pid,
+        "--source",
+        storage.path().join("alice").to_str().unwrap(),
+        "--target",
+        "/home/user",
+        "--storage-root",
+        storage.path().to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not a container process"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a container process"),
+        "{}",
+        text(&out.stderr)
+    );
 }
