@@ -2,5 +2,6 @@
 //! `scripts/peers.sh` installs.
 
 pub mod lab;
+pub mod moto;
 
 pub use lab::Lab;

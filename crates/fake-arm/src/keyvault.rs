@@ -131,14 +131,7 @@ pub(crate) async fn latest(
     Query(q): Query<ApiVersion>,
     headers: HeaderMap,
 ) -> Response {
-    let vault = match check(&headers, &q, &name) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    match lock(&app.vault).secrets.get(&name).and_then(|v| v.last()) {
-        Some(v) => Json(bundle(&vault, &name, v)).into_response(),
-        None => not_found(&name),
-    }
+    read(&app, &headers, &q, &name, None)
 }
 
 pub(crate) async fn version(
@@ -147,17 +140,29 @@ pub(crate) async fn version(
     Query(q): Query<ApiVersion>,
     headers: HeaderMap,
 ) -> Response {
-    let vault = match check(&headers, &q, &name) {
+    read(&app, &headers, &q, &name, Some(&version))
+}
+
+/// The newest version of `name`, or the one asked for.
+fn read(
+    app: &App,
+    headers: &HeaderMap,
+    q: &ApiVersion,
+    name: &str,
+    version: Option<&str>,
+) -> Response {
+    let vault = match check(headers, q, name) {
         Ok(v) => v,
         Err(r) => return *r,
     };
     let store = lock(&app.vault);
-    match store
-        .secrets
-        .get(&name)
-        .and_then(|all| all.iter().find(|v| v.0 == version))
-    {
-        Some(v) => Json(bundle(&vault, &name, v)).into_response(),
-        None => not_found(&format!("{name}/{version}")),
+    let versions = store.secrets.get(name);
+    let found = match version {
+        None => versions.and_then(|all| all.last()),
+        Some(wanted) => versions.and_then(|all| all.iter().find(|v| v.0 == wanted)),
+    };
+    match found {
+        Some(v) => Json(bundle(&vault, name, v)).into_response(),
+        None => not_found(&version.map_or(name.to_string(), |v| format!("{name}/{v}"))),
     }
 }
