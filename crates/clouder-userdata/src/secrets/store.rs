@@ -8,7 +8,7 @@ use super::{SECRET_NAME, SecretValue, check_name, check_size};
 use crate::Error;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, PodSpec, PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, PodSpec, PodTemplateSpec, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,9 @@ pub const SOURCES_ANNOTATION: &str = "clouder.io/secret-sources";
 /// On consumers' pod templates: changes when any secret's version does, rolling them out.
 pub const REVISION_ANNOTATION: &str = "clouder.io/secrets-revision";
 const MANAGED_LABEL: &str = "clouder.io/managed";
+/// On runtime pods: `restart` deletes them when a secret they use changes (their owner makes
+/// them again with the new values).
+pub const RESTART_LABEL: &str = "clouder.io/secrets-rollout";
 
 /// What `ls` shows of a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,7 +309,8 @@ impl SecretStore {
     }
 
     /// Sets the revision annotation on every Deployment and StatefulSet whose pod template uses
-    /// the Secret and does not carry this revision yet.
+    /// the Secret and does not carry this revision yet, and restarts the runtime pods that ask
+    /// for it.
     async fn roll_out(&self, revision: &str) -> Result<Vec<String>, Error> {
         let mut rolled = self
             .roll_out_kind::<Deployment>("deployment", revision, |d| Some(&d.spec.template))
@@ -315,7 +319,42 @@ impl SecretStore {
             self.roll_out_kind::<StatefulSet>("statefulset", revision, |s| Some(&s.spec.template))
                 .await?,
         );
+        rolled.extend(self.restart_pods(revision).await?);
         Ok(rolled)
+    }
+
+    /// Pods labelled `clouder.io/secrets-rollout=restart` (runtime pods whose owner makes them
+    /// again) that use the Secret and were not made with this revision are deleted.
+    async fn restart_pods(&self, revision: &str) -> Result<Vec<String>, Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let what = format!("restarting runtime pods in {}", self.namespace);
+        let pods = api
+            .list(&ListParams::default().labels(&format!("{RESTART_LABEL}=restart")))
+            .await
+            .map_err(kube_error(what.clone()))?;
+        let mut restarted = Vec::new();
+        for pod in pods.items {
+            let made_with = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(REVISION_ANNOTATION));
+            if !pod.spec.as_ref().is_some_and(uses_secret)
+                || made_with.map(String::as_str) == Some(revision)
+            {
+                continue;
+            }
+            let name = pod.metadata.name.unwrap_or_default();
+            match api.delete(&name, &Default::default()).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                r => {
+                    r.map_err(kube_error(format!("{what}: {name}")))?;
+                }
+            }
+            tracing::info!(pod = name, "restarted for changed secrets");
+            restarted.push(format!("pod/{name}"));
+        }
+        Ok(restarted)
     }
 
     async fn roll_out_kind<K>(

@@ -5,10 +5,10 @@ use crate::support::{aws, testkube, unique};
 use clouder_userdata::Error;
 use clouder_userdata::podspec::{RuntimeUser, runtime_pod_patch};
 use clouder_userdata::secrets::source::{Fetched, KEYVAULT_TOKEN_ENV, Source};
-use clouder_userdata::secrets::store::{Outcome, REVISION_ANNOTATION, SecretStore};
+use clouder_userdata::secrets::store::{Outcome, RESTART_LABEL, REVISION_ANNOTATION, SecretStore};
 use clouder_userdata::secrets::{SECRET_NAME, SIZE_LIMIT, SecretValue};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, PostParams};
 
 fn stdin_value(v: &str) -> Fetched {
@@ -45,6 +45,31 @@ async fn deployment(client: &kube::Client, ns: &str, name: &str, secrets: &[Stri
     .unwrap();
     Api::<Deployment>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+}
+
+/// A runtime pod using API_TOKEN; `restart`: it asks to be restarted on a change.
+async fn runtime_pod(client: &kube::Client, ns: &str, name: &str, restart: bool) {
+    let secrets = ["API_TOKEN".to_string()];
+    let patch = runtime_pod_patch(&RuntimeUser {
+        container: "app",
+        secrets: &secrets,
+        ..Default::default()
+    });
+    let mut spec = patch.spec;
+    spec.containers[0].image = Some("busybox".into());
+    let labels = if restart {
+        serde_json::json!({RESTART_LABEL: "restart"})
+    } else {
+        serde_json::json!({})
+    };
+    let pod: Pod = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": name, "labels": labels}, "spec": spec}),
+    )
+    .unwrap();
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pod)
         .await
         .unwrap();
 }
@@ -89,12 +114,23 @@ async fn set_creates_updates_and_leaves_unchanged_values_alone() {
         "no write"
     );
 
+    runtime_pod(&client, &ns, "warm-1", true).await;
+    runtime_pod(&client, &ns, "warm-2", false).await;
     let (outcome, rolled) = store
         .set("API_TOKEN", &Source::Stdin, stdin_value("two"))
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Updated);
-    assert_eq!(rolled, vec!["deployment/consumer".to_string()]);
+    assert_eq!(rolled, ["deployment/consumer", "pod/warm-1"]);
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    assert!(
+        pods.get_opt("warm-1").await.unwrap().is_none(),
+        "restarted: its owner makes it again"
+    );
+    assert!(
+        pods.get_opt("warm-2").await.unwrap().is_some(),
+        "without the label: values refresh as files"
+    );
     assert!(revision(&client, &ns, "consumer").await.is_some());
     assert_eq!(revision(&client, &ns, "bystander").await, None);
 
