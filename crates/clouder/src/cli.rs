@@ -611,7 +611,8 @@ pub struct ClusterKube {
 
 #[derive(Subcommand, Debug)]
 pub enum Secrets {
-    /// Store a user's secret (the value from stdin unless a source is named; never from an argument).
+    /// Store a user's secret (the value from stdin unless a source is named, one trailing newline
+    /// dropped; never from an argument). An unchanged value writes nothing.
     #[command(
         after_help = "Examples:\n  printf %s \"$TOKEN\" | clouder secrets set demo --user alice API_TOKEN\n  clouder secrets set demo --user alice DB_PASSWORD --from-aws-secret arn:aws:secretsmanager:eu-west-1:123456789012:secret:db\n  clouder secrets set demo --user alice STORAGE_KEY --from-azure-keyvault https://kv.vault.azure.net/secrets/storage"
     )]
