@@ -3,7 +3,7 @@
 
 use crate::manifest::ObjectRef;
 use crate::{Error, Result};
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
@@ -11,6 +11,8 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+
+const EVICTIONS_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct DrainOptions {
@@ -179,7 +181,12 @@ pub async fn drain(
         if moving.is_empty() {
             return Ok(report);
         }
-        let attempts = join_all(moving.iter().map(|pod| evict(client, pod))).await;
+        // Bounded, so the connections are reused rather than one TLS handshake per pod.
+        let attempts: Vec<Result<Eviction>> = stream::iter(&moving)
+            .map(|pod| evict(client, pod))
+            .buffered(EVICTIONS_IN_FLIGHT)
+            .collect()
+            .await;
         let mut refused = Vec::new();
         for (pod, attempt) in moving.iter().zip(attempts) {
             let name = pod_name(pod);
@@ -190,6 +197,7 @@ pub async fn drain(
             }
         }
         report.refusals += refused.len();
+        tracing::debug!(node, evicted = report.evicted.len(), refused = refused.len(), elapsed = ?start.elapsed(), "eviction round");
         if !refused.is_empty() && start.elapsed() >= options.timeout {
             return Err(Error::Timeout {
                 object: Box::new(ObjectRef::new("v1", "Node", None, node)),

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod client;
 pub mod drain;
 pub mod manifest;
+pub mod status;
 pub mod teardown;
 pub mod wait;
 

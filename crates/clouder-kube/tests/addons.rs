@@ -334,3 +334,71 @@ async fn efs_needs_its_file_system_and_gets_an_aws_efs_class() {
         "EFS is never the default class"
     );
 }
+
+#[tokio::test]
+async fn status_reports_nodes_and_addon_health() {
+    let c = cluster().await;
+    let applier = Applier::new(c.client.clone());
+    addons::install(
+        &applier,
+        &[Addon::IngressNginx],
+        &context(Cloud::Aws),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let status = clouder_kube::status::read(&c.client).await.unwrap();
+    let roles: Vec<(&str, &str, bool)> = status
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.role, n.ready))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("cp", "control-plane", true),
+            ("w1", "worker", true),
+            ("w2", "worker", true)
+        ]
+    );
+    assert_eq!(status.addons.len(), 1);
+    let nginx = &status.addons[0];
+    assert_eq!(
+        (nginx.name.as_str(), nginx.healthy),
+        ("ingress-nginx", true),
+        "{nginx:?}"
+    );
+    assert_eq!(
+        nginx.version,
+        addons::Pins::for_minor(36).unwrap().ingress_nginx
+    );
+
+    // A worker going NotReady takes its pods' readiness with it: the addon is reported unhealthy.
+    Kubelet::new(c.client.clone())
+        .set_node_ready("w1", false)
+        .await
+        .unwrap();
+    Kubelet::new(c.client.clone())
+        .set_node_ready("w2", false)
+        .await
+        .unwrap();
+    let mut unhealthy = None;
+    for _ in 0..50 {
+        let s = clouder_kube::status::read(&c.client).await.unwrap();
+        if !s.addons[0].healthy {
+            unhealthy = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = unhealthy.expect("the addon never turned unhealthy");
+    assert!(
+        s.addons[0]
+            .detail
+            .as_ref()
+            .unwrap()
+            .starts_with("Deployment ingress-nginx/ingress-nginx-controller: "),
+        "{s:?}"
+    );
+    assert_eq!(s.nodes.iter().filter(|n| !n.ready).count(), 2);
+}

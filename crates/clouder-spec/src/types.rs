@@ -92,6 +92,10 @@ pub struct ClusterSpec {
     /// Where nodes install their software from; each absent entry takes the upstream default.
     #[serde(default, skip_serializing_if = "Sources::is_default")]
     pub sources: Sources,
+    /// What clouder installs through the Kubernetes API once the cluster is up (the cloud's
+    /// storage and load-balancer integration always; these on request).
+    #[serde(default, skip_serializing_if = "Addons::is_default")]
+    pub addons: Addons,
     /// The shared filesystem for users' folders, as a service of the rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
@@ -159,6 +163,58 @@ pub struct CephStorage {
     /// The CephFS filesystem's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filesystem: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Addons {
+    /// An ingress controller behind the cloud's load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+    /// cert-manager with a ClusterIssuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_manager: Option<CertManager>,
+    /// AWS: EFS CSI with an `aws-efs` class on this file system (`fs-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efs_file_system_id: Option<String>,
+}
+
+impl Addons {
+    fn is_default(&self) -> bool {
+        *self == Addons::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ingress {
+    Nginx,
+    Traefik,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertManager {
+    /// The ClusterIssuer's name.
+    #[serde(default = "default_issuer_name")]
+    pub issuer_name: String,
+    /// `selfSigned`, or `acme` with `email` (and optionally `server`, default Let's Encrypt).
+    pub issuer: IssuerKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+fn default_issuer_name() -> String {
+    "clouder".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum IssuerKind {
+    SelfSigned,
+    Acme,
 }
 
 /// Software sources per node component, for mirrors and air-gapped sites.
@@ -451,6 +507,7 @@ impl Cluster {
                 ssh: Ssh::default(),
                 hosts: Vec::new(),
                 sources: Sources::default(),
+                addons: Addons::default(),
                 storage: None,
             },
         }

@@ -189,6 +189,32 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
             check_apt_source(&format!("spec.sources.{name}.apt"), apt, &mut bad);
         }
     }
+    if let Some(fs) = &spec.addons.efs_file_system_id {
+        if spec.provider != Provider::Aws {
+            bad(
+                "spec.addons.efsFileSystemId",
+                "EFS exists on AWS only".into(),
+            );
+        } else if !fs.starts_with("fs-") || fs.len() < 11 {
+            bad(
+                "spec.addons.efsFileSystemId",
+                format!("`{fs}` is not an EFS file system id (fs-…)"),
+            );
+        }
+    }
+    if let Some(cm) = &spec.addons.cert_manager {
+        if cm.issuer == crate::types::IssuerKind::Acme
+            && !cm.email.as_deref().is_some_and(|e| e.contains('@'))
+        {
+            bad(
+                "spec.addons.certManager.email",
+                "an ACME issuer needs a contact email".into(),
+            );
+        }
+        if let Err(why) = dns_label(&cm.issuer_name, 63) {
+            bad("spec.addons.certManager.issuerName", why);
+        }
+    }
     let alias = IMAGE_ALIASES.contains(&spec.image.as_str());
     match spec.provider {
         Provider::Aws if !alias && !spec.image.starts_with("ami-") => bad(

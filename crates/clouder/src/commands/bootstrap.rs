@@ -186,8 +186,18 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
         }
     }
     let failed = failures.iter().filter(|f| f.is_some()).count();
-    store.put_cluster(&record(if failed == 0 { "ready" } else { "failed" }))?;
+    store.put_cluster(&ClusterRecord {
+        setup_complete: failed == 0 && fetched.is_some(),
+        ..record(if failed == 0 { "ready" } else { "failed" })
+    })?;
     store.unlock(&name, &holder)?;
+    if failed == 0 && fetched.is_some() {
+        // The cluster answers: its addons converge too (reported on stderr, beside the hosts).
+        let outcome = super::kube::converge_addons(home, &cluster).await?;
+        if !g.quiet && !outcome.addons.is_empty() {
+            eprint!("{}", super::kube::render(&outcome));
+        }
+    }
 
     let rows: Vec<Row> = reports
         .iter()

@@ -262,6 +262,13 @@ pub(super) async fn converge(
     run: &RunFlags,
 ) -> Result<()> {
     carry_retired(home, &mut cluster)?;
+    let record = home.store()?.cluster(cluster.name())?;
+    if record
+        .as_ref()
+        .is_some_and(|r| r.status == super::kube::ADOPTED)
+    {
+        return super::kube::apply_adopted(home, g, &cluster, run.dry_run).await;
+    }
     if cluster.spec.provider == Provider::Ssh {
         if run.cost {
             bail!(Usage(

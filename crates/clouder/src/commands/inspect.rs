@@ -234,9 +234,23 @@ struct Info {
     resources: Vec<ResourceRecord>,
     recent_operations: Vec<JournalEntry>,
     next_steps: Vec<String>,
+    /// Nodes and addon health from the cluster's API, when it answers.
+    live: Option<clouder_kube::status::ClusterStatus>,
 }
 
-pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
+/// The cluster's nodes and addons as its API reports them; `None` when it does not answer in time.
+async fn live_status(kubeconfig: &std::path::Path) -> Option<clouder_kube::status::ClusterStatus> {
+    let ask = async {
+        let client = clouder_kube::connect(kubeconfig).await.ok()?;
+        clouder_kube::status::read(&client).await.ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+pub async fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
     let name = resolve_name(home, name)?;
     let store = home.store()?;
     let Some(cluster) = store.cluster(&name)? else {
@@ -260,6 +274,11 @@ pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
         recent_operations: store.journal(&name, 10)?,
         next_steps,
         cluster,
+        live: if kubeconfig.exists() {
+            live_status(&kubeconfig).await
+        } else {
+            None
+        },
     };
     emit(g.output, &info, || {
         let c = &info.cluster;
@@ -284,6 +303,42 @@ pub fn info(home: &Home, g: &Global, name: Option<String>) -> Result<()> {
             .map(|r| vec![r.kind.clone(), r.id.clone(), r.cloud_id.clone()])
             .collect();
         out += &table(&["KIND", "RESOURCE", "CLOUD ID"], &rows);
+        if let Some(live) = &info.live {
+            let nodes: Vec<Vec<String>> = live
+                .nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.role.into(),
+                        if n.ready { "Ready" } else { "NotReady" }.into(),
+                        n.version.clone(),
+                        n.provenance.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            out += "\n";
+            out += &table(&["NODE", "ROLE", "STATUS", "VERSION", "PROVENANCE"], &nodes);
+            let addons: Vec<Vec<String>> = live
+                .addons
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.name.clone(),
+                        a.version.clone(),
+                        if a.healthy {
+                            "healthy".into()
+                        } else {
+                            a.detail.clone().unwrap_or_default()
+                        },
+                    ]
+                })
+                .collect();
+            if !addons.is_empty() {
+                out += "\n";
+                out += &table(&["ADDON", "VERSION", "HEALTH"], &addons);
+            }
+        }
         out += "\nNext steps:\n";
         for step in &info.next_steps {
             out += &format!("  {step}\n");

@@ -11,6 +11,7 @@ use clouder_kube::addons::{self, Addon, Cloud};
 use clouder_kube::{Applier, ObjectRef};
 use clouder_spec::{Cluster, Provider};
 use clouder_state::{ClusterRecord, StateStore, now};
+use kube::api as kube_objects;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,8 +85,142 @@ pub fn addon_context(cluster: &Cluster) -> Result<addons::Context> {
         region: cluster.spec.region.clone().unwrap_or_default(),
         minor: minor(&cluster.spec.kubernetes.version)?,
         azure_cloud_config: None,
-        efs_file_system: None,
+        efs_file_system: cluster.spec.addons.efs_file_system_id.clone(),
     })
+}
+
+/// The addons `cluster`'s spec asks for: the cloud's integration first, then what it names.
+pub fn wanted(cluster: &Cluster) -> Vec<Addon> {
+    let a = &cluster.spec.addons;
+    let mut wanted = addons::cloud_addons(cloud(cluster.spec.provider)).to_vec();
+    if a.efs_file_system_id.is_some() {
+        wanted.push(Addon::AwsEfsCsi);
+    }
+    match a.ingress {
+        Some(clouder_spec::Ingress::Nginx) => wanted.push(Addon::IngressNginx),
+        Some(clouder_spec::Ingress::Traefik) => wanted.push(Addon::IngressTraefik),
+        None => {}
+    }
+    if a.cert_manager.is_some() {
+        wanted.push(Addon::CertManager);
+    }
+    wanted
+}
+
+/// The spec's ClusterIssuer, for its cert-manager.
+fn issuer(cluster: &Cluster) -> Result<Option<Vec<kube_objects::DynamicObject>>> {
+    let Some(cm) = &cluster.spec.addons.cert_manager else {
+        return Ok(None);
+    };
+    let kind = match cm.issuer {
+        clouder_spec::IssuerKind::SelfSigned => addons::Issuer::SelfSigned,
+        clouder_spec::IssuerKind::Acme => addons::Issuer::Acme {
+            server: cm
+                .server
+                .clone()
+                .unwrap_or_else(|| "https://acme-v02.api.letsencrypt.org/directory".into()),
+            email: cm.email.clone().unwrap_or_default(),
+        },
+    };
+    let class = match cluster.spec.addons.ingress {
+        Some(clouder_spec::Ingress::Traefik) => "traefik",
+        _ => "nginx",
+    };
+    Ok(Some(addons::issuer(&cm.issuer_name, &kind, class)?))
+}
+
+#[derive(Serialize)]
+pub struct AddonsOutcome {
+    pub cluster: String,
+    pub addons: Vec<AddonOutcome>,
+}
+
+#[derive(Serialize)]
+pub struct AddonOutcome {
+    pub addon: String,
+    pub created: usize,
+    pub configured: usize,
+    pub unchanged: usize,
+}
+
+fn tally(addon: &str, applied: &[clouder_kube::Applied]) -> AddonOutcome {
+    let count = |o: clouder_kube::Outcome| applied.iter().filter(|a| a.outcome == o).count();
+    AddonOutcome {
+        addon: addon.to_string(),
+        created: count(clouder_kube::Outcome::Created),
+        configured: count(clouder_kube::Outcome::Configured),
+        unchanged: count(clouder_kube::Outcome::Unchanged),
+    }
+}
+
+/// Brings the cluster's addons to what its spec asks for, through its API; waits for rollouts.
+pub async fn converge_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOutcome> {
+    let name = cluster.name().to_string();
+    let client = clouder_kube::connect(&kubeconfig_for(home, &name, None)?).await?;
+    let applier = Applier::new(client);
+    let ctx = addon_context(cluster)?;
+    let installed =
+        addons::install(&applier, &wanted(cluster), &ctx, Duration::from_secs(600)).await?;
+    let mut outcomes: Vec<AddonOutcome> = installed
+        .iter()
+        .map(|i| tally(i.addon.name(), &i.applied))
+        .collect();
+    if let Some(objects) = issuer(cluster)? {
+        outcomes.push(tally("cluster-issuer", &applier.apply(&objects).await?));
+    }
+    Ok(AddonsOutcome {
+        cluster: name,
+        addons: outcomes,
+    })
+}
+
+/// `apply -f` of an adopted cluster: its machines are not clouder's, so only its addons converge.
+pub async fn apply_adopted(
+    home: &Home,
+    g: &Global,
+    cluster: &Cluster,
+    dry_run: bool,
+) -> Result<()> {
+    if dry_run {
+        let names: Vec<&str> = wanted(cluster).iter().map(|a| a.name()).collect();
+        let out = serde_json::json!({"cluster": cluster.name(), "addons": names});
+        return emit(g.output, &out, || {
+            format!(
+                "Would apply to adopted cluster {}: {}\n",
+                cluster.name(),
+                if names.is_empty() {
+                    "no addons".into()
+                } else {
+                    names.join(", ")
+                }
+            )
+        });
+    }
+    let outcome = converge_addons(home, cluster).await?;
+    let store = home.store()?;
+    if let Some(mut record) = store.cluster(cluster.name())? {
+        record.spec = serde_json::to_value(cluster).expect("spec serializes");
+        record.updated_at = now();
+        store.put_cluster(&record)?;
+    }
+    emit(g.output, &outcome, || render(&outcome))
+}
+
+pub fn render(outcome: &AddonsOutcome) -> String {
+    let rows: Vec<Vec<String>> = outcome
+        .addons
+        .iter()
+        .map(|a| {
+            vec![
+                a.addon.clone(),
+                a.created.to_string(),
+                a.configured.to_string(),
+                a.unchanged.to_string(),
+            ]
+        })
+        .collect();
+    format!("Addons of {}:\n", outcome.cluster)
+        + &table(&["ADDON", "CREATED", "CHANGED", "UNCHANGED"], &rows)
 }
 
 /// The pool's machines by private address → index, from the state of the last apply.

@@ -36,7 +36,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Kubeadm::Plan(args) => converge::plan(&home, g, args).await,
             Kubeadm::Terminate(args) => terminate::terminate(&home, g, args).await,
             Kubeadm::Ls(args) => inspect::ls(&home, g, args).await,
-            Kubeadm::Info(args) => inspect::info(&home, g, args.name),
+            Kubeadm::Info(args) => inspect::info(&home, g, args.name).await,
             Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
             Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
             Kubeadm::Schema => inspect::schema(),

@@ -123,6 +123,12 @@ async fn adopt_then_ingress_on_and_off_then_terminate_only_forgets() {
         "{again}"
     );
 
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "info", "legacy", "-o", "json"])).unwrap();
+    assert_eq!(info["live"]["nodes"].as_array().unwrap().len(), 3, "{info}");
+    assert_eq!(info["live"]["addons"][0]["name"], "ingress-nginx", "{info}");
+    assert_eq!(info["live"]["addons"][0]["healthy"], true, "{info}");
+
     // Without a terminal or --force it refuses and deletes nothing.
     let refused = env.run(&["kubeadm", "disable-ingress-nginx", "legacy"]);
     assert_eq!(refused.status.code(), Some(2));
@@ -329,4 +335,103 @@ async fn prune_removes_not_ready_workers_and_their_machines_after_confirmation()
     // Everything Ready: nothing to prune, nothing asked.
     let again = env.ok(&["kubeadm", "prune", name]);
     assert!(again.contains("Nothing to prune"), "{again}");
+}
+
+const SHOP: &str = "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: shop}\nspec:\n  provider: aws\n  region: eu-west-1\n  adminCidrs: [203.0.113.7/32]\n  image: ami-785db401\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_of_an_adopted_cluster_converges_its_addons_from_the_spec() {
+    let (kube, client, _running) = testkube(&[("w1", "10.0.0.1"), ("w2", "10.0.0.2")]).await;
+    let env = Env::new();
+    let file = env.dir.path().join("k.kubeconfig");
+    kube.write_kubeconfig(&file).unwrap();
+    env.ok(&[
+        "kubeadm",
+        "adopt",
+        "shop",
+        "--kubeconfig",
+        file.to_str().unwrap(),
+    ]);
+
+    let spec = write(
+        env.dir.path(),
+        "shop.yaml",
+        &format!(
+            "{SHOP}  addons:\n    ingress: traefik\n    certManager: {{issuer: selfSigned, issuerName: internal}}\n"
+        ),
+    );
+    let first: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "apply",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let addons: Vec<&str> = first["addons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["addon"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        addons,
+        [
+            "aws-ebs-csi",
+            "aws-load-balancer-controller",
+            "ingress-traefik",
+            "cert-manager",
+            "cluster-issuer"
+        ],
+        "{first}"
+    );
+    assert!(
+        first["addons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["created"].as_u64() > Some(0))
+    );
+    let issuers = Api::<kube::api::DynamicObject>::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "cert-manager.io",
+            "v1",
+            "ClusterIssuer",
+        )),
+    );
+    let internal = issuers.get("internal").await.unwrap();
+    assert!(internal.data["spec"]["selfSigned"].is_object());
+
+    let again: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "apply",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    for a in again["addons"].as_array().unwrap() {
+        assert_eq!(
+            (a["created"].as_u64(), a["configured"].as_u64()),
+            (Some(0), Some(0)),
+            "{again}"
+        );
+    }
+
+    // A spec asking for ACME without a contact is refused before anything is applied.
+    let bad = write(
+        env.dir.path(),
+        "bad.yaml",
+        &format!("{SHOP}  addons:\n    certManager: {{issuer: acme}}\n"),
+    );
+    let out = env.run(&["kubeadm", "apply", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad.yaml:") && err.contains("spec.addons.certManager.email"),
+        "{err}"
+    );
 }
