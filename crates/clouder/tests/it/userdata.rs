@@ -9,10 +9,14 @@ use kube::api::Api;
 use std::io::Write;
 use std::process::{Output, Stdio};
 
+/// The fake Key Vault takes any bearer token.
+const KEYVAULT_TOKEN: (&str, &str) = ("CLOUDER_AZURE_KEYVAULT_TOKEN", "test-token");
+
 /// `clouder ARGS` with `input` on stdin.
 fn run_stdin(env: &Env, args: &[&str], input: &[u8]) -> Output {
     let mut child = env
         .command(args)
+        .env(KEYVAULT_TOKEN.0, KEYVAULT_TOKEN.1)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -100,13 +104,45 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     let out = set("SSM_TOKEN", &["--from-ssm", &param], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     keep("set ssm", &out);
+    // Azure Key Vault on the fake's data plane.
+    let vault = fake_arm::Server::start(0, fake_arm::Config::default())
+        .await
+        .unwrap();
+    let kv_put = |value: String| {
+        reqwest::Client::new()
+            .put(format!(
+                "{}/secrets/token?api-version=7.4",
+                vault.endpoint()
+            ))
+            .bearer_auth("t")
+            .json(&serde_json::json!({ "value": value }))
+            .send()
+    };
+    kv_put(format!("{marker}-kv1"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let uri = format!("{}/secrets/token", vault.endpoint());
+    let out = set("KV_TOKEN", &["--from-azure-keyvault", &uri], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    keep("set keyvault", &out);
+
     put(format!("{marker}-ssm2"), true).await.unwrap();
-    let out = env.run(&["secrets", "sync", "ud", "-vvv", "-o", "json"]);
+    kv_put(format!("{marker}-kv2"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let out = env.run_with(
+        &["secrets", "sync", "ud", "-vvv", "-o", "json"],
+        &[KEYVAULT_TOKEN],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         json[0]["updated"],
-        serde_json::json!(["SSM_TOKEN"]),
+        serde_json::json!(["KV_TOKEN", "SSM_TOKEN"]),
         "{json}"
     );
     keep("sync", &out);
@@ -121,7 +157,7 @@ async fn secret_values_appear_nowhere_but_the_secret() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["API_TOKEN", "FROM_FILE", "SSM_TOKEN"]);
+    assert_eq!(names, ["API_TOKEN", "FROM_FILE", "KV_TOKEN", "SSM_TOKEN"]);
     keep("ls", &out);
     let out = env.run(&["secrets", "ls", "ud", "--user", "alice", "-vvv"]);
     assert!(
@@ -154,13 +190,22 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     // A long-running sync: its arguments and its children's.
     let mut child = env
         .command(&["secrets", "sync", "ud", "--interval", "1", "-vvv"])
+        .env(KEYVAULT_TOKEN.0, KEYVAULT_TOKEN.1)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "sync --interval keeps running"
+    );
     let pid = child.id();
     let mut cmdlines = vec![std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()];
+    assert!(
+        contains(&cmdlines[0], "--interval"),
+        "the running sync's own arguments were read"
+    );
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
@@ -203,6 +248,7 @@ async fn secret_values_appear_nowhere_but_the_secret() {
     assert_eq!(data["API_TOKEN"].0, format!("{marker}-stdin").into_bytes());
     assert_eq!(data["FROM_FILE"].0, format!("{marker}-file").into_bytes());
     assert_eq!(data["SSM_TOKEN"].0, format!("{marker}-ssm2").into_bytes());
+    assert_eq!(data["KV_TOKEN"].0, format!("{marker}-kv2").into_bytes());
     assert!(!data.contains_key("BIG"));
 }
 
