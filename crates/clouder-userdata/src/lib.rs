@@ -3,6 +3,7 @@
 //! one function that builds a runtime pod's share of all that (`podspec`).
 
 pub mod agent;
+pub mod attacher;
 pub mod podspec;
 pub mod secrets;
 pub mod storage;

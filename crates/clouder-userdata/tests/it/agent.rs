@@ -190,3 +190,132 @@ fn refusals_mount_nothing() {
     }
     assert!(!lab.mounts.path().join("etc").exists() && !Path::new("/etc/work").exists());
 }
+
+/// The process of "container" `c1`, as the CRI would name it.
+struct OnePid(u32);
+
+#[async_trait::async_trait]
+impl clouder_userdata::attacher::Pids for OnePid {
+    async fn pid(&self, container_id: &str) -> Result<u32, Error> {
+        match container_id {
+            "c1" => Ok(self.0),
+            other => Err(Error::Failed(format!("no container {other}"))),
+        }
+    }
+}
+
+/// A running pod on node n1 whose container `app` is CRI container `c1`.
+async fn runtime_pod(
+    client: &kube::Client,
+    name: &str,
+) -> kube::Api<k8s_openapi::api::core::v1::Pod> {
+    use kube::api::{Patch, PatchParams, PostParams};
+    let pods = kube::Api::namespaced(client.clone(), "default");
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "runtime:1"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = serde_json::json!({"status": {"phase": "Running", "containerStatuses": [{
+        "name": "app", "ready": true, "restartCount": 0, "image": "runtime:1", "imageID": "i",
+        "containerID": "containerd://c1", "state": {"running": {"startedAt": "2026-11-25T18:00:00Z"}},
+    }]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    pods
+}
+
+async fn assign(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name: &str, user: Option<&str>) {
+    let patch = serde_json::json!({"metadata": {"annotations": {"clouder.io/user": user}}});
+    pods.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+}
+
+async fn annotation(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    key: &str,
+) -> Option<String> {
+    pods.get(name)
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .and_then(|a| a.get(key).cloned())
+}
+
+#[tokio::test]
+async fn the_agent_loop_attaches_assigned_users_and_detaches_when_they_go() {
+    use clouder_userdata::attacher::{ATTACHED_ANNOTATION, Agent, REFUSED_ANNOTATION};
+    let (_kube, client) = crate::support::testkube(false).await;
+    let lab = Lab::new();
+    let proc = Contained::start().expect("a process in its own mount namespace (needs root)");
+    let pids = OnePid(proc.pid());
+    let agent = Agent {
+        client: client.clone(),
+        node: "n1".into(),
+        policy: lab.policy(),
+        mount_path: lab.target(),
+        pids: &pids,
+    };
+    let pods = runtime_pod(&client, "warm-0").await;
+    assert!(
+        agent.reconcile().await.unwrap().is_empty(),
+        "an unassigned pod is left alone"
+    );
+
+    assign(&pods, "warm-0", Some("alice")).await;
+    std::fs::write(lab.alice().join("hello"), "from the shared filesystem").unwrap();
+    assert_eq!(
+        agent.reconcile().await.unwrap(),
+        ["attached default/warm-0 alice"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(proc.sees(&lab.target()).join("hello")).unwrap(),
+        "from the shared filesystem"
+    );
+    assert_eq!(
+        annotation(&pods, "warm-0", ATTACHED_ANNOTATION)
+            .await
+            .as_deref(),
+        Some("alice")
+    );
+    assert!(
+        agent.reconcile().await.unwrap().is_empty(),
+        "settled: nothing to do"
+    );
+
+    assign(&pods, "warm-0", None).await;
+    assert_eq!(
+        agent.reconcile().await.unwrap(),
+        ["detached default/warm-0 alice"]
+    );
+    assert!(!proc.sees(&lab.target()).join("hello").exists());
+    assert_eq!(annotation(&pods, "warm-0", ATTACHED_ANNOTATION).await, None);
+
+    // A user over quota is refused, with the reason on the pod and nothing mounted.
+    let folders = clouder_userdata::storage::folders::Folders::open(lab.storage.path(), 0).unwrap();
+    let bob = folders.create("bob", 1024).unwrap();
+    std::fs::write(bob.path.join("big"), vec![0u8; 64 * 1024]).unwrap();
+    let before = proc.mountinfo();
+    assign(&pods, "warm-0", Some("bob")).await;
+    let done = agent.reconcile().await.unwrap();
+    assert!(
+        done[0].starts_with("refused default/warm-0 bob"),
+        "{done:?}"
+    );
+    assert!(
+        annotation(&pods, "warm-0", REFUSED_ANNOTATION)
+            .await
+            .unwrap()
+            .contains("over quota")
+    );
+    assert_eq!(proc.mountinfo(), before);
+}
