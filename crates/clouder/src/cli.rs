@@ -784,6 +784,37 @@ pub enum NodeAgent {
     Attach(AttachArgs),
     /// Take an attached folder out of a running container.
     Detach(DetachArgs),
+    /// The DaemonSet's loop: attach users' folders to the runtime pods assigned to them on this node.
+    #[command(
+        after_help = "A pod is assigned by its annotation clouder.io/user=USER; the agent records clouder.io/attached.\nExample:\n  clouder node-agent run --node \"$NODE_NAME\" --storage-root /mnt/clouder-userdata --mount-path /home/user"
+    )]
+    Run(AgentRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentRunArgs {
+    /// This node's name.
+    #[arg(long, env = "NODE_NAME")]
+    pub node: String,
+    /// The node's mount of the shared filesystem (holds users/USER).
+    #[arg(
+        long,
+        env = "CLOUDER_STORAGE_ROOT",
+        default_value = "/mnt/clouder-userdata"
+    )]
+    pub storage_root: PathBuf,
+    /// Where a user's folder goes in the container (as a new pod's mount).
+    #[arg(long, default_value = "/home/user")]
+    pub mount_path: PathBuf,
+    /// The container runtime's CRI socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub cri_socket: PathBuf,
+    /// A kubeconfig (default: the pod's service account).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Seconds between passes.
+    #[arg(long, default_value_t = 2)]
+    pub interval: u64,
 }
 
 #[derive(Args, Debug)]

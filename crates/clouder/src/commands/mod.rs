@@ -82,7 +82,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
         Command::Secrets(c) => secrets::run(&home, g, c).await,
         Command::Storage(c) => storage::run(g, c),
-        Command::NodeAgent(c) => node_agent::run(c),
+        Command::NodeAgent(c) => node_agent::run(c).await,
     }
 }
 
