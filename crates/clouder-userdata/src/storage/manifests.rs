@@ -27,6 +27,17 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The NFS server and exported path.
+    pub fn export(&self) -> (String, String) {
+        match self {
+            Backend::InCluster { .. } => (
+                format!("{SERVER}.{NAMESPACE}.svc.cluster.local"),
+                "/".to_string(),
+            ),
+            Backend::Existing { server, path } => (server.clone(), path.clone()),
+        }
+    }
+
     /// The backend the spec's `storage:` section names (checked by clouder-spec already).
     pub fn from_spec(storage: &clouder_spec::Storage) -> Result<Backend, Error> {
         let nfs = storage.nfs.as_ref().ok_or_else(|| {
@@ -61,33 +72,33 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
         "kind": "Namespace",
         "metadata": {"name": NAMESPACE, "labels": {"clouder.io/managed": "true"}},
     })];
-    let (server, path) = match backend {
-        Backend::InCluster {
-            storage_class,
-            size,
-            image,
-        } => {
-            objects.push(json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": SERVER, "namespace": NAMESPACE, "labels": labels},
-                "spec": {
-                    "selector": {"app.kubernetes.io/name": SERVER},
-                    "ports": [
-                        {"name": "nfs", "port": 2049, "protocol": "TCP"},
-                        {"name": "mountd", "port": 20048, "protocol": "TCP"},
-                        {"name": "rpcbind", "port": 111, "protocol": "TCP"},
-                    ],
-                },
-            }));
-            let mut disk = json!({
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": size}},
-            });
-            if let Some(class) = storage_class {
-                disk["storageClassName"] = json!(class);
-            }
-            objects.push(json!({
+    if let Backend::InCluster {
+        storage_class,
+        size,
+        image,
+    } = backend
+    {
+        objects.push(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": SERVER, "namespace": NAMESPACE, "labels": labels},
+            "spec": {
+                "selector": {"app.kubernetes.io/name": SERVER},
+                "ports": [
+                    {"name": "nfs", "port": 2049, "protocol": "TCP"},
+                    {"name": "mountd", "port": 20048, "protocol": "TCP"},
+                    {"name": "rpcbind", "port": 111, "protocol": "TCP"},
+                ],
+            },
+        }));
+        let mut disk = json!({
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size}},
+        });
+        if let Some(class) = storage_class {
+            disk["storageClassName"] = json!(class);
+        }
+        objects.push(json!({
                 "apiVersion": "apps/v1",
                 "kind": "StatefulSet",
                 "metadata": {"name": SERVER, "namespace": NAMESPACE, "labels": labels},
@@ -119,13 +130,8 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
                     }],
                 },
             }));
-            (
-                format!("{SERVER}.{NAMESPACE}.svc.cluster.local"),
-                "/".to_string(),
-            )
-        }
-        Backend::Existing { server, path } => (server.clone(), path.clone()),
-    };
+    }
+    let (server, path) = backend.export();
     objects.push(json!({
         "apiVersion": "v1",
         "kind": "PersistentVolume",
@@ -153,4 +159,70 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
         },
     }));
     objects
+}
+
+/// Where the agent's container sees the shared filesystem.
+pub const AGENT_STORAGE_ROOT: &str = "/mnt/clouder-userdata";
+const AGENT: &str = "clouder-node-agent";
+
+/// The node agent: a DaemonSet (host PID namespace and privileges to enter containers' mount
+/// namespaces, the shared filesystem mounted over NFS, the CRI socket) with a service account
+/// that may read and annotate pods.
+pub fn node_agent(backend: &Backend, image: &str, mount_path: &str) -> Vec<Value> {
+    let (server, path) = backend.export();
+    let labels =
+        json!({"app.kubernetes.io/name": AGENT, "app.kubernetes.io/managed-by": "clouder"});
+    vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": AGENT, "namespace": NAMESPACE},
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": AGENT},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": AGENT},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AGENT},
+            "subjects": [{"kind": "ServiceAccount", "name": AGENT, "namespace": NAMESPACE}],
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": AGENT, "namespace": NAMESPACE, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": AGENT,
+                        // Container processes must be visible in /proc.
+                        "hostPID": true,
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [{
+                            "name": "agent",
+                            "image": image,
+                            "args": ["node-agent", "run", "--mount-path", mount_path, "--storage-root", AGENT_STORAGE_ROOT],
+                            "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                            // setns into other mount namespaces needs CAP_SYS_ADMIN and CAP_SYS_CHROOT.
+                            "securityContext": {"privileged": true},
+                            "volumeMounts": [
+                                {"name": "userdata", "mountPath": AGENT_STORAGE_ROOT},
+                                {"name": "cri", "mountPath": "/run/containerd/containerd.sock"},
+                            ],
+                        }],
+                        "volumes": [
+                            {"name": "userdata", "nfs": {"server": server, "path": path}},
+                            {"name": "cri", "hostPath": {"path": "/run/containerd/containerd.sock", "type": "Socket"}},
+                        ],
+                    },
+                },
+            },
+        }),
+    ]
 }

@@ -187,3 +187,59 @@ async fn manifests_are_golden_and_apply() {
         assert_eq!(pvc.spec.unwrap().volume_name.as_deref(), Some(CLAIM));
     }
 }
+
+#[tokio::test]
+async fn the_node_agent_runs_on_every_node() {
+    use clouder_testkube::{Kubelet, NodeConfig};
+    let (kube, client) = testkube(true).await;
+    let kubelet = Kubelet::new(kube.client().await.unwrap());
+    for node in ["n1", "n2"] {
+        kubelet.register(&NodeConfig::new(node)).await.unwrap();
+    }
+    kubelet
+        .register(&NodeConfig::new("cp").taint(
+            "node-role.kubernetes.io/control-plane",
+            "",
+            "NoSchedule",
+        ))
+        .await
+        .unwrap();
+    let backend = Backend::Existing {
+        server: "10.0.0.5".into(),
+        path: "/exports".into(),
+    };
+    let objects =
+        clouder_userdata::storage::manifests::node_agent(&backend, "clouder:dev", "/home/user");
+    insta::assert_yaml_snapshot!("node_agent", objects);
+    let mut all = render(&backend, "1Ti", "runtimes")[..1].to_vec();
+    all.extend(objects);
+    let all: Vec<kube::api::DynamicObject> = all
+        .into_iter()
+        .map(|o| serde_json::from_value(o).unwrap())
+        .collect();
+    clouder_kube::Applier::new(client.clone())
+        .apply(&all)
+        .await
+        .unwrap();
+    // One agent pod per node, control plane included (it tolerates every taint).
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client, "clouder-storage");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut nodes: Vec<String>;
+    loop {
+        nodes = pods
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|p| p.spec?.node_name)
+            .collect();
+        nodes.sort();
+        if nodes.len() == 3 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(nodes, ["cp", "n1", "n2"]);
+}
