@@ -792,17 +792,23 @@ pub enum NodeAgent {
 }
 
 #[derive(Args, Debug)]
-pub struct AgentRunArgs {
-    /// This node's name.
-    #[arg(long, env = "NODE_NAME")]
-    pub node: String,
-    /// The node's mount of the shared filesystem (holds users/USER).
+pub struct NodeStorageRoot {
+    /// The node's mount of the shared filesystem (it holds users/USER); sources must be under it.
     #[arg(
         long,
         env = "CLOUDER_STORAGE_ROOT",
         default_value = "/mnt/clouder-userdata"
     )]
     pub storage_root: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentRunArgs {
+    /// This node's name.
+    #[arg(long, env = "NODE_NAME")]
+    pub node: String,
+    #[command(flatten)]
+    pub storage: NodeStorageRoot,
     /// Where a user's folder goes in the container (as a new pod's mount).
     #[arg(long, default_value = "/home/user")]
     pub mount_path: PathBuf,
@@ -819,13 +825,8 @@ pub struct AgentRunArgs {
 
 #[derive(Args, Debug)]
 pub struct AgentPolicyFlags {
-    /// The node's mount of the shared filesystem; sources must be under it.
-    #[arg(
-        long,
-        env = "CLOUDER_STORAGE_ROOT",
-        default_value = "/mnt/clouder-userdata"
-    )]
-    pub storage_root: PathBuf,
+    #[command(flatten)]
+    pub storage: NodeStorageRoot,
     /// Targets must be under this path inside the container.
     #[arg(long, default_value = "/home")]
     pub mount_root: PathBuf,

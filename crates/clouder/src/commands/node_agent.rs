@@ -40,7 +40,7 @@ pub async fn run(command: NodeAgent) -> Result<()> {
 
 fn policy(flags: &AgentPolicyFlags) -> Policy {
     Policy {
-        storage_root: flags.storage_root.clone(),
+        storage_root: flags.storage.storage_root.clone(),
         mount_root: flags.mount_root.clone(),
         cgroup_marker: (!flags.cgroup_marker.is_empty()).then(|| flags.cgroup_marker.clone()),
         quota_bytes: None,
@@ -62,7 +62,7 @@ async fn run_loop(a: AgentRunArgs) -> Result<()> {
         client,
         node: a.node.clone(),
         policy: Policy {
-            storage_root: a.storage_root.clone(),
+            storage_root: a.storage.storage_root.clone(),
             // Only the mount path itself (and below) may be a target.
             mount_root: a.mount_path.clone(),
             cgroup_marker: Some("kubepods".into()),
