@@ -17,6 +17,10 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 # Booted lab hosts reach the Debian registry through a NAT on this machine.
 [ -x /usr/sbin/iptables ] || missing+=(iptables)
 command -v openssl >/dev/null || missing+=(openssl)
+# User storage: the node agent's tests enter mount namespaces (unshare, nsenter); quotas are
+# tried for real on a loop-mounted XFS (mkfs.xfs, xfs_quota).
+command -v nsenter >/dev/null || missing+=(util-linux)
+command -v mkfs.xfs >/dev/null || missing+=(xfsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -96,6 +96,73 @@ pub struct ClusterSpec {
     /// storage and load-balancer integration always; these on request).
     #[serde(default, skip_serializing_if = "Addons::is_default")]
     pub addons: Addons,
+    /// The shared filesystem for users' folders, as a service of the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+}
+
+/// The shared filesystem: one of `nfs` or `ceph`, and how user folders sit on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Storage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<NfsStorage>,
+    /// Rook Ceph (CephFS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceph: Option<CephStorage>,
+    /// Size of the one ReadWriteMany claim that holds every folder.
+    #[serde(default = "default_storage_capacity")]
+    pub capacity: String,
+    /// Namespace of the runtime pods, where the claim is made.
+    #[serde(default = "default_storage_namespace")]
+    pub namespace: String,
+    /// Where a user's folder appears in a runtime container.
+    #[serde(default = "default_storage_mount_path")]
+    pub mount_path: String,
+    /// The runtime's group: owns the folders, and pods run with it as `fsGroup`.
+    #[serde(default = "default_storage_fs_group")]
+    pub fs_group: i64,
+    /// A new user's quota.
+    #[serde(default = "default_storage_quota")]
+    pub default_quota: String,
+}
+
+/// NFS: one of `inCluster` or `existing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NfsStorage {
+    /// An NFS server in the cluster on a cloud disk (EBS gp3, Azure Disk), XFS with project quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_cluster: Option<NfsInCluster>,
+    /// An export that exists: AWS EFS, Azure Files NFS, any NFS server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<NfsExport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NfsInCluster {
+    /// The disk's StorageClass; absent: the cluster's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// The disk's size.
+    pub size: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NfsExport {
+    pub server: String,
+    /// The exported path (absolute).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CephStorage {
+    /// The CephFS filesystem's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -359,6 +426,21 @@ fn default_os_disk_gb() -> u32 {
 fn default_k8s_version() -> String {
     DEFAULT_VERSION.to_string()
 }
+fn default_storage_capacity() -> String {
+    "1Ti".into()
+}
+fn default_storage_namespace() -> String {
+    "runtimes".into()
+}
+fn default_storage_mount_path() -> String {
+    "/home/user".into()
+}
+fn default_storage_fs_group() -> i64 {
+    100
+}
+fn default_storage_quota() -> String {
+    "10Gi".into()
+}
 fn default_image() -> String {
     "Ubuntu2404".to_string()
 }
@@ -426,6 +508,7 @@ impl Cluster {
                 hosts: Vec::new(),
                 sources: Sources::default(),
                 addons: Addons::default(),
+                storage: None,
             },
         }
     }

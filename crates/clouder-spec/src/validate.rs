@@ -1,6 +1,6 @@
 //! Semantic checks that serde cannot express; each problem is a (field path, message) pair.
 
-use crate::{API_VERSION, AptSource, Cluster, Provider, Role, Source};
+use crate::{API_VERSION, AptSource, Cluster, Provider, Role, Source, Storage};
 use ipnet::Ipv4Net;
 
 pub type Problems = Vec<(String, String)>;
@@ -240,7 +240,86 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
         );
     }
 
+    if let Some(storage) = &spec.storage {
+        check_storage(storage, &mut bad);
+    }
+
     if p.is_empty() { Ok(()) } else { Err(p) }
+}
+
+/// One backend, sizes Kubernetes understands, a plain absolute mount path.
+fn check_storage(storage: &Storage, bad: &mut impl FnMut(&str, String)) {
+    match (&storage.nfs, &storage.ceph) {
+        (Some(_), Some(_)) => bad("spec.storage", "choose one of `nfs` or `ceph`".into()),
+        (None, None) => bad("spec.storage", "needs `nfs` or `ceph`".into()),
+        (Some(nfs), None) => match (&nfs.in_cluster, &nfs.existing) {
+            (Some(server), None) => {
+                if let Err(why) = quantity(&server.size) {
+                    bad("spec.storage.nfs.inCluster.size", why);
+                }
+            }
+            (None, Some(export)) => {
+                if export.server.trim().is_empty() {
+                    bad(
+                        "spec.storage.nfs.existing.server",
+                        "must not be empty".into(),
+                    );
+                }
+                if !plain_absolute(&export.path) {
+                    bad(
+                        "spec.storage.nfs.existing.path",
+                        format!("`{}` is not an absolute path without `..`", export.path),
+                    );
+                }
+            }
+            _ => bad(
+                "spec.storage.nfs",
+                "choose one of `inCluster` or `existing`".into(),
+            ),
+        },
+        (None, Some(_)) => {}
+    }
+    for (path, value) in [
+        ("spec.storage.capacity", &storage.capacity),
+        ("spec.storage.defaultQuota", &storage.default_quota),
+    ] {
+        if let Err(why) = quantity(value) {
+            bad(path, why);
+        }
+    }
+    if let Err(why) = dns_label(&storage.namespace, 63) {
+        bad("spec.storage.namespace", why);
+    }
+    if !plain_absolute(&storage.mount_path) || storage.mount_path == "/" {
+        bad(
+            "spec.storage.mountPath",
+            format!(
+                "`{}` is not an absolute path below / without `..`",
+                storage.mount_path
+            ),
+        );
+    }
+    if !(1..=i64::from(i32::MAX)).contains(&storage.fs_group) {
+        bad(
+            "spec.storage.fsGroup",
+            format!("{} is not a group id (1 to 2147483647)", storage.fs_group),
+        );
+    }
+}
+
+/// A size as Kubernetes writes it: digits and an optional binary or decimal suffix.
+fn quantity(value: &str) -> Result<(), String> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &value[digits.len()..];
+    let units = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "k", "M", "G", "T", "P"];
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !units.contains(&unit) {
+        return Err(format!("`{value}` is not a size (e.g. 500Gi, 1Ti)"));
+    }
+    Ok(())
+}
+
+fn plain_absolute(path: &str) -> bool {
+    path.starts_with('/') && !path.split('/').any(|part| part == ".." || part == ".")
 }
 
 /// `provider: ssh` clusters name their machines; cloud clusters must not.

@@ -180,3 +180,44 @@ fn package_sources_are_checked_before_any_host_is_touched() {
     }
     assert_eq!(errors.0.len(), 3, "{shown}");
 }
+
+#[test]
+fn storage_is_checked_with_its_place() {
+    let ok = format!(
+        "{MINIMAL}  storage:\n    nfs:\n      inCluster: {{storageClass: gp3, size: 500Gi}}\n"
+    );
+    let cluster = parse("ok.yaml", &ok).unwrap();
+    let storage = cluster.spec.storage.unwrap();
+    assert_eq!(
+        (
+            storage.capacity.as_str(),
+            storage.mount_path.as_str(),
+            storage.fs_group,
+            storage.namespace.as_str()
+        ),
+        ("1Ti", "/home/user", 100, "runtimes")
+    );
+    let bad = format!(
+        "{MINIMAL}  storage:\n    nfs:\n      existing: {{server: fs-1.efs.eu-west-1.amazonaws.com, path: exports}}\n    capacity: lots\n    mountPath: /home/../etc\n    fsGroup: 0\n"
+    );
+    let shown = parse("bad.yaml", &bad).unwrap_err().to_string();
+    for expected in [
+        "bad.yaml:10:66: spec.storage.nfs.existing.path: `exports` is not an absolute path",
+        "bad.yaml:11:15: spec.storage.capacity: `lots` is not a size",
+        "bad.yaml:12:16: spec.storage.mountPath",
+        "bad.yaml:13:14: spec.storage.fsGroup: 0 is not a group id",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing `{expected}` in:\n{shown}"
+        );
+    }
+    let both = format!(
+        "{MINIMAL}  storage:\n    nfs: {{existing: {{server: s, path: /}}}}\n    ceph: {{}}\n"
+    );
+    let shown = parse("both.yaml", &both).unwrap_err().to_string();
+    assert!(
+        shown.contains("both.yaml:8:3: spec.storage: choose one of `nfs` or `ceph`"),
+        "{shown}"
+    );
+}

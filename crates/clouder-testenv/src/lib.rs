@@ -1,10 +1,12 @@
 //! Real peers for tests, started and stopped by the tests themselves: SSH hosts in network
-//! namespaces, an OCI registry (and images pushed to it), HTTPS endpoints with a test CA.
+//! namespaces, an OCI registry (and images pushed to it), HTTPS endpoints with a test CA, the moto
+//! server.
 //! Needs root and what `scripts/peers.sh` installs.
 
 pub mod endpoint;
 pub mod images;
 pub mod lab;
+pub mod moto;
 pub mod registry;
 
 pub use lab::Lab;

@@ -72,6 +72,15 @@ pub enum Command {
     /// Checkpoint running containers into OCI images, list them, restore them.
     #[command(subcommand)]
     Checkpoint(Checkpoint),
+    /// A user's secrets, injected into their runtime pods as variables and files.
+    #[command(subcommand)]
+    Secrets(Secrets),
+    /// Per-user folders on the cluster's shared filesystem.
+    #[command(subcommand)]
+    Storage(Storage),
+    /// On a node: bind a user's folder into a running container, or take it out.
+    #[command(subcommand)]
+    NodeAgent(NodeAgent),
     /// Roll out the platform's services (a services file) wave by wave, behind health gates.
     #[command(subcommand)]
     Services(Services),
@@ -827,4 +836,264 @@ pub struct ByocControllerArgs {
     /// One round, print what it saw, and exit.
     #[arg(long)]
     pub once: bool,
+}
+
+/// Which cluster a user-data command talks to.
+#[derive(Args, Debug)]
+pub struct ClusterKube {
+    /// The cluster.
+    pub cluster: String,
+    /// Use this kubeconfig instead of the cluster's own.
+    #[arg(long, env = "CLOUDER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Secrets {
+    /// Store a user's secret (the value from stdin unless a source is named, one trailing newline
+    /// dropped; never from an argument). An unchanged value writes nothing.
+    #[command(
+        after_help = "Examples:\n  printf %s \"$TOKEN\" | clouder secrets set demo --user alice API_TOKEN\n  clouder secrets set demo --user alice DB_PASSWORD --from-aws-secret arn:aws:secretsmanager:eu-west-1:123456789012:secret:db\n  clouder secrets set demo --user alice STORAGE_KEY --from-azure-keyvault https://kv.vault.azure.net/secrets/storage"
+    )]
+    Set(SecretsSetArgs),
+    /// A user's secrets: names, sources, versions, update times (never values).
+    Ls(SecretsUserArgs),
+    /// Remove a user's secret.
+    Rm(SecretsRmArgs),
+    /// Read every source again; store new versions and roll out the workloads that use them.
+    #[command(
+        after_help = "Examples:\n  clouder secrets sync demo\n  clouder secrets sync demo --user alice --interval 300"
+    )]
+    Sync(SecretsSyncArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SecretsUserArgs {
+    #[command(flatten)]
+    pub target: ClusterKube,
+    /// The user.
+    #[arg(long)]
+    pub user: String,
+}
+
+#[derive(Args, Debug)]
+#[group(id = "source", multiple = false)]
+pub struct SecretSourceFlags {
+    /// Read the value from this file.
+    #[arg(long, group = "source")]
+    pub from_file: Option<PathBuf>,
+    /// An AWS Secrets Manager secret (ARN or name).
+    #[arg(long, group = "source")]
+    pub from_aws_secret: Option<String>,
+    /// An SSM Parameter Store parameter (name or ARN).
+    #[arg(long, group = "source")]
+    pub from_ssm: Option<String>,
+    /// An Azure Key Vault secret URI.
+    #[arg(long, group = "source")]
+    pub from_azure_keyvault: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretsSetArgs {
+    #[command(flatten)]
+    pub user: SecretsUserArgs,
+    /// The secret's name, which is the variable's name.
+    pub name: String,
+    #[command(flatten)]
+    pub source: SecretSourceFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretsRmArgs {
+    #[command(flatten)]
+    pub user: SecretsUserArgs,
+    /// The secret's name.
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretsSyncArgs {
+    #[command(flatten)]
+    pub target: ClusterKube,
+    /// Only this user (default: every user with secrets).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Keep syncing, every this many seconds.
+    #[arg(long)]
+    pub interval: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Storage {
+    /// Per-user folders on the shared filesystem.
+    #[command(subcommand)]
+    User(StorageUser),
+    /// Used and quota bytes per user.
+    Usage(StorageRootArgs),
+    /// The pod-spec patch a runtime pod of USER gets (folder, fsGroup).
+    #[command(after_help = "Example:\n  clouder storage mount-spec demo alice -o yaml")]
+    MountSpec(MountSpecArgs),
+}
+
+/// Where the shared filesystem is mounted where this command runs (a node, or the NFS server).
+#[derive(Args, Debug)]
+pub struct StorageRootArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The shared filesystem's mount.
+    #[arg(long, env = "CLOUDER_STORAGE_ROOT")]
+    pub root: PathBuf,
+    /// The runtime's group, which owns the folders.
+    #[arg(long, default_value_t = 100)]
+    pub fs_group: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct StorageUserArgs {
+    #[command(flatten)]
+    pub storage: StorageRootArgs,
+    /// The user.
+    pub user: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageUser {
+    /// Make a user's folder with a quota.
+    #[command(
+        after_help = "Example:\n  clouder storage user create demo alice --quota 10Gi --root /srv/userdata"
+    )]
+    Create(StorageQuotaArgs),
+    /// Every user's folder.
+    Ls(StorageRootArgs),
+    /// One user's folder.
+    Show(StorageUserArgs),
+    /// Change a user's quota.
+    Resize(StorageQuotaArgs),
+    /// Remove a user's folder: kept for the grace period unless --purge.
+    Rm(StorageRmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StorageQuotaArgs {
+    #[command(flatten)]
+    pub user: StorageUserArgs,
+    /// The quota (e.g. 10Gi).
+    #[arg(long, default_value = "10Gi")]
+    pub quota: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StorageRmArgs {
+    #[command(flatten)]
+    pub user: StorageUserArgs,
+    /// Delete now instead of keeping the folder for the grace period.
+    #[arg(long)]
+    pub purge: bool,
+    /// Days to keep the folder before it is purged.
+    #[arg(long, default_value_t = 7)]
+    pub grace_days: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct MountSpecArgs {
+    /// The cluster.
+    pub cluster: String,
+    /// The user.
+    pub user: String,
+    /// The container to patch.
+    #[arg(long, default_value = "runtime")]
+    pub container: String,
+    /// The ReadWriteMany claim that holds the folders.
+    #[arg(long, default_value = "clouder-userdata")]
+    pub claim: String,
+    /// Where the folder appears in the container.
+    #[arg(long, default_value = "/home/user")]
+    pub mount_path: String,
+    /// The runtime's group.
+    #[arg(long, default_value_t = 100)]
+    pub fs_group: i64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeAgent {
+    /// Bind a folder of the shared filesystem into a running container's mount namespace.
+    #[command(
+        after_help = "Example:\n  clouder node-agent attach --pid 4242 --source /mnt/userdata/users/alice --target /home/user"
+    )]
+    Attach(AttachArgs),
+    /// Take an attached folder out of a running container.
+    Detach(DetachArgs),
+    /// The DaemonSet's loop: attach users' folders to the runtime pods assigned to them on this node.
+    #[command(
+        after_help = "A pod is assigned by its annotation clouder.io/user=USER; the agent records clouder.io/attached.\nExample:\n  clouder node-agent run --node \"$NODE_NAME\" --storage-root /mnt/clouder-userdata --mount-path /home/user"
+    )]
+    Run(AgentRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeStorageRoot {
+    /// The node's mount of the shared filesystem (it holds users/USER); sources must be under it.
+    #[arg(
+        long,
+        env = "CLOUDER_STORAGE_ROOT",
+        default_value = "/mnt/clouder-userdata"
+    )]
+    pub storage_root: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentRunArgs {
+    /// This node's name.
+    #[arg(long, env = "NODE_NAME")]
+    pub node: String,
+    #[command(flatten)]
+    pub storage: NodeStorageRoot,
+    /// Where a user's folder goes in the container (as a new pod's mount).
+    #[arg(long, default_value = "/home/user")]
+    pub mount_path: PathBuf,
+    /// The container runtime's CRI socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub cri_socket: PathBuf,
+    /// A kubeconfig (default: the pod's service account).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Seconds between passes.
+    #[arg(long, default_value_t = 2)]
+    pub interval: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentPolicyFlags {
+    #[command(flatten)]
+    pub storage: NodeStorageRoot,
+    /// Targets must be under this path inside the container.
+    #[arg(long, default_value = "/home")]
+    pub mount_root: PathBuf,
+    /// The process's cgroup must name this (a pod's container: kubepods); empty to skip.
+    #[arg(long, default_value = "kubepods")]
+    pub cgroup_marker: String,
+    /// The pid of a container process on this node.
+    #[arg(long)]
+    pub pid: u32,
+    /// Where the folder goes inside the container.
+    #[arg(long)]
+    pub target: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub policy: AgentPolicyFlags,
+    /// The folder to bind (under the storage root).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// Refuse when the folder uses more than this (e.g. 10Gi).
+    #[arg(long)]
+    pub quota: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    pub policy: AgentPolicyFlags,
 }

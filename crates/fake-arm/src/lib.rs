@@ -9,9 +9,11 @@
 //!   (`InvalidResourceReference`), a public IP or NIC serves one owner, a resource in use cannot
 //!   be deleted (`InUseSubnetCannotBeDeleted`, `PublicIPAddressCannotBeDeleted`, `NicInUse`, ...),
 //!   a missing resource group is `ResourceGroupNotFound`; errors use ARM's `{"error":{code,message}}`.
+//! - Key Vault's secrets data plane at the server's root (`keyvault`), for secret sources.
 //! - Fault knobs ([`Config`], also `PUT /fake/config`): 429 with `Retry-After`, 500s, 409
 //!   `AnotherOperationInProgress`, and a fixed latency per request.
 
+mod keyvault;
 mod kinds;
 mod store;
 
@@ -78,6 +80,7 @@ pub struct Stats {
 struct App {
     config: Mutex<Config>,
     store: Mutex<Store>,
+    vault: Mutex<keyvault::Vault>,
 }
 
 /// A running server; stops when dropped.
@@ -95,6 +98,7 @@ impl Server {
         let app = Arc::new(App {
             config: Mutex::new(config),
             store: Mutex::new(Store::default()),
+            vault: Mutex::new(keyvault::Vault::default()),
         });
         let router = router(app.clone());
         let task = tokio::spawn(async move {
@@ -156,6 +160,11 @@ fn router(app: Arc<App>) -> Router {
                 axum::Json(lock(&app.store).stats.clone())
             }),
         )
+        .route(
+            "/secrets/{name}",
+            get(keyvault::latest).put(keyvault::set),
+        )
+        .route("/secrets/{name}/{version}", get(keyvault::version))
         .fallback(handle)
         .with_state(app)
 }

@@ -224,3 +224,51 @@ async fn faults_are_injected_in_arm_shape() {
     assert_eq!((s, code(&b)), (500, "InternalServerError"));
     assert_eq!(server.stats().throttled, 1);
 }
+
+#[tokio::test]
+async fn keyvault_secrets_keep_versions() {
+    let server = Server::start(0, Config::default()).await.unwrap();
+    let base = server.endpoint();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{base}/secrets/{p}?api-version=7.4");
+    let put = |value: &str| {
+        http.put(url("db"))
+            .bearer_auth("t")
+            .json(&json!({ "value": value }))
+            .send()
+    };
+    let first: Value = put("one").await.unwrap().json().await.unwrap();
+    let second: Value = put("two").await.unwrap().json().await.unwrap();
+    let id = |v: &Value| v["id"].as_str().unwrap().to_string();
+    assert!(id(&first).starts_with(&format!("{base}/secrets/db/")));
+    assert_ne!(id(&first), id(&second));
+    let get = |u: String, token: bool| {
+        let r = http.get(u);
+        if token { r.bearer_auth("t") } else { r }.send()
+    };
+    let latest = get(url("db"), true).await.unwrap();
+    assert_eq!(latest.status(), 200);
+    let latest: Value = latest.json().await.unwrap();
+    assert_eq!(
+        (latest["value"].as_str(), id(&latest)),
+        (Some("two"), id(&second))
+    );
+    let version = id(&first).rsplit('/').next().unwrap().to_string();
+    let old: Value = get(url(&format!("db/{version}")), true)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["value"], "one");
+    assert_eq!(old["attributes"]["enabled"], true);
+    let missing = get(url("nope"), true).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "SecretNotFound");
+    assert_eq!(get(url("db"), false).await.unwrap().status(), 401);
+    let old_api = get(format!("{base}/secrets/db?api-version=2016-10-01"), true)
+        .await
+        .unwrap();
+    assert_eq!(old_api.status(), 400);
+}

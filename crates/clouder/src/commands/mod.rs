@@ -9,11 +9,14 @@ mod ctx;
 mod inspect;
 mod kube;
 mod kubeconfig;
+mod node_agent;
 mod passthrough;
 mod pending;
 mod prune;
 mod scale;
+mod secrets;
 mod services;
+mod storage;
 mod terminate;
 mod terraform;
 
@@ -23,6 +26,7 @@ use crate::home::Home;
 use anyhow::Result;
 use clouder_state::{Context, StateStore};
 use std::io::IsTerminal;
+use std::path::Path;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let home = Home::from_env();
@@ -80,6 +84,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
         Command::Services(s) => services::run(&home, g, s).await,
         Command::Byoc(c) => byoc::run(&home, g, c).await,
+        Command::Secrets(c) => secrets::run(&home, g, c).await,
+        Command::Storage(c) => storage::run(g, c),
+        Command::NodeAgent(c) => node_agent::run(c).await,
     }
 }
 
@@ -132,5 +139,24 @@ pub fn context(
             Some(c) => Ok(Some(c)),
             None => Err(Usage(format!("no context `{n}` (see `clouder ctx ls`)")).into()),
         },
+    }
+}
+
+/// A client for `cluster`'s API server, from `kubeconfig` or the cluster's own.
+pub async fn kube_client(
+    home: &Home,
+    cluster: &str,
+    kubeconfig: Option<&Path>,
+) -> Result<::kube::Client> {
+    Ok(clouder_kube::connect(&kube::kubeconfig_for(home, cluster, kubeconfig)?).await?)
+}
+
+/// User-data errors at the edge: bad input and refusals exit 2, the rest 1.
+pub fn userdata_error(e: clouder_userdata::Error) -> anyhow::Error {
+    match e {
+        clouder_userdata::Error::Invalid(_) | clouder_userdata::Error::Refused(_) => {
+            Usage(e.to_string()).into()
+        }
+        e => e.into(),
     }
 }

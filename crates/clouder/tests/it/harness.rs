@@ -5,52 +5,15 @@ use clouder_engine::{Inventory, Tagged};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 pub const REGION: &str = "us-east-1";
 /// An image the moto server knows in every region.
 pub const IMAGE: &str = "ami-785db401";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The moto server's endpoint; started on first use, stopped when the test process exits
-/// (a watchdog shell kills it when its parent is gone).
+/// The moto server's endpoint; one per test process.
 pub fn moto() -> &'static str {
-    // The watchdog shell lives as long as the test process; it is kept, never waited on.
-    static ENDPOINT: OnceLock<(std::process::Child, String)> = OnceLock::new();
-    ENDPOINT
-        .get_or_init(|| {
-            let port = free_port();
-            let script = format!(
-                "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
-             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
-                parent = std::process::id()
-            );
-            let watchdog = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("moto_server (pip install 'moto[server]')");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "moto_server did not start on port {port}"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (watchdog, format!("http://127.0.0.1:{port}"))
-        })
-        .1
-        .as_str()
+    clouder_testenv::moto::endpoint()
 }
 
 /// A private CLOUDER_HOME and SSH key for one test.
@@ -76,6 +39,15 @@ impl Env {
 
     /// `clouder ARGS` against moto, with extra environment.
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run clouder")
+    }
+
+    /// The `clouder ARGS` command against moto, stdin closed, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clouder"));
         cmd.args(args)
             .env_clear()
@@ -88,10 +60,7 @@ impl Env {
             .env("AWS_REGION", REGION)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("run clouder")
+        cmd
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -16,4 +16,5 @@ mod resume;
 mod services;
 mod ssh_provider;
 mod terraform;
+mod userdata;
 mod workflows;

@@ -1,0 +1,81 @@
+//! `clouder node-agent attach|detach`: the node agent's operations, run by hand on a node (as
+//! root). See `clouder_userdata::agent` for what counts as a container process.
+
+use super::userdata_error;
+use crate::cli::{AgentPolicyFlags, AgentRunArgs, NodeAgent};
+use anyhow::Result;
+use clouder_userdata::agent::{Policy, attach, detach};
+use clouder_userdata::storage::parse_size;
+
+pub async fn run(command: NodeAgent) -> Result<()> {
+    match command {
+        NodeAgent::Run(a) => return run_loop(a).await,
+        NodeAgent::Attach(a) => {
+            let mut policy = policy(&a.policy);
+            policy.quota_bytes = a
+                .quota
+                .as_deref()
+                .map(parse_size)
+                .transpose()
+                .map_err(userdata_error)?;
+            attach(&policy, a.policy.pid, &a.source, &a.policy.target).map_err(userdata_error)?;
+            eprintln!(
+                "attached {} at {} in process {}",
+                a.source.display(),
+                a.policy.target.display(),
+                a.policy.pid
+            );
+        }
+        NodeAgent::Detach(a) => {
+            detach(&policy(&a.policy), a.policy.pid, &a.policy.target).map_err(userdata_error)?;
+            eprintln!(
+                "detached {} in process {}",
+                a.policy.target.display(),
+                a.policy.pid
+            );
+        }
+    }
+    Ok(())
+}
+
+fn policy(flags: &AgentPolicyFlags) -> Policy {
+    Policy {
+        storage_root: flags.storage.storage_root.clone(),
+        mount_root: flags.mount_root.clone(),
+        cgroup_marker: (!flags.cgroup_marker.is_empty()).then(|| flags.cgroup_marker.clone()),
+        quota_bytes: None,
+    }
+}
+
+/// Passes over this node's pods until stopped; a failed pass is logged and retried.
+async fn run_loop(a: AgentRunArgs) -> Result<()> {
+    let client = match &a.kubeconfig {
+        Some(path) => clouder_kube::connect(path).await?,
+        None => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            kube::Client::try_default().await?
+        }
+    };
+    let cri = clouder_checkpoint::cri::Cri::connect(&a.cri_socket).await?;
+    let pids = clouder_userdata::attacher::CriPids(cri);
+    let agent = clouder_userdata::attacher::Agent {
+        client,
+        node: a.node.clone(),
+        policy: Policy {
+            storage_root: a.storage.storage_root.clone(),
+            // Only the mount path itself (and below) may be a target.
+            mount_root: a.mount_path.clone(),
+            cgroup_marker: Some("kubepods".into()),
+            quota_bytes: None,
+        },
+        mount_path: a.mount_path.clone(),
+        pids: &pids,
+    };
+    loop {
+        match agent.reconcile().await {
+            Ok(done) => done.iter().for_each(|d| tracing::info!("{d}")),
+            Err(e) => tracing::warn!("node-agent pass on {}: {e}", a.node),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(a.interval.max(1))).await;
+    }
+}
