@@ -279,6 +279,13 @@ pub struct HostSpec {
     /// Node pool of a worker (its labels and taints); default `workers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// Where the machine comes from, as its `clouder.io/provenance` label says: `ssh` (default),
+    /// `onprem` or `laptop` (tainted non-production).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
+    /// Who owns the machine (`clouder.io/owner`); default the login user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

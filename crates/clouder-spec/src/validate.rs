@@ -358,6 +358,14 @@ fn check_hosts(cluster: &Cluster, bad: &mut impl FnMut(&str, String)) {
                 format!("{}:{} is listed twice", host.address, host.port),
             );
         }
+        if let Some(p) = &host.provenance
+            && !["ssh", "onprem", "laptop"].contains(&p.as_str())
+        {
+            bad(
+                &format!("{at}.provenance"),
+                format!("`{p}` is not a provenance for your own host (ssh, onprem, laptop)"),
+            );
+        }
         if let Some(pool) = &host.pool {
             if host.role == Role::ControlPlane {
                 bad(

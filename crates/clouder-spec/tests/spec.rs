@@ -221,3 +221,26 @@ fn storage_is_checked_with_its_place() {
         "{shown}"
     );
 }
+
+#[test]
+fn addons_and_host_provenance_are_checked_where_they_are_written() {
+    let addons = MINIMAL.to_string()
+        + "  addons:\n    certManager: {issuer: acme}\n    efsFileSystemId: nfs-1\n";
+    let shown = parse("c.yaml", &addons).unwrap_err().to_string();
+    assert!(
+        shown.contains(
+            "c.yaml:9:5: spec.addons.certManager.email: an ACME issuer needs a contact email"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("spec.addons.efsFileSystemId: `nfs-1` is not an EFS file system id"),
+        "{shown}"
+    );
+    let host = "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: lab}\nspec:\n  provider: ssh\n  hosts:\n  - {address: 10.0.0.1, role: control-plane, provenance: cloud}\n";
+    let shown = parse("h.yaml", host).unwrap_err().to_string();
+    assert!(
+        shown.contains("spec.hosts[0].provenance: `cloud` is not a provenance"),
+        "{shown}"
+    );
+}

@@ -268,14 +268,44 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
     Ok(())
 }
 
-/// The pool a host's labels and taints come from (workers only; default `workers`).
-fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts) -> NodeInputs {
+/// The provenance marks a host's node registers with (`clouder.io/provenance`, `owner`,
+/// `enrolled-at`; a laptop is tainted non-production).
+fn provenance_marks(spec: &HostSpec, login: &str) -> clouder_byoc::provenance::Marks {
+    use clouder_byoc::provenance::{Origin, Provenance, labels_and_taints};
+    let provenance = spec
+        .provenance
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(Provenance::Ssh);
+    labels_and_taints(&Origin {
+        provenance,
+        owner: spec.owner.clone().unwrap_or_else(|| login.to_string()),
+        enrolled_at: jiff::Timestamp::now(),
+        non_production_taint: true,
+    })
+}
+
+/// The pool a host's labels and taints come from (workers only; default `workers`), with its
+/// provenance marks.
+fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts, login: &str) -> NodeInputs {
     let pool = (spec.role == Role::Worker)
         .then(|| {
             let name = spec.pool.as_deref().unwrap_or("workers");
             cluster.spec.node_pools.iter().find(|p| p.name == name)
         })
         .flatten();
+    let marks = provenance_marks(spec, login);
+    let mut labels = pool.map(|p| p.labels.clone()).unwrap_or_default();
+    labels.extend(marks.labels);
+    let mut taints: Vec<(String, Option<String>, String)> = pool
+        .map(|p| {
+            p.taints
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
+                .collect()
+        })
+        .unwrap_or_default();
+    taints.extend(marks.taints.into_iter().map(|t| (t.key, t.value, t.effect)));
     NodeInputs {
         name: facts.hostname.clone(),
         // A host without a default route has no such address: the one we reach it at will do.
@@ -284,15 +314,8 @@ fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts) -> NodeInputs 
         } else {
             facts.address.clone()
         },
-        labels: pool.map(|p| p.labels.clone()).unwrap_or_default(),
-        taints: pool
-            .map(|p| {
-                p.taints
-                    .iter()
-                    .map(|t| (t.key.clone(), t.value.clone(), format!("{:?}", t.effect)))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        labels,
+        taints,
     }
 }
 
@@ -325,11 +348,52 @@ async fn form(
         .zip(outcomes)
         .map(|(((host, role), spec), outcome)| cluster::Member {
             host: host.clone(),
-            node: node_inputs(cluster, spec, &outcome.facts),
+            node: node_inputs(cluster, spec, &outcome.facts, &host.user),
             control_plane: *role == Role::ControlPlane,
         })
         .collect();
     // The first control plane leads; the spec's order is kept otherwise.
     members.sort_by_key(|m| !m.control_plane);
     cluster::form(fleet, &inputs, &members).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(yaml: &str) -> Cluster {
+        clouder_spec::parse("t.yaml", yaml).expect("valid spec")
+    }
+
+    #[test]
+    fn joined_nodes_carry_their_provenance_and_a_laptop_is_tainted() {
+        let c = cluster(
+            "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: lab}\nspec:\n  provider: ssh\n  nodePools: [{name: workers, count: 0, labels: {team: ml}}]\n  hosts:\n  - {address: 10.0.0.1, role: control-plane}\n  - {address: 10.0.0.2, role: worker, provenance: laptop, owner: 'Jane Doe <jane@example.com>'}\n",
+        );
+        let facts = Facts {
+            hostname: "n2".into(),
+            address: "10.0.0.2".into(),
+            ..Facts::default()
+        };
+        let laptop = node_inputs(&c, &c.spec.hosts[1], &facts, "admin");
+        assert_eq!(laptop.labels["clouder.io/provenance"], "laptop");
+        assert_eq!(
+            laptop.labels["clouder.io/owner"],
+            "Jane_Doe_jane_example.com"
+        );
+        assert_eq!(laptop.labels["team"], "ml", "pool labels stay");
+        assert!(laptop.labels.contains_key("clouder.io/enrolled-at"));
+        assert_eq!(
+            laptop.taints,
+            [(
+                "clouder.io/non-production".to_string(),
+                Some("laptop".to_string()),
+                "NoSchedule".to_string()
+            )]
+        );
+        let control_plane = node_inputs(&c, &c.spec.hosts[0], &facts, "admin");
+        assert_eq!(control_plane.labels["clouder.io/provenance"], "ssh");
+        assert_eq!(control_plane.labels["clouder.io/owner"], "admin");
+        assert!(control_plane.taints.is_empty());
+    }
 }
