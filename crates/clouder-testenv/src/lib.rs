@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod images;
 pub mod lab;
 pub mod moto;
+pub mod peer;
 pub mod registry;
 
 pub use lab::Lab;

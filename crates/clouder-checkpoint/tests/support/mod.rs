@@ -270,39 +270,9 @@ pub fn namespaces() -> api::NamespaceOption {
 #[allow(unused_imports)]
 pub use clouder_checkpoint::testing::fake_archive;
 
-/// A peer process on a free port, started once per test binary; a watchdog shell stops it when
-/// the test process exits. `command` gets the port as `{port}`.
-fn shared_peer(name: &str, command: &str) -> u16 {
-    let port = free_port();
-    let script = format!(
-        "{} >/dev/null 2>&1 & p=$!; while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $p",
-        command.replace("{port}", &port.to_string()),
-        parent = std::process::id()
-    );
-    // The watchdog lives as long as the test process; it is never waited on.
-    #[allow(clippy::zombie_processes)]
-    let _watchdog = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect(name);
-    wait_for(name, Duration::from_secs(60), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    port
-}
-
 /// The moto server (S3), one per test binary.
 pub fn moto() -> String {
-    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-    let port = PORT.get_or_init(|| {
-        shared_peer(
-            "moto_server (pip install 'moto[server]')",
-            "moto_server -H 127.0.0.1 -p {port}",
-        )
-    });
-    format!("http://127.0.0.1:{port}")
+    clouder_testenv::moto::endpoint().to_string()
 }
 
 /// Azurite's blob service, one per test binary: its endpoint for the well-known dev account.
@@ -311,7 +281,7 @@ pub fn azurite() -> String {
     let port = PORT.get_or_init(|| {
         let dir = installed("CLOUDER_TEST_AZURITE_DIR", "/var/tmp/clouder-peers/azurite", "node_modules/.bin/azurite-blob");
         let data = tempfile::tempdir().unwrap().keep();
-        shared_peer(
+        clouder_testenv::peer::shared(
             "azurite-blob",
             &format!(
                 "{} --blobHost 127.0.0.1 --blobPort {{port}} --location {} --skipApiVersionCheck --silent",
