@@ -21,6 +21,8 @@ pub enum StateError {
     },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("state file: {0}")]
+    Io(#[from] std::io::Error),
     #[error("state record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("this state backend does not keep {0}")]

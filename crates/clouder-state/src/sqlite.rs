@@ -53,6 +53,22 @@ impl SqliteStore {
         })
     }
 
+    /// A consistent copy of the database at `path` as one file's bytes (whatever is still in
+    /// its write-ahead log included), for shipping to a remote backend.
+    pub fn snapshot(path: &Path) -> Result<Vec<u8>> {
+        let conn = Connection::open(path).map_err(|source| StateError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let copy = path.with_extension("snapshot");
+        let _ = std::fs::remove_file(&copy);
+        conn.execute("VACUUM INTO ?1", [copy.display().to_string()])?;
+        restrict(&copy);
+        let bytes = std::fs::read(&copy);
+        let _ = std::fs::remove_file(&copy);
+        Ok(bytes?)
+    }
+
     /// A private in-memory store, for tests.
     pub fn in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory()?;

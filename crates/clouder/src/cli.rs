@@ -33,6 +33,12 @@ pub struct Global {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Keep clouder's state in an object store shared by a team: s3://BUCKET/KEY.
+    #[arg(long, global = true, env = "CLOUDER_STATE")]
+    pub state: Option<String>,
+    /// How long to wait for another run's lock on a shared state, in seconds.
+    #[arg(long, global = true, default_value_t = 60)]
+    pub lock_timeout: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +75,9 @@ pub enum Command {
     /// Run helm against a cluster: `clouder helm NAME ARGS…`.
     #[command(after_help = "Example:\n  clouder helm demo list -A")]
     Helm(PassThrough),
+    /// Shared state: copy it to another backend, break a stale lock.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Checkpoint running containers into OCI images, list them, restore them.
     #[command(subcommand)]
     Checkpoint(Checkpoint),
@@ -1096,4 +1105,28 @@ pub struct AttachArgs {
 pub struct DetachArgs {
     #[command(flatten)]
     pub policy: AgentPolicyFlags,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCommand {
+    /// Copy the current state (local, or --state) to a backend that holds none yet.
+    #[command(
+        after_help = "Examples:\n  clouder state migrate --to s3://team-state/clouder.db\n  clouder --state s3://old/clouder.db state migrate --to s3://new/clouder.db"
+    )]
+    Migrate {
+        /// Where to: s3://BUCKET/KEY.
+        #[arg(long)]
+        to: String,
+    },
+    /// Break a lock left by a run that is gone (only the lock with this ID).
+    #[command(
+        after_help = "Example:\n  clouder --state s3://team-state/clouder.db state unlock --force 4f2a-1234"
+    )]
+    Unlock {
+        /// The lock's ID, as the locked error shows it.
+        id: String,
+        /// Required: breaking a lock is deliberate.
+        #[arg(long, required = true)]
+        force: bool,
+    },
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub struct Home {
     pub root: PathBuf,
+    /// The SQLite state: `ROOT/state.db`, or the working copy of a remote state (`--state`).
+    pub state_db: PathBuf,
 }
 
 const DEFAULT_CLUSTER_KEY: &str = "default_kubeadm_cluster";
@@ -19,12 +21,15 @@ impl Home {
         let root = std::env::var_os("CLOUDER_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| home_dir().join(".clouder"));
-        Home { root }
+        Home {
+            state_db: root.join("state.db"),
+            root,
+        }
     }
 
     pub fn store(&self) -> Result<SqliteStore> {
         private_dir(&self.root)?;
-        Ok(SqliteStore::open(&self.root.join("state.db"))?)
+        Ok(SqliteStore::open(&self.state_db)?)
     }
 
     pub fn cluster_dir(&self, name: &str) -> PathBuf {

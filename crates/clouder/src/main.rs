@@ -9,6 +9,7 @@ mod progress;
 mod provider;
 mod readiness;
 mod reference;
+mod remote_state;
 
 use clap::Parser;
 use std::process::ExitCode;

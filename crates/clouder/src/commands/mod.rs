@@ -21,7 +21,7 @@ mod terminate;
 mod terraform;
 
 use crate::Usage;
-use crate::cli::{Cli, Command, Kubeadm};
+use crate::cli::{Cli, Command, Global, Kubeadm, StateCommand};
 use crate::home::Home;
 use anyhow::Result;
 use clouder_state::{Context, StateStore};
@@ -29,62 +29,102 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 pub async fn run(cli: Cli) -> Result<()> {
-    let home = Home::from_env();
+    let mut home = Home::from_env();
     let g = &cli.global;
-    match cli.command {
+    // Breaking a lock must not wait for that lock.
+    let unlocking = matches!(cli.command, Command::State(StateCommand::Unlock { .. }));
+    let (Some(url), false) = (&g.state, unlocking) else {
+        return dispatch(&home, g, cli.command).await;
+    };
+    let command: Vec<String> = std::env::args().skip(1).take(3).collect();
+    let session = crate::remote_state::Session::open(
+        &mut home,
+        url,
+        &format!("clouder {}", command.join(" ")),
+        std::time::Duration::from_secs(g.lock_timeout),
+    )
+    .await?;
+    // Progress is written back even when the command failed: a re-run resumes from it.
+    let result = dispatch(&home, g, cli.command).await;
+    let closed = session.close().await;
+    result.and(closed)
+}
+
+async fn state(home: &Home, g: &Global, command: StateCommand) -> Result<()> {
+    match command {
+        StateCommand::Migrate { to } => {
+            crate::remote_state::migrate(home, &to).await?;
+            let out = serde_json::json!({"from": home.state_db, "to": to});
+            crate::output::emit(g.output, &out, || format!("State copied to {to}.\n"))
+        }
+        StateCommand::Unlock { id, .. } => {
+            let Some(url) = &g.state else {
+                return Err(
+                    Usage("state unlock: name the shared state with --state URL".into()).into(),
+                );
+            };
+            let holder = crate::remote_state::force_unlock(url, &id).await?;
+            let out = serde_json::json!({"unlocked": holder.id});
+            crate::output::emit(g.output, &out, || {
+                format!("Broke the lock held by {holder}.\n")
+            })
+        }
+    }
+}
+
+async fn dispatch(home: &Home, g: &Global, command: Command) -> Result<()> {
+    match command {
         Command::Kubeadm(k) => match k {
-            Kubeadm::Create(args) => converge::create(&home, g, args).await,
-            Kubeadm::Apply(args) => converge::apply(&home, g, args).await,
-            Kubeadm::Plan(args) => converge::plan(&home, g, args).await,
-            Kubeadm::Terminate(args) => terminate::terminate(&home, g, args).await,
-            Kubeadm::Ls(args) => inspect::ls(&home, g, args).await,
-            Kubeadm::Info(args) => inspect::info(&home, g, args.name).await,
-            Kubeadm::SetDefault(args) => inspect::set_default(&home, g, &args.name),
-            Kubeadm::Use(args) => inspect::use_cluster(&home, g, args),
+            Kubeadm::Create(args) => converge::create(home, g, args).await,
+            Kubeadm::Apply(args) => converge::apply(home, g, args).await,
+            Kubeadm::Plan(args) => converge::plan(home, g, args).await,
+            Kubeadm::Terminate(args) => terminate::terminate(home, g, args).await,
+            Kubeadm::Ls(args) => inspect::ls(home, g, args).await,
+            Kubeadm::Info(args) => inspect::info(home, g, args.name).await,
+            Kubeadm::SetDefault(args) => inspect::set_default(home, g, &args.name),
+            Kubeadm::Use(args) => inspect::use_cluster(home, g, args),
             Kubeadm::Schema => inspect::schema(),
-            Kubeadm::ExportTerraform(args) => terraform::export(&home, g, args),
+            Kubeadm::ExportTerraform(args) => terraform::export(home, g, args),
             Kubeadm::Import(args) => match &args.terraform_output {
-                Some(file) => terraform::import(&home, g, &args.name, file),
-                None => inspect::import(&home, g, &args.name),
+                Some(file) => terraform::import(home, g, &args.name, file),
+                None => inspect::import(home, g, &args.name),
             },
-            Kubeadm::Adopt(args) => kube::adopt(&home, g, args).await,
-            Kubeadm::Scale(args) => scale::scale(&home, g, args).await,
-            Kubeadm::Setup(a) => {
-                pending::not_yet(&home, a.name, "setup", "node bootstrap over SSH")
-            }
-            Kubeadm::GetConfig(a) => kubeconfig::get_config(&home, g, a).await,
-            Kubeadm::Prune(a) => prune::prune(&home, g, a).await,
+            Kubeadm::Adopt(args) => kube::adopt(home, g, args).await,
+            Kubeadm::Scale(args) => scale::scale(home, g, args).await,
+            Kubeadm::Setup(a) => pending::not_yet(home, a.name, "setup", "node bootstrap over SSH"),
+            Kubeadm::GetConfig(a) => kubeconfig::get_config(home, g, a).await,
+            Kubeadm::Prune(a) => prune::prune(home, g, a).await,
             Kubeadm::SmokeTest(a) => pending::not_yet(
-                &home,
+                home,
                 a.name,
                 "smoke-test",
                 "the Kubernetes layer and checkpoint/restore",
             ),
             Kubeadm::EnableIngressNginx(a) => {
-                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+                kube::enable_ingress(home, g, a, clouder_kube::addons::Addon::IngressNginx).await
             }
             Kubeadm::EnableIngressTraefik(a) => {
-                kube::enable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
+                kube::enable_ingress(home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
             }
             Kubeadm::DisableIngressNginx(a) => {
-                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressNginx).await
+                kube::disable_ingress(home, g, a, clouder_kube::addons::Addon::IngressNginx).await
             }
             Kubeadm::DisableIngressTraefik(a) => {
-                kube::disable_ingress(&home, g, a, clouder_kube::addons::Addon::IngressTraefik)
-                    .await
+                kube::disable_ingress(home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
             }
             Kubeadm::UpgradeKubelet(a) => {
-                pending::not_yet(&home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
+                pending::not_yet(home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
             }
         },
-        Command::Cost(c) => cost::run(&home, g, c).await,
-        Command::Ctx(c) => ctx::run(&home, g, c),
-        Command::Kubectl(p) => passthrough::run(&home, &passthrough::KUBECTL, &p.args),
-        Command::Helm(p) => passthrough::run(&home, &passthrough::HELM, &p.args),
-        Command::Checkpoint(c) => checkpoint::run(&home, g, c).await,
-        Command::Services(s) => services::run(&home, g, s).await,
-        Command::Byoc(c) => byoc::run(&home, g, c).await,
-        Command::Secrets(c) => secrets::run(&home, g, c).await,
+        Command::Cost(c) => cost::run(home, g, c).await,
+        Command::Ctx(c) => ctx::run(home, g, c),
+        Command::Kubectl(p) => passthrough::run(home, &passthrough::KUBECTL, &p.args),
+        Command::Helm(p) => passthrough::run(home, &passthrough::HELM, &p.args),
+        Command::Checkpoint(c) => checkpoint::run(home, g, c).await,
+        Command::State(c) => state(home, g, c).await,
+        Command::Services(s) => services::run(home, g, s).await,
+        Command::Byoc(c) => byoc::run(home, g, c).await,
+        Command::Secrets(c) => secrets::run(home, g, c).await,
         Command::Storage(c) => storage::run(g, c),
         Command::NodeAgent(c) => node_agent::run(c).await,
     }

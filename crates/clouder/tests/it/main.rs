@@ -15,6 +15,7 @@ mod parity;
 mod resume;
 mod services;
 mod ssh_provider;
+mod state;
 mod terraform;
 mod userdata;
 mod workflows;
