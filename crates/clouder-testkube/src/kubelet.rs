@@ -4,7 +4,7 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tokio::task::JoinHandle;
@@ -262,15 +262,19 @@ impl Kubelet {
     pub fn start(&self) -> AutoKubelet {
         let me = self.clone();
         let task = tokio::spawn(async move {
+            // With backoff: once the server is gone, errors must not come back-to-back, or this
+            // task never yields and its runtime cannot shut down.
             let pods = watcher(
                 Api::<Pod>::all(me.client.clone()),
                 watcher::Config::default(),
             )
+            .default_backoff()
             .map(|_| ());
             let nodes = watcher(
                 Api::<Node>::all(me.client.clone()),
                 watcher::Config::default(),
             )
+            .default_backoff()
             .map(|_| ());
             let mut changes = std::pin::pin!(futures::stream::select(pods, nodes));
             while changes.next().await.is_some() {

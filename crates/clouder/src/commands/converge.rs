@@ -46,7 +46,15 @@ pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
     .await?;
     progress.finish();
     let cost = super::cost::when(args.cost, home, &target)?;
-    print_plan(g, cluster.name(), &planned, target.calls(), cost)
+    let set_up = store
+        .cluster(cluster.name())?
+        .is_some_and(|r| r.setup_complete);
+    let addons = if set_up && home.kubeconfig(cluster.name()).exists() {
+        Some(super::kube::plan_addons(home, &cluster).await?)
+    } else {
+        None
+    };
+    print_plan(g, cluster.name(), &planned, target.calls(), cost, addons)
 }
 
 /// The spec of `-f FILE`, or the last applied spec of the named (or default) cluster.
@@ -189,6 +197,9 @@ struct PlanOutput<'a> {
     /// With --cost: the estimate of the cluster the plan converges to.
     #[serde(skip_serializing_if = "Option::is_none")]
     cost: Option<Estimate>,
+    /// A set-up cluster: what converging its addons would change, per addon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addons: Option<super::kube::AddonsOutcome>,
 }
 
 #[derive(Serialize)]
@@ -214,6 +225,7 @@ fn print_plan(
     plan: &Plan,
     calls: Calls,
     cost: Option<Estimate>,
+    addons: Option<super::kube::AddonsOutcome>,
 ) -> Result<()> {
     let out = PlanOutput {
         cluster,
@@ -221,6 +233,7 @@ fn print_plan(
         items: &plan.items,
         calls,
         cost,
+        addons,
     };
     emit(g.output, &out, || {
         let rows: Vec<Vec<String>> = plan
@@ -249,7 +262,10 @@ fn print_plan(
             s.create, s.update, s.delete, s.unchanged
         ) + &out.cost.as_ref().map_or_else(String::new, |e| {
             format!("\nCost of {cluster} once applied:\n") + &super::cost::render(e)
-        })
+        }) + &out
+            .addons
+            .as_ref()
+            .map_or_else(String::new, |a| format!("\n{}", super::kube::render(a)))
     })
 }
 
@@ -300,7 +316,7 @@ pub(super) async fn converge(
     if run.dry_run {
         progress.finish();
         let cost = super::cost::when(run.cost, home, &target)?;
-        return print_plan(g, name, &planned, target.calls(), cost);
+        return print_plan(g, name, &planned, target.calls(), cost, None);
     }
 
     let holder = lock_holder(std::process::id());
@@ -309,7 +325,10 @@ pub(super) async fn converge(
     }
     take_lock(&store, name, &holder)?;
     remember_account(&store, ctx.as_ref(), &target).await?;
-    let created_at = store.cluster(name)?.map_or_else(now, |c| c.created_at);
+    // A converge of the machines keeps what setup recorded (it does not undo a set-up cluster).
+    let (created_at, setup_complete) = store
+        .cluster(name)?
+        .map_or_else(|| (now(), false), |c| (c.created_at, c.setup_complete));
     let record = |status: &str| ClusterRecord {
         name: name.to_string(),
         provider: cluster.spec.provider.as_str().to_string(),
@@ -317,7 +336,7 @@ pub(super) async fn converge(
         context: ctx.as_ref().map(|c| c.name.clone()),
         spec: serde_json::to_value(&cluster).expect("spec serializes"),
         status: status.to_string(),
-        setup_complete: false,
+        setup_complete,
         created_at,
         updated_at: now(),
     };

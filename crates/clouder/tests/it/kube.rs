@@ -274,12 +274,28 @@ async fn scale_down_drains_the_least_loaded_worker_and_removes_its_machine() {
     );
     assert_eq!(spec.pointer("/spec/nodePools/0/count").unwrap(), 2);
 
-    // The remaining machines keep their names: a plan of the recorded spec changes nothing.
+    // The remaining machines keep their names: a plan of the recorded spec changes nothing. The
+    // cluster is set up, so the plan also says what its addons would get (none installed yet).
     let plan: serde_json::Value =
         serde_json::from_str(&env.ok(&["kubeadm", "plan", name, "-o", "json"])).unwrap();
     for change in ["create", "update", "delete"] {
         assert_eq!(plan["summary"][change], 0, "{change}: {plan}");
     }
+    let addons: Vec<&str> = plan["addons"]["addons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["addon"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        addons,
+        ["aws-ebs-csi", "aws-load-balancer-controller"],
+        "{plan}"
+    );
+    assert!(
+        plan["addons"]["addons"][0]["created"].as_u64() > Some(0),
+        "{plan}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
