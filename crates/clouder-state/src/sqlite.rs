@@ -82,6 +82,33 @@ impl SqliteStore {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         Ok(f(&conn)?)
     }
+
+    /// The JSON `body` column of the one row `sql` selects, decoded.
+    fn body<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>> {
+        let body: Option<String> =
+            self.with(|db| db.query_row(sql, params, |r| r.get(0)).optional())?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    /// The JSON `body` column of every row `sql` selects, decoded, in order.
+    fn bodies<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<T>> {
+        let bodies: Vec<String> = self.with(|db| {
+            let mut stmt = db.prepare(sql)?;
+            stmt.query_map(params, |r| r.get(0))?.collect()
+        })?;
+        bodies
+            .iter()
+            .map(|b| Ok(serde_json::from_str(b)?))
+            .collect()
+    }
 }
 
 #[cfg(unix)]
@@ -346,24 +373,11 @@ impl StateStore for SqliteStore {
     }
 
     fn context(&self, name: &str) -> Result<Option<Context>> {
-        let body: Option<String> = self.with(|db| {
-            db.query_row("SELECT body FROM contexts WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()
-        })?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+        self.body("SELECT body FROM contexts WHERE name = ?1", [name])
     }
 
     fn contexts(&self) -> Result<Vec<Context>> {
-        let bodies: Vec<String> = self.with(|db| {
-            let mut stmt = db.prepare("SELECT body FROM contexts ORDER BY name")?;
-            stmt.query_map([], |r| r.get(0))?.collect()
-        })?;
-        bodies
-            .iter()
-            .map(|b| Ok(serde_json::from_str(b)?))
-            .collect()
+        self.bodies("SELECT body FROM contexts ORDER BY name", [])
     }
 
     fn delete_context(&self, name: &str) -> Result<bool> {
@@ -386,26 +400,14 @@ impl StateStore for SqliteStore {
     }
 
     fn checkpoint(&self, id: &str) -> Result<Option<CheckpointRecord>> {
-        let body: Option<String> = self.with(|db| {
-            db.query_row("SELECT body FROM checkpoints WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()
-        })?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+        self.body("SELECT body FROM checkpoints WHERE id = ?1", [id])
     }
 
     fn checkpoints(&self, cluster: &str) -> Result<Vec<CheckpointRecord>> {
-        let bodies: Vec<String> = self.with(|db| {
-            let mut stmt = db.prepare(
-                "SELECT body FROM checkpoints WHERE cluster = ?1 ORDER BY created_at DESC, id DESC",
-            )?;
-            stmt.query_map([cluster], |r| r.get(0))?.collect()
-        })?;
-        bodies
-            .iter()
-            .map(|b| Ok(serde_json::from_str(b)?))
-            .collect()
+        self.bodies(
+            "SELECT body FROM checkpoints WHERE cluster = ?1 ORDER BY created_at DESC, id DESC",
+            [cluster],
+        )
     }
 
     fn delete_checkpoint(&self, id: &str) -> Result<bool> {
@@ -428,26 +430,17 @@ impl StateStore for SqliteStore {
     }
 
     fn byoc(&self, cluster: &str, name: &str) -> Result<Option<ByocRecord>> {
-        let body: Option<String> = self.with(|db| {
-            db.query_row(
-                "SELECT body FROM byoc WHERE cluster = ?1 AND name = ?2",
-                [cluster, name],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
-        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+        self.body(
+            "SELECT body FROM byoc WHERE cluster = ?1 AND name = ?2",
+            [cluster, name],
+        )
     }
 
     fn byocs(&self, cluster: &str) -> Result<Vec<ByocRecord>> {
-        let bodies: Vec<String> = self.with(|db| {
-            let mut stmt = db.prepare("SELECT body FROM byoc WHERE cluster = ?1 ORDER BY name")?;
-            stmt.query_map([cluster], |r| r.get(0))?.collect()
-        })?;
-        bodies
-            .iter()
-            .map(|b| Ok(serde_json::from_str(b)?))
-            .collect()
+        self.bodies(
+            "SELECT body FROM byoc WHERE cluster = ?1 ORDER BY name",
+            [cluster],
+        )
     }
 
     fn delete_byoc(&self, cluster: &str, name: &str) -> Result<bool> {
