@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod facts;
 pub mod fleet;
+pub mod host_keys;
 pub mod kubeadm;
 pub mod phases;
 pub mod shell;

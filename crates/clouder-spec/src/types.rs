@@ -410,6 +410,37 @@ pub struct Ssh {
     pub public_key_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_path: Option<String>,
+    /// Which address of a cloud machine clouder connects to: `public` (default) or `private`,
+    /// from inside the network (a bastion, a VPN, a runner in the VPC).
+    #[serde(default, skip_serializing_if = "AddressKind::is_public")]
+    pub address: AddressKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressKind {
+    #[default]
+    Public,
+    Private,
+}
+
+impl AddressKind {
+    fn is_public(&self) -> bool {
+        *self == AddressKind::Public
+    }
+}
+
+impl std::str::FromStr for AddressKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "public" => Ok(AddressKind::Public),
+            "private" => Ok(AddressKind::Private),
+            other => Err(format!(
+                "`{other}` is not an address kind: public or private"
+            )),
+        }
+    }
 }
 
 /// Labels every worker carries unless its pool overrides them.

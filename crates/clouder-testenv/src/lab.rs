@@ -76,13 +76,48 @@ impl Lab {
         Self::build(n, Some(base_rootfs()))
     }
 
-    fn build(n: usize, base: Option<PathBuf>) -> Lab {
+    /// Rooted hosts at the given addresses, all in one /24 and none ending in `.1` (the bridge):
+    /// machines a cloud API says exist, made real at the addresses it recorded.
+    pub fn start_rooted_at(addresses: &[String]) -> Lab {
+        let subnet = addresses[0]
+            .rsplit_once('.')
+            .expect("an IPv4 address")
+            .0
+            .to_string();
+        for a in addresses {
+            assert!(
+                a.rsplit_once('.')
+                    .is_some_and(|(s, h)| s == subnet && h != "1"),
+                "{a}: lab hosts share one /24 ({subnet}.0/24) without its .1"
+            );
+        }
+        Self::build_at(subnet, addresses.to_vec(), Some(base_rootfs()))
+    }
+
+    /// A number no other lab of this machine has (process id and a sequence).
+    fn unique_id() -> u32 {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let id = (std::process::id() % 10_000) * 10 + seq;
-        let dir = tempfile::tempdir().unwrap();
-        let prefix = format!("cl{id}");
+        (std::process::id() % 10_000) * 10 + seq
+    }
+
+    /// A /24 for a test to give a cloud API as its network, apart from the labs' own
+    /// (10.250.0.0/16 – 10.254.0.0/16 here, 10.200 – 10.249 for labs).
+    pub fn free_subnet() -> String {
+        let id = Self::unique_id();
+        format!("10.{}.{}", 250 + (id / 250) % 5, id % 250)
+    }
+
+    fn build(n: usize, base: Option<PathBuf>) -> Lab {
+        let id = Self::unique_id();
         let subnet = format!("10.{}.{}", 200 + (id / 250) % 50, id % 250);
+        let addresses = (0..n).map(|i| format!("{subnet}.{}", 10 + i)).collect();
+        Self::build_at(subnet, addresses, base)
+    }
+
+    fn build_at(subnet: String, addresses: Vec<String>, base: Option<PathBuf>) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("cl{}", Self::unique_id());
         let bridge = format!("{prefix}br");
         sh(&["ip", "link", "add", &bridge, "type", "bridge"]);
         sh(&[
@@ -108,8 +143,8 @@ impl Lab {
             bridge,
             hosts: Vec::new(),
         };
-        for i in 0..n {
-            lab.add_host(i, base.as_deref());
+        for (i, address) in addresses.into_iter().enumerate() {
+            lab.add_host(i, address, base.as_deref());
         }
         lab
     }
@@ -138,13 +173,12 @@ impl Lab {
         format!("{}.250", self.subnet)
     }
 
-    fn add_host(&mut self, i: usize, base: Option<&Path>) {
+    fn add_host(&mut self, i: usize, address: String, base: Option<&Path>) {
         let ns = format!("{}h{i}", self.prefix);
         let (outside, inside) = (
             format!("{}v{i}", self.prefix),
             format!("{}i{i}", self.prefix),
         );
-        let address = format!("{}.{}", self.subnet, 10 + i);
         sh(&["ip", "netns", "add", &ns]);
         sh(&[
             "ip", "link", "add", &outside, "type", "veth", "peer", "name", &inside,

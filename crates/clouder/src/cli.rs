@@ -544,6 +544,15 @@ pub struct SetupArgs {
     /// Worker label k=v (repeatable or comma-separated); default the three runtime labels.
     #[arg(long, value_delimiter = ',')]
     pub node_label: Vec<String>,
+    /// Connect to the machines' `public` (default, or spec.ssh.address) or `private` addresses.
+    #[arg(long)]
+    pub address: Option<clouder_spec::AddressKind>,
+    /// Show the machines and phases, and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machines worked on at once.
+    #[arg(long, default_value_t = 30)]
+    pub concurrency: usize,
 }
 
 #[derive(Args, Debug)]

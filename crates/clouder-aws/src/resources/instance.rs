@@ -350,3 +350,19 @@ impl Resource for Instance {
         delete(&self.scope.cloud, &found.cloud_id).await
     }
 }
+
+/// The machine's serial console log as cloud-init wrote it (host keys included); empty while
+/// AWS has none yet, which is the case for the first minutes of a machine's life.
+pub async fn console_output(cloud: &AwsCloud, instance_id: &str) -> Result<String, Error> {
+    let out = cloud
+        .ec2
+        .get_console_output()
+        .instance_id(instance_id)
+        .send()
+        .await
+        .map_err(|e| classify("reading the console output", e))?;
+    let encoded = out.output().unwrap_or_default();
+    let bytes = aws_smithy_types::base64::decode(encoded)
+        .map_err(|e| Error::permanent(format!("console output of {instance_id}: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}

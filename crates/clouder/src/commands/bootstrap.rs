@@ -73,27 +73,64 @@ struct Row {
     seconds: f64,
 }
 
-/// The hosts of a `provider: ssh` cluster with their login users (`-u` overrides the spec).
-pub(super) fn ssh_hosts(cluster: &Cluster, flags: Option<&SshFlags>) -> Vec<(Host, Role)> {
-    cluster
+/// One machine to bootstrap: where to log in, and what it becomes.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    pub host: Host,
+    pub spec: HostSpec,
+}
+
+/// The machines a bootstrap forms into one cluster, and where clients reach its API.
+#[derive(Debug, Clone)]
+pub(super) struct Formation {
+    pub targets: Vec<Target>,
+    /// `host:port` of the API: the load balancer, or the first control plane.
+    pub endpoint: String,
+    /// Extra names the API server certificate must carry (public addresses).
+    pub cert_sans: Vec<String>,
+}
+
+impl Formation {
+    /// The first control plane: kubeadm init runs there, the kubeconfig comes from there.
+    pub fn first_control_plane(&self) -> Option<&Target> {
+        self.targets
+            .iter()
+            .find(|t| t.spec.role == Role::ControlPlane)
+    }
+}
+
+fn login(cluster: &Cluster, flags: Option<&SshFlags>, spec_user: Option<&String>) -> String {
+    flags
+        .and_then(|f| f.admin_user.clone())
+        .or(spec_user.cloned())
+        .unwrap_or_else(|| cluster.spec.admin_user.clone())
+}
+
+/// The hosts of a `provider: ssh` cluster with their login users (`-u` overrides the spec); the
+/// first control plane is the endpoint.
+pub(super) fn ssh_formation(cluster: &Cluster, flags: Option<&SshFlags>) -> Formation {
+    let targets: Vec<Target> = cluster
         .spec
         .hosts
         .iter()
-        .map(|h| {
-            let user = flags
-                .and_then(|f| f.admin_user.clone())
-                .or(h.user.clone())
-                .unwrap_or_else(|| cluster.spec.admin_user.clone());
-            (
-                Host {
-                    address: h.address.clone(),
-                    port: h.port,
-                    user,
-                },
-                h.role,
-            )
+        .map(|h| Target {
+            host: Host {
+                address: h.address.clone(),
+                port: h.port,
+                user: login(cluster, flags, h.user.as_ref()),
+            },
+            spec: h.clone(),
         })
-        .collect()
+        .collect();
+    let control_planes = targets
+        .iter()
+        .filter(|t| t.spec.role == Role::ControlPlane)
+        .map(|t| t.host.address.clone());
+    Formation {
+        endpoint: super::kubeconfig::ssh_endpoint(cluster).unwrap_or_default(),
+        cert_sans: control_planes.collect(),
+        targets,
+    }
 }
 
 /// SSH to the cluster's hosts with its key, host keys pinned in the state store.
@@ -112,52 +149,94 @@ pub(super) fn connect_fleet(
     ))
 }
 
+/// `--dry-run`: the hosts and the phases each would be probed for.
+pub(super) fn dry_run(g: &Global, cluster: &Cluster, formation: &Formation) -> Result<()> {
+    let name = cluster.name();
+    let phases: Vec<&str> = clouder_node::phases::all()
+        .iter()
+        .map(|p| p.title())
+        .collect();
+    let hosts: Vec<String> = formation.targets.iter().map(|t| t.host.label()).collect();
+    let out = serde_json::json!({ "cluster": name, "hosts": hosts, "endpoint": formation.endpoint, "phases": phases });
+    emit(g.output, &out, || {
+        format!(
+            "Would bootstrap {} host(s) of {name} (API at {}), probing each phase first: {}\n",
+            hosts.len(),
+            formation.endpoint,
+            phases.join(", ")
+        )
+    })
+}
+
 pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags) -> Result<()> {
     let name = cluster.name().to_string();
-    let hosts = ssh_hosts(&cluster, None);
-    let plan = NodePlan {
-        kubernetes_version: cluster.spec.kubernetes.version.clone(),
-        sources: cluster.spec.sources.clone(),
-    };
+    let formation = ssh_formation(&cluster, None);
     if run.dry_run {
-        let phases: Vec<&str> = clouder_node::phases::all()
-            .iter()
-            .map(|p| p.title())
-            .collect();
-        let out = serde_json::json!({ "cluster": name, "hosts": hosts.iter().map(|(h, _)| h.label()).collect::<Vec<_>>(), "phases": phases });
-        return emit(g.output, &out, || {
-            format!(
-                "Would bootstrap {} host(s) of {name}, probing each phase first: {}\n",
-                hosts.len(),
-                phases.join(", ")
-            )
-        });
+        return dry_run(g, &cluster, &formation);
     }
-
     let mut fleet = connect_fleet(home, &cluster, None)?;
-    let store = Arc::new(home.store()?);
+    fleet.parallelism = run.concurrency.max(1);
+    let store = home.store()?;
     let holder = lock_holder(std::process::id());
     if run.force_unlock {
         store.force_unlock(&name)?;
     }
-    take_lock(store.as_ref(), &name, &holder)?;
+    take_lock(&store, &name, &holder)?;
     let created_at = store.cluster(&name)?.map_or_else(now, |c| c.created_at);
-    let record = |status: &str| ClusterRecord {
+    let record = |status: &str, setup_complete: bool| ClusterRecord {
         name: name.clone(),
         provider: "ssh".into(),
         region: None,
         context: None,
         spec: serde_json::to_value(&cluster).expect("spec serializes"),
         status: status.into(),
-        setup_complete: false,
+        setup_complete,
         created_at,
         updated_at: now(),
     };
-    store.put_cluster(&record("applying"))?;
-    fleet.parallelism = run.concurrency.max(1);
-    let only_hosts: Vec<Host> = hosts.iter().map(|(h, _)| h.clone()).collect();
-    let reports: Vec<HostReport<HostOutcome>> =
-        bootstrap::prepare(&fleet, &only_hosts, &plan).await;
+    store.put_cluster(&record("applying", false))?;
+    let done = bootstrap(home, &cluster, &formation, &fleet).await;
+    let status = if done.failed() == 0 {
+        "ready"
+    } else {
+        "failed"
+    };
+    store.put_cluster(&record(status, done.complete()))?;
+    store.unlock(&name, &holder)?;
+    finish(home, g, &cluster, done).await
+}
+
+/// What a bootstrap did on each host, and the kubeconfig once the cluster formed.
+pub(super) struct Bootstrapped {
+    rows: Vec<Row>,
+    fetched: Option<super::kubeconfig::Fetched>,
+}
+
+impl Bootstrapped {
+    pub fn failed(&self) -> usize {
+        self.rows.iter().filter(|r| !r.ok).count()
+    }
+
+    /// Every host is done and the kubeconfig is here: the cluster is set up.
+    pub fn complete(&self) -> bool {
+        self.failed() == 0 && self.fetched.is_some()
+    }
+}
+
+/// Prepares every host, forms the cluster and fetches its kubeconfig. Never fails as a whole:
+/// each host's failure is in its row, so the caller records the outcome and releases its lock.
+pub(super) async fn bootstrap(
+    home: &Home,
+    cluster: &Cluster,
+    formation: &Formation,
+    fleet: &Fleet,
+) -> Bootstrapped {
+    let plan = NodePlan {
+        kubernetes_version: cluster.spec.kubernetes.version.clone(),
+        sources: cluster.spec.sources.clone(),
+    };
+    let hosts: Vec<Host> = formation.targets.iter().map(|t| t.host.clone()).collect();
+    let reports: Vec<HostReport<HostOutcome>> = bootstrap::prepare(fleet, &hosts, &plan).await;
     let mut failures: Vec<Option<String>> = reports
         .iter()
         .map(|r| match &r.result {
@@ -168,48 +247,43 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
     let mut fetched = None;
     if failures.iter().all(Option::is_none) {
         let outcomes: Vec<&HostOutcome> = reports.iter().flat_map(|r| r.result.as_ref()).collect();
-        let formed = form(&fleet, &cluster, &hosts, &outcomes).await;
+        let formed = form(fleet, cluster, formation, &outcomes).await;
         for (i, report) in formed.iter().enumerate() {
             if let Err(e) = &report.result {
-                let at = hosts.iter().position(|(h, _)| h.label() == report.host);
+                let at = hosts.iter().position(|h| h.label() == report.host);
                 failures[at.unwrap_or(i.min(hosts.len() - 1))] = Some(e.clone());
             }
         }
-        if failures.iter().all(Option::is_none) {
-            let endpoint = super::kubeconfig::ssh_endpoint(&cluster).expect("validated");
-            let first = hosts.iter().find(|(_, role)| *role == Role::ControlPlane);
-            let session = fleet.connect(&first.expect("validated").0).await?;
-            fetched = Some(
-                super::kubeconfig::fetch(&session, &endpoint, &home.cluster_dir(&name)).await?,
-            );
-            session.close().await;
+        if let (true, Some(first)) = (
+            failures.iter().all(Option::is_none),
+            formation.first_control_plane(),
+        ) {
+            let dir = home.cluster_dir(cluster.name());
+            let got = async {
+                let session = fleet.connect(&first.host).await?;
+                let got = super::kubeconfig::fetch(&session, &formation.endpoint, &dir).await;
+                session.close().await;
+                got
+            };
+            match got.await {
+                Ok(f) => fetched = Some(f),
+                Err(e) => {
+                    let at = hosts.iter().position(|h| *h == first.host).unwrap_or(0);
+                    failures[at] = Some(format!("fetching the kubeconfig: {e:#}"));
+                }
+            }
         }
     }
-    let failed = failures.iter().filter(|f| f.is_some()).count();
-    store.put_cluster(&ClusterRecord {
-        setup_complete: failed == 0 && fetched.is_some(),
-        ..record(if failed == 0 { "ready" } else { "failed" })
-    })?;
-    store.unlock(&name, &holder)?;
-    if failed == 0 && fetched.is_some() {
-        // The cluster answers: its addons converge too (reported on stderr, beside the hosts).
-        let outcome = super::kube::converge_addons(home, &cluster).await?;
-        if !g.quiet && !outcome.addons.is_empty() {
-            eprint!("{}", super::kube::render(&outcome));
-        }
-    }
-
-    let rows: Vec<Row> = reports
+    let rows = reports
         .iter()
-        .zip(&hosts)
-        .enumerate()
-        .map(|(i, (r, (_, role)))| {
+        .zip(&formation.targets)
+        .zip(failures)
+        .map(|((r, target), error)| {
             let phases = r
                 .result
                 .as_ref()
                 .map(|o| o.phases.clone())
                 .unwrap_or_default();
-            let error = failures[i].clone();
             let titles = |want: Outcome| {
                 phases
                     .iter()
@@ -219,7 +293,7 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
             };
             Row {
                 host: r.host.clone(),
-                role: *role,
+                role: target.spec.role,
                 ok: error.is_none(),
                 error,
                 applied: titles(Outcome::Applied),
@@ -228,7 +302,25 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
             }
         })
         .collect();
-    emit(g.output, &rows, || {
+    Bootstrapped { rows, fetched }
+}
+
+/// Converges the addons of a formed cluster, then reports every host; fails when one did.
+pub(super) async fn finish(
+    home: &Home,
+    g: &Global,
+    cluster: &Cluster,
+    done: Bootstrapped,
+) -> Result<()> {
+    if done.complete() {
+        // The cluster answers: its addons converge too (reported on stderr, beside the hosts).
+        let outcome = super::kube::converge_addons(home, cluster).await?;
+        if !g.quiet && !outcome.addons.is_empty() {
+            eprint!("{}", super::kube::render(&outcome));
+        }
+    }
+    let rows = &done.rows;
+    emit(g.output, rows, || {
         let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -247,13 +339,14 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
             &cells,
         )
     })?;
-    if let Some(f) = &fetched {
+    if let Some(f) = &done.fetched {
         eprintln!(
             "Kubeconfig (server {}) written to {}",
             f.server,
             f.kubeconfig.display()
         );
     }
+    let failed = done.failed();
     if failed > 0 {
         let lines: Vec<String> = rows
             .iter()
@@ -319,11 +412,11 @@ fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts, login: &str) -
     }
 }
 
-/// kubeadm init/join and the CNI on prepared hosts; the first control plane is the endpoint.
+/// kubeadm init/join and the CNI on prepared hosts.
 async fn form(
     fleet: &Fleet,
     cluster: &Cluster,
-    hosts: &[(Host, Role)],
+    formation: &Formation,
     outcomes: &[&HostOutcome],
 ) -> Vec<HostReport<Vec<cluster::Formed>>> {
     let net = &cluster.spec.network;
@@ -333,23 +426,19 @@ async fn form(
             "v{}",
             cluster.spec.kubernetes.version.trim_start_matches('v')
         ),
-        endpoint: super::kubeconfig::ssh_endpoint(cluster).expect("validated"),
+        endpoint: formation.endpoint.clone(),
         pod_cidr: net.pod_cidr.to_string(),
         service_cidr: net.service_cidr.to_string(),
-        cert_sans: hosts
-            .iter()
-            .filter(|(_, role)| *role == Role::ControlPlane)
-            .map(|(h, _)| h.address.clone())
-            .collect(),
+        cert_sans: formation.cert_sans.clone(),
     };
-    let mut members: Vec<cluster::Member> = hosts
+    let mut members: Vec<cluster::Member> = formation
+        .targets
         .iter()
-        .zip(&cluster.spec.hosts)
         .zip(outcomes)
-        .map(|(((host, role), spec), outcome)| cluster::Member {
-            host: host.clone(),
-            node: node_inputs(cluster, spec, &outcome.facts, &host.user),
-            control_plane: *role == Role::ControlPlane,
+        .map(|(target, outcome)| cluster::Member {
+            host: target.host.clone(),
+            node: node_inputs(cluster, &target.spec, &outcome.facts, &target.host.user),
+            control_plane: target.spec.role == Role::ControlPlane,
         })
         .collect();
     // The first control plane leads; the spec's order is kept otherwise.

@@ -2,7 +2,7 @@
 //! the cluster's public endpoint, and the `apiserver-kubelet-client` certificate that the kubelet
 //! checkpoint API accepts — all 0600 under `CLOUDER_HOME/kubeadm/NAME/`.
 
-use super::bootstrap::{connect_fleet, ssh_hosts};
+use super::bootstrap::{connect_fleet, ssh_formation};
 use super::resolve_name;
 use crate::cli::{Global, SshTarget};
 use crate::home::{Home, private_dir, write_private};
@@ -101,21 +101,21 @@ pub async fn get_config(home: &Home, g: &Global, args: SshTarget) -> Result<()> 
     };
     let cluster: Cluster =
         serde_json::from_value(record.spec).context("the recorded spec does not parse")?;
-    if record.provider != "ssh" {
-        bail!(
-            "`get-config` for {} clusters needs `clouder kubeadm setup {name}` (node bootstrap of cloud machines), which this build does not have",
-            record.provider
-        );
-    }
-    let endpoint = ssh_endpoint(&cluster).context("the spec lists no control plane")?;
-    let hosts = ssh_hosts(&cluster, Some(&args.ssh));
-    let (first, _) = hosts
-        .iter()
-        .find(|(_, role)| *role == Role::ControlPlane)
-        .context("the spec lists no control plane")?;
+    let formation = match cluster.spec.provider {
+        clouder_spec::Provider::Ssh => ssh_formation(&cluster, Some(&args.ssh)),
+        _ => super::setup::cloud_formation(
+            &store,
+            &cluster,
+            Some(&args.ssh),
+            cluster.spec.ssh.address,
+        )?,
+    };
+    let first = formation
+        .first_control_plane()
+        .context("the cluster has no control plane")?;
     let fleet = connect_fleet(home, &cluster, Some(&args.ssh))?;
-    let session = fleet.connect(first).await?;
-    let fetched = fetch(&session, &endpoint, &home.cluster_dir(&name)).await?;
+    let session = fleet.connect(&first.host).await?;
+    let fetched = fetch(&session, &formation.endpoint, &home.cluster_dir(&name)).await?;
     session.close().await;
     emit(g.output, &fetched, || {
         format!(

@@ -16,6 +16,7 @@ mod prune;
 mod scale;
 mod secrets;
 mod services;
+mod setup;
 mod storage;
 mod terminate;
 mod terraform;
@@ -91,7 +92,7 @@ async fn dispatch(home: &Home, g: &Global, command: Command) -> Result<()> {
             },
             Kubeadm::Adopt(args) => kube::adopt(home, g, args).await,
             Kubeadm::Scale(args) => scale::scale(home, g, args).await,
-            Kubeadm::Setup(a) => pending::not_yet(home, a.name, "setup", "node bootstrap over SSH"),
+            Kubeadm::Setup(a) => setup::setup(home, g, a).await,
             Kubeadm::GetConfig(a) => kubeconfig::get_config(home, g, a).await,
             Kubeadm::Prune(a) => prune::prune(home, g, a).await,
             Kubeadm::SmokeTest(a) => pending::not_yet(

@@ -14,6 +14,7 @@ mod local;
 mod parity;
 mod resume;
 mod services;
+mod setup;
 mod ssh_provider;
 mod state;
 mod terraform;

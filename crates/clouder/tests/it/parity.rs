@@ -73,7 +73,10 @@ fn commands_whose_behaviour_lands_later_say_so_and_exit_1() {
     let env = Env::new();
     std::fs::create_dir_all(env.home().join("kubeadm/alpha")).unwrap();
     env.ok(&["kubeadm", "set-default", "alpha"]);
-    for command in ["setup", "smoke-test", "upgrade-kubelet"] {
+    let setup = env.run(&["kubeadm", "setup"]);
+    assert_eq!(setup.status.code(), Some(2), "setup resolves the default");
+    assert!(text(&setup.stderr).contains("no cluster named `alpha`"));
+    for command in ["smoke-test", "upgrade-kubelet"] {
         let out = env.run(&["kubeadm", command]);
         assert_eq!(out.status.code(), Some(1), "{command}");
         let err = text(&out.stderr);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// Package sources for the lab: `mirror` serves containerd and CRIU (Debian's sid, through the
 /// lab's NAT); no registry here serves kubeadm, so that phase always fails, at the same place.
-fn sources(mirror: bool) -> String {
+pub fn sources(mirror: bool) -> String {
     let apt = |packages: &str| {
         if mirror {
             format!(
@@ -175,7 +175,7 @@ fn bad_host_lists_are_refused_before_connecting() {
 }
 
 /// Files a kubeadm control plane has, written over SSH (the host has its own root filesystem).
-fn plant_control_plane_files(lab: &Lab) {
+pub fn plant_control_plane_files(lab: &Lab) {
     let script = "set -e\nmkdir -p /etc/kubernetes/pki\n\
         printf '%s\\n' 'apiVersion: v1' 'kind: Config' 'clusters:' '- name: onprem' '  cluster:' \
         '    certificate-authority-data: Q0E=' '    server: https://10.0.0.10:6443' 'users:' \
