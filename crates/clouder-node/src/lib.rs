@@ -10,6 +10,7 @@ pub mod kubeadm;
 pub mod phases;
 pub mod shell;
 pub mod ssh;
+pub mod upgrade;
 
 pub use facts::Facts;
 pub use fleet::{Fleet, HostReport};

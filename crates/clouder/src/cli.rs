@@ -320,7 +320,7 @@ pub enum Kubeadm {
     DisableIngressTraefik(KubeTargetForce),
     /// Upgrade kubelet, kubeadm and kubectl to the target version on all nodes.
     #[command(after_help = "Example:\n  clouder kubeadm upgrade-kubelet demo -u ubuntu")]
-    UpgradeKubelet(SshTarget),
+    UpgradeKubelet(UpgradeArgs),
     /// Record an existing cluster (not created by clouder) so addons, drains and services work on it.
     #[command(
         after_help = "Example:\n  clouder kubeadm adopt legacy --kubeconfig ~/.kube/legacy.yaml --provider aws -r eu-west-1"
@@ -553,6 +553,22 @@ pub struct SetupArgs {
     /// Machines worked on at once.
     #[arg(long, default_value_t = 30)]
     pub concurrency: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct UpgradeArgs {
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshFlags,
+    /// Version to upgrade to (one minor at most); default the spec's, which this then records.
+    #[arg(long)]
+    pub k8s_version: Option<String>,
+    /// Connect to the machines' `public` (default, or spec.ssh.address) or `private` addresses.
+    #[arg(long)]
+    pub address: Option<clouder_spec::AddressKind>,
+    /// How long a node's drain may wait on PodDisruptionBudgets, in seconds.
+    #[arg(long = "drain-timeout", default_value_t = 300)]
+    pub drain_timeout_secs: u64,
 }
 
 #[derive(Args, Debug)]

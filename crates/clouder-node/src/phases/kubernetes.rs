@@ -37,15 +37,22 @@ fn version_pattern(node: Node) -> String {
 
 fn install(node: Node) -> AptInstall {
     let configured = node.plan.sources.kubernetes.as_ref();
-    let default = default_source(node);
     AptInstall::resolve(
         "kubernetes",
         node,
         configured,
-        default,
+        default_source(node),
         &PACKAGES,
         Some(version_pattern(node)),
     )
+}
+
+/// Only `which` of the Kubernetes packages, at the plan's version: an upgrade moves kubeadm
+/// before the kubelet.
+pub fn packages(node: Node, which: &[&str]) -> AptInstall {
+    let mut install = install(node);
+    install.packages.retain(|p| which.contains(&p.as_str()));
+    install
 }
 
 impl Phase for KubernetesPackages {

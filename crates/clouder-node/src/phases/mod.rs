@@ -2,9 +2,9 @@
 //! runner runs the probe, skips the phase when it passes, otherwise applies and probes again.
 //! So every phase is idempotent by construction, and a re-run changes nothing.
 
-mod apt;
+pub mod apt;
 mod criu;
-mod kubernetes;
+pub mod kubernetes;
 mod prerequisites;
 mod runtime;
 

@@ -4,3 +4,4 @@ mod cluster;
 mod kubeadm_config;
 mod phases;
 mod sessions;
+mod upgrade;

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Two hosts' worth of facts, so that every default source is rendered.
-fn hosts() -> [Facts; 2] {
+pub(crate) fn hosts() -> [Facts; 2] {
     let mut ubuntu = Facts {
         os_id: "ubuntu".into(),
         os_version: "24.04".into(),

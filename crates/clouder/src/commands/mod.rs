@@ -20,6 +20,7 @@ mod setup;
 mod storage;
 mod terminate;
 mod terraform;
+mod upgrade;
 
 use crate::Usage;
 use crate::cli::{Cli, Command, Global, Kubeadm, StateCommand};
@@ -113,9 +114,7 @@ async fn dispatch(home: &Home, g: &Global, command: Command) -> Result<()> {
             Kubeadm::DisableIngressTraefik(a) => {
                 kube::disable_ingress(home, g, a, clouder_kube::addons::Addon::IngressTraefik).await
             }
-            Kubeadm::UpgradeKubelet(a) => {
-                pending::not_yet(home, a.name, "upgrade-kubelet", "node bootstrap over SSH")
-            }
+            Kubeadm::UpgradeKubelet(a) => upgrade::upgrade_kubelet(home, g, a).await,
         },
         Command::Cost(c) => cost::run(home, g, c).await,
         Command::Ctx(c) => ctx::run(home, g, c),
