@@ -187,7 +187,6 @@ pub async fn form(
     cluster: &ClusterInputs,
     members: &[Member],
 ) -> Vec<HostReport<Vec<Formed>>> {
-    let secrets = RunSecrets::generate();
     let Some(first) = members.first().filter(|m| m.control_plane) else {
         return vec![HostReport {
             host: String::new(),
@@ -195,35 +194,51 @@ pub async fn form(
             elapsed: Default::default(),
         }];
     };
-    let cp_joins = members.iter().skip(1).any(|m| m.control_plane);
+    let secrets = RunSecrets::generate();
     let mut reports = fleet
         .each(std::slice::from_ref(&first.host), |s| {
             let secrets = &secrets;
             async move {
                 let init = run(&s, "init", &init_script(cluster, &first.node, secrets)).await?;
-                let creds = run(&s, "credentials", &credentials_script(secrets, cp_joins)).await?;
-                let hash = ca_cert_hash(&creds.output)?;
                 let cni = run(&s, "cni", &cni_script(cluster)).await?;
-                Ok(vec![
-                    init,
-                    Formed {
-                        step: "credentials",
-                        output: hash,
-                    },
-                    cni,
-                ])
+                Ok(vec![init, cni])
             }
         })
         .await;
+    if reports[0].result.is_ok() {
+        reports.extend(join(fleet, cluster, &secrets, &first.host, &members[1..]).await);
+    }
+    reports
+}
+
+/// Joins `members` to the cluster whose initialised control plane is `leader`, with this run's
+/// `secrets` made valid there: control planes one at a time, then workers all at once. The first
+/// report is the leader's (the credentials).
+pub async fn join(
+    fleet: &Fleet,
+    cluster: &ClusterInputs,
+    secrets: &RunSecrets,
+    leader: &Host,
+    members: &[Member],
+) -> Vec<HostReport<Vec<Formed>>> {
+    let cp_joins = members.iter().any(|m| m.control_plane);
+    let mut reports = fleet
+        .each(std::slice::from_ref(leader), |s| async move {
+            let creds = run(&s, "credentials", &credentials_script(secrets, cp_joins)).await?;
+            Ok(vec![Formed {
+                step: "credentials",
+                output: ca_cert_hash(&creds.output)?,
+            }])
+        })
+        .await;
     let hash = match &reports[0].result {
-        Ok(steps) => steps[1].output.clone(),
+        Ok(steps) => steps[0].output.clone(),
         Err(_) => return reports,
     };
     let scripts: HashMap<String, String> = members
         .iter()
-        .skip(1)
         .map(|m| {
-            let text = join_script(cluster, &m.node, &secrets, &hash, m.control_plane);
+            let text = join_script(cluster, &m.node, secrets, &hash, m.control_plane);
             (m.host.label(), text)
         })
         .collect();
@@ -231,7 +246,7 @@ pub async fn form(
         let text = scripts[&s.host().label()].clone();
         async move { Ok(vec![run(&s, "join", &text).await?]) }
     };
-    for member in members.iter().skip(1).filter(|m| m.control_plane) {
+    for member in members.iter().filter(|m| m.control_plane) {
         reports.extend(fleet.each(std::slice::from_ref(&member.host), join).await);
     }
     let workers: Vec<Host> = members

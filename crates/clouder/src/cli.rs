@@ -96,6 +96,68 @@ pub enum Command {
     /// Bring your own container: validate images, enroll remote container endpoints as capacity.
     #[command(subcommand)]
     Byoc(Byoc),
+    /// Bring your own node: join a host you own to a cluster, or take it out again.
+    #[command(subcommand)]
+    Byon(Byon),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Byon {
+    /// Prepare a host over SSH and join it to the cluster as a worker.
+    #[command(
+        after_help = "Example:\n  clouder byon add demo --host admin@192.0.2.10:2222 --label gpu=a100 --taint dedicated=ml:NoSchedule -i id_ed25519"
+    )]
+    Add(ByonAddArgs),
+    /// Drain a joined host, `kubeadm reset` it and delete its Node.
+    #[command(after_help = "Example:\n  clouder byon remove demo gpu-box-1")]
+    Remove(ByonRemoveArgs),
+    /// The hosts joined with `byon add`.
+    Ls(ByonClusterArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ByonClusterArgs {
+    pub cluster: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByonAddArgs {
+    pub cluster: Option<String>,
+    /// The host: [USER@]ADDRESS[:PORT] (user default the cluster's admin user, port 22).
+    #[arg(long)]
+    pub host: String,
+    /// Private key: a key name in ~/.ssh/ or a path (default the cluster's).
+    #[arg(short = 'i', long)]
+    pub key: Option<String>,
+    /// Node label k=v (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub label: Vec<String>,
+    /// Node taint key[=value]:Effect (repeatable).
+    #[arg(long)]
+    pub taint: Vec<String>,
+    /// Where the host comes from, as its `clouder.io/provenance` label says: onprem (default),
+    /// laptop (tainted non-production) or ssh.
+    #[arg(long, default_value = "onprem")]
+    pub provenance: String,
+    /// Who owns the host (`clouder.io/owner`); default the login user.
+    #[arg(long)]
+    pub owner: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ByonRemoveArgs {
+    pub cluster: String,
+    /// The Node name `byon add` reported.
+    pub node: String,
+    /// Private key: a key name in ~/.ssh/ or a path (default the cluster's).
+    #[arg(short = 'i', long)]
+    pub key: Option<String>,
+    /// Remove the Node even when the host cannot be reached to reset it.
+    #[arg(long)]
+    pub force: bool,
+    /// How long the drain may wait on PodDisruptionBudgets, in seconds.
+    #[arg(long = "drain-timeout", default_value_t = 300)]
+    pub drain_timeout_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]

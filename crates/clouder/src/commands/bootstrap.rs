@@ -37,7 +37,10 @@ impl KeyPins for StatePins {
 }
 
 /// `-i NAME` is a key in ~/.ssh/ or a path; otherwise the spec's key, then the usual ones.
-fn private_key(cluster: &Cluster, flags: Option<&SshFlags>) -> Result<std::path::PathBuf> {
+pub(super) fn private_key(
+    cluster: &Cluster,
+    flags: Option<&SshFlags>,
+) -> Result<std::path::PathBuf> {
     let flag = flags.and_then(|f| f.key.as_ref()).map(|k| {
         if k.contains('/') {
             k.clone()
@@ -380,7 +383,12 @@ fn provenance_marks(spec: &HostSpec, login: &str) -> clouder_byoc::provenance::M
 
 /// The pool a host's labels and taints come from (workers only; default `workers`), with its
 /// provenance marks.
-fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts, login: &str) -> NodeInputs {
+pub(super) fn node_inputs(
+    cluster: &Cluster,
+    spec: &HostSpec,
+    facts: &Facts,
+    login: &str,
+) -> NodeInputs {
     let pool = (spec.role == Role::Worker)
         .then(|| {
             let name = spec.pool.as_deref().unwrap_or("workers");
@@ -412,15 +420,10 @@ fn node_inputs(cluster: &Cluster, spec: &HostSpec, facts: &Facts, login: &str) -
     }
 }
 
-/// kubeadm init/join and the CNI on prepared hosts.
-async fn form(
-    fleet: &Fleet,
-    cluster: &Cluster,
-    formation: &Formation,
-    outcomes: &[&HostOutcome],
-) -> Vec<HostReport<Vec<cluster::Formed>>> {
+/// What kubeadm's configurations say about the whole cluster.
+pub(super) fn cluster_inputs(cluster: &Cluster, formation: &Formation) -> ClusterInputs {
     let net = &cluster.spec.network;
-    let inputs = ClusterInputs {
+    ClusterInputs {
         name: cluster.name().to_string(),
         version: format!(
             "v{}",
@@ -430,7 +433,17 @@ async fn form(
         pod_cidr: net.pod_cidr.to_string(),
         service_cidr: net.service_cidr.to_string(),
         cert_sans: formation.cert_sans.clone(),
-    };
+    }
+}
+
+/// kubeadm init/join and the CNI on prepared hosts.
+async fn form(
+    fleet: &Fleet,
+    cluster: &Cluster,
+    formation: &Formation,
+    outcomes: &[&HostOutcome],
+) -> Vec<HostReport<Vec<cluster::Formed>>> {
+    let inputs = cluster_inputs(cluster, formation);
     let mut members: Vec<cluster::Member> = formation
         .targets
         .iter()

@@ -2,6 +2,7 @@
 
 mod bootstrap;
 mod byoc;
+mod byon;
 mod checkpoint;
 mod converge;
 mod cost;
@@ -124,6 +125,7 @@ async fn dispatch(home: &Home, g: &Global, command: Command) -> Result<()> {
         Command::State(c) => state(home, g, c).await,
         Command::Services(s) => services::run(home, g, s).await,
         Command::Byoc(c) => byoc::run(home, g, c).await,
+        Command::Byon(c) => byon::run(home, g, c).await,
         Command::Secrets(c) => secrets::run(home, g, c).await,
         Command::Storage(c) => storage::run(g, c),
         Command::NodeAgent(c) => node_agent::run(c).await,

@@ -5,6 +5,7 @@ mod azure;
 mod azure_resume;
 mod bad_input;
 mod byoc;
+mod byon;
 mod checkpoint;
 mod cost;
 mod harness;
