@@ -7,6 +7,7 @@ use crate::fleet::{Fleet, HostReport};
 use crate::kubeadm::{self, ClusterInputs, NodeInputs, TOKEN_TTL};
 use crate::shell::{quote, script, write_file};
 use crate::ssh::{Host, Session};
+use crate::watch::Ended;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -164,20 +165,28 @@ pub struct Formed {
     pub output: String,
 }
 
+/// One cluster step on a host; a step whose guard found it done (`already …`) is unchanged.
 async fn run(session: &Session, step: &'static str, text: &str) -> Result<Formed, String> {
-    let out = session.script(text).await.map_err(|e| e.to_string())?;
-    if !out.ok() {
-        return Err(format!(
-            "{}: {step} failed (exit {}): {}",
-            session.host().label(),
-            out.status,
-            out.stderr.trim()
-        ));
-    }
-    Ok(Formed {
-        step,
-        output: out.stdout.trim().to_string(),
-    })
+    session
+        .step(step, async {
+            let out = session.script(text).await.map_err(|e| e.to_string())?;
+            if !out.ok() {
+                return Err(format!(
+                    "{}: {step} failed (exit {}): {}",
+                    session.host().label(),
+                    out.status,
+                    out.stderr.trim()
+                ));
+            }
+            let output = out.stdout.trim().to_string();
+            let ended = if output.starts_with("already ") {
+                Ended::Unchanged
+            } else {
+                Ended::Applied
+            };
+            Ok((Formed { step, output }, ended))
+        })
+        .await
 }
 
 /// Forms the cluster from prepared hosts; `members[0]` must be the first control plane. Control

@@ -2,6 +2,7 @@
 //! bound, and report every host's outcome — one failure never hides the others' state.
 
 use crate::ssh::{Host, Session, SshError};
+use crate::watch::{Unwatched, Watch};
 use futures::StreamExt;
 use russh::keys::PrivateKey;
 use serde::Serialize;
@@ -52,6 +53,8 @@ pub struct Fleet {
     pub timeout: Duration,
     /// Connection attempts per host (transient network errors only).
     pub attempts: u32,
+    /// Told what every host is doing.
+    pub watch: Arc<dyn Watch>,
 }
 
 impl Fleet {
@@ -62,6 +65,7 @@ impl Fleet {
             parallelism: 30,
             timeout: Duration::from_secs(60),
             attempts: 3,
+            watch: Arc::new(Unwatched),
         }
     }
 
@@ -71,7 +75,8 @@ impl Fleet {
         loop {
             let expected = self.pins.pinned(&host.address);
             match Session::connect(host, self.key.clone(), expected.clone(), self.timeout).await {
-                Ok(session) => {
+                Ok(mut session) => {
+                    session.watch = self.watch.clone();
                     if expected.is_none() {
                         self.pins.pin(&host.address, &session.host_key);
                     }

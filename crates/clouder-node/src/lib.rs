@@ -11,6 +11,7 @@ pub mod phases;
 pub mod shell;
 pub mod ssh;
 pub mod upgrade;
+pub mod watch;
 
 pub use facts::Facts;
 pub use fleet::{Fleet, HostReport};

@@ -114,6 +114,8 @@ pub struct Session {
     timeout: Duration,
     /// sshd refuses channels past `MaxSessions` (10 by default) on one connection.
     channels: tokio::sync::Semaphore,
+    /// Told about this host's steps and script output.
+    pub watch: Arc<dyn crate::watch::Watch>,
 }
 
 /// Channels open at once on one connection, under sshd's default `MaxSessions` of 10.
@@ -210,6 +212,7 @@ impl Session {
             host_key,
             timeout,
             channels: tokio::sync::Semaphore::new(MAX_CHANNELS),
+            watch: Arc::new(crate::watch::Unwatched),
         })
     }
 
@@ -273,8 +276,30 @@ impl Session {
     }
 
     /// Runs a bash script sent on stdin, so nothing of it lands in process lists or shell history.
+    /// Runs a bash script fed on stdin (so no value in it shows in a process list); its output
+    /// goes to the watcher.
     pub async fn script(&self, script: &str) -> Result<Output, SshError> {
-        self.run("bash -s", Some(script.as_bytes())).await
+        let out = self.run("bash -s", Some(script.as_bytes())).await?;
+        self.watch.output(&self.host.label(), &out);
+        Ok(out)
+    }
+
+    /// Runs `work` as the step `name`, telling the watcher when it starts and how it ends.
+    pub async fn step<T, E>(
+        &self,
+        name: &str,
+        work: impl std::future::Future<Output = Result<(T, crate::watch::Ended), E>>,
+    ) -> Result<T, E> {
+        let label = self.host.label();
+        let start = std::time::Instant::now();
+        self.watch.started(&label, name);
+        let result = work.await;
+        let ended = match &result {
+            Ok((_, ended)) => *ended,
+            Err(_) => crate::watch::Ended::Failed,
+        };
+        self.watch.ended(&label, name, ended, start.elapsed());
+        result.map(|(value, _)| value)
     }
 
     pub async fn close(self) {

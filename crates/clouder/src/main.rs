@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod home;
+mod host_progress;
 mod output;
 mod progress;
 mod provider;

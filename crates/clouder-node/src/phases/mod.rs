@@ -15,6 +15,7 @@ pub use runtime::ContainerRuntime;
 
 use crate::facts::Facts;
 use crate::ssh::{Session, SshError};
+use crate::watch::Ended;
 use clouder_spec::Sources;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -131,35 +132,35 @@ async fn run_each(
     for phase in phases {
         let start = Instant::now();
         let title = phase.title();
-        if session.script(&phase.probe(node)).await?.ok() {
-            reports.push(PhaseReport {
-                phase: title,
-                outcome: Outcome::Skipped,
-                elapsed: start.elapsed(),
-            });
-            continue;
-        }
-        tracing::info!(%host, phase = title, "applying");
-        let out = session.script(&phase.apply(node)).await?;
-        if !out.ok() {
-            return Err(PhaseError::Failed {
-                host,
-                phase: title,
-                status: out.status,
-                stderr: out.stderr.trim().to_string(),
-            });
-        }
-        let check = session.script(&phase.probe(node)).await?;
-        if !check.ok() {
-            return Err(PhaseError::NotConverged {
-                host,
-                phase: title,
-                stderr: check.stderr.trim().to_string(),
-            });
-        }
+        let outcome = session
+            .step(title, async {
+                if session.script(&phase.probe(node)).await?.ok() {
+                    return Ok((Outcome::Skipped, Ended::Unchanged));
+                }
+                tracing::info!(%host, phase = title, "applying");
+                let out = session.script(&phase.apply(node)).await?;
+                if !out.ok() {
+                    return Err(PhaseError::Failed {
+                        host: host.clone(),
+                        phase: title,
+                        status: out.status,
+                        stderr: out.stderr.trim().to_string(),
+                    });
+                }
+                let check = session.script(&phase.probe(node)).await?;
+                if !check.ok() {
+                    return Err(PhaseError::NotConverged {
+                        host: host.clone(),
+                        phase: title,
+                        stderr: check.stderr.trim().to_string(),
+                    });
+                }
+                Ok((Outcome::Applied, Ended::Applied))
+            })
+            .await?;
         reports.push(PhaseReport {
             phase: title,
-            outcome: Outcome::Applied,
+            outcome,
             elapsed: start.elapsed(),
         });
     }

@@ -137,19 +137,26 @@ pub(super) fn ssh_formation(cluster: &Cluster, flags: Option<&SshFlags>) -> Form
 }
 
 /// SSH to the cluster's hosts with its key, host keys pinned in the state store.
+/// What every host does is shown as it happens and logged under the cluster's directory.
 pub(super) fn connect_fleet(
     home: &Home,
+    g: &Global,
     cluster: &Cluster,
     flags: Option<&SshFlags>,
 ) -> Result<Fleet> {
     let key = clouder_node::ssh::load_key(&private_key(cluster, flags)?)?;
-    Ok(Fleet::new(
+    let mut fleet = Fleet::new(
         key,
         Arc::new(StatePins {
             store: Arc::new(home.store()?),
             cluster: cluster.name().to_string(),
         }),
-    ))
+    );
+    fleet.watch = Arc::new(crate::host_progress::HostProgress::new(
+        g.quiet,
+        home.cluster_dir(cluster.name()).join("logs"),
+    ));
+    Ok(fleet)
 }
 
 /// `--dry-run`: the hosts and the phases each would be probed for.
@@ -177,7 +184,7 @@ pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags)
     if run.dry_run {
         return dry_run(g, &cluster, &formation);
     }
-    let mut fleet = connect_fleet(home, &cluster, None)?;
+    let mut fleet = connect_fleet(home, g, &cluster, None)?;
     fleet.parallelism = run.concurrency.max(1);
     let store = home.store()?;
     let holder = lock_holder(std::process::id());
@@ -305,6 +312,7 @@ pub(super) async fn bootstrap(
             }
         })
         .collect();
+    fleet.watch.finish();
     Bootstrapped { rows, fetched }
 }
 

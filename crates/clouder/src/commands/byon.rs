@@ -189,10 +189,11 @@ async fn add(home: &Home, g: &Global, args: ByonAddArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("`{name}` has no control plane"))?
         .clone();
     private_key(&cluster, Some(&flags))?;
-    let fleet = connect_fleet(home, &cluster, Some(&flags))?;
+    let fleet = connect_fleet(home, g, &cluster, Some(&flags))?;
     let holder = lock_holder(std::process::id());
     take_lock(&store, &name, &holder)?;
     let result = join_host(&fleet, &cluster, &formation, &leader, &host, wanted).await;
+    fleet.watch.finish();
     let added = match result {
         Ok((joined_host, added)) => {
             store.put_resource(
@@ -352,7 +353,7 @@ async fn remove(home: &Home, g: &Global, args: ByonRemoveArgs) -> Result<()> {
         ..DrainOptions::default()
     };
     let report = drain::drain(&client, &host.node, &options).await?;
-    let fleet = connect_fleet(home, &cluster, Some(&flags))?;
+    let fleet = connect_fleet(home, g, &cluster, Some(&flags))?;
     let target = Host {
         address: host.address.clone(),
         port: host.port,

@@ -113,7 +113,7 @@ pub async fn get_config(home: &Home, g: &Global, args: SshTarget) -> Result<()> 
     let first = formation
         .first_control_plane()
         .context("the cluster has no control plane")?;
-    let fleet = connect_fleet(home, &cluster, Some(&args.ssh))?;
+    let fleet = connect_fleet(home, g, &cluster, Some(&args.ssh))?;
     let session = fleet.connect(&first.host).await?;
     let fetched = fetch(&session, &formation.endpoint, &home.cluster_dir(&name)).await?;
     session.close().await;

@@ -257,7 +257,7 @@ pub async fn setup(home: &Home, g: &Global, args: SetupArgs) -> Result<()> {
     if args.dry_run {
         return dry_run(g, &cluster, &formation);
     }
-    let mut fleet = connect_fleet(home, &cluster, Some(&args.ssh))?;
+    let mut fleet = connect_fleet(home, g, &cluster, Some(&args.ssh))?;
     fleet.parallelism = args.concurrency.max(1);
     let pinned = pin_from_console(home, &store, &cluster, &record, &formation).await?;
     if pinned > 0 && !g.quiet {

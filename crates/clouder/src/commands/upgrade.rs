@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use clouder_kube::drain::{self, DrainOptions};
 use clouder_node::phases::{self, Node, NodePlan, Outcome};
 use clouder_node::upgrade::{self, Part};
+use clouder_node::watch::Ended;
 use clouder_node::{Facts, Fleet, Session};
 use clouder_spec::{Cluster, Provider, Role};
 use clouder_state::{ClusterRecord, StateStore, now};
@@ -129,13 +130,23 @@ async fn upgrade_node(
         progress.failure.map_or(Ok(()), |e| Err(e.to_string()))
     };
     run(phases::run(&session, node, &upgrade::before_drain(part)).await)?;
-    drain::drain(cx.client, &name, &cx.drain)
-        .await
-        .map_err(|e| format!("{host}: draining {name}: {e}"))?;
+    session
+        .step("drain", async {
+            match drain::drain(cx.client, &name, &cx.drain).await {
+                Ok(_) => Ok(((), Ended::Applied)),
+                Err(e) => Err(format!("{host}: draining {name}: {e}")),
+            }
+        })
+        .await?;
     run(phases::run(&session, node, &upgrade::while_drained()).await)?;
-    drain::cordon(cx.client, &name, false)
-        .await
-        .map_err(|e| format!("{host}: uncordoning {name}: {e}"))?;
+    session
+        .step("uncordon", async {
+            match drain::cordon(cx.client, &name, false).await {
+                Ok(()) => Ok(((), Ended::Applied)),
+                Err(e) => Err(format!("{host}: uncordoning {name}: {e}")),
+            }
+        })
+        .await?;
     session.close().await;
     Ok((Some(name), applied, true))
 }
@@ -243,7 +254,7 @@ pub async fn upgrade_kubelet(home: &Home, g: &Global, args: UpgradeArgs) -> Resu
             args.address.unwrap_or(cluster.spec.ssh.address),
         )?,
     };
-    let fleet = connect_fleet(home, &cluster, Some(&args.ssh))?;
+    let fleet = connect_fleet(home, g, &cluster, Some(&args.ssh))?;
     let plan = NodePlan {
         kubernetes_version: target.clone(),
         sources: cluster.spec.sources.clone(),
@@ -260,6 +271,7 @@ pub async fn upgrade_kubelet(home: &Home, g: &Global, args: UpgradeArgs) -> Resu
     let holder = lock_holder(std::process::id());
     take_lock(&store, &name, &holder)?;
     let rows = roll(&cx, &fleet, &formation).await;
+    fleet.watch.finish();
     let failed = rows.iter().filter(|r| r.result == "failed").count();
     if failed == 0 {
         // Every node is at the version: the spec records it.

@@ -107,6 +107,28 @@ fn setup_bootstraps_the_recorded_machines_and_pins_their_host_keys() {
             "{error}"
         );
     }
+    // Each host's steps as plain lines (no terminal here), and its full log kept, 0600.
+    let stderr = text(&first.stderr);
+    for address in &addresses {
+        assert!(
+            stderr.contains(&format!("root@{address}:22: prerequisites: applied (")),
+            "{stderr}"
+        );
+        let log = env
+            .home()
+            .join(format!("kubeadm/cloudy/logs/root@{address}_22.log"));
+        let content = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            content.contains("== container runtime: FAILED")
+                && content.contains("clouder-no-mirror"),
+            "the failed step and what apt said: {content}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
     assert!(
         !text(&first.stderr).contains("pinned from their console log"),
         "moto's console output announces no host key: trusted on first contact"
