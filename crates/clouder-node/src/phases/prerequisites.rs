@@ -1,5 +1,6 @@
 //! Kernel and system prerequisites of kubeadm: swap off for good, the `overlay` and
-//! `br_netfilter` modules, bridged traffic through iptables and IP forwarding.
+//! `br_netfilter` modules, bridged traffic through iptables and IP forwarding, and a clock kept
+//! in sync (certificates and etcd leases go wrong on a drifting one).
 
 use super::{Node, Phase};
 use crate::shell::{script, write_file};
@@ -30,6 +31,26 @@ const MODULE_PRESENT: &str = r#"module_present() {
   esac
 }"#;
 
+/// The clock is synced by chrony or systemd-timesyncd; a container shares its host's clock.
+const TIME_SYNCED: &str = r#"time_synced() {
+  if systemd-detect-virt --quiet --container 2>/dev/null; then return 0; fi
+  if systemctl is-active --quiet chrony || systemctl is-active --quiet chronyd; then return 0; fi
+  [ "$(timedatectl show --property=NTP --value 2>/dev/null)" = yes ] && systemctl is-active --quiet systemd-timesyncd
+}"#;
+
+/// chrony when the host has it, else systemd-timesyncd (installed when missing).
+const SYNC_TIME: &str = r#"if ! time_synced; then
+  if command -v chronyc >/dev/null; then
+    systemctl enable --now chrony 2>/dev/null || systemctl enable --now chronyd
+  else
+    if ! systemctl cat systemd-timesyncd >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd-timesyncd >/dev/null
+    fi
+    systemctl enable --now systemd-timesyncd
+    timedatectl set-ntp true
+  fi
+fi"#;
+
 impl Phase for Prerequisites {
     fn title(&self) -> &'static str {
         "prerequisites"
@@ -47,6 +68,8 @@ impl Phase for Prerequisites {
         for (key, value) in SYSCTLS {
             lines.push(format!("[ \"$(sysctl -n {key})\" = {value} ]"));
         }
+        lines.push(TIME_SYNCED.into());
+        lines.push("time_synced".into());
         script(lines)
     }
 
@@ -60,6 +83,8 @@ impl Phase for Prerequisites {
             "for m in overlay br_netfilter; do module_present \"$m\" || modprobe \"$m\" || { echo \"kernel module $m is not available\" >&2; exit 1; }; done".into(),
             write_file(SYSCTL_FILE, "0644", &sysctl_file()),
             format!("sysctl -q -p {SYSCTL_FILE}"),
+            TIME_SYNCED.into(),
+            SYNC_TIME.into(),
         ])
     }
 }
