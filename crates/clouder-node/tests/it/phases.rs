@@ -205,3 +205,69 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
         );
     }
 }
+
+/// Runs `text` as root on the host, insisting on success.
+async fn as_root(fleet: &Fleet, address: &str, text: &str) {
+    let session = fleet.connect(&Host::new(address, "root")).await.unwrap();
+    let out = session.script(text).await.unwrap();
+    assert!(out.ok(), "{text}: {out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_user_with_sudo_applies_phases_as_root_and_one_without_is_told_why() {
+    let lab = Lab::start_rooted(1);
+    let fleet = Fleet::new(
+        load_key(&lab.client_key()).unwrap(),
+        Arc::new(MemoryPins::default()),
+    );
+    let address = lab.hosts[0].address.clone();
+    as_root(
+        &fleet,
+        &address,
+        &format!(
+            "set -e\necho 'deb {} trixie main' > /etc/apt/sources.list\n\
+             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null\n\
+             for u in admin nosudo; do\n  useradd -m -s /bin/bash \"$u\"\n  install -d -m 700 -o \"$u\" -g \"$u\" \"/home/$u/.ssh\"\n\
+             install -m 600 -o \"$u\" -g \"$u\" /root/.ssh/authorized_keys \"/home/$u/.ssh/authorized_keys\"\ndone\n\
+             echo 'admin ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/admin\nchmod 440 /etc/sudoers.d/admin\n",
+            debian_mirror()
+        ),
+    )
+    .await;
+    let plan = NodePlan {
+        kubernetes_version: "1.33".into(),
+        sources: Sources::default(),
+    };
+    let phase: Vec<Box<dyn Phase>> = vec![Box::new(phases::Prerequisites)];
+    let run = |user: &'static str| {
+        let (fleet, address, plan, phase) = (&fleet, &address, &plan, &phase);
+        async move {
+            let session = fleet.connect(&Host::new(address, user)).await.unwrap();
+            let facts = Facts::gather(&session).await.unwrap();
+            let node = Node {
+                plan,
+                facts: &facts,
+            };
+            phases::run(&session, node, phase).await
+        }
+    };
+    let first = run("admin").await;
+    assert!(first.failure.is_none(), "{:?}", first.failure);
+    assert_eq!(first.done[0].outcome, Outcome::Applied);
+    // Written as root, through sudo.
+    as_root(
+        &fleet,
+        &address,
+        "[ \"$(stat -c %U /etc/sysctl.d/90-clouder-kubernetes.conf)\" = root ]",
+    )
+    .await;
+    assert_eq!(run("admin").await.done[0].outcome, Outcome::Skipped);
+
+    // Without sudo, the first command (reading facts) says why, before anything is changed.
+    let session = fleet.connect(&Host::new(&address, "nosudo")).await.unwrap();
+    let error = Facts::gather(&session).await.unwrap_err().to_string();
+    assert!(
+        error.contains("nosudo@") && error.contains("sudo: a password is required"),
+        "{error}"
+    );
+}
