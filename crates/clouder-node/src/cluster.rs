@@ -3,6 +3,7 @@
 //! minutes, the certificate key for control planes), joins with the CA pinned by its hash, then the
 //! CNI. Each step is a script sent over SSH stdin, so no secret lands in a process list or a log.
 
+use crate::encryption;
 use crate::fleet::{Fleet, HostReport};
 use crate::kubeadm::{self, ClusterInputs, NodeInputs, TOKEN_TTL};
 use crate::shell::{quote, script, write_file};
@@ -79,9 +80,11 @@ fn with_secret_config(file: &str, config: &str, command: &str) -> Vec<String> {
 /// `kubeadm init` on the first control plane, unless it was initialised before.
 pub fn init_script(cluster: &ClusterInputs, node: &NodeInputs, secrets: &RunSecrets) -> String {
     let config = kubeadm::init_config(cluster, node, &secrets.token, &secrets.certificate_key);
-    let mut lines = vec![format!(
-        "if [ -f {ADMIN_CONF} ]; then echo 'already initialised'; exit 0; fi"
-    )];
+    let mut lines = vec![
+        format!("if [ -f {ADMIN_CONF} ]; then echo 'already initialised'; exit 0; fi"),
+        // The encryption key is made here, on the host, before the API server first starts.
+        encryption::host_script(encryption::DIR),
+    ];
     lines.extend(with_secret_config(
         "init.yaml",
         &config,
@@ -111,19 +114,25 @@ pub fn credentials_script(secrets: &RunSecrets, control_planes_join: bool) -> St
     script(lines)
 }
 
-/// `kubeadm join` of a worker, or of a control plane when `control_plane`; skipped when joined.
+/// `kubeadm join` of a worker, or of a control plane when `encryption` (the first control
+/// plane's encryption configuration, which every API server needs) is given; skipped when joined.
 pub fn join_script(
     cluster: &ClusterInputs,
     node: &NodeInputs,
     secrets: &RunSecrets,
     ca_hash: &str,
-    control_plane: bool,
+    encryption: Option<&str>,
 ) -> String {
-    let key = control_plane.then_some(secrets.certificate_key.as_str());
+    let key = encryption.map(|_| secrets.certificate_key.as_str());
     let config = kubeadm::join_config(cluster, node, &secrets.token, ca_hash, key);
     let mut lines = vec![format!(
         "if [ -f {KUBELET_CONF} ]; then echo 'already joined'; exit 0; fi"
     )];
+    if let Some(config) = encryption {
+        let file = format!("{}/config.yaml", encryption::DIR);
+        lines.push(format!("install -d -m 0700 {}", encryption::DIR));
+        lines.push(write_file(&file, "0600", config));
+    }
     lines.extend(with_secret_config("join.yaml", &config, "kubeadm join"));
     script(lines)
 }
@@ -234,20 +243,48 @@ pub async fn join(
     let mut reports = fleet
         .each(std::slice::from_ref(leader), |s| async move {
             let creds = run(&s, "credentials", &credentials_script(secrets, cp_joins)).await?;
-            Ok(vec![Formed {
+            let mut steps = vec![Formed {
                 step: "credentials",
                 output: ca_cert_hash(&creds.output)?,
-            }])
+            }];
+            if cp_joins {
+                // Read without the watcher: the key must not reach a log.
+                let file = format!("{}/config.yaml", encryption::DIR);
+                let out = s
+                    .run(&format!("cat {file}"), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !out.ok() {
+                    return Err(format!(
+                        "{}: reading {file}: {}",
+                        s.host().label(),
+                        out.stderr.trim()
+                    ));
+                }
+                steps.push(Formed {
+                    step: "encryption",
+                    output: out.stdout,
+                });
+            }
+            Ok(steps)
         })
         .await;
-    let hash = match &reports[0].result {
-        Ok(steps) => steps[0].output.clone(),
+    let (hash, encryption) = match &reports[0].result {
+        Ok(steps) => (
+            steps[0].output.clone(),
+            steps.get(1).map(|s| s.output.clone()),
+        ),
         Err(_) => return reports,
     };
+    // The key stays in memory only: the leader's report keeps the CA hash alone.
+    if let Ok(steps) = &mut reports[0].result {
+        steps.truncate(1);
+    }
     let scripts: HashMap<String, String> = members
         .iter()
         .map(|m| {
-            let text = join_script(cluster, &m.node, secrets, &hash, m.control_plane);
+            let config = encryption.as_deref().filter(|_| m.control_plane);
+            let text = join_script(cluster, &m.node, secrets, &hash, config);
             (m.host.label(), text)
         })
         .collect();

@@ -1,6 +1,7 @@
 //! kubeadm's configuration (v1beta4) and the kubelet's, rendered from typed structs — never from
 //! string templates — so every value is escaped and every field name is checked by the compiler.
 
+use crate::encryption;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -138,6 +139,8 @@ struct ControlPlaneComponent {
     #[serde(rename = "certSANs", skip_serializing_if = "Vec::is_empty")]
     cert_sans: Vec<String>,
     extra_args: Vec<Arg>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extra_volumes: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -223,12 +226,18 @@ pub fn init_config(
                 service_subnet: cluster.service_cidr.clone(),
                 dns_domain: "cluster.local",
             },
+            // Secrets encrypted at rest with the key `encryption::host_script` makes.
             api_server: ControlPlaneComponent {
                 cert_sans: cluster.cert_sans.clone(),
-                extra_args: vec![gates],
+                extra_args: vec![
+                    gates,
+                    arg(encryption::API_SERVER_ARG.0, encryption::API_SERVER_ARG.1),
+                ],
+                extra_volumes: vec![encryption::api_server_volume()],
             },
             controller_manager: ControlPlaneComponent {
                 cert_sans: Vec::new(),
+                extra_volumes: Vec::new(),
                 extra_args: vec![
                     arg("feature-gates", "ContainerCheckpoint=true"),
                     arg("allocate-node-cidrs", "true"),

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod cluster;
+pub mod encryption;
 pub mod facts;
 pub mod fleet;
 pub mod host_keys;

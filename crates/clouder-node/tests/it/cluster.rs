@@ -14,6 +14,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+/// What the first control plane's encryption configuration holds (a fixed key for the golden file).
+const ENCRYPTION: &str =
+    "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: []\n";
 const HASH: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn secrets() -> RunSecrets {
@@ -34,11 +37,17 @@ fn scripts() -> Vec<(&'static str, String)> {
         ("credentials-workers-only", credentials_script(&s, false)),
         (
             "join-control-plane",
-            join_script(&c, &node("demo-cp-1", "10.0.0.11", false), &s, HASH, true),
+            join_script(
+                &c,
+                &node("demo-cp-1", "10.0.0.11", false),
+                &s,
+                HASH,
+                Some(ENCRYPTION),
+            ),
         ),
         (
             "join-worker",
-            join_script(&c, &node("demo-w-0", "10.0.0.20", true), &s, HASH, false),
+            join_script(&c, &node("demo-w-0", "10.0.0.20", true), &s, HASH, None),
         ),
         ("cni", cni_script(&c)),
     ]
@@ -111,7 +120,7 @@ async fn init_and_join_never_run_again_on_a_member() {
     let host = Host::new(&lab.hosts[0].address, "root");
     let (c, s) = (cluster(), secrets());
     let init = init_script(&c, &node("demo-cp-0", "10.0.0.10", false), &s);
-    let join = join_script(&c, &node("demo-w-0", "10.0.0.20", true), &s, HASH, false);
+    let join = join_script(&c, &node("demo-w-0", "10.0.0.20", true), &s, HASH, None);
     let root = lab.dir.path().join("etc-kubernetes");
     let reports = fleet
         .each(std::slice::from_ref(&host), |session| {

@@ -2,7 +2,6 @@
 //! variable names, filled from stdin, a file, AWS Secrets Manager, SSM Parameter Store or Azure
 //! Key Vault, kept in step with those sources by `sync`.
 
-pub mod encryption;
 pub mod source;
 pub mod store;
 

@@ -1,12 +1,7 @@
 //! Encryption at rest for Secrets: the kube-apiserver's EncryptionConfiguration with a 32-byte
-//! `secretbox` key. The key is made on the control-plane host by `host_script` (it never passes
-//! through clouder); `identity` stays last so Secrets written before encryption still read.
-//!
-//! Wiring into `kubeadm init`/control-plane joins (not done here): run `host_script(DIR)` on
-//! the first control plane before `kubeadm init`, copy `DIR/config.yaml` host to host to the
-//! control planes that join (the key must be the same on all), and add [`API_SERVER_ARG`] to the
-//! ClusterConfiguration's `apiServer.extraArgs` with [`api_server_volume`] in its
-//! `apiServer.extraVolumes`.
+//! `secretbox` key. The key is made on the first control plane by `host_script` (clouder never
+//! makes or stores it); control planes that join get the same file, read from the first and sent
+//! over SSH stdin. `identity` stays last so Secrets written before encryption still read.
 
 use base64::Engine;
 use rand::RngCore;
