@@ -364,7 +364,7 @@ pub enum Kubeadm {
     Scale(ScaleArgs),
     /// Delete NotReady workers and failed machines.
     #[command(after_help = "Example:\n  clouder kubeadm prune demo --force")]
-    Prune(KubeTargetForce),
+    Prune(PruneArgs),
     /// Ingress check, then checkpoint/restore of a counter pod.
     #[command(after_help = "Example:\n  clouder kubeadm smoke-test demo --no-cleanup")]
     SmokeTest(SmokeArgs),
@@ -574,6 +574,18 @@ pub struct KubeTargetForce {
     /// Do not ask for confirmation.
     #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub target: KubeTarget,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Machines that are no Node this many minutes after clouder last saw them are pruned too.
+    #[arg(long = "unjoined-after", default_value_t = 20, value_name = "MINUTES")]
+    pub unjoined_after_minutes: u32,
 }
 
 #[derive(Args, Debug)]

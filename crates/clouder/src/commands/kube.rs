@@ -37,6 +37,8 @@ pub struct Target {
     pub name: String,
     pub cluster: Cluster,
     pub applier: Applier,
+    /// clouder bootstrapped its nodes (so every machine of it should be a Node).
+    pub setup_complete: bool,
 }
 
 pub async fn target(
@@ -57,6 +59,7 @@ pub async fn target(
         name,
         cluster,
         applier: Applier::new(client),
+        setup_complete: record.setup_complete && record.status != ADOPTED,
     })
 }
 
@@ -238,6 +241,18 @@ pub fn pool_machines(
     cluster: &str,
     pool: &str,
 ) -> Result<BTreeMap<String, u32>> {
+    Ok(pool_machines_seen(store, cluster, pool)?
+        .into_iter()
+        .map(|(ip, (index, _))| (ip, index))
+        .collect())
+}
+
+/// A pool's machines by private address: their index and when clouder last saw them (epoch s).
+pub fn pool_machines_seen(
+    store: &dyn StateStore,
+    cluster: &str,
+    pool: &str,
+) -> Result<BTreeMap<String, (u32, i64)>> {
     let prefix = format!("instance/{pool}-");
     Ok(store
         .resources(cluster)?
@@ -245,7 +260,7 @@ pub fn pool_machines(
         .filter_map(|r| {
             let index = r.id.rsplit_once(&prefix)?.1.parse().ok()?;
             let ip = r.attrs.get("private_ip")?.as_str()?.to_string();
-            (!ip.is_empty()).then_some((ip, index))
+            (!ip.is_empty()).then_some((ip, (index, r.updated_at)))
         })
         .collect())
 }

@@ -349,6 +349,51 @@ async fn prune_removes_not_ready_workers_and_their_machines_after_confirmation()
     assert!(again.contains("Nothing to prune"), "{again}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_retires_machines_that_never_became_nodes_once_past_their_grace() {
+    let name = "unjoined";
+    let cluster = set_up(name).await;
+    let SetUp {
+        env,
+        store,
+        machines,
+        client,
+        ..
+    } = &cluster;
+    // The third worker's machine runs, but no Node answers for its address.
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes.delete("w2", &Default::default()).await.unwrap();
+
+    let fresh = env.ok(&["kubeadm", "prune", name]);
+    assert!(
+        fresh.contains("Nothing to prune"),
+        "a machine clouder saw moments ago may still be joining: {fresh}"
+    );
+    let pruned: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "prune",
+        name,
+        "--unjoined-after",
+        "0",
+        "--force",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        pruned,
+        serde_json::json!([{"node": null, "reason": "never joined", "address": machines[2].1, "machine": "workers-2"}])
+    );
+    let states = instance_states(name).await;
+    assert_eq!(states[&machines[2].1], "terminated");
+    assert_eq!(states[&machines[0].1], "running");
+    let spec = store.cluster(name).unwrap().unwrap().spec;
+    assert_eq!(
+        spec.pointer("/spec/nodePools/0/retired").unwrap(),
+        &serde_json::json!([2])
+    );
+}
+
 const SHOP: &str = "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: shop}\nspec:\n  provider: aws\n  region: eu-west-1\n  adminCidrs: [203.0.113.7/32]\n  image: ami-785db401\n";
 
 #[tokio::test(flavor = "multi_thread")]
