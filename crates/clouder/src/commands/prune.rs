@@ -31,13 +31,18 @@ pub async fn prune(home: &Home, g: &Global, args: PruneArgs) -> Result<()> {
         .list(&ListParams::default())
         .await?;
     let store = home.store()?;
-    let mut pools: Vec<(String, std::collections::BTreeMap<String, (u32, i64)>)> = Vec::new();
-    for pool in &t.cluster.spec.node_pools {
-        pools.push((
-            pool.name.clone(),
-            kube::pool_machines_seen(&store, &t.name, &pool.name)?,
-        ));
-    }
+    let pools = t
+        .cluster
+        .spec
+        .node_pools
+        .iter()
+        .map(|pool| {
+            Ok((
+                pool.name.clone(),
+                kube::pool_machines_seen(&store, &t.name, &pool.name)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut pruned = Vec::new();
     let mut retire: Vec<(String, u32)> = Vec::new();
     for node in &nodes.items {
