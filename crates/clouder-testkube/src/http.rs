@@ -81,18 +81,29 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Who is calling: the admin may do anything, the reader only get, list and watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is calling: the admin may do anything, the reader only get, list and watch, a bootstrap
+/// token (by its id) what [`crate::bootstrap::allowed`] lets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum User {
     Admin,
     Reader,
+    Bootstrap(String),
 }
 
 impl User {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            User::Admin => "admin",
-            User::Reader => "reader",
+            User::Admin => "admin".into(),
+            User::Reader => "reader".into(),
+            User::Bootstrap(id) => format!("system:bootstrap:{id}"),
+        }
+    }
+
+    fn may(&self, verb: &str, target: &Target) -> bool {
+        match self {
+            User::Admin => true,
+            User::Reader => matches!(verb, "get" | "list" | "watch"),
+            User::Bootstrap(_) => crate::bootstrap::allowed(verb, target),
         }
     }
 }
@@ -167,8 +178,8 @@ pub async fn handle(
     );
     let method = req.method().clone();
     let verb = verb_of(&method, &target, &query);
-    if user == User::Reader && !matches!(verb, "get" | "list" | "watch") {
-        return Ok(error_response(&forbidden(user, verb, &target)));
+    if !user.may(verb, &target) {
+        return Ok(error_response(&forbidden(&user, verb, &target)));
     }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -208,7 +219,7 @@ fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
 }
 
 /// The real server's RBAC refusal, e.g. `configmaps is forbidden: User "reader" cannot create …`.
-fn forbidden(user: User, verb: &str, t: &Target) -> ApiError {
+fn forbidden(user: &User, verb: &str, t: &Target) -> ApiError {
     let resource = match &t.subresource {
         Some(s) => format!("{}/{s}", t.rt.plural),
         None => t.rt.plural.clone(),

@@ -1,0 +1,106 @@
+//! `clouder-testkube kubelet`: registers this host's Node (name, labels, taints, InternalIP and
+//! version from its flags, as kubeadm writes them) and keeps it Ready: a Lease heartbeat, the
+//! Node's conditions, and the pods bound to it reported running. No containers run.
+
+use super::Host;
+use crate::kubelet::{Kubelet, NodeConfig};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often the Lease is renewed and the pods looked at; the Node's status every few rounds.
+const BEAT: Duration = Duration::from_secs(3);
+const STATUS_EVERY: u32 = 5;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    bootstrap_kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// `key=value,…`
+    #[arg(long, value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// `key[=value]:Effect,…`
+    #[arg(long, value_delimiter = ',')]
+    register_with_taints: Vec<String>,
+    #[arg(long)]
+    hostname_override: Option<String>,
+    #[arg(long)]
+    container_runtime_endpoint: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    feature_gates: Vec<String>,
+}
+
+fn node_config(args: &Args, name: &str) -> Result<NodeConfig, String> {
+    let mut node = NodeConfig::new(name).kubelet_version(&super::version());
+    if let Some(ip) = &args.node_ip {
+        node = node.internal_ip(ip);
+    }
+    for label in args.node_labels.iter().filter(|l| !l.is_empty()) {
+        let (k, v) = label.split_once('=').unwrap_or((label, ""));
+        node = node.label(k, v);
+    }
+    for taint in args.register_with_taints.iter().filter(|t| !t.is_empty()) {
+        let (kv, effect) = taint
+            .rsplit_once(':')
+            .ok_or_else(|| format!("invalid taint spec: {taint:?}"))?;
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        node = node.taint(k, v, effect);
+    }
+    Ok(node)
+}
+
+/// Runs until killed; errors are logged and retried, as the real kubelet does.
+pub async fn main(args: Args) -> anyhow::Result<()> {
+    let host = Host::from_env();
+    let name = args.hostname_override.clone().unwrap_or_else(|| host.hostname());
+    let node = node_config(&args, &name).map_err(anyhow::Error::msg)?;
+    let text = std::fs::read_to_string(&args.kubeconfig)?;
+    let client = super::client(&text).await.map_err(anyhow::Error::msg)?;
+    let kubelet = Kubelet::new(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    let mut registered = false;
+    let mut round = 0u32;
+    loop {
+        if !registered {
+            registered = match kubelet.register(&node).await {
+                Ok(_) => true,
+                Err(kube::Error::Api(s)) if s.code == 409 => true,
+                Err(e) => {
+                    tracing::warn!("registering node {name}: {e}");
+                    false
+                }
+            };
+        }
+        if registered {
+            if round % STATUS_EVERY == 0
+                && let Err(e) = kubelet.set_node_ready(&name, true).await
+            {
+                tracing::warn!("updating node status: {e}");
+            }
+            let lease = json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": crate::objects::now_micro()},
+            });
+            if let Err(e) = leases
+                .patch(&name, &PatchParams::apply("kubelet").force(), &Patch::Apply(&lease))
+                .await
+            {
+                tracing::warn!("renewing the lease: {e}");
+            }
+            if let Err(e) = kubelet.run_pods_on(&name).await {
+                tracing::warn!("reporting pods: {e}");
+            }
+            round += 1;
+        }
+        tokio::time::sleep(BEAT).await;
+    }
+}
