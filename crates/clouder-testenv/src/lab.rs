@@ -22,6 +22,8 @@ pub struct LabHost {
     sshd: Option<Child>,
     /// The root filesystem this host sees (an overlay on a shared base), if it has its own.
     rootfs: Option<PathBuf>,
+    /// Directories of this machine the host sees read-only: (here, path in the host).
+    shares: Vec<(PathBuf, String)>,
 }
 
 /// The base root filesystem that scripts/peers.sh builds.
@@ -68,15 +70,21 @@ fn keygen(path: &Path) {
 impl Lab {
     /// Starts `n` hosts. Subnets and names carry the process id, so labs never collide.
     pub fn start(n: usize) -> Lab {
-        Self::build(n, None)
+        Self::build(n, None, &[])
     }
 
     /// Hosts with their own root filesystem: what a phase installs or writes stays in the host.
     pub fn start_rooted(n: usize) -> Lab {
-        Self::build(n, Some(base_rootfs()))
+        Self::build(n, Some(base_rootfs()), &[])
     }
 
-    fn build(n: usize, base: Option<PathBuf>) -> Lab {
+    /// Rooted hosts that also see `shares` — (directory here, path in the host) — read-only, as
+    /// a mirror mounted over NFS would be (e.g. a [`NodeKit`](crate::NodeKit) repository).
+    pub fn start_rooted_with(n: usize, shares: &[(PathBuf, &str)]) -> Lab {
+        Self::build(n, Some(base_rootfs()), shares)
+    }
+
+    fn build(n: usize, base: Option<PathBuf>, shares: &[(PathBuf, &str)]) -> Lab {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = (std::process::id() % 10_000) * 10 + seq;
@@ -108,8 +116,12 @@ impl Lab {
             bridge,
             hosts: Vec::new(),
         };
+        let shares: Vec<(PathBuf, String)> = shares
+            .iter()
+            .map(|(here, there)| (here.clone(), there.to_string()))
+            .collect();
         for i in 0..n {
-            lab.add_host(i, base.as_deref());
+            lab.add_host(i, base.as_deref(), shares.clone());
         }
         lab
     }
@@ -138,7 +150,7 @@ impl Lab {
         format!("{}.250", self.subnet)
     }
 
-    fn add_host(&mut self, i: usize, base: Option<&Path>) {
+    fn add_host(&mut self, i: usize, base: Option<&Path>, shares: Vec<(PathBuf, String)>) {
         let ns = format!("{}h{i}", self.prefix);
         let (outside, inside) = (
             format!("{}v{i}", self.prefix),
@@ -184,6 +196,7 @@ impl Lab {
             dir,
             sshd: None,
             rootfs,
+            shares,
         };
         host.start_sshd(&self.client_key(), true);
         self.hosts.push(host);
@@ -284,7 +297,7 @@ for k in ns_last_pid sem_next_id msg_next_id shm_next_id; do
   mount -o remount,bind,rw "$R/proc/sys/kernel/$k"
 done
 mount --bind -o ro "$R/proc/sys/vm" "$R/proc/sys/vm"
-mkdir -p "$R/root/.ssh"
+{shares}mkdir -p "$R/root/.ssh"
 cp {client}.pub "$R/root/.ssh/authorized_keys"
 chmod 700 "$R/root/.ssh"; chmod 600 "$R/root/.ssh/authorized_keys"
 cp {d}/host_key "$R/etc/ssh/ssh_host_ed25519_key"; chmod 600 "$R/etc/ssh/ssh_host_ed25519_key"
@@ -303,6 +316,14 @@ BOOT
             base = base.display(),
             client = client_key.display(),
             ns = self.ns,
+            shares = self
+                .shares
+                .iter()
+                .map(|(here, there)| format!(
+                    "mkdir -p \"$R{there}\"\nmount --bind -o ro {} \"$R{there}\"\n",
+                    here.display()
+                ))
+                .collect::<String>(),
         )
     }
 

@@ -16,8 +16,11 @@ const STATUS_EVERY: u32 = 5;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Print `Kubernetes VERSION` and exit.
     #[arg(long)]
-    kubeconfig: PathBuf,
+    version: bool,
+    #[arg(long, required_unless_present = "version")]
+    kubeconfig: Option<PathBuf>,
     #[arg(long)]
     config: Option<PathBuf>,
     #[arg(long)]
@@ -57,12 +60,57 @@ fn node_config(args: &Args, name: &str) -> Result<NodeConfig, String> {
     Ok(node)
 }
 
+/// The kubelet may set labels in the `kubernetes.io` and `k8s.io` namespaces only from an
+/// allowed set (the NodeRestriction rules): others are refused at start, as the real one does.
+pub fn check_labels(labels: &[String]) -> Result<(), String> {
+    const ALLOWED: [&str; 10] = [
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/zone",
+    ];
+    let unknown: Vec<&str> = labels
+        .iter()
+        .map(|l| l.split('=').next().unwrap_or_default())
+        .filter(|key| {
+            let ns = key.split_once('/').map(|(ns, _)| ns).unwrap_or_default();
+            let restricted = ["kubernetes.io", "k8s.io"]
+                .iter()
+                .any(|r| ns == *r || ns.ends_with(&format!(".{r}")));
+            let allowed = ALLOWED.contains(key)
+                || key.starts_with("topology.kubernetes.io/")
+                || ["kubelet.kubernetes.io", "node.kubernetes.io"]
+                    .iter()
+                    .any(|p| ns == *p || ns.ends_with(&format!(".{p}")));
+            restricted && !allowed
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: {unknown:?}\n--node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix (kubelet.kubernetes.io, node.kubernetes.io) or be in the specifically allowed set ({})",
+        ALLOWED.join(", ")
+    ))
+}
+
 /// Runs until killed; errors are logged and retried, as the real kubelet does.
 pub async fn main(args: Args) -> anyhow::Result<()> {
+    if args.version {
+        println!("Kubernetes {}", super::version());
+        return Ok(());
+    }
+    check_labels(&args.node_labels).map_err(anyhow::Error::msg)?;
     let host = Host::from_env();
     let name = args.hostname_override.clone().unwrap_or_else(|| host.hostname());
     let node = node_config(&args, &name).map_err(anyhow::Error::msg)?;
-    let text = std::fs::read_to_string(&args.kubeconfig)?;
+    let text = std::fs::read_to_string(args.kubeconfig.as_ref().expect("required by clap"))?;
     let client = super::client(&text).await.map_err(anyhow::Error::msg)?;
     let kubelet = Kubelet::new(client.clone());
     let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");

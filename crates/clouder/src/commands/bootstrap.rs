@@ -341,6 +341,12 @@ async fn form(
             .filter(|(_, role)| *role == Role::ControlPlane)
             .map(|(h, _)| h.address.clone())
             .collect(),
+        cni_manifest: cluster
+            .spec
+            .sources
+            .cni
+            .as_ref()
+            .map_or_else(cluster::calico_manifest, |c| c.manifest.clone()),
     };
     let mut members: Vec<cluster::Member> = hosts
         .iter()
