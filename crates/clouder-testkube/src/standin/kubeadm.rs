@@ -118,6 +118,23 @@ enum TokenCommand {
     Delete { tokens: Vec<String> },
 }
 
+#[derive(clap::Parser)]
+#[command(name = "kubeadm")]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+}
+
+/// Parses a kubeadm command line (`kubeadm token list`…), as the binary does.
+pub fn parse<I, S>(argv: I) -> Result<Args, clap::Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser;
+    Cli::try_parse_from(argv).map(|c| c.args)
+}
+
 /// Runs one kubeadm command on this host; the exit code kubeadm would give.
 pub async fn main(args: Args) -> i32 {
     let host = Host::from_env();

@@ -343,13 +343,17 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
 
 #[test]
 fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
+    let t0 = std::time::Instant::now();
     let kit = NodeKit::shared(K8S_PACKAGE);
+    eprintln!("TIMING kit {:?}", t0.elapsed());
     let lab = Lab::start_rooted_with(3, &[(kit.repo(), nodekit::GUEST_DIR)]);
+    eprintln!("TIMING lab {:?}", t0.elapsed());
     let env = Env::new();
     let file = kit_spec(&env, &lab, kit, "kit");
     let f = file.to_str().unwrap();
 
     let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    eprintln!("TIMING apply {:?} {}", t0.elapsed(), text(&first.stdout));
     assert!(first.status.success(), "{}", text(&first.stderr));
     for row in rows(&first) {
         assert_eq!(row["ok"], true, "{row}");
@@ -430,7 +434,9 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
     assert_eq!(live.len(), 3, "{info}");
     assert!(live.iter().all(|n| n["ready"] == true), "{info}");
 
+    eprintln!("TIMING checks {:?}", t0.elapsed());
     let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    eprintln!("TIMING again {:?} {}", t0.elapsed(), text(&again.stdout));
     assert!(again.status.success(), "{}", text(&again.stderr));
     for row in rows(&again) {
         assert_eq!(row["applied"], serde_json::json!([]), "{row}");
