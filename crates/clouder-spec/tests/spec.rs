@@ -211,7 +211,10 @@ fn the_cni_manifest_is_a_url_or_a_path() {
     )
     .unwrap_err()
     .to_string();
-    assert!(shown.contains("unknown field `url`, expected `manifest`"), "{shown}");
+    assert!(
+        shown.contains("unknown field `url`, expected `manifest`"),
+        "{shown}"
+    );
 }
 
 #[test]

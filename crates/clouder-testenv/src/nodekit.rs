@@ -48,7 +48,11 @@ pub fn real_kubectl() -> PathBuf {
         return p.into();
     }
     let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("kubectl")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("kubectl"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(p) = on_path.iter().find(|p| is_elf(p)) {
         return p.clone();
@@ -83,7 +87,13 @@ pub fn testkube_binary() -> PathBuf {
         let target = profile.parent().expect("target dir");
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo
-            .args(["build", "-p", "clouder-testkube", "--bin", "clouder-testkube"])
+            .args([
+                "build",
+                "-p",
+                "clouder-testkube",
+                "--bin",
+                "clouder-testkube",
+            ])
             .env("CARGO_TARGET_DIR", target)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         run(&mut cargo);
@@ -240,17 +250,48 @@ impl NodeKit {
             let mut cmd = Command::new("gpg");
             cmd.arg("--homedir")
                 .arg(&home)
-                .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+                .args([
+                    "--batch",
+                    "--quiet",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    "",
+                ])
                 .args(args);
             run(&mut cmd)
         };
-        gpg(&["--quick-gen-key", "clouder nodekit <nodekit@clouder.test>", "ed25519", "sign", "never"]);
+        gpg(&[
+            "--quick-gen-key",
+            "clouder nodekit <nodekit@clouder.test>",
+            "ed25519",
+            "sign",
+            "never",
+        ]);
         let key = gpg(&["--armor", "--export"]);
         std::fs::write(repo.join("Release.key"), key).unwrap();
-        let (release, inrelease, detached) = (repo.join("Release"), repo.join("InRelease"), repo.join("Release.gpg"));
+        let (release, inrelease, detached) = (
+            repo.join("Release"),
+            repo.join("InRelease"),
+            repo.join("Release.gpg"),
+        );
         let path = |p: &Path| p.to_str().unwrap().to_string();
-        gpg(&["--digest-algo", "SHA512", "--clearsign", "-o", &path(&inrelease), &path(&release)]);
-        gpg(&["--digest-algo", "SHA512", "-abs", "-o", &path(&detached), &path(&release)]);
+        gpg(&[
+            "--digest-algo",
+            "SHA512",
+            "--clearsign",
+            "-o",
+            &path(&inrelease),
+            &path(&release),
+        ]);
+        gpg(&[
+            "--digest-algo",
+            "SHA512",
+            "-abs",
+            "-o",
+            &path(&detached),
+            &path(&release),
+        ]);
         let _ = Command::new("gpgconf")
             .arg("--homedir")
             .arg(&home)

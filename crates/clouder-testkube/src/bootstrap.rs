@@ -13,7 +13,9 @@ use serde_json::Value;
 pub fn split(token: &str) -> Option<(&str, &str)> {
     let (id, secret) = token.split_once('.')?;
     let ok = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     };
     (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
 }
@@ -67,7 +69,8 @@ pub fn allowed(verb: &str, t: &Target) -> bool {
             read || matches!(verb, "create" | "update" | "patch")
         }
         ("", "pods", _) => {
-            read || (t.subresource.as_deref() == Some("status") && matches!(verb, "update" | "patch"))
+            read || (t.subresource.as_deref() == Some("status")
+                && matches!(verb, "update" | "patch"))
         }
         _ => false,
     }
@@ -79,8 +82,17 @@ mod tests {
 
     #[test]
     fn tokens_have_kubeadms_shape() {
-        assert_eq!(split("abcdef.0123456789abcdef"), Some(("abcdef", "0123456789abcdef")));
-        for bad in ["abcdef0123456789abcdef", "ABCDEF.0123456789abcdef", "abcde.0123456789abcdef", "abcdef.0123456789abcde", ""] {
+        assert_eq!(
+            split("abcdef.0123456789abcdef"),
+            Some(("abcdef", "0123456789abcdef"))
+        );
+        for bad in [
+            "abcdef0123456789abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdef",
+            "abcdef.0123456789abcde",
+            "",
+        ] {
             assert_eq!(split(bad), None, "{bad}");
         }
     }

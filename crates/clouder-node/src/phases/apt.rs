@@ -184,7 +184,11 @@ mod tests {
                 .arg(&to)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{url}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert_eq!(std::fs::read_to_string(&to).unwrap(), "KEY\n", "{url}");
         }
     }

@@ -304,11 +304,13 @@ pub fn endpoint(field: &str, value: &str) -> Result<(String, u16), String> {
     let (host, port) = value
         .rsplit_once(':')
         .ok_or_else(|| invalid(field, value, "address is missing a port"))?;
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| invalid(field, value, "port must be a valid number between 1 and 65535, inclusive"))?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+        invalid(
+            field,
+            value,
+            "port must be a valid number between 1 and 65535, inclusive",
+        )
+    })?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(invalid(field, value, "host is empty"));
@@ -328,13 +330,20 @@ fn token(field: &str, value: &str, errors: &mut Vec<String>) {
 
 fn certificate_key(field: &str, value: &str, errors: &mut Vec<String>) {
     if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        errors.push(invalid(field, value, "certificate key size must be 32 bytes, hex-encoded"));
+        errors.push(invalid(
+            field,
+            value,
+            "certificate key size must be 32 bytes, hex-encoded",
+        ));
     }
 }
 
 fn registration(r: &NodeRegistration, errors: &mut Vec<String>) {
     for (i, t) in r.taints.iter().flatten().enumerate() {
-        if !matches!(t.effect.as_str(), "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        if !matches!(
+            t.effect.as_str(),
+            "NoSchedule" | "PreferNoSchedule" | "NoExecute"
+        ) {
             errors.push(format!(
                 "nodeRegistration.taints[{i}].effect: Unsupported value: {:?}: supported values: \"NoExecute\", \"NoSchedule\", \"PreferNoSchedule\"",
                 t.effect
@@ -351,10 +360,17 @@ fn joined(errors: Vec<String>) -> Result<(), String> {
     }
 }
 
-pub fn validate_init(init: &InitConfiguration, cluster: &ClusterConfiguration) -> Result<(), String> {
+pub fn validate_init(
+    init: &InitConfiguration,
+    cluster: &ClusterConfiguration,
+) -> Result<(), String> {
     let mut errors = Vec::new();
     for (i, t) in init.bootstrap_tokens.iter().enumerate() {
-        token(&format!("bootstrapTokens[{i}].token"), &t.token, &mut errors);
+        token(
+            &format!("bootstrapTokens[{i}].token"),
+            &t.token,
+            &mut errors,
+        );
     }
     if let Some(key) = &init.certificate_key {
         certificate_key("certificateKey", key, &mut errors);
@@ -362,7 +378,11 @@ pub fn validate_init(init: &InitConfiguration, cluster: &ClusterConfiguration) -
     if let Some(a) = &init.local_api_endpoint.advertise_address
         && a.parse::<IpAddr>().is_err()
     {
-        errors.push(invalid("localAPIEndpoint.advertiseAddress", a, "cannot parse IP address"));
+        errors.push(invalid(
+            "localAPIEndpoint.advertiseAddress",
+            a,
+            "cannot parse IP address",
+        ));
     }
     registration(&init.node_registration, &mut errors);
     let net = &cluster.networking;
@@ -385,7 +405,9 @@ pub fn validate_init(init: &InitConfiguration, cluster: &ClusterConfiguration) -
 pub fn validate_join(join: &JoinConfiguration) -> Result<(), String> {
     let mut errors = Vec::new();
     match &join.discovery.bootstrap_token {
-        None => errors.push("discovery: Invalid value: \"\": bootstrapToken or file must be set".into()),
+        None => {
+            errors.push("discovery: Invalid value: \"\": bootstrapToken or file must be set".into())
+        }
         Some(d) => {
             token("discovery.bootstrapToken.token", &d.token, &mut errors);
             match &d.api_server_endpoint {
@@ -401,7 +423,11 @@ pub fn validate_join(join: &JoinConfiguration) -> Result<(), String> {
             }
         }
     }
-    if let Some(key) = join.control_plane.as_ref().and_then(|c| c.certificate_key.as_ref()) {
+    if let Some(key) = join
+        .control_plane
+        .as_ref()
+        .and_then(|c| c.certificate_key.as_ref())
+    {
         certificate_key("controlPlane.certificateKey", key, &mut errors);
     }
     registration(&join.node_registration, &mut errors);
@@ -418,22 +444,36 @@ mod tests {
     fn a_good_init_config_decodes_and_validates() {
         let docs = parse(INIT).unwrap();
         let (init, cluster) = (docs.init.unwrap(), docs.cluster.unwrap());
-        assert_eq!(init.node_registration.taints.as_ref().map(Vec::len), Some(0));
+        assert_eq!(
+            init.node_registration.taints.as_ref().map(Vec::len),
+            Some(0)
+        );
         validate_init(&init, &cluster).unwrap();
     }
 
     #[test]
     fn unknown_kinds_fields_and_bad_values_are_refused() {
         let e = parse(&INIT.replace("bindPort", "bindPorts")).unwrap_err();
-        assert_eq!(e, "InitConfiguration: strict decoding error: unknown field \"bindPorts\"");
+        assert_eq!(
+            e,
+            "InitConfiguration: strict decoding error: unknown field \"bindPorts\""
+        );
         let e = parse(&INIT.replace("kind: ClusterConfiguration", "kind: Cluster")).unwrap_err();
-        assert!(e.starts_with("no kind \"Cluster\" is registered for version \"kubeadm.k8s.io/v1beta4\""), "{e}");
+        assert!(
+            e.starts_with(
+                "no kind \"Cluster\" is registered for version \"kubeadm.k8s.io/v1beta4\""
+            ),
+            "{e}"
+        );
         let e = parse(&INIT.replace("v1beta4\nkind: Init", "v1beta2\nkind: Init")).unwrap_err();
         assert!(e.contains("old API spec"), "{e}");
         let bad = INIT
             .replace("abcdef.0123456789abcdef", "ABCDEF.0123456789abcdef")
             .replace("10.244.0.0/16", "10.244.0.0/33")
-            .replace("controlPlaneEndpoint: 10.0.0.10:6443", "controlPlaneEndpoint: 10.0.0.10");
+            .replace(
+                "controlPlaneEndpoint: 10.0.0.10:6443",
+                "controlPlaneEndpoint: 10.0.0.10",
+            );
         let docs = parse(&bad).unwrap();
         let e = validate_init(&docs.init.unwrap(), &docs.cluster.unwrap()).unwrap_err();
         for says in [

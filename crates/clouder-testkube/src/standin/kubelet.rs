@@ -108,7 +108,10 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     }
     check_labels(&args.node_labels).map_err(anyhow::Error::msg)?;
     let host = Host::from_env();
-    let name = args.hostname_override.clone().unwrap_or_else(|| host.hostname());
+    let name = args
+        .hostname_override
+        .clone()
+        .unwrap_or_else(|| host.hostname());
     let node = node_config(&args, &name).map_err(anyhow::Error::msg)?;
     let text = std::fs::read_to_string(args.kubeconfig.as_ref().expect("required by clap"))?;
     let client = super::client(&text).await.map_err(anyhow::Error::msg)?;
@@ -128,7 +131,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             };
         }
         if registered {
-            if round % STATUS_EVERY == 0
+            if round.is_multiple_of(STATUS_EVERY)
                 && let Err(e) = kubelet.set_node_ready(&name, true).await
             {
                 tracing::warn!("updating node status: {e}");
@@ -139,7 +142,11 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
                 "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": crate::objects::now_micro()},
             });
             if let Err(e) = leases
-                .patch(&name, &PatchParams::apply("kubelet").force(), &Patch::Apply(&lease))
+                .patch(
+                    &name,
+                    &PatchParams::apply("kubelet").force(),
+                    &Patch::Apply(&lease),
+                )
                 .await
             {
                 tracing::warn!("renewing the lease: {e}");
@@ -150,5 +157,58 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             round += 1;
         }
         tokio::time::sleep(BEAT).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_as_kubeadm_writes_them_make_the_node() {
+        let cli = Cli::try_parse_from([
+            "kubelet",
+            "--kubeconfig=/etc/kubernetes/kubelet.conf",
+            "--config=/var/lib/kubelet/config.yaml",
+            "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+            "--node-ip=10.1.2.3",
+            "--node-labels=pool=gpu,role.datalayer.io/runtime=true",
+            "--register-with-taints=nvidia.com/gpu=true:NoSchedule,dedicated:NoExecute",
+        ])
+        .unwrap();
+        let node = node_config(&cli.args, "w1").unwrap();
+        assert_eq!(node.internal_ip.as_deref(), Some("10.1.2.3"));
+        assert_eq!(node.labels["pool"], "gpu");
+        assert_eq!(node.labels["role.datalayer.io/runtime"], "true");
+        assert_eq!(
+            node.taints,
+            [
+                ("nvidia.com/gpu".into(), "true".into(), "NoSchedule".into()),
+                ("dedicated".into(), String::new(), "NoExecute".into()),
+            ]
+        );
+        assert!(Cli::try_parse_from(["kubelet", "--kubeconfig=x", "--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn labels_in_the_kubernetes_namespaces_must_be_allowed_ones() {
+        let ok = [
+            "node.kubernetes.io/pool=a",
+            "topology.kubernetes.io/zone=z",
+            "team.example.com/x=y",
+        ];
+        check_labels(&ok.map(String::from)).unwrap();
+        let e = check_labels(&["node-role.kubernetes.io/worker=".to_string()]).unwrap_err();
+        assert!(
+            e.starts_with("unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [\"node-role.kubernetes.io/worker\"]"),
+            "{e}"
+        );
     }
 }

@@ -143,7 +143,13 @@ impl Host {
 }
 
 /// A kubeconfig for one cluster and, when `token` is given, one token user.
-pub fn kubeconfig(cluster: &str, server: &str, ca_pem: &str, user: &str, token: Option<&str>) -> String {
+pub fn kubeconfig(
+    cluster: &str,
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    token: Option<&str>,
+) -> String {
     let cluster_entry = json!({"name": cluster, "cluster": {"server": server, "certificate-authority-data": STANDARD.encode(ca_pem)}});
     let doc = match token {
         Some(token) => {
@@ -157,7 +163,9 @@ pub fn kubeconfig(cluster: &str, server: &str, ca_pem: &str, user: &str, token: 
                 "preferences": {},
             })
         }
-        None => json!({"apiVersion": "v1", "kind": "Config", "clusters": [cluster_entry], "users": [], "contexts": [], "preferences": {}}),
+        None => {
+            json!({"apiVersion": "v1", "kind": "Config", "clusters": [cluster_entry], "users": [], "contexts": [], "preferences": {}})
+        }
     };
     serde_yaml_ng::to_string(&doc).expect("a JSON value renders as YAML")
 }
@@ -193,7 +201,9 @@ pub async fn client(kubeconfig: &str) -> Result<kube::Client, String> {
 /// certificate: kubeadm's first, unauthenticated look at cluster-info before it pins the CA.
 pub fn insecure_client(endpoint: &str, token: &str) -> Result<kube::Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let url = format!("https://{endpoint}").parse().map_err(|e| format!("{e}"))?;
+    let url = format!("https://{endpoint}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     let mut config = kube::Config::new(url);
     config.accept_invalid_certs = true;
     config.default_retry = false;
@@ -203,5 +213,10 @@ pub fn insecure_client(endpoint: &str, token: &str) -> Result<kube::Client, Stri
 
 /// Reads a file given on the command line (relative to the working directory, as usual).
 pub fn read_arg(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("unable to read config from {:?} : {e}", path.display().to_string()))
+    std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "unable to read config from {:?} : {e}",
+            path.display().to_string()
+        )
+    })
 }

@@ -30,7 +30,9 @@ fn leaf(
     let mut params = CertificateParams::new(sans)?;
     params.distinguished_name.push(DnType::CommonName, cn);
     if let Some(org) = org {
-        params.distinguished_name.push(DnType::OrganizationName, org);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, org);
     }
     params.extended_key_usages = vec![usage];
     params.key_usages = vec![
@@ -90,6 +92,9 @@ pub fn spki_hash(pem: &str) -> Result<String, String> {
     let digest = Sha256::digest(cert.tbs_certificate.subject_pki.raw);
     Ok(format!(
         "sha256:{}",
-        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     ))
 }

@@ -3,8 +3,8 @@
 
 use crate::common::start;
 use crate::kubectl::kubectl;
-use clouder_testkube::standin::{Host, cluster_of, kubeadm, kubeconfig, pki};
 use clouder_testkube::TestKube;
+use clouder_testkube::standin::{Host, cluster_of, kubeadm, kubeconfig, pki};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -16,7 +16,8 @@ const TOKEN: &str = "abcdef.0123456789abcdef";
 fn host(name: &str) -> (tempfile::TempDir, Host) {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::at(dir.path().to_path_buf());
-    host.write("/etc/hostname", &format!("{name}\n"), 0o644).unwrap();
+    host.write("/etc/hostname", &format!("{name}\n"), 0o644)
+        .unwrap();
     (dir, host)
 }
 
@@ -35,9 +36,20 @@ async fn kubeadm(host: &Host, argv: &[&str]) -> Result<String, String> {
 async fn cluster(kube: &TestKube, token: &str, ttl: &str) -> String {
     let (_dir, cp) = host("cp");
     admin_conf(kube, &cp);
-    let out = kubeadm(&cp, &["token", "create", token, "--ttl", ttl, "--description", "test"])
-        .await
-        .unwrap();
+    let out = kubeadm(
+        &cp,
+        &[
+            "token",
+            "create",
+            token,
+            "--ttl",
+            ttl,
+            "--description",
+            "test",
+        ],
+    )
+    .await
+    .unwrap();
     assert_eq!(out.trim(), token);
     let (server, ca) = cluster_of(kube.kubeconfig_yaml()).unwrap();
     let admin = kube.client().await.unwrap();
@@ -50,7 +62,11 @@ async fn cluster(kube: &TestKube, token: &str, ttl: &str) -> String {
 fn write_kubeconfig(dir: &Path, kube: &TestKube, token: &str) -> std::path::PathBuf {
     let (server, ca) = cluster_of(kube.kubeconfig_yaml()).unwrap();
     let path = dir.join(format!("{token}.kubeconfig"));
-    std::fs::write(&path, kubeconfig("kubernetes", &server, &ca, "bootstrap", Some(token))).unwrap();
+    std::fs::write(
+        &path,
+        kubeconfig("kubernetes", &server, &ca, "bootstrap", Some(token)),
+    )
+    .unwrap();
     path
 }
 
@@ -65,11 +81,27 @@ async fn kubectl_with_a_bootstrap_token_may_discover_and_register_a_node_only() 
     let dir = tempfile::tempdir().unwrap();
     let kc = write_kubeconfig(dir.path(), &kube, TOKEN);
 
-    let info = kubectl(&kc, &["get", "configmap", "cluster-info", "-n", "kube-public", "-o", "jsonpath={.data.kubeconfig}"]).await;
+    let info = kubectl(
+        &kc,
+        &[
+            "get",
+            "configmap",
+            "cluster-info",
+            "-n",
+            "kube-public",
+            "-o",
+            "jsonpath={.data.kubeconfig}",
+        ],
+    )
+    .await;
     assert!(info.status.success(), "{}", stderr(&info));
     assert!(String::from_utf8_lossy(&info.stdout).contains("certificate-authority-data"));
     let node = dir.path().join("node.yaml");
-    std::fs::write(&node, "apiVersion: v1\nkind: Node\nmetadata:\n  name: joined\n").unwrap();
+    std::fs::write(
+        &node,
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: joined\n",
+    )
+    .unwrap();
     let created = kubectl(&kc, &["create", "-f", node.to_str().unwrap()]).await;
     assert!(created.status.success(), "{}", stderr(&created));
     let label = kubectl(&kc, &["label", "node", "joined", "zone=a"]).await;
@@ -93,7 +125,8 @@ async fn kubectl_with_a_bootstrap_token_may_discover_and_register_a_node_only() 
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
-    let node: k8s_openapi::api::core::v1::Node = Api::all(admin.clone()).get("joined").await.unwrap();
+    let node: k8s_openapi::api::core::v1::Node =
+        Api::all(admin.clone()).get("joined").await.unwrap();
     assert_eq!(node.metadata.labels.unwrap()["zone"], "a");
 
     // A wrong secret, an expired token and one not meant for authentication are nobody.
@@ -113,11 +146,23 @@ async fn kubectl_with_a_bootstrap_token_may_discover_and_register_a_node_only() 
     for s in [expired, signing_only] {
         secrets.create(&PostParams::default(), &s).await.unwrap();
     }
-    for token in ["abcdef.0123456789abcdee", "zzzzzz.0123456789abcdef", "yyyyyy.0123456789abcdef"] {
+    for token in [
+        "abcdef.0123456789abcdee",
+        "zzzzzz.0123456789abcdef",
+        "yyyyyy.0123456789abcdef",
+    ] {
         let kc = write_kubeconfig(dir.path(), &kube, token);
-        let out = kubectl(&kc, &["get", "configmap", "cluster-info", "-n", "kube-public"]).await;
+        let out = kubectl(
+            &kc,
+            &["get", "configmap", "cluster-info", "-n", "kube-public"],
+        )
+        .await;
         assert_eq!(out.status.code(), Some(1), "{token}");
-        assert!(stderr(&out).contains("Unauthorized"), "{token}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Unauthorized"),
+            "{token}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -146,12 +191,17 @@ async fn a_join_pins_the_ca_by_its_hash_and_never_runs_twice() {
     let (_dir, node) = host("worker-1");
 
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let e = join(&node, &join_config(&kube, &wrong, None)).await.unwrap_err();
+    let e = join(&node, &join_config(&kube, &wrong, None))
+        .await
+        .unwrap_err();
     assert!(
         e.contains(&format!("couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"{real}\" are pinned")),
         "{e}"
     );
-    assert!(!node.exists("/etc/kubernetes/kubelet.conf"), "nothing written");
+    assert!(
+        !node.exists("/etc/kubernetes/kubelet.conf"),
+        "nothing written"
+    );
 
     let out = join(&node, &join_config(&kube, &real, None)).await.unwrap();
     assert!(out.contains("This node has joined the cluster"), "{out}");
@@ -165,7 +215,9 @@ async fn a_join_pins_the_ca_by_its_hash_and_never_runs_twice() {
         "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --node-ip=10.1.2.3 --node-labels=pool=workers,role.datalayer.io/runtime=true --register-with-taints=clouder.io/non-production=laptop:NoSchedule\"\n"
     );
 
-    let again = join(&node, &join_config(&kube, &real, None)).await.unwrap_err();
+    let again = join(&node, &join_config(&kube, &real, None))
+        .await
+        .unwrap_err();
     assert!(
         again.contains("[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists"),
         "{again}"
@@ -173,7 +225,11 @@ async fn a_join_pins_the_ca_by_its_hash_and_never_runs_twice() {
     let reset = kubeadm(&node, &["reset"]).await.unwrap_err();
     assert!(reset.contains("--force"), "{reset}");
     kubeadm(&node, &["reset", "-f"]).await.unwrap();
-    for gone in ["/etc/kubernetes/kubelet.conf", "/etc/kubernetes/pki", "/var/lib/kubelet/kubeadm-flags.env"] {
+    for gone in [
+        "/etc/kubernetes/kubelet.conf",
+        "/etc/kubernetes/pki",
+        "/var/lib/kubelet/kubeadm-flags.env",
+    ] {
         assert!(!node.exists(gone), "{gone}");
     }
 }
@@ -187,16 +243,35 @@ async fn a_control_plane_join_proves_the_certificate_key() {
     admin_conf(&kube, &cp);
     cp.write("/etc/kubernetes/pki/ca.crt", &ca, 0o644).unwrap();
     let key = "a".repeat(64);
-    let out = kubeadm(&cp, &["init", "phase", "upload-certs", "--upload-certs", "--certificate-key", &key])
-        .await
-        .unwrap();
+    let out = kubeadm(
+        &cp,
+        &[
+            "init",
+            "phase",
+            "upload-certs",
+            "--upload-certs",
+            "--certificate-key",
+            &key,
+        ],
+    )
+    .await
+    .unwrap();
     assert!(out.contains(&key), "{out}");
 
     let (_dir, other) = host("cp-2");
-    let e = join(&other, &join_config(&kube, &hash, Some(&"b".repeat(64)))).await.unwrap_err();
-    assert!(e.contains("error downloading certs: error decoding certs: cipher: message authentication failed"), "{e}");
+    let e = join(&other, &join_config(&kube, &hash, Some(&"b".repeat(64))))
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains(
+            "error downloading certs: error decoding certs: cipher: message authentication failed"
+        ),
+        "{e}"
+    );
     assert!(!other.exists("/etc/kubernetes/kubelet.conf"));
-    join(&other, &join_config(&kube, &hash, Some(&key))).await.unwrap();
+    join(&other, &join_config(&kube, &hash, Some(&key)))
+        .await
+        .unwrap();
     assert!(other.exists("/etc/kubernetes/kubelet.conf"));
 }
 
@@ -207,16 +282,41 @@ async fn tokens_are_created_and_listed_as_kubeadm_does_it() {
     admin_conf(&kube, &cp);
     let empty = kubeadm(&cp, &["token", "list"]).await.unwrap();
     assert_eq!(empty.lines().count(), 1, "{empty}");
-    kubeadm(&cp, &["token", "create", TOKEN, "--ttl", "30m", "--description", "clouder run"]).await.unwrap();
-    let dup = kubeadm(&cp, &["token", "create", TOKEN, "--ttl", "30m"]).await.unwrap_err();
-    assert!(dup.contains("a token with id \"abcdef\" already exists"), "{dup}");
-    let bad = kubeadm(&cp, &["token", "create", "ABCDEF.0123456789abcdef"]).await.unwrap_err();
+    kubeadm(
+        &cp,
+        &[
+            "token",
+            "create",
+            TOKEN,
+            "--ttl",
+            "30m",
+            "--description",
+            "clouder run",
+        ],
+    )
+    .await
+    .unwrap();
+    let dup = kubeadm(&cp, &["token", "create", TOKEN, "--ttl", "30m"])
+        .await
+        .unwrap_err();
+    assert!(
+        dup.contains("a token with id \"abcdef\" already exists"),
+        "{dup}"
+    );
+    let bad = kubeadm(&cp, &["token", "create", "ABCDEF.0123456789abcdef"])
+        .await
+        .unwrap_err();
     assert!(bad.contains("was not of the form"), "{bad}");
     let list = kubeadm(&cp, &["token", "list"]).await.unwrap();
     let row: Vec<&str> = list.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(row[0], TOKEN, "{list}");
     assert!(["29m", "30m"].contains(&row[1]), "{list}");
-    assert!(list.contains("authentication,signing   clouder run   system:bootstrappers:kubeadm:default-node-token"), "{list}");
+    assert!(
+        list.contains(
+            "authentication,signing   clouder run   system:bootstrappers:kubeadm:default-node-token"
+        ),
+        "{list}"
+    );
     let version = kubeadm(&cp, &["version", "-o", "short"]).await.unwrap();
     assert!(version.trim().starts_with('v'), "{version}");
 }
@@ -232,11 +332,25 @@ async fn serve_binds_where_told_and_its_certificate_names_the_extra_sans() {
     let client = |name: &'static str| {
         let kc = kube::config::Kubeconfig::from_yaml(kube.kubeconfig_yaml()).unwrap();
         async move {
-            let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+            let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .unwrap();
             config.tls_server_name = Some(name.into());
             kube::Client::try_from(config).unwrap()
         }
     };
-    assert!(client("api.cluster.test").await.apiserver_version().await.is_ok());
-    assert!(client("other.cluster.test").await.apiserver_version().await.is_err());
+    assert!(
+        client("api.cluster.test")
+            .await
+            .apiserver_version()
+            .await
+            .is_ok()
+    );
+    assert!(
+        client("other.cluster.test")
+            .await
+            .apiserver_version()
+            .await
+            .is_err()
+    );
 }

@@ -78,12 +78,19 @@ fn kit_spec(env: &Env, lab: &Lab, kit: &NodeKit, name: &str) -> std::path::PathB
             _ => format!("    - {{address: {}, role: worker}}\n", h.address),
         })
         .collect();
-    let kit_sources: String = kit.sources().lines().map(|l| format!("    {l}\n")).collect();
+    let kit_sources: String = kit
+        .sources()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
     let body = format!(
         "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  provider: ssh\n  adminUser: root\n  \
          kubernetes: {{version: '{K8S}'}}\n  ssh: {{privateKeyPath: {}}}\n{}{kit_sources}  hosts:\n{}",
         lab.client_key().display(),
-        sources(true).replace("    kubernetes: {apt: {uri: 'file:/srv/clouder-no-mirror/', suite: /}}\n", ""),
+        sources(true).replace(
+            "    kubernetes: {apt: {uri: 'file:/srv/clouder-no-mirror/', suite: /}}\n",
+            ""
+        ),
         hosts.concat()
     );
     write(env.dir.path(), &format!("{name}.yaml"), &body)
@@ -337,23 +344,23 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout)
 }
 
 #[test]
 fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
-    let t0 = std::time::Instant::now();
     let kit = NodeKit::shared(K8S_PACKAGE);
-    eprintln!("TIMING kit {:?}", t0.elapsed());
     let lab = Lab::start_rooted_with(3, &[(kit.repo(), nodekit::GUEST_DIR)]);
-    eprintln!("TIMING lab {:?}", t0.elapsed());
     let env = Env::new();
     let file = kit_spec(&env, &lab, kit, "kit");
     let f = file.to_str().unwrap();
 
     let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    eprintln!("TIMING apply {:?} {}", t0.elapsed(), text(&first.stdout));
     assert!(first.status.success(), "{}", text(&first.stderr));
     for row in rows(&first) {
         assert_eq!(row["ok"], true, "{row}");
@@ -373,7 +380,11 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
         let calls = kubeadm_calls(&lab, worker);
         let (_, config) = calls.iter().find(|(a, _)| a[0] == "join").unwrap();
         assert!(config.contains(&format!("- {hash}")), "{config}");
-        assert_eq!(lab.written_by_host(worker, "/etc/kubernetes/pki/ca.crt").as_ref(), Some(&ca));
+        assert_eq!(
+            lab.written_by_host(worker, "/etc/kubernetes/pki/ca.crt")
+                .as_ref(),
+            Some(&ca)
+        );
     }
 
     // The fetched kubeconfig works from here, with the real kubectl.
@@ -399,12 +410,25 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
             .iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True");
         assert!(ready, "{node}");
-        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], format!("v{K8S}"));
+        assert_eq!(
+            node["status"]["nodeInfo"]["kubeletVersion"],
+            format!("v{K8S}")
+        );
         let labels = &node["metadata"]["labels"];
-        assert_eq!(labels["clouder.io/provenance"], if i == 2 { "laptop" } else { "ssh" }, "{labels}");
-        let taints = node["spec"]["taints"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            labels["clouder.io/provenance"],
+            if i == 2 { "laptop" } else { "ssh" },
+            "{labels}"
+        );
+        let taints = node["spec"]["taints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if i == 0 {
-            assert_eq!(labels["node-role.kubernetes.io/control-plane"], "", "{labels}");
+            assert_eq!(
+                labels["node-role.kubernetes.io/control-plane"], "",
+                "{labels}"
+            );
         } else {
             for (k, v) in clouder_spec::DEFAULT_WORKER_LABELS {
                 assert_eq!(labels[k], v, "{labels}");
@@ -415,11 +439,29 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
             .any(|t| t["key"] == "clouder.io/non-production" && t["effect"] == "NoSchedule");
         assert_eq!(non_production, i == 2, "{taints:?}");
     }
-    let crd = kubectl(&kubeconfig, &["get", "crd", "installations.operator.tigera.io", "-o", "name"]);
-    assert_eq!(crd.trim(), "customresourcedefinition.apiextensions.k8s.io/installations.operator.tigera.io");
+    let crd = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "crd",
+            "installations.operator.tigera.io",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(
+        crd.trim(),
+        "customresourcedefinition.apiextensions.k8s.io/installations.operator.tigera.io"
+    );
     let installation: Value = serde_json::from_str(&kubectl(
         &kubeconfig,
-        &["get", "installations.operator.tigera.io", "default", "-o", "json"],
+        &[
+            "get",
+            "installations.operator.tigera.io",
+            "default",
+            "-o",
+            "json",
+        ],
     ))
     .unwrap();
     assert_eq!(
@@ -430,13 +472,13 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
     let info: Value =
         serde_json::from_str(&env.ok(&["kubeadm", "info", "kit", "-o", "json"])).unwrap();
     assert_eq!(info["cluster"]["status"], "ready");
-    let live = info["live"]["nodes"].as_array().unwrap_or_else(|| panic!("{info}"));
+    let live = info["live"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{info}"));
     assert_eq!(live.len(), 3, "{info}");
     assert!(live.iter().all(|n| n["ready"] == true), "{info}");
 
-    eprintln!("TIMING checks {:?}", t0.elapsed());
     let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    eprintln!("TIMING again {:?} {}", t0.elapsed(), text(&again.stdout));
     assert!(again.status.success(), "{}", text(&again.stderr));
     for row in rows(&again) {
         assert_eq!(row["applied"], serde_json::json!([]), "{row}");
