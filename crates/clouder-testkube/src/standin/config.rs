@@ -28,189 +28,131 @@ pub struct Taint {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct NodeRegistration {
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub cri_socket: Option<String>,
     /// Absent: kubeadm's default (control planes tainted); empty: no taints.
-    #[serde(default)]
     pub taints: Option<Vec<Taint>>,
-    #[serde(default)]
     pub kubelet_extra_args: Vec<Arg>,
-    #[serde(default)]
     pub ignore_preflight_errors: Vec<String>,
-    #[serde(default)]
     pub image_pull_policy: Option<String>,
-    #[serde(default)]
     pub image_pull_serial: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Endpoint {
-    #[serde(default)]
     pub advertise_address: Option<String>,
-    #[serde(default)]
     pub bind_port: Option<u16>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct BootstrapToken {
     pub token: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub ttl: Option<String>,
-    #[serde(default)]
     pub expires: Option<String>,
-    #[serde(default)]
     pub usages: Vec<String>,
-    #[serde(default)]
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct InitConfiguration {
     pub api_version: String,
     pub kind: String,
-    #[serde(default)]
     pub bootstrap_tokens: Vec<BootstrapToken>,
-    #[serde(default)]
     pub node_registration: NodeRegistration,
-    #[serde(default, rename = "localAPIEndpoint")]
+    #[serde(rename = "localAPIEndpoint")]
     pub local_api_endpoint: Endpoint,
-    #[serde(default)]
     pub certificate_key: Option<String>,
-    #[serde(default)]
     pub skip_phases: Vec<String>,
-    #[serde(default)]
     pub patches: Option<Value>,
-    #[serde(default)]
     pub timeouts: Option<Value>,
-    #[serde(default)]
     pub dry_run: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Networking {
-    #[serde(default)]
     pub pod_subnet: Option<String>,
-    #[serde(default)]
     pub service_subnet: Option<String>,
-    #[serde(default)]
     pub dns_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Component {
-    #[serde(default, rename = "certSANs")]
+    #[serde(rename = "certSANs")]
     pub cert_sans: Vec<String>,
-    #[serde(default)]
     pub extra_args: Vec<Arg>,
-    #[serde(default)]
     pub extra_volumes: Vec<Value>,
-    #[serde(default)]
     pub extra_envs: Vec<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ClusterConfiguration {
     pub api_version: String,
     pub kind: String,
-    #[serde(default)]
     pub cluster_name: Option<String>,
-    #[serde(default)]
     pub kubernetes_version: Option<String>,
-    #[serde(default)]
     pub control_plane_endpoint: Option<String>,
-    #[serde(default)]
     pub networking: Networking,
-    #[serde(default)]
     pub api_server: Component,
-    #[serde(default)]
     pub controller_manager: Component,
-    #[serde(default)]
     pub scheduler: Component,
-    #[serde(default)]
     pub etcd: Option<Value>,
-    #[serde(default)]
     pub dns: Option<Value>,
-    #[serde(default)]
     pub proxy: Option<Value>,
-    #[serde(default)]
     pub certificates_dir: Option<String>,
-    #[serde(default)]
     pub image_repository: Option<String>,
-    #[serde(default)]
     pub feature_gates: Option<std::collections::BTreeMap<String, bool>>,
-    #[serde(default)]
     pub encryption_algorithm: Option<String>,
-    #[serde(default)]
     pub certificate_validity_period: Option<String>,
-    #[serde(default)]
     pub ca_certificate_validity_period: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct TokenDiscovery {
     pub token: String,
-    #[serde(default)]
     pub api_server_endpoint: Option<String>,
-    #[serde(default)]
     pub ca_cert_hashes: Vec<String>,
-    #[serde(default)]
     pub unsafe_skip_ca_verification: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Discovery {
-    #[serde(default)]
     pub bootstrap_token: Option<TokenDiscovery>,
-    #[serde(default)]
     pub file: Option<Value>,
-    #[serde(default)]
     pub tls_bootstrap_token: Option<String>,
-    #[serde(default)]
     pub timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct JoinControlPlane {
-    #[serde(default, rename = "localAPIEndpoint")]
+    #[serde(rename = "localAPIEndpoint")]
     pub local_api_endpoint: Endpoint,
-    #[serde(default)]
     pub certificate_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct JoinConfiguration {
     pub api_version: String,
     pub kind: String,
-    #[serde(default)]
     pub ca_cert_path: Option<String>,
     pub discovery: Discovery,
-    #[serde(default)]
     pub node_registration: NodeRegistration,
-    #[serde(default)]
     pub control_plane: Option<JoinControlPlane>,
-    #[serde(default)]
     pub skip_phases: Vec<String>,
-    #[serde(default)]
     pub patches: Option<Value>,
-    #[serde(default)]
     pub timeouts: Option<Value>,
-    #[serde(default)]
     pub dry_run: Option<bool>,
 }
 
