@@ -82,12 +82,14 @@ fn decode(s: &str) -> String {
 }
 
 /// Who is calling: the admin may do anything, the reader only get, list and watch, a bootstrap
-/// token (by its id) what [`crate::bootstrap::allowed`] lets it.
+/// token (by its id) what [`crate::bootstrap::allowed`] lets it; no token at all, only what
+/// kubeadm's RBAC lets `system:anonymous` do: read the public cluster-info.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum User {
     Admin,
     Reader,
     Bootstrap(String),
+    Anonymous,
 }
 
 impl User {
@@ -96,6 +98,7 @@ impl User {
             User::Admin => "admin".into(),
             User::Reader => "reader".into(),
             User::Bootstrap(id) => format!("system:bootstrap:{id}"),
+            User::Anonymous => "system:anonymous".into(),
         }
     }
 
@@ -104,6 +107,7 @@ impl User {
             User::Admin => true,
             User::Reader => matches!(verb, "get" | "list" | "watch"),
             User::Bootstrap(_) => crate::bootstrap::allowed(verb, target),
+            User::Anonymous => crate::bootstrap::public(verb, target),
         }
     }
 }
@@ -146,12 +150,19 @@ pub async fn handle(
     app: Arc<App>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let user = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|t| app.user_for(t.trim()));
+    let credentials = req.headers().get(header::AUTHORIZATION);
+    let user = match credentials {
+        // Without credentials, only the one public object (a wrong token is 401 all the same).
+        None if req.method() == Method::GET
+            && req.uri().path() == crate::bootstrap::CLUSTER_INFO_PATH =>
+        {
+            Some(User::Anonymous)
+        }
+        _ => credentials
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|t| app.user_for(t.trim())),
+    };
     let Some(user) = user else {
         return Ok(error_response(&ApiError::unauthorized()));
     };

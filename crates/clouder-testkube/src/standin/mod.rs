@@ -197,9 +197,9 @@ pub async fn client(kubeconfig: &str) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-/// A client for `https://endpoint` with a bearer token that does not check the server's
-/// certificate: kubeadm's first, unauthenticated look at cluster-info before it pins the CA.
-pub fn insecure_client(endpoint: &str, token: &str) -> Result<kube::Client, String> {
+/// An anonymous client for `https://endpoint` that does not check the server's certificate:
+/// kubeadm's first look at cluster-info, before it trusts the server.
+pub fn insecure_client(endpoint: &str) -> Result<kube::Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = format!("https://{endpoint}")
         .parse()
@@ -207,7 +207,6 @@ pub fn insecure_client(endpoint: &str, token: &str) -> Result<kube::Client, Stri
     let mut config = kube::Config::new(url);
     config.accept_invalid_certs = true;
     config.default_retry = false;
-    config.auth_info.token = Some(token.to_string().into());
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 

@@ -1,11 +1,11 @@
 //! Bootstrap-token authentication (held to kubectl) and the kubeadm stand-in's discovery, joins,
 //! tokens and reset on a host rooted in a temporary directory.
 
-use crate::common::start;
+use crate::common::{start, status_of};
 use crate::kubectl::kubectl;
 use clouder_testkube::TestKube;
 use clouder_testkube::standin::{Host, cluster_of, kubeadm, kubeconfig, pki};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use std::path::Path;
@@ -232,6 +232,73 @@ async fn a_join_pins_the_ca_by_its_hash_and_never_runs_twice() {
     ] {
         assert!(!node.exists(gone), "{gone}");
     }
+}
+
+#[tokio::test]
+async fn cluster_info_is_public_and_signed_for_each_token_and_unknown_tokens_are_refused() {
+    let (kube, admin) = start().await;
+    cluster(&kube, TOKEN, "30m").await;
+    let anonymous =
+        clouder_testkube::standin::insecure_client(kube.url().trim_start_matches("https://"))
+            .unwrap();
+    let public: Api<ConfigMap> = Api::namespaced(anonymous.clone(), "kube-public");
+    // The signer runs after the change: give it a moment.
+    let mut data = Default::default();
+    for _ in 0..50 {
+        data = public.get("cluster-info").await.unwrap().data.unwrap();
+        if data.contains_key("jws-kubeconfig-abcdef") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (id, secret) = TOKEN.split_once('.').unwrap();
+    assert_eq!(
+        data["jws-kubeconfig-abcdef"],
+        clouder_testkube::standin::kubeadm::detached_signature(&data["kubeconfig"], id, secret),
+    );
+    let header = data["jws-kubeconfig-abcdef"].split("..").next().unwrap();
+    assert_eq!(
+        header, "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9",
+        "{{\"alg\":\"HS256\",\"kid\":\"abcdef\"}}"
+    );
+    // Anonymous users get that object and nothing else.
+    let s = status_of(
+        Api::<ConfigMap>::namespaced(anonymous, "kube-system")
+            .get("kubeadm-config")
+            .await,
+    );
+    assert_eq!(s.code, 401);
+    // A token the cluster does not know has no signature: discovery says so.
+    let (_dir, node) = host("worker-9");
+    let ca = cluster_of(kube.kubeconfig_yaml()).unwrap().1;
+    let config = join_config(&kube, &pki::spki_hash(&ca).unwrap(), None)
+        .replace(TOKEN, "zzzzzz.0123456789abcdef");
+    let e = join(&node, &config).await.unwrap_err();
+    assert!(
+        e.contains("token id \"zzzzzz\" is invalid for this cluster or it has expired. Use \"kubeadm token create\" on the control-plane node to create a new valid token"),
+        "{e}"
+    );
+    // Deleting the token takes its signature away.
+    Api::<Secret>::namespaced(admin, "kube-system")
+        .delete("bootstrap-token-abcdef", &Default::default())
+        .await
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if !public
+            .get("cluster-info")
+            .await
+            .unwrap()
+            .data
+            .unwrap()
+            .contains_key("jws-kubeconfig-abcdef")
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the signature of a deleted token goes");
 }
 
 #[tokio::test]

@@ -255,11 +255,7 @@ fn check_version(wanted: Option<&str>) -> Result<(), String> {
     }
 }
 
-async fn apply_configmap(
-    admin: &kube::Client,
-    ns: &str,
-    cm: Value,
-) -> Result<(), String> {
+async fn apply_configmap(admin: &kube::Client, ns: &str, cm: Value) -> Result<(), String> {
     let api: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
     let name = cm["metadata"]["name"]
         .as_str()

@@ -8,9 +8,15 @@ use crate::standin::config::{self, JoinConfiguration};
 use crate::standin::{Host, client, cluster_of, insecure_client, kubeconfig, pki};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
+use std::time::{Duration, Instant};
 
-/// Token discovery: cluster-info fetched without trusting the server, its CA checked against
-/// the pinned hashes, then fetched again over TLS verified with that CA. Returns (server, CA).
+/// How long discovery waits for the bootstrap signer to sign cluster-info for a token.
+const SIGNED_WITHIN: Duration = Duration::from_secs(5);
+
+/// Token discovery as kubeadm does it: cluster-info fetched anonymously without trusting the
+/// server, its signature by this token checked (so the server knows the token), its CA checked
+/// against the pinned hashes, then fetched again over TLS verified with that CA, as the token's
+/// user. Returns (server, CA).
 pub async fn discover(d: &config::TokenDiscovery) -> Result<(String, String), String> {
     let endpoint = d.api_server_endpoint.clone().unwrap_or_default();
     let fail = |e: String| {
@@ -18,16 +24,38 @@ pub async fn discover(d: &config::TokenDiscovery) -> Result<(String, String), St
             "error execution phase preflight: couldn't validate the identity of the API Server: {e}"
         )
     };
-    let insecure = insecure_client(&endpoint, &d.token).map_err(fail)?;
+    let (id, secret) =
+        crate::bootstrap::split(&d.token).ok_or_else(|| fail("invalid token".into()))?;
+    let insecure = insecure_client(&endpoint).map_err(fail)?;
     let info: Api<ConfigMap> = Api::namespaced(insecure, "kube-public");
-    let cm = info
-        .get("cluster-info")
-        .await
-        .map_err(|e| fail(format!("failed to request the cluster-info ConfigMap: {e}")))?;
-    let text = cm
-        .data
-        .and_then(|d| d.get("kubeconfig").cloned())
-        .ok_or_else(|| fail("there is no kubeconfig key in the cluster-info ConfigMap".into()))?;
+    let deadline = Instant::now() + SIGNED_WITHIN;
+    let (text, signature) = loop {
+        let cm = info
+            .get("cluster-info")
+            .await
+            .map_err(|e| fail(format!("failed to request the cluster-info ConfigMap: {e}")))?;
+        let data = cm.data.unwrap_or_default();
+        let text = data.get("kubeconfig").cloned().ok_or_else(|| {
+            fail("there is no kubeconfig key in the cluster-info ConfigMap".into())
+        })?;
+        let key = format!("{}{id}", crate::bootstrap::SIGNATURE_PREFIX);
+        match data.get(&key).filter(|s| !s.is_empty()) {
+            Some(signature) => break (text, signature.clone()),
+            None if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(300)).await
+            }
+            None => {
+                return Err(fail(format!(
+                    "token id {id:?} is invalid for this cluster or it has expired. Use \"kubeadm token create\" on the control-plane node to create a new valid token"
+                )));
+            }
+        }
+    };
+    if signature != crate::bootstrap::detached_signature(&text, id, secret) {
+        return Err(fail(
+            "failed to verify JWS signature of received cluster info object, can't trust this API Server".into(),
+        ));
+    }
     let (server, ca) = cluster_of(&text).map_err(fail)?;
     let hash = pki::spki_hash(&ca).map_err(fail)?;
     if !d.unsafe_skip_ca_verification

@@ -8,6 +8,7 @@ mod node;
 mod reset;
 mod tokens;
 
+pub use crate::bootstrap::detached_signature;
 pub use init::publish_cluster_info;
 pub use join::discover;
 pub use tokens::create_token;
