@@ -144,7 +144,7 @@ impl NodeKit {
         };
         kit.packages(&repo);
         kit.sign(&repo);
-        std::fs::write(repo.join(CNI_MANIFEST), TIGERA_OPERATOR).unwrap();
+        std::fs::write(repo.join(CNI_MANIFEST), tigera_operator()).unwrap();
         // apt reads file: repositories as its unprivileged `_apt` user.
         for entry in std::fs::read_dir(&repo).unwrap().flatten() {
             set_mode(&entry.path(), 0o644);
@@ -412,32 +412,27 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 
 /// What clouder's CNI step needs of Calico's tigera-operator manifest: its namespace, the
 /// operator's CRDs (here accepting any spec) and the operator's Deployment (no image runs).
-const TIGERA_OPERATOR: &str = r#"apiVersion: v1
-kind: Namespace
-metadata:
-  name: tigera-operator
-  labels:
-    name: tigera-operator
-    pod-security.kubernetes.io/enforce: privileged
----
-apiVersion: apiextensions.k8s.io/v1
+fn tigera_operator() -> String {
+    let crd = |kind: &str, plural: &str| {
+        format!(
+            r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: installations.operator.tigera.io
+  name: {plural}.operator.tigera.io
 spec:
   group: operator.tigera.io
   names:
-    kind: Installation
-    listKind: InstallationList
-    plural: installations
-    singular: installation
+    kind: {kind}
+    listKind: {kind}List
+    plural: {plural}
+    singular: {singular}
   scope: Cluster
   versions:
   - name: v1
     served: true
     storage: true
     subresources:
-      status: {}
+      status: {{}}
     schema:
       openAPIV3Schema:
         type: object
@@ -448,34 +443,29 @@ spec:
           status:
             type: object
             x-kubernetes-preserve-unknown-fields: true
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
+"#,
+            singular = plural.trim_end_matches('s')
+        )
+    };
+    [
+        NAMESPACE.to_string(),
+        crd("Installation", "installations"),
+        crd("APIServer", "apiservers"),
+        OPERATOR.to_string(),
+    ]
+    .join("---\n")
+}
+
+const NAMESPACE: &str = "apiVersion: v1
+kind: Namespace
 metadata:
-  name: apiservers.operator.tigera.io
-spec:
-  group: operator.tigera.io
-  names:
-    kind: APIServer
-    listKind: APIServerList
-    plural: apiservers
-    singular: apiserver
-  scope: Cluster
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources:
-      status: {}
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            x-kubernetes-preserve-unknown-fields: true
----
-apiVersion: v1
+  name: tigera-operator
+  labels:
+    name: tigera-operator
+    pod-security.kubernetes.io/enforce: privileged
+";
+
+const OPERATOR: &str = "apiVersion: v1
 kind: ServiceAccount
 metadata:
   name: tigera-operator
@@ -515,4 +505,4 @@ spec:
         imagePullPolicy: IfNotPresent
         command:
         - operator
-"#;
+";
