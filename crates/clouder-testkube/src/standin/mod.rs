@@ -22,11 +22,11 @@ pub const VERSION_ENV: &str = "CLOUDER_STANDIN_VERSION";
 /// Where the stand-ins act instead of `/` (tests); units are then not started.
 pub const ROOT_ENV: &str = "CLOUDER_STANDIN_ROOT";
 
-/// The version the package says it is (`v1.33.2`), else this crate's.
+/// The version the package says it is (`v1.33.2`), else the one whose API testkube serves.
 pub fn version() -> String {
     match std::env::var(VERSION_ENV) {
         Ok(v) if !v.is_empty() => format!("v{}", v.trim_start_matches('v')),
-        _ => format!("v{}", env!("CARGO_PKG_VERSION")),
+        _ => crate::discovery::KUBERNETES_VERSION.into(),
     }
 }
 

@@ -421,3 +421,48 @@ async fn serve_binds_where_told_and_its_certificate_names_the_extra_sans() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn init_refuses_bad_configs_newer_versions_and_an_initialised_host_before_changing_anything()
+{
+    let (_dir, cp) = host("cp");
+    let good = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint: {advertiseAddress: 10.0.0.10, bindPort: 6443}\nnodeRegistration: {name: cp, taints: []}\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.2\ncontrolPlaneEndpoint: 10.0.0.10:6443\nnetworking: {podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}\n";
+    let init = |config: String| {
+        let cp = cp.clone();
+        async move {
+            cp.write("/tmp/init.yaml", &config, 0o600).unwrap();
+            let path = cp.path("/tmp/init.yaml");
+            kubeadm(
+                &cp,
+                &["init", "--config", path.to_str().unwrap(), "--upload-certs"],
+            )
+            .await
+        }
+    };
+    let cases = [
+        (
+            good.replace("bindPort", "bindport"),
+            "InitConfiguration: strict decoding error: unknown field \"bindport\"",
+        ),
+        (
+            good.replace("10.244.0.0/16", "10.244.0.0"),
+            "networking.podSubnet: Invalid value: \"10.244.0.0\": couldn't parse subnet",
+        ),
+        (
+            good.replace("v1.33.2", "v9.99.0"),
+            "is at least one minor release higher than the kubeadm minor release",
+        ),
+    ];
+    for (config, says) in cases {
+        let e = init(config).await.unwrap_err();
+        assert!(e.contains(says), "{says}: {e}");
+    }
+    cp.write("/etc/kubernetes/manifests/kube-apiserver.yaml", "", 0o600)
+        .unwrap();
+    let e = init(good.to_string()).await.unwrap_err();
+    assert!(
+        e.contains("[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: /etc/kubernetes/manifests/kube-apiserver.yaml already exists"),
+        "{e}"
+    );
+    assert!(!cp.exists("/etc/kubernetes/pki"), "nothing was written");
+}

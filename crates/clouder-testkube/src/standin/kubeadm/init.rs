@@ -80,7 +80,8 @@ pub(super) async fn init(
     ];
     sans.extend(first_service_ip(&service_subnet));
     sans.extend(cluster.api_server.cert_sans.iter().cloned());
-    sans.dedup();
+    let mut seen = std::collections::HashSet::new();
+    sans.retain(|s| seen.insert(s.clone()));
     let pki = pki::generate(sans).map_err(|e| format!("error execution phase certs: {e}"))?;
     for (file, content, mode) in [
         ("ca.crt", &pki.ca.cert, 0o644),
