@@ -17,6 +17,9 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 # Booted lab hosts reach the Debian registry through a NAT on this machine.
 [ -x /usr/sbin/iptables ] || missing+=(iptables)
 command -v openssl >/dev/null || missing+=(openssl)
+# nodekit: the test apt repository of kubeadm/kubelet stand-ins is signed with a throwaway gpg key
+# (dpkg-deb, which builds its packages, comes with dpkg).
+command -v gpg >/dev/null || missing+=(gnupg)
 # User storage: the node agent's tests enter mount namespaces (unshare, nsenter); quotas are
 # tried for real on a loop-mounted XFS (mkfs.xfs, xfs_quota).
 command -v nsenter >/dev/null || missing+=(util-linux)

@@ -137,12 +137,16 @@ pub fn join_script(
     script(lines)
 }
 
-/// The Calico operator and its `Installation`, with the cluster's pod CIDR; server-side apply,
+/// Calico's operator manifest upstream, for the pinned version.
+pub fn calico_manifest() -> String {
+    format!(
+        "https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/tigera-operator.yaml"
+    )
+}
+
+/// The Calico operator (from `cluster.cni_manifest`) and its `Installation`, with the cluster's pod CIDR; server-side apply,
 /// so a re-run changes nothing.
 pub fn cni_script(cluster: &ClusterInputs) -> String {
-    let operator = format!(
-        "https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/tigera-operator.yaml"
-    );
     let installation = format!(
         "apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n  calicoNetwork:\n    ipPools:\n    - name: default-ipv4-ippool\n      cidr: {}\n      encapsulation: VXLAN\n      natOutgoing: Enabled\n      nodeSelector: all()\n",
         cluster.pod_cidr
@@ -151,7 +155,7 @@ pub fn cni_script(cluster: &ClusterInputs) -> String {
         format!("export KUBECONFIG={ADMIN_CONF}"),
         format!(
             "kubectl apply --server-side --force-conflicts --field-manager=clouder -f {} >/dev/null",
-            quote(&operator)
+            quote(&cluster.cni_manifest)
         ),
         "kubectl wait --for condition=established --timeout=120s crd/installations.operator.tigera.io >/dev/null".into(),
         format!(

@@ -24,6 +24,8 @@ pub struct ClusterInputs {
     pub service_cidr: String,
     /// Extra names and addresses for the API server certificate (public IPs, DNS names).
     pub cert_sans: Vec<String>,
+    /// The CNI operator's manifest: a URL or a path on the first control plane.
+    pub cni_manifest: String,
 }
 
 /// One node's registration.

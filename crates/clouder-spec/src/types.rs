@@ -230,6 +230,17 @@ pub struct Sources {
     /// kubeadm, kubelet and kubectl; default pkgs.k8s.io for the cluster's minor version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<Source>,
+    /// The CNI (Calico's operator); default its upstream manifest for the pinned version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<CniSource>,
+}
+
+/// Where the control plane reads the CNI's manifest from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CniSource {
+    /// `tigera-operator.yaml`: an `http(s)://` URL, or an absolute path on the first control plane.
+    pub manifest: String,
 }
 
 impl Sources {

@@ -189,6 +189,17 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
             check_apt_source(&format!("spec.sources.{name}.apt"), apt, &mut bad);
         }
     }
+    if let Some(cni) = &spec.sources.cni {
+        let m = &cni.manifest;
+        let url = m.starts_with("https://") || m.starts_with("http://");
+        let path = m.starts_with('/') && !m.ends_with('/');
+        if !(url || path) || m.chars().any(char::is_whitespace) {
+            bad(
+                "spec.sources.cni.manifest",
+                format!("`{m}` is neither an http(s):// URL nor an absolute file path"),
+            );
+        }
+    }
     if let Some(fs) = &spec.addons.efs_file_system_id {
         if spec.provider != Provider::Aws {
             bad(

@@ -182,6 +182,42 @@ fn package_sources_are_checked_before_any_host_is_touched() {
 }
 
 #[test]
+fn the_cni_manifest_is_a_url_or_a_path() {
+    for manifest in [
+        "https://mirror.example/calico/tigera-operator.yaml",
+        "/srv/mirror/tigera-operator.yaml",
+    ] {
+        let c = parse(
+            "s.yaml",
+            &format!("{MINIMAL}  sources:\n    cni: {{manifest: '{manifest}'}}\n"),
+        )
+        .unwrap();
+        assert_eq!(c.spec.sources.cni.unwrap().manifest, manifest);
+    }
+    assert_eq!(parse("s.yaml", MINIMAL).unwrap().spec.sources.cni, None);
+    let shown = parse(
+        "s.yaml",
+        &format!("{MINIMAL}  sources:\n    cni: {{manifest: 'ftp://x/op.yaml'}}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        shown.contains("s.yaml:9:21: spec.sources.cni.manifest: `ftp://x/op.yaml` is neither an http(s):// URL nor an absolute file path"),
+        "{shown}"
+    );
+    let shown = parse(
+        "s.yaml",
+        &format!("{MINIMAL}  sources:\n    cni: {{url: x}}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        shown.contains("unknown field `url`, expected `manifest`"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn storage_is_checked_with_its_place() {
     let ok = format!(
         "{MINIMAL}  storage:\n    nfs:\n      inCluster: {{storageClass: gp3, size: 500Gi}}\n"

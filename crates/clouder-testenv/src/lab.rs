@@ -22,6 +22,8 @@ pub struct LabHost {
     sshd: Option<Child>,
     /// The root filesystem this host sees (an overlay on a shared base), if it has its own.
     rootfs: Option<PathBuf>,
+    /// Directories of this machine the host sees read-only: (here, path in the host).
+    shares: Vec<(PathBuf, String)>,
 }
 
 /// The base root filesystem that scripts/peers.sh builds.
@@ -68,17 +70,23 @@ fn keygen(path: &Path) {
 impl Lab {
     /// Starts `n` hosts. Subnets and names carry the process id, so labs never collide.
     pub fn start(n: usize) -> Lab {
-        Self::build(n, None)
+        Self::build(n, None, &[])
     }
 
     /// Hosts with their own root filesystem: what a phase installs or writes stays in the host.
     pub fn start_rooted(n: usize) -> Lab {
-        Self::build(n, Some(base_rootfs()))
+        Self::build(n, Some(base_rootfs()), &[])
+    }
+
+    /// Rooted hosts that also see `shares` — (directory here, path in the host) — read-only, as
+    /// a mirror mounted over NFS would be (e.g. a [`NodeKit`](crate::NodeKit) repository).
+    pub fn start_rooted_with(n: usize, shares: &[(PathBuf, &str)]) -> Lab {
+        Self::build(n, Some(base_rootfs()), shares)
     }
 
     /// Rooted hosts at the given addresses, all in one /24 and none ending in `.1` (the bridge):
     /// machines a cloud API says exist, made real at the addresses it recorded.
-    pub fn start_rooted_at(addresses: &[String]) -> Lab {
+    pub fn start_rooted_at(addresses: &[String], shares: &[(PathBuf, &str)]) -> Lab {
         let subnet = addresses[0]
             .rsplit_once('.')
             .expect("an IPv4 address")
@@ -91,7 +99,7 @@ impl Lab {
                 "{a}: lab hosts share one /24 ({subnet}.0/24) without its .1"
             );
         }
-        Self::build_at(subnet, addresses.to_vec(), Some(base_rootfs()))
+        Self::build_at(subnet, addresses.to_vec(), Some(base_rootfs()), shares)
     }
 
     /// A number no other lab of this machine has (process id and a sequence).
@@ -108,14 +116,19 @@ impl Lab {
         format!("10.{}.{}", 250 + (id / 250) % 5, id % 250)
     }
 
-    fn build(n: usize, base: Option<PathBuf>) -> Lab {
+    fn build(n: usize, base: Option<PathBuf>, shares: &[(PathBuf, &str)]) -> Lab {
         let id = Self::unique_id();
         let subnet = format!("10.{}.{}", 200 + (id / 250) % 50, id % 250);
         let addresses = (0..n).map(|i| format!("{subnet}.{}", 10 + i)).collect();
-        Self::build_at(subnet, addresses, base)
+        Self::build_at(subnet, addresses, base, shares)
     }
 
-    fn build_at(subnet: String, addresses: Vec<String>, base: Option<PathBuf>) -> Lab {
+    fn build_at(
+        subnet: String,
+        addresses: Vec<String>,
+        base: Option<PathBuf>,
+        shares: &[(PathBuf, &str)],
+    ) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("cl{}", Self::unique_id());
         let bridge = format!("{prefix}br");
@@ -143,8 +156,12 @@ impl Lab {
             bridge,
             hosts: Vec::new(),
         };
+        let shares: Vec<(PathBuf, String)> = shares
+            .iter()
+            .map(|(here, there)| (here.clone(), there.to_string()))
+            .collect();
         for (i, address) in addresses.into_iter().enumerate() {
-            lab.add_host(i, address, base.as_deref());
+            lab.add_host(i, address, base.as_deref(), shares.clone());
         }
         lab
     }
@@ -173,7 +190,13 @@ impl Lab {
         format!("{}.250", self.subnet)
     }
 
-    fn add_host(&mut self, i: usize, address: String, base: Option<&Path>) {
+    fn add_host(
+        &mut self,
+        i: usize,
+        address: String,
+        base: Option<&Path>,
+        shares: Vec<(PathBuf, String)>,
+    ) {
         let ns = format!("{}h{i}", self.prefix);
         let (outside, inside) = (
             format!("{}v{i}", self.prefix),
@@ -218,6 +241,7 @@ impl Lab {
             dir,
             sshd: None,
             rootfs,
+            shares,
         };
         host.start_sshd(&self.client_key(), true);
         self.hosts.push(host);
@@ -318,7 +342,7 @@ for k in ns_last_pid sem_next_id msg_next_id shm_next_id; do
   mount -o remount,bind,rw "$R/proc/sys/kernel/$k"
 done
 mount --bind -o ro "$R/proc/sys/vm" "$R/proc/sys/vm"
-mkdir -p "$R/root/.ssh"
+{shares}mkdir -p "$R/root/.ssh"
 cp {client}.pub "$R/root/.ssh/authorized_keys"
 chmod 700 "$R/root/.ssh"; chmod 600 "$R/root/.ssh/authorized_keys"
 cp {d}/host_key "$R/etc/ssh/ssh_host_ed25519_key"; chmod 600 "$R/etc/ssh/ssh_host_ed25519_key"
@@ -337,6 +361,14 @@ BOOT
             base = base.display(),
             client = client_key.display(),
             ns = self.ns,
+            shares = self
+                .shares
+                .iter()
+                .map(|(here, there)| format!(
+                    "mkdir -p \"$R{there}\"\nmount --bind -o ro {} \"$R{there}\"\n",
+                    here.display()
+                ))
+                .collect::<String>(),
         )
     }
 

@@ -7,8 +7,10 @@ pub mod endpoint;
 pub mod images;
 pub mod lab;
 pub mod moto;
+pub mod nodekit;
 pub mod peer;
 pub mod registry;
 
 pub use lab::Lab;
+pub use nodekit::NodeKit;
 pub use registry::RegistryPeer;

@@ -83,11 +83,14 @@ fn hash(data: &[u8]) -> String {
     format!("{h:016X}")
 }
 
+/// The Kubernetes version whose API this server serves.
+pub const KUBERNETES_VERSION: &str = "v1.36.0";
+
 pub fn version() -> Value {
     json!({
         "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36",
         "minCompatibilityMajor": "1", "minCompatibilityMinor": "35",
-        "gitVersion": "v1.36.0", "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+        "gitVersion": KUBERNETES_VERSION, "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
         "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.27.3", "compiler": "gc", "platform": "linux/amd64",
     })
 }

@@ -81,18 +81,33 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Who is calling: the admin may do anything, the reader only get, list and watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is calling: the admin may do anything, the reader only get, list and watch, a bootstrap
+/// token (by its id) what [`crate::bootstrap::allowed`] lets it; no token at all, only what
+/// kubeadm's RBAC lets `system:anonymous` do: read the public cluster-info.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum User {
     Admin,
     Reader,
+    Bootstrap(String),
+    Anonymous,
 }
 
 impl User {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            User::Admin => "admin",
-            User::Reader => "reader",
+            User::Admin => "admin".into(),
+            User::Reader => "reader".into(),
+            User::Bootstrap(id) => format!("system:bootstrap:{id}"),
+            User::Anonymous => "system:anonymous".into(),
+        }
+    }
+
+    fn may(&self, verb: &str, target: &Target) -> bool {
+        match self {
+            User::Admin => true,
+            User::Reader => matches!(verb, "get" | "list" | "watch"),
+            User::Bootstrap(_) => crate::bootstrap::allowed(verb, target),
+            User::Anonymous => crate::bootstrap::public(verb, target),
         }
     }
 }
@@ -135,12 +150,19 @@ pub async fn handle(
     app: Arc<App>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let user = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|t| app.user_for(t.trim()));
+    let credentials = req.headers().get(header::AUTHORIZATION);
+    let user = match credentials {
+        // Without credentials, only the one public object (a wrong token is 401 all the same).
+        None if req.method() == Method::GET
+            && req.uri().path() == crate::bootstrap::CLUSTER_INFO_PATH =>
+        {
+            Some(User::Anonymous)
+        }
+        _ => credentials
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|t| app.user_for(t.trim())),
+    };
     let Some(user) = user else {
         return Ok(error_response(&ApiError::unauthorized()));
     };
@@ -167,8 +189,8 @@ pub async fn handle(
     );
     let method = req.method().clone();
     let verb = verb_of(&method, &target, &query);
-    if user == User::Reader && !matches!(verb, "get" | "list" | "watch") {
-        return Ok(error_response(&forbidden(user, verb, &target)));
+    if !user.may(verb, &target) {
+        return Ok(error_response(&forbidden(&user, verb, &target)));
     }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -208,7 +230,7 @@ fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
 }
 
 /// The real server's RBAC refusal, e.g. `configmaps is forbidden: User "reader" cannot create …`.
-fn forbidden(user: User, verb: &str, t: &Target) -> ApiError {
+fn forbidden(user: &User, verb: &str, t: &Target) -> ApiError {
     let resource = match &t.subresource {
         Some(s) => format!("{}/{s}", t.rt.plural),
         None => t.rt.plural.clone(),

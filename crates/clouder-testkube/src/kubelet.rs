@@ -21,6 +21,10 @@ pub struct NodeConfig {
     pub labels: BTreeMap<String, String>,
     /// (key, value, effect)
     pub taints: Vec<(String, String, String)>,
+    /// The InternalIP address; absent, one from 10.0.0.0/24 by registration order.
+    pub internal_ip: Option<String>,
+    /// What `nodeInfo.kubeletVersion` reports.
+    pub kubelet_version: String,
 }
 
 impl NodeConfig {
@@ -41,6 +45,8 @@ impl NodeConfig {
             pods: 110,
             labels,
             taints: Vec::new(),
+            internal_ip: None,
+            kubelet_version: "v1.36.0".into(),
         }
     }
 
@@ -72,6 +78,16 @@ impl NodeConfig {
         self
     }
 
+    pub fn internal_ip(mut self, ip: &str) -> Self {
+        self.internal_ip = Some(ip.into());
+        self
+    }
+
+    pub fn kubelet_version(mut self, version: &str) -> Self {
+        self.kubelet_version = version.into();
+        self
+    }
+
     pub fn taint(mut self, key: &str, value: &str, effect: &str) -> Self {
         self.taints.push((key.into(), value.into(), effect.into()));
         self
@@ -82,12 +98,22 @@ impl NodeConfig {
         let taints: Vec<Value> = self
             .taints
             .iter()
-            .map(|(k, v, e)| json!({"key": k, "value": v, "effect": e}))
+            .map(|(k, v, e)| {
+                let mut t = json!({"key": k, "effect": e});
+                if !v.is_empty() {
+                    t["value"] = json!(v);
+                }
+                t
+            })
             .collect();
         let mut spec = json!({"podCIDR": format!("10.244.{index}.0/24")});
         if !taints.is_empty() {
             spec["taints"] = json!(taints);
         }
+        let address = self
+            .internal_ip
+            .clone()
+            .unwrap_or_else(|| format!("10.0.0.{index}"));
         let now = crate::objects::now();
         let condition = |kind: &str, status: &str, reason: &str, message: &str| json!({"type": kind, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now});
         json!({
@@ -102,9 +128,9 @@ impl NodeConfig {
                     condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                     condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
                 ],
-                "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{index}")}, {"type": "Hostname", "address": self.name}],
+                "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": self.name}],
                 "nodeInfo": {
-                    "kubeletVersion": "v1.36.0", "kubeProxyVersion": "", "containerRuntimeVersion": "containerd://2.1.0",
+                    "kubeletVersion": self.kubelet_version, "kubeProxyVersion": "", "containerRuntimeVersion": "containerd://2.1.0",
                     "osImage": "Debian GNU/Linux 12 (bookworm)", "operatingSystem": "linux", "architecture": "amd64",
                     "kernelVersion": "6.1.0", "machineID": "", "systemUUID": "", "bootID": "",
                 },

@@ -8,6 +8,7 @@
 //! ```
 
 mod apply;
+mod bootstrap;
 mod controllers;
 mod crd;
 mod discovery;
@@ -24,6 +25,7 @@ mod protobuf;
 pub mod resources;
 mod schema;
 pub mod selectors;
+pub mod standin;
 mod status;
 mod store;
 mod subresources;
@@ -47,8 +49,12 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Starting a server or a client for it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("binding 127.0.0.1:{port}: {source}")]
-    Bind { port: u16, source: std::io::Error },
+    #[error("binding {address}:{port}: {source}")]
+    Bind {
+        address: std::net::IpAddr,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("writing the kubeconfig to {path}: {source}")]
@@ -86,7 +92,7 @@ impl App {
         } else if token == self.reader_token {
             Some(http::User::Reader)
         } else {
-            None
+            bootstrap::authenticate(&self.store.lock(), token).map(http::User::Bootstrap)
         }
     }
 }
@@ -101,8 +107,13 @@ fn token() -> String {
 /// How to start a server; `Default` is what [`TestKube::start`] uses.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Port on 127.0.0.1; 0 picks a free one.
+    /// Address to listen on.
+    pub bind: std::net::IpAddr,
+    /// Port on `bind`; 0 picks a free one.
     pub port: u16,
+    /// Names and addresses the serving certificate is also valid for (besides localhost,
+    /// 127.0.0.1, `bind` and kubernetes.default.svc), when the server makes its own.
+    pub sans: Vec<String>,
     /// Events kept for watches that resume from a resourceVersion; older ones get 410 Expired.
     pub watch_history: usize,
     /// Events a watcher may fall behind by before it gets 410 Expired and must start over.
@@ -118,7 +129,9 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
             port: 0,
+            sans: Vec::new(),
             watch_history: 10_000,
             watch_backlog: 4096,
             controllers: false,
@@ -168,7 +181,7 @@ impl TestKube {
 
     /// Starts a server with the given options.
     pub async fn start_with(options: Options) -> Result<Self, Error> {
-        let port = options.port;
+        let (address, port) = (options.bind, options.port);
         // kube's client needs a process-wide provider when the build enables more than one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let identity = match &options.state_dir {
@@ -177,7 +190,11 @@ impl TestKube {
         };
         let (tls, admin_token, reader_token) = match identity {
             Some(id) => (tls::load(id.tls)?, id.admin_token, id.reader_token),
-            None => (tls::generate()?, token(), token()),
+            None => {
+                let mut sans = options.sans.clone();
+                sans.push(address.to_string());
+                (tls::generate(&sans)?, token(), token())
+            }
         };
         if let Some(dir) = &options.state_dir {
             persist::save_identity(
@@ -189,12 +206,15 @@ impl TestKube {
                 },
             )?;
         }
-        let listener = TcpListener::bind(("127.0.0.1", port))
+        let bind_error = |source| Error::Bind {
+            address,
+            port,
+            source,
+        };
+        let listener = TcpListener::bind((address, port))
             .await
-            .map_err(|source| Error::Bind { port, source })?;
-        let addr: SocketAddr = listener
-            .local_addr()
-            .map_err(|source| Error::Bind { port, source })?;
+            .map_err(bind_error)?;
+        let addr: SocketAddr = listener.local_addr().map_err(bind_error)?;
         let url = format!("https://{addr}");
         let kubeconfig = kubeconfig::render(&url, &tls.ca_pem, &admin_token, &reader_token);
         let types = resources::builtin();

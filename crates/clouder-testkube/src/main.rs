@@ -24,13 +24,23 @@ enum Command {
         /// Directory for the kubeconfig and the server's state (created if missing, mode 0700).
         #[arg(long)]
         dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
         /// Port to listen on; 0 picks a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Another name or address for the serving certificate (repeatable).
+        #[arg(long = "san")]
+        sans: Vec<String>,
         /// Run the workload controllers, the scheduler and node lifecycle.
         #[arg(long)]
         controllers: bool,
     },
+    /// A stand-in for kubeadm on a test host: init, join, token, upload-certs, reset.
+    Kubeadm(clouder_testkube::standin::kubeadm::Args),
+    /// A stand-in for the kubelet on a test host: registers its Node and keeps it Ready.
+    Kubelet(clouder_testkube::standin::kubelet::Args),
 }
 
 #[tokio::main]
@@ -39,11 +49,20 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve {
-        dir,
-        port,
-        controllers,
-    } = Cli::parse().command;
+    let (dir, bind, port, sans, controllers) = match Cli::parse().command {
+        Command::Serve {
+            dir,
+            bind,
+            port,
+            sans,
+            controllers,
+        } => (dir, bind, port, sans, controllers),
+        Command::Kubeadm(args) => {
+            let code = clouder_testkube::standin::kubeadm::main(args).await;
+            std::process::exit(code)
+        }
+        Command::Kubelet(args) => return clouder_testkube::standin::kubelet::main(args).await,
+    };
     // Handlers first: a SIGTERM right after the readiness line must still be a clean exit.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -53,7 +72,9 @@ async fn main() -> anyhow::Result<()> {
         .create(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     let kube = clouder_testkube::TestKube::start_with(clouder_testkube::Options {
+        bind,
         port,
+        sans,
         controllers,
         state_dir: Some(dir.clone()),
         ..Default::default()

@@ -19,6 +19,13 @@ pub fn now() -> String {
         .to_string()
 }
 
+/// A `MicroTime`, as Leases renew with.
+pub fn now_micro() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
 pub fn key(rt: &ResourceType, namespace: Option<&str>, name: &str) -> Key {
     Key {
         group: rt.group.clone(),

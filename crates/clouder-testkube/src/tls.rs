@@ -35,7 +35,8 @@ pub struct Pems {
     pub key: String,
 }
 
-pub fn generate() -> Result<ServerTls, TlsError> {
+/// A fresh CA and a serving certificate for the usual local names and `sans`.
+pub fn generate(sans: &[String]) -> Result<ServerTls, TlsError> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -50,11 +51,17 @@ pub fn generate() -> Result<ServerTls, TlsError> {
     let issuer = Issuer::new(ca, ca_key);
 
     let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec![
+    let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "kubernetes.default.svc".to_string(),
-    ])?;
+    ];
+    for san in sans {
+        if !names.contains(san) {
+            names.push(san.clone());
+        }
+    }
+    let mut leaf = CertificateParams::new(names)?;
     leaf.distinguished_name
         .push(DnType::CommonName, "kube-apiserver");
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

@@ -146,10 +146,50 @@ impl AptInstall {
     }
 }
 
-/// Downloads with whichever client the host has, installing curl when it has none.
+/// Copies a `file:` URL (a mirror on a mounted filesystem needs no network); downloads others
+/// with whichever client the host has, installing curl when it has none.
 const FETCH: &str = r#"fetch() {
+  case "$1" in
+    file:*) cp -- "${1#file:}" "$2"; return ;;
+  esac
   if ! command -v curl >/dev/null && ! command -v wget >/dev/null; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates >/dev/null
   fi
   if command -v curl >/dev/null; then curl -fsSL --retry 3 -o "$2" "$1"; else wget -q -O "$2" "$1"; fi
 }"#;
+
+#[cfg(test)]
+mod tests {
+    use super::FETCH;
+
+    #[test]
+    fn a_file_url_is_copied_without_any_download_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("Release.key"), dir.path().join("copy.asc"));
+        std::fs::write(&from, "KEY\n").unwrap();
+        // Only `cp` on PATH: neither curl nor wget (nor apt-get to install them) can fetch it.
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink("/bin/cp", bin.join("cp")).unwrap();
+        for url in [
+            format!("file:{}", from.display()),
+            format!("file://{}", from.display()),
+        ] {
+            let _ = std::fs::remove_file(&to);
+            let out = std::process::Command::new("/bin/bash")
+                .env("PATH", &bin)
+                .arg("-c")
+                .arg(format!("{FETCH}\nfetch \"$0\" \"$1\""))
+                .arg(&url)
+                .arg(&to)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{url}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(std::fs::read_to_string(&to).unwrap(), "KEY\n", "{url}");
+        }
+    }
+}

@@ -62,6 +62,19 @@ fn the_command_sequence_of_every_step_is_golden_and_passes_shellcheck() {
 }
 
 #[test]
+fn the_cni_manifest_comes_from_the_configured_source() {
+    let mut c = cluster();
+    c.cni_manifest = "/srv/mirror dir/tigera-operator.yaml".into();
+    let text = cni_script(&c);
+    shellcheck("cni from a path", &text);
+    assert!(
+        text.contains("--field-manager=clouder -f '/srv/mirror dir/tigera-operator.yaml'"),
+        "{text}"
+    );
+    assert!(!text.contains("githubusercontent"), "{text}");
+}
+
+#[test]
 fn secrets_are_fresh_and_shaped_as_kubeadm_wants() {
     let (a, b) = (RunSecrets::generate(), RunSecrets::generate());
     assert_ne!(a.token, b.token);

@@ -13,6 +13,7 @@ pub(crate) fn cluster() -> ClusterInputs {
             "demo-api-123.elb.us-east-1.amazonaws.com".into(),
             "203.0.113.10".into(),
         ],
+        cni_manifest: clouder_node::cluster::calico_manifest(),
     }
 }
 

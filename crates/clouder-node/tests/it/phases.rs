@@ -49,6 +49,7 @@ fn mirror_sources() -> Sources {
         containerd: sid(&["containerd", "runc"]),
         criu: sid(&["criu", "iptables"]),
         kubernetes: None,
+        cni: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! the store after a batch of relevant changes, writing through the same paths as API requests, so
 //! watchers see the controllers' writes like any other.
 
+mod bootstrapsigner;
 mod daemonset;
 mod deployment;
 mod gc;
@@ -61,6 +62,11 @@ fn triggers(ev: &Event, workloads: bool) -> bool {
             .old
             .as_ref()
             .is_some_and(|o| o["metadata"].get("ownerReferences").is_some());
+    // The bootstrap signer follows token Secrets and cluster-info.
+    let signer = matches!(
+        (ev.key.resource.as_str(), ev.key.namespace.as_str()),
+        ("secrets", "kube-system") | ("configmaps", "kube-public")
+    );
     let workload = workloads
         && match (ev.key.group.as_str(), ev.key.resource.as_str()) {
             ("", r) => matches!(r, "pods" | "nodes"),
@@ -70,7 +76,7 @@ fn triggers(ev: &Event, workloads: bool) -> bool {
             ),
             _ => false,
         };
-    gc || workload
+    gc || signer || workload
 }
 
 /// One pass of every controller, in the order a change flows: owners before what they own.
@@ -92,6 +98,7 @@ pub fn reconcile(app: &App, workloads: bool) {
     }
     gc::reconcile(&mut cx);
     namespaces::reconcile(&mut cx);
+    bootstrapsigner::reconcile(&mut cx);
 }
 
 /// The store and the types, with writes as a controller makes them.

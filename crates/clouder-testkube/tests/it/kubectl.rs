@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use tokio::process::Command;
 
-fn kubectl_path() -> PathBuf {
+pub(crate) fn kubectl_path() -> PathBuf {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -15,7 +15,7 @@ fn kubectl_path() -> PathBuf {
 }
 
 /// Runs kubectl without blocking the runtime that serves it.
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+pub(crate) async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new(kubectl_path())
         .arg("--kubeconfig")
         .arg(kubeconfig)

@@ -12,4 +12,5 @@ mod eviction;
 mod kubectl;
 mod samples;
 mod ssa;
+mod standin;
 mod watch;

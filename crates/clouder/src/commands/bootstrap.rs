@@ -441,6 +441,12 @@ pub(super) fn cluster_inputs(cluster: &Cluster, formation: &Formation) -> Cluste
         pod_cidr: net.pod_cidr.to_string(),
         service_cidr: net.service_cidr.to_string(),
         cert_sans: formation.cert_sans.clone(),
+        cni_manifest: cluster
+            .spec
+            .sources
+            .cni
+            .as_ref()
+            .map_or_else(cluster::calico_manifest, |c| c.manifest.clone()),
     }
 }
 

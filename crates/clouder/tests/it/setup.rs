@@ -57,7 +57,7 @@ fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
 fn setup_bootstraps_the_recorded_machines_and_pins_their_host_keys() {
     let env = Env::new();
     let (addresses, dns) = create(&env, "cloudy");
-    let mut lab = Lab::start_rooted_at(&addresses);
+    let mut lab = Lab::start_rooted_at(&addresses, &[]);
     let key = lab.client_key();
     let ssh = ["-u", "root", "-i", key.to_str().unwrap()];
     let with = |args: &[&'static str]| -> Vec<String> {

@@ -2,12 +2,24 @@
 //! sshd hosts with their own root filesystems.
 
 use crate::harness::*;
-use clouder_testenv::Lab;
 use clouder_testenv::lab::debian_mirror;
+use clouder_testenv::{Lab, NodeKit, nodekit};
+use serde_json::Value;
 use std::sync::Arc;
 
+/// The Kubernetes version the nodekit's packages are built as.
+const K8S: &str = "1.33.2";
+const K8S_PACKAGE: &str = "1.33.2-1.1";
+const PHASES: [&str; 4] = [
+    "prerequisites",
+    "container runtime",
+    "criu",
+    "kubernetes packages",
+];
+
 /// Package sources for the lab: `mirror` serves containerd and CRIU (Debian's sid, through the
-/// lab's NAT); no registry here serves kubeadm, so that phase always fails, at the same place.
+/// lab's NAT); without a nodekit no registry here serves kubeadm, so that phase always fails, at
+/// the same place.
 pub fn sources(mirror: bool) -> String {
     let apt = |packages: &str| {
         if mirror {
@@ -44,6 +56,41 @@ fn spec(env: &Env, lab: &Lab, name: &str, mirror: bool) -> std::path::PathBuf {
          ssh: {{privateKeyPath: {}}}\n{}  hosts:\n{}",
         lab.client_key().display(),
         sources(mirror),
+        hosts.concat()
+    );
+    write(env.dir.path(), &format!("{name}.yaml"), &body)
+}
+
+/// A spec whose Kubernetes packages and CNI manifest come from `kit` (the hosts see it at
+/// nodekit::GUEST_DIR); host 0 is the control plane, the last a laptop (tainted non-production).
+fn kit_spec(env: &Env, lab: &Lab, kit: &NodeKit, name: &str) -> std::path::PathBuf {
+    let last = lab.hosts.len() - 1;
+    let hosts: Vec<String> = lab
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match i {
+            0 => format!("    - {{address: {}, role: control-plane}}\n", h.address),
+            i if i == last => format!(
+                "    - {{address: {}, role: worker, provenance: laptop, owner: jane}}\n",
+                h.address
+            ),
+            _ => format!("    - {{address: {}, role: worker}}\n", h.address),
+        })
+        .collect();
+    let kit_sources: String = kit
+        .sources()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let body = format!(
+        "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  provider: ssh\n  adminUser: root\n  \
+         kubernetes: {{version: '{K8S}'}}\n  ssh: {{privateKeyPath: {}}}\n{}{kit_sources}  hosts:\n{}",
+        lab.client_key().display(),
+        sources(true).replace(
+            "    kubernetes: {apt: {uri: 'file:/srv/clouder-no-mirror/', suite: /}}\n",
+            ""
+        ),
         hosts.concat()
     );
     write(env.dir.path(), &format!("{name}.yaml"), &body)
@@ -252,5 +299,194 @@ fn get_config_fetches_the_kubeconfig_with_the_public_server_and_the_kubelet_clie
     assert_eq!(
         export.trim(),
         format!("export KUBECONFIG={}", dir.join("kubeconfig").display())
+    );
+}
+
+/// The kubeadm invocations a host's stand-in recorded: (arguments, configuration).
+fn kubeadm_calls(lab: &Lab, host: usize) -> Vec<(Vec<String>, String)> {
+    lab.written_by_host(host, "/var/log/kubeadm-standin.log")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let args = v["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            (args, v["config"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// `kubeadm init` (not one of its phases) and `kubeadm join` runs on each host.
+fn inits_and_joins(lab: &Lab) -> Vec<(usize, usize)> {
+    (0..lab.hosts.len())
+        .map(|i| {
+            let calls = kubeadm_calls(lab, i);
+            let count = |verb: &str| {
+                calls
+                    .iter()
+                    .filter(|(a, _)| a.first().map(String::as_str) == Some(verb))
+                    .filter(|(a, _)| a.get(1).map(String::as_str) != Some("phase"))
+                    .count()
+            };
+            (count("init"), count("join"))
+        })
+        .collect()
+}
+
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(nodekit::real_kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
+    let kit = NodeKit::shared(K8S_PACKAGE);
+    let lab = Lab::start_rooted_with(3, &[(kit.repo(), nodekit::GUEST_DIR)]);
+    let env = Env::new();
+    let file = kit_spec(&env, &lab, kit, "kit");
+    let f = file.to_str().unwrap();
+
+    let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    for row in rows(&first) {
+        assert_eq!(row["ok"], true, "{row}");
+        assert_eq!(row["applied"], serde_json::json!(PHASES), "{row}");
+    }
+    assert_eq!(
+        inits_and_joins(&lab),
+        [(1, 0), (0, 1), (0, 1)],
+        "init on the first control plane only, one join on each worker"
+    );
+    // Joins pinned the CA the control plane made.
+    let ca = lab
+        .written_by_host(0, "/etc/kubernetes/pki/ca.crt")
+        .unwrap();
+    let hash = clouder_node::cluster::ca_cert_hash(&ca).unwrap();
+    for worker in [1, 2] {
+        let calls = kubeadm_calls(&lab, worker);
+        let (_, config) = calls.iter().find(|(a, _)| a[0] == "join").unwrap();
+        assert!(config.contains(&format!("- {hash}")), "{config}");
+        assert_eq!(
+            lab.written_by_host(worker, "/etc/kubernetes/pki/ca.crt")
+                .as_ref(),
+            Some(&ca)
+        );
+    }
+
+    // The fetched kubeconfig works from here, with the real kubectl.
+    let kubeconfig = env.home().join("kubeadm/kit/kubeconfig");
+    let nodes: Value =
+        serde_json::from_str(&kubectl(&kubeconfig, &["get", "nodes", "-o", "json"])).unwrap();
+    let nodes = nodes["items"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    for (i, host) in lab.hosts.iter().enumerate() {
+        let node = nodes
+            .iter()
+            .find(|n| {
+                n["status"]["addresses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["type"] == "InternalIP" && a["address"] == host.address.as_str())
+            })
+            .unwrap_or_else(|| panic!("no node with InternalIP {}: {nodes:?}", host.address));
+        let ready = node["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        assert!(ready, "{node}");
+        assert_eq!(
+            node["status"]["nodeInfo"]["kubeletVersion"],
+            format!("v{K8S}")
+        );
+        let labels = &node["metadata"]["labels"];
+        assert_eq!(
+            labels["clouder.io/provenance"],
+            if i == 2 { "laptop" } else { "ssh" },
+            "{labels}"
+        );
+        let taints = node["spec"]["taints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if i == 0 {
+            assert_eq!(
+                labels["node-role.kubernetes.io/control-plane"], "",
+                "{labels}"
+            );
+        } else {
+            for (k, v) in clouder_spec::DEFAULT_WORKER_LABELS {
+                assert_eq!(labels[k], v, "{labels}");
+            }
+        }
+        let non_production = taints
+            .iter()
+            .any(|t| t["key"] == "clouder.io/non-production" && t["effect"] == "NoSchedule");
+        assert_eq!(non_production, i == 2, "{taints:?}");
+    }
+    let crd = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "crd",
+            "installations.operator.tigera.io",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(
+        crd.trim(),
+        "customresourcedefinition.apiextensions.k8s.io/installations.operator.tigera.io"
+    );
+    let installation: Value = serde_json::from_str(&kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "installations.operator.tigera.io",
+            "default",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        installation["spec"]["calicoNetwork"]["ipPools"][0]["cidr"],
+        "10.244.0.0/16"
+    );
+
+    let info: Value =
+        serde_json::from_str(&env.ok(&["kubeadm", "info", "kit", "-o", "json"])).unwrap();
+    assert_eq!(info["cluster"]["status"], "ready");
+    let live = info["live"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{info}"));
+    assert_eq!(live.len(), 3, "{info}");
+    assert!(live.iter().all(|n| n["ready"] == true), "{info}");
+
+    let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    for row in rows(&again) {
+        assert_eq!(row["applied"], serde_json::json!([]), "{row}");
+        assert_eq!(row["skipped"], serde_json::json!(PHASES), "{row}");
+    }
+    assert_eq!(
+        inits_and_joins(&lab),
+        [(1, 0), (0, 1), (0, 1)],
+        "no init or join the second time"
     );
 }

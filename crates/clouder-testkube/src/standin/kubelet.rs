@@ -1,0 +1,214 @@
+//! `clouder-testkube kubelet`: registers this host's Node (name, labels, taints, InternalIP and
+//! version from its flags, as kubeadm writes them) and keeps it Ready: a Lease heartbeat, the
+//! Node's conditions, and the pods bound to it reported running. No containers run.
+
+use super::Host;
+use crate::kubelet::{Kubelet, NodeConfig};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often the Lease is renewed and the pods looked at; the Node's status every few rounds.
+const BEAT: Duration = Duration::from_secs(3);
+const STATUS_EVERY: u32 = 5;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print `Kubernetes VERSION` and exit.
+    #[arg(long)]
+    version: bool,
+    #[arg(long, required_unless_present = "version")]
+    kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    bootstrap_kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// `key=value,…`
+    #[arg(long, value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// `key[=value]:Effect,…`
+    #[arg(long, value_delimiter = ',')]
+    register_with_taints: Vec<String>,
+    #[arg(long)]
+    hostname_override: Option<String>,
+    #[arg(long)]
+    container_runtime_endpoint: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    feature_gates: Vec<String>,
+}
+
+fn node_config(args: &Args, name: &str) -> Result<NodeConfig, String> {
+    let mut node = NodeConfig::new(name).kubelet_version(&super::version());
+    if let Some(ip) = &args.node_ip {
+        node = node.internal_ip(ip);
+    }
+    for label in args.node_labels.iter().filter(|l| !l.is_empty()) {
+        let (k, v) = label.split_once('=').unwrap_or((label, ""));
+        node = node.label(k, v);
+    }
+    for taint in args.register_with_taints.iter().filter(|t| !t.is_empty()) {
+        let (kv, effect) = taint
+            .rsplit_once(':')
+            .ok_or_else(|| format!("invalid taint spec: {taint:?}"))?;
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        node = node.taint(k, v, effect);
+    }
+    Ok(node)
+}
+
+/// The kubelet may set labels in the `kubernetes.io` and `k8s.io` namespaces only from an
+/// allowed set (the NodeRestriction rules): others are refused at start, as the real one does.
+pub fn check_labels(labels: &[String]) -> Result<(), String> {
+    const ALLOWED: [&str; 10] = [
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/zone",
+    ];
+    let unknown: Vec<&str> = labels
+        .iter()
+        .map(|l| l.split('=').next().unwrap_or_default())
+        .filter(|key| {
+            let ns = key.split_once('/').map(|(ns, _)| ns).unwrap_or_default();
+            let restricted = ["kubernetes.io", "k8s.io"]
+                .iter()
+                .any(|r| ns == *r || ns.ends_with(&format!(".{r}")));
+            let allowed = ALLOWED.contains(key)
+                || key.starts_with("topology.kubernetes.io/")
+                || ["kubelet.kubernetes.io", "node.kubernetes.io"]
+                    .iter()
+                    .any(|p| ns == *p || ns.ends_with(&format!(".{p}")));
+            restricted && !allowed
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: {unknown:?}\n--node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix (kubelet.kubernetes.io, node.kubernetes.io) or be in the specifically allowed set ({})",
+        ALLOWED.join(", ")
+    ))
+}
+
+/// Runs until killed; errors are logged and retried, as the real kubelet does.
+pub async fn main(args: Args) -> anyhow::Result<()> {
+    if args.version {
+        println!("Kubernetes {}", super::version());
+        return Ok(());
+    }
+    check_labels(&args.node_labels).map_err(anyhow::Error::msg)?;
+    let host = Host::from_env();
+    let name = args
+        .hostname_override
+        .clone()
+        .unwrap_or_else(|| host.hostname());
+    let node = node_config(&args, &name).map_err(anyhow::Error::msg)?;
+    let text = std::fs::read_to_string(args.kubeconfig.as_ref().expect("required by clap"))?;
+    let client = super::client(&text).await.map_err(anyhow::Error::msg)?;
+    let kubelet = Kubelet::new(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    let mut registered = false;
+    let mut round = 0u32;
+    loop {
+        if !registered {
+            registered = match kubelet.register(&node).await {
+                Ok(_) => true,
+                Err(kube::Error::Api(s)) if s.code == 409 => true,
+                Err(e) => {
+                    tracing::warn!("registering node {name}: {e}");
+                    false
+                }
+            };
+        }
+        if registered {
+            if round.is_multiple_of(STATUS_EVERY)
+                && let Err(e) = kubelet.set_node_ready(&name, true).await
+            {
+                tracing::warn!("updating node status: {e}");
+            }
+            let lease = json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": crate::objects::now_micro()},
+            });
+            if let Err(e) = leases
+                .patch(
+                    &name,
+                    &PatchParams::apply("kubelet").force(),
+                    &Patch::Apply(&lease),
+                )
+                .await
+            {
+                tracing::warn!("renewing the lease: {e}");
+            }
+            if let Err(e) = kubelet.run_pods_on(&name).await {
+                tracing::warn!("reporting pods: {e}");
+            }
+            round += 1;
+        }
+        tokio::time::sleep(BEAT).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_as_kubeadm_writes_them_make_the_node() {
+        let cli = Cli::try_parse_from([
+            "kubelet",
+            "--kubeconfig=/etc/kubernetes/kubelet.conf",
+            "--config=/var/lib/kubelet/config.yaml",
+            "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+            "--node-ip=10.1.2.3",
+            "--node-labels=pool=gpu,role.datalayer.io/runtime=true",
+            "--register-with-taints=nvidia.com/gpu=true:NoSchedule,dedicated:NoExecute",
+        ])
+        .unwrap();
+        let node = node_config(&cli.args, "w1").unwrap();
+        assert_eq!(node.internal_ip.as_deref(), Some("10.1.2.3"));
+        assert_eq!(node.labels["pool"], "gpu");
+        assert_eq!(node.labels["role.datalayer.io/runtime"], "true");
+        assert_eq!(
+            node.taints,
+            [
+                ("nvidia.com/gpu".into(), "true".into(), "NoSchedule".into()),
+                ("dedicated".into(), String::new(), "NoExecute".into()),
+            ]
+        );
+        assert!(Cli::try_parse_from(["kubelet", "--kubeconfig=x", "--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn labels_in_the_kubernetes_namespaces_must_be_allowed_ones() {
+        let ok = [
+            "node.kubernetes.io/pool=a",
+            "topology.kubernetes.io/zone=z",
+            "team.example.com/x=y",
+        ];
+        check_labels(&ok.map(String::from)).unwrap();
+        let e = check_labels(&["node-role.kubernetes.io/worker=".to_string()]).unwrap_err();
+        assert!(
+            e.starts_with("unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [\"node-role.kubernetes.io/worker\"]"),
+            "{e}"
+        );
+    }
+}
