@@ -2,6 +2,7 @@
 //! (S3 answers 412 PreconditionFailed, or 409 ConditionalRequestConflict when two such writes
 //! race). The endpoint comes from `AWS_ENDPOINT_URL`, so tests run against the moto server.
 
+use crate::lock::{self, Holder, Locking};
 use crate::{Expect, ObjectStore, StoreError, Versioned};
 use async_trait::async_trait;
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -100,5 +101,25 @@ impl ObjectStore for S3Store {
         };
         call.send().await.map_err(|e| failure("deleting", key, e))?;
         Ok(())
+    }
+}
+
+/// The lock is an object written only if absent.
+#[async_trait]
+impl Locking for S3Store {
+    async fn try_lock(&self, key: &str, holder: &Holder) -> Result<bool, StoreError> {
+        lock::object::try_lock(self, key, holder).await
+    }
+
+    async fn held_by(&self, key: &str) -> Result<Option<Holder>, StoreError> {
+        lock::object::held_by(self, key).await
+    }
+
+    async fn release(&self, key: &str, holder: &Holder) -> Result<(), StoreError> {
+        lock::object::release(self, key, holder).await
+    }
+
+    async fn force_unlock(&self, key: &str, id: &str) -> Result<Holder, StoreError> {
+        lock::object::force_unlock(self, key, id).await
     }
 }

@@ -7,7 +7,8 @@ mod local;
 mod registry;
 mod s3;
 
-pub use azure::{AccountKey, AzureBlob};
+pub use azure::AzureBlob;
+pub use clouder_remote::shared_key::AccountKey;
 pub use local::LocalDir;
 pub use registry::{Credentials, Registry};
 pub use s3::S3;
@@ -88,19 +89,9 @@ pub async fn open(destination: &str) -> Result<Box<dyn Backend>> {
                 "an Azure Blob location is azblob://ACCOUNT/CONTAINER[/PREFIX]",
             ));
         };
-        let key = env("AZURE_STORAGE_KEY")
-            .ok_or_else(|| bad("set AZURE_STORAGE_KEY to the storage account's key"))?;
-        let key = AccountKey::from_base64(&key)
-            .map_err(|e| bad(&format!("AZURE_STORAGE_KEY is not base64: {e}")))?;
-        let endpoint = env("AZURE_STORAGE_BLOB_ENDPOINT")
-            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-        let backend = AzureBlob::new(
-            &endpoint,
-            account,
-            key,
-            container,
-            parts.next().unwrap_or(""),
-        );
+        let account =
+            clouder_remote::shared_key::BlobAccount::from_env(account).map_err(|e| bad(&e))?;
+        let backend = AzureBlob::in_account(account, container, parts.next().unwrap_or(""));
         backend.ensure_container().await?;
         return Ok(Box::new(backend));
     }
