@@ -69,7 +69,12 @@ impl Env {
 
     /// Runs and insists on success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_with(args, &[])
+    }
+
+    /// Runs with extra environment and insists on success; returns stdout.
+    pub fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.run_with(args, env);
         assert!(
             out.status.success(),
             "clouder {args:?} failed:\n{}",

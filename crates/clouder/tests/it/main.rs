@@ -16,6 +16,7 @@ mod resume;
 mod services;
 mod ssh_provider;
 mod state;
+mod state_azblob;
 mod terraform;
 mod userdata;
 mod workflows;

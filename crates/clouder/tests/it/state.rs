@@ -5,10 +5,10 @@
 
 use crate::harness::*;
 use clouder_remote::ObjectStore;
-use clouder_remote::lock::{self, Holder};
+use clouder_remote::lock::{self, Holder, Locking};
 use clouder_remote::s3::S3Store;
 
-async fn bucket(name: &str) -> S3Store {
+pub async fn bucket(name: &str) -> S3Store {
     cloud().await; // sets the moto endpoint and test credentials for this process
     unsafe { std::env::set_var("AWS_REGION", REGION) };
     let store = S3Store::connect(name).await;
@@ -22,7 +22,7 @@ async fn bucket(name: &str) -> S3Store {
     store
 }
 
-fn names(out: &str) -> Vec<String> {
+pub fn names(out: &str) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_str(out).unwrap();
     v.as_array()
         .unwrap()
@@ -74,10 +74,7 @@ async fn teammates_share_one_state_a_failed_run_resumes_and_locks_name_their_hol
         err.contains("STALE") && err.contains("state unlock --force"),
         "{err}"
     );
-    let left = lock::held_by(&store, "clouder.db.lock")
-        .await
-        .unwrap()
-        .unwrap();
+    let left = store.held_by("clouder.db.lock").await.unwrap().unwrap();
     bob.ok(&["state", "unlock", &left.id, "--force", "--state", url]);
 
     // Bob's re-run finds what the crashed run made by its tags and finishes: no duplicates.
@@ -175,6 +172,11 @@ async fn a_local_state_migrates_to_s3_once() {
         names(&other.ok(&["kubeadm", "ls", "--state", moved, "-o", "json"])),
         ["local-one"]
     );
-    let bad = env.run(&["kubeadm", "ls", "--state", "azblob://acct/c/k"]);
+    let bad = env.run(&["kubeadm", "ls", "--state", "azblob://acct/k"]);
     assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("azblob://ACCOUNT/CONTAINER/KEY"),
+        "{}",
+        text(&bad.stderr)
+    );
 }
