@@ -280,6 +280,7 @@ pub fn azurite() -> String {
     clouder_testenv::azurite::endpoint().to_string()
 }
 
+#[allow(unused_imports)]
 pub use clouder_testenv::azurite::{ACCOUNT as AZURITE_ACCOUNT, KEY as AZURITE_KEY};
 
 /// A container named `counter` running `script` with busybox's shell, its own pid namespace,
