@@ -7,8 +7,8 @@
 //! the lease under that ID, which only its holder's ID can do.
 
 use crate::lock::{Holder, Locking, not_that_one};
-use crate::shared_key::BlobAccount;
-use crate::{Expect, ObjectStore, StoreError, Versioned};
+use crate::shared_key::{BlobAccount, error_code};
+use crate::{Expect, ObjectStore, StoreError, Versioned, error_chain};
 use async_trait::async_trait;
 use base64::Engine;
 use reqwest::header::{CONTENT_LENGTH, ETAG, IF_MATCH, IF_NONE_MATCH};
@@ -104,16 +104,10 @@ impl BlobStore {
             .http
             .execute(request)
             .await
-            .map_err(|e| StoreError::Other(format!("{what}: {}", chain(&e))))?;
-        let code = response
-            .headers()
-            .get("x-ms-error-code")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+            .map_err(|e| StoreError::Other(format!("{what}: {}", error_chain(&e))))?;
         Ok(Answer {
             status: response.status().as_u16(),
-            code,
+            code: error_code(&response),
             response,
         })
     }
@@ -169,17 +163,6 @@ impl BlobStore {
     }
 }
 
-/// An error with its causes, e.g. "error sending request: connection refused".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
-
 #[async_trait]
 impl ObjectStore for BlobStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
@@ -195,7 +178,7 @@ impl ObjectStore for BlobStore {
             .response
             .bytes()
             .await
-            .map_err(|e| StoreError::Other(format!("{what}: {}", chain(&e))))?;
+            .map_err(|e| StoreError::Other(format!("{what}: {}", error_chain(&e))))?;
         Ok(Some(Versioned {
             body: body.to_vec(),
             etag,

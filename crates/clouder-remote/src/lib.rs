@@ -63,3 +63,14 @@ pub trait ObjectStore: Send + Sync {
 pub trait Backend: ObjectStore + lock::Locking {}
 
 impl<T: ObjectStore + lock::Locking> Backend for T {}
+
+/// An error with its causes, e.g. "error sending request: connection refused".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}

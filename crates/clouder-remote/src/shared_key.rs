@@ -86,6 +86,16 @@ impl BlobAccount {
     }
 }
 
+/// Azure's reason for refusing a request (`x-ms-error-code`, e.g. `LeaseAlreadyPresent`), or "".
+pub fn error_code(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-ms-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// What Shared Key signs: the verb, the standard headers in their fixed order, the `x-ms-`
 /// headers sorted, and the resource with its query parameters sorted.
 fn string_to_sign(request: &reqwest::Request, account: &str) -> String {

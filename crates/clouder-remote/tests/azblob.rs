@@ -3,13 +3,13 @@
 //! whose taker died before recording itself is broken by the recorded ID, and a wrong key is a
 //! clear error that never shows the key.
 
+#[macro_use]
 mod common;
 
 use clouder_remote::azblob::BlobStore;
 use clouder_remote::lock::{self, Holder, Locking};
 use clouder_remote::shared_key::{AccountKey, BlobAccount};
 use clouder_testenv::azurite;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn account() -> BlobAccount {
@@ -27,33 +27,7 @@ async fn store(container: &str) -> BlobStore {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn fifty_concurrent_cas_writers_lose_no_update() {
-    common::fifty_concurrent_cas_writers_lose_no_update(Arc::new(store("cas-fifty").await)).await;
-}
-
-#[tokio::test]
-async fn a_stale_etag_write_is_refused() {
-    common::a_stale_etag_write_is_refused(&store("cas-stale").await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_two_concurrent_lockers_one_proceeds_the_other_names_the_holder() {
-    let s = store("lock-two").await;
-    common::of_two_concurrent_lockers_one_proceeds_the_other_names_the_holder(&s).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_waiting_writer_gets_the_lock_when_the_holder_releases_within_the_timeout() {
-    let s = Arc::new(store("lock-wait").await);
-    common::a_waiting_writer_gets_the_lock_when_the_holder_releases_within_the_timeout(s).await;
-}
-
-#[tokio::test]
-async fn a_killed_holder_is_reported_stale_and_force_unlock_recovers() {
-    let s = store("lock-stale").await;
-    common::a_killed_holder_is_reported_stale_and_force_unlock_recovers(&s).await;
-}
+scenarios!(store);
 
 /// A lease action on `container/blob` by a client of its own (as `az storage blob lease` would).
 async fn raw_lease(container: &str, blob: &str, headers: &[(&str, &str)]) -> reqwest::Response {

@@ -6,6 +6,7 @@
 //! shows it), which S3 never does. The faithful setup serves moto's app from one thread: each
 //! conditional write is then atomic, as S3 makes it.
 
+#[macro_use]
 mod common;
 
 use clouder_remote::s3::S3Store;
@@ -72,33 +73,7 @@ async fn store(bucket: &str) -> S3Store {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn fifty_concurrent_cas_writers_lose_no_update() {
-    common::fifty_concurrent_cas_writers_lose_no_update(Arc::new(store("cas-fifty").await)).await;
-}
-
-#[tokio::test]
-async fn a_stale_etag_write_is_refused() {
-    common::a_stale_etag_write_is_refused(&store("cas-stale").await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_two_concurrent_lockers_one_proceeds_the_other_names_the_holder() {
-    let s = store("lock-two").await;
-    common::of_two_concurrent_lockers_one_proceeds_the_other_names_the_holder(&s).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_waiting_writer_gets_the_lock_when_the_holder_releases_within_the_timeout() {
-    let s = Arc::new(store("lock-wait").await);
-    common::a_waiting_writer_gets_the_lock_when_the_holder_releases_within_the_timeout(s).await;
-}
-
-#[tokio::test]
-async fn a_killed_holder_is_reported_stale_and_force_unlock_recovers() {
-    let s = store("lock-stale").await;
-    common::a_killed_holder_is_reported_stale_and_force_unlock_recovers(&s).await;
-}
+scenarios!(store);
 
 /// Diagnoses a lost update: were two writes accepted on the same base ETag (the server's
 /// check-then-write is not atomic) or did a writer's read miss an accepted write?

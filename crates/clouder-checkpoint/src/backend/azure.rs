@@ -5,7 +5,7 @@
 use super::{Backend, BackendError, Result, body};
 use crate::image::{Blob, Content};
 use async_trait::async_trait;
-use clouder_remote::shared_key::{AccountKey, BlobAccount};
+use clouder_remote::shared_key::{AccountKey, BlobAccount, error_code};
 use reqwest::{Method, StatusCode, header};
 
 pub struct AzureBlob {
@@ -90,12 +90,7 @@ impl AzureBlob {
         if status.is_success() {
             return Ok(response);
         }
-        let code = response
-            .headers()
-            .get("x-ms-error-code")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let code = error_code(&response);
         if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
             return Err(BackendError::Auth {
                 location,

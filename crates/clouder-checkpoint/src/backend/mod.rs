@@ -136,15 +136,7 @@ pub async fn push(backend: &dyn Backend, image: &OciImage, tag: &str) -> Result<
 }
 
 /// An error with its causes, e.g. "error sending request: connection refused".
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
+pub(crate) use clouder_remote::error_chain;
 
 /// A blob's bytes as a request body, streamed from disk for the archive.
 async fn body(content: &Content) -> std::io::Result<reqwest::Body> {

@@ -11,6 +11,42 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Every scenario as a test, each on a store of its own: `$store(NAME).await` makes one on a
+/// fresh bucket or container.
+macro_rules! scenarios {
+    ($store:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+        async fn fifty_concurrent_cas_writers_lose_no_update() {
+            let s = std::sync::Arc::new($store("cas-fifty").await);
+            common::fifty_concurrent_cas_writers_lose_no_update(s).await;
+        }
+
+        #[tokio::test]
+        async fn a_stale_etag_write_is_refused() {
+            common::a_stale_etag_write_is_refused(&$store("cas-stale").await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn of_two_concurrent_lockers_one_proceeds_the_other_names_the_holder() {
+            let s = $store("lock-two").await;
+            common::of_two_concurrent_lockers_one_proceeds_the_other_names_the_holder(&s).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_waiting_writer_gets_the_lock_when_the_holder_releases_within_the_timeout() {
+            let s = std::sync::Arc::new($store("lock-wait").await);
+            common::a_waiting_writer_gets_the_lock_when_the_holder_releases_within_the_timeout(s)
+                .await;
+        }
+
+        #[tokio::test]
+        async fn a_killed_holder_is_reported_stale_and_force_unlock_recovers() {
+            let s = $store("lock-stale").await;
+            common::a_killed_holder_is_reported_stale_and_force_unlock_recovers(&s).await;
+        }
+    };
+}
+
 pub async fn fifty_concurrent_cas_writers_lose_no_update(s: Arc<dyn Backend>) {
     let writers = (0..50).map(|i| {
         let s = s.clone();

@@ -1,16 +1,15 @@
-//! Shared state in Azure Blob (Azurite), through the binary: teammates share one state; of two
-//! concurrent runs exactly one proceeds and the other names it; a crashed run's lease is STALE
-//! and `state unlock --force ID` breaks it; a state moves local → Blob → S3 → Blob and back by
+//! Shared state in Azure Blob (Azurite), through the binary: teammates share one state as on S3
+//! (`state::teammates_share_one_state`: of two concurrent runs exactly one proceeds and the other
+//! names it; a crashed run's lease is STALE and `state unlock --force ID` breaks it); a state moves local → Blob → S3 → Blob and back by
 //! `migrate`, `pull` and `push`, which never overwrite another state without `--force`; the
 //! config file's `clouder.state` is the default, under `CLOUDER_STATE` and `--state`.
 
 use crate::harness::*;
-use crate::state::{bucket, names};
+use crate::state::{bucket, names, teammates_share_one_state};
 use clouder_remote::azblob::BlobStore;
 use clouder_remote::lock::{self, Holder, Locking};
 use clouder_remote::shared_key::{AccountKey, BlobAccount};
 use clouder_testenv::azurite;
-use std::process::Stdio;
 
 /// The variables that point clouder at Azurite's account.
 fn blob_env() -> [(&'static str, &'static str); 2] {
@@ -35,165 +34,11 @@ async fn container(name: &str) -> (BlobStore, String) {
     )
 }
 
-fn create_args(env: &Env, name: &str, url: &str) -> Vec<String> {
-    let key = env.key().display().to_string();
-    [
-        "kubeadm",
-        "create",
-        name,
-        "-w",
-        "1",
-        "--admin-cidr",
-        "203.0.113.7/32",
-        "--image",
-        IMAGE,
-        "--ssh-public-key",
-        &key,
-        "--state",
-        url,
-        "-o",
-        "json",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn teammates_share_an_azure_blob_state_whose_lease_names_its_holder() {
+async fn teammates_share_one_azure_blob_state_whose_lease_names_its_holder() {
     cloud().await;
     let (store, url) = container("team-state").await;
-    let url = url.as_str();
-    let alice = Env::new();
-    let bob = Env::new();
-    let azure = blob_env();
-
-    // Alice's create is killed after 3 mutating calls: its lease stays, naming a process gone.
-    let mut crash_env = azure.to_vec();
-    crash_env.push(("CLOUDER_FAULT_AFTER", "3"));
-    let crashed = alice.run_with(&strs(&create_args(&alice, "blob", url)), &crash_env);
-    assert_eq!(crashed.status.code(), Some(86), "{}", text(&crashed.stderr));
-    let stale = bob.run_with(
-        &["kubeadm", "ls", "--state", url, "--lock-timeout", "1"],
-        &azure,
-    );
-    assert_eq!(stale.status.code(), Some(1));
-    let err = text(&stale.stderr);
-    assert!(
-        err.contains("STALE") && err.contains("state unlock --force"),
-        "{err}"
-    );
-    let left = store.held_by("clouder.db.lock").await.unwrap().unwrap();
-    assert!(
-        err.contains(&left.id) && left.command.contains("kubeadm create blob"),
-        "{err}"
-    );
-    let wrong = bob.run_with(
-        &[
-            "state",
-            "unlock",
-            &Holder::current("").id,
-            "--force",
-            "--state",
-            url,
-        ],
-        &azure,
-    );
-    assert_eq!(
-        wrong.status.code(),
-        Some(1),
-        "only the named lock is broken"
-    );
-    bob.ok_with(
-        &["state", "unlock", &left.id, "--force", "--state", url],
-        &azure,
-    );
-
-    // Bob's re-run resumes and finishes; Alice sees the cluster.
-    let resumed: serde_json::Value =
-        serde_json::from_str(&bob.ok_with(&strs(&create_args(&bob, "blob", url)), &azure)).unwrap();
-    assert_eq!(
-        resumed["result"]["failed"]
-            .as_object()
-            .map_or(0, |f| f.len()),
-        0,
-        "{resumed}"
-    );
-    assert_eq!(store.held_by("clouder.db.lock").await.unwrap(), None);
-    assert_eq!(
-        names(&alice.ok_with(&["kubeadm", "ls", "--state", url, "-o", "json"], &azure)),
-        ["blob"]
-    );
-
-    // Two teammates apply at once: exactly one proceeds, the other names it and changes nothing.
-    let start = |env: &Env, name: &str| {
-        let mut cmd = env.command(&strs(&create_args(env, name, url)));
-        cmd.args(["--lock-timeout", "0"])
-            .envs(azure)
-            .stderr(Stdio::piped());
-        cmd.stdout(Stdio::piped()).spawn().unwrap()
-    };
-    let (a, b) = (start(&alice, "blob-a"), start(&bob, "blob-b"));
-    let (pid_a, pid_b) = (a.id(), b.id());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    let (winner, loser, winner_pid) = match (a.status.success(), b.status.success()) {
-        (true, false) => ("blob-a", b, pid_a),
-        (false, true) => ("blob-b", a, pid_b),
-        _ => panic!(
-            "exactly one must proceed:\n{}\n{}",
-            text(&a.stderr),
-            text(&b.stderr)
-        ),
-    };
-    assert_eq!(loser.status.code(), Some(1));
-    let err = text(&loser.stderr);
-    assert!(
-        err.contains("state is locked")
-            && err.contains(&format!("pid {winner_pid}"))
-            && err.contains(&format!("kubeadm create {winner}"))
-            && !err.contains("STALE"),
-        "{err}"
-    );
-    let mut listed = names(&bob.ok_with(&["kubeadm", "ls", "--state", url, "-o", "json"], &azure));
-    listed.sort();
-    assert_eq!(listed, ["blob".to_string(), winner.to_string()]);
-
-    // A live holder elsewhere: a second writer waits, then fails naming it (not stale).
-    let holder = Holder::current("clouder kubeadm apply (teammate)");
-    lock::acquire(
-        &store,
-        "clouder.db.lock",
-        &holder,
-        std::time::Duration::ZERO,
-    )
-    .await
-    .unwrap();
-    let blocked = bob.run_with(
-        &["kubeadm", "ls", "--state", url, "--lock-timeout", "1"],
-        &azure,
-    );
-    assert_eq!(blocked.status.code(), Some(1));
-    let err = text(&blocked.stderr);
-    assert!(
-        err.contains("state is locked") && err.contains(&holder.id) && !err.contains("STALE"),
-        "{err}"
-    );
-    bob.ok_with(
-        &["state", "unlock", &holder.id, "--force", "--state", url],
-        &azure,
-    );
-    for name in ["blob", winner] {
-        bob.ok_with(
-            &["kubeadm", "terminate", name, "--force", "--state", url],
-            &azure,
-        );
-    }
-    assert!(
-        names(&alice.ok_with(&["kubeadm", "ls", "--state", url, "-o", "json"], &azure)).is_empty()
-    );
+    teammates_share_one_state(&store, &url, "blob", &blob_env()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
