@@ -112,6 +112,20 @@ impl BlobStore {
         })
     }
 
+    /// A `GET` or `HEAD` of a blob; `None` when there is no such blob.
+    async fn read(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Option<Answer>, StoreError> {
+        let answer = self.send(request, what).await?;
+        match answer.status {
+            200 => Ok(Some(answer)),
+            404 => Ok(None),
+            _ => Err(answer.refused(what)),
+        }
+    }
+
     /// A lease action on blob `key` (`x-ms-lease-action`), with its other headers.
     async fn lease(
         &self,
@@ -137,12 +151,9 @@ impl BlobStore {
     /// The holder a leased lock blob names, and the blob's ETag; `None` when nobody holds it.
     async fn lock_record(&self, key: &str) -> Result<Option<(Holder, String)>, StoreError> {
         let what = format!("reading the lock {}", self.describe(key));
-        let answer = self.send(self.http.head(self.blob_url(key)), &what).await?;
-        match answer.status {
-            200 => {}
-            404 => return Ok(None),
-            _ => return Err(answer.refused(&what)),
-        }
+        let Some(answer) = self.read(self.http.head(self.blob_url(key)), &what).await? else {
+            return Ok(None);
+        };
         if !matches!(
             answer.header("x-ms-lease-state"),
             Some("leased" | "breaking")
@@ -167,12 +178,9 @@ impl BlobStore {
 impl ObjectStore for BlobStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         let what = format!("reading {}", self.describe(key));
-        let answer = self.send(self.http.get(self.blob_url(key)), &what).await?;
-        match answer.status {
-            200 => {}
-            404 => return Ok(None),
-            _ => return Err(answer.refused(&what)),
-        }
+        let Some(answer) = self.read(self.http.get(self.blob_url(key)), &what).await? else {
+            return Ok(None);
+        };
         let etag = answer.header("etag").unwrap_or_default().to_string();
         let body = answer
             .response
@@ -227,24 +235,27 @@ impl Locking for BlobStore {
     async fn try_lock(&self, key: &str, holder: &Holder) -> Result<bool, StoreError> {
         let record = base64::engine::general_purpose::STANDARD
             .encode(serde_json::to_vec(holder).expect("holder serializes"));
-        // The lock blob, made once; born naming its first holder, so it never lacks a record.
-        let what = format!("creating the lock {}", self.describe(key));
-        let create = self
-            .http
-            .put(self.blob_url(key))
-            .header("x-ms-blob-type", "BlockBlob")
-            .header(IF_NONE_MATCH, "*")
-            .header(HOLDER_META, &record)
-            .body(Vec::new());
-        let answer = self.send(create, &what).await?;
-        if !matches!(answer.status, 201 | 409 | 412) {
-            return Err(answer.refused(&what));
-        }
         let acquire = [
             ("x-ms-lease-duration", "-1"),
             ("x-ms-proposed-lease-id", holder.id.as_str()),
         ];
-        let answer = self.lease(key, "acquire", &acquire).await?;
+        let mut answer = self.lease(key, "acquire", &acquire).await?;
+        if answer.status == 404 {
+            // The first lock here: its blob, born naming its holder so it never lacks a record.
+            let what = format!("creating the lock {}", self.describe(key));
+            let create = self
+                .http
+                .put(self.blob_url(key))
+                .header("x-ms-blob-type", "BlockBlob")
+                .header(IF_NONE_MATCH, "*")
+                .header(HOLDER_META, &record)
+                .body(Vec::new());
+            let created = self.send(create, &what).await?;
+            if !matches!(created.status, 201 | 409 | 412) {
+                return Err(created.refused(&what));
+            }
+            answer = self.lease(key, "acquire", &acquire).await?;
+        }
         match answer.status {
             201 => {}
             409 | 404 => return Ok(false),

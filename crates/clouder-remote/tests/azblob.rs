@@ -50,17 +50,7 @@ async fn the_lock_is_a_lease_that_no_other_client_can_take() {
     lock::acquire(&s, "l.lock", &holder, Duration::ZERO)
         .await
         .unwrap();
-    let other = uuid();
-    let taken = raw_lease(
-        "lock-lease",
-        "l.lock",
-        &[
-            ("x-ms-lease-action", "acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", &other),
-        ],
-    )
-    .await;
+    let taken = take_lease("lock-lease", "l.lock").await;
     assert_eq!(taken.status(), 409, "a held lease refuses another taker");
     // The lease's ID is the holder's: with it, anyone can give the lease back.
     let given_back = raw_lease(
@@ -85,17 +75,7 @@ async fn a_lease_whose_taker_died_before_recording_itself_is_broken_by_the_recor
         .unwrap();
     s.release("u.lock", &earlier).await.unwrap();
     // Another run takes the lease and dies before naming itself: the record still says `earlier`.
-    let orphan = uuid();
-    let taken = raw_lease(
-        "lock-unrecorded",
-        "u.lock",
-        &[
-            ("x-ms-lease-action", "acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", &orphan),
-        ],
-    )
-    .await;
+    let taken = take_lease("lock-unrecorded", "u.lock").await;
     assert_eq!(taken.status(), 201);
     let me = Holder::current("clouder kubeadm apply");
     assert!(
@@ -138,6 +118,13 @@ async fn a_wrong_key_is_a_clear_error_that_never_shows_the_key() {
     assert!(!err.contains(wrong) && !err.contains(azurite::KEY), "{err}");
 }
 
-fn uuid() -> String {
-    Holder::current("").id
+/// Another client's infinite lease on `container/blob`, under an ID of its own.
+async fn take_lease(container: &str, blob: &str) -> reqwest::Response {
+    let id = Holder::current("").id;
+    let acquire = [
+        ("x-ms-lease-action", "acquire"),
+        ("x-ms-lease-duration", "-1"),
+        ("x-ms-proposed-lease-id", id.as_str()),
+    ];
+    raw_lease(container, blob, &acquire).await
 }

@@ -5,9 +5,9 @@
 //! local state to S3 once.
 
 use crate::harness::*;
+use clouder_remote::Backend;
 use clouder_remote::lock::{self, Holder};
 use clouder_remote::s3::S3Store;
-use clouder_remote::Backend;
 use std::process::Stdio;
 
 pub async fn bucket(name: &str) -> S3Store {
