@@ -2,9 +2,10 @@
 //! Azure answers 412 ConditionNotMet, or 409 BlobAlreadyExists) and the lock as a blob lease.
 //!
 //! The lock is an infinite lease on the blob `KEY.lock`, its lease ID the holder's ID, and the
-//! holder's record in that blob's metadata. A release gives the lease back and leaves the record
-//! (the lease state, not the record, says whether the lock is held). `unlock --force ID` releases
-//! the lease under that ID, which only its holder's ID can do.
+//! holder's record in that blob's metadata, written right after the lease is taken. A release
+//! gives the lease back and leaves the record (the lease state, not the record, says whether the
+//! lock is held); a reader checks the record against the lease before naming the holder.
+//! `unlock --force ID` releases the lease under that ID, which only its holder's ID can do.
 
 use crate::lock::{Holder, Locking, not_that_one};
 use crate::shared_key::{BlobAccount, error_code};
@@ -20,6 +21,19 @@ pub struct BlobStore {
     http: reqwest::Client,
     account: BlobAccount,
     container: String,
+}
+
+/// The lock's lease.
+enum Lease {
+    Free,
+    /// Held by the holder its record names.
+    Held(Holder),
+    /// Held under another ID than the record's, for longer than recording takes: a run died
+    /// between taking the lease and naming itself. `last` is the record left before it.
+    Unrecorded {
+        last: Holder,
+        etag: String,
+    },
 }
 
 /// A response: its status, Azure's error code, and the response itself.
@@ -172,6 +186,33 @@ impl BlobStore {
         let etag = answer.header("etag").unwrap_or_default().to_string();
         Ok(Some((holder, etag)))
     }
+
+    /// Who holds the lock at `key`, the record checked against the lease: a renew under the
+    /// recorded ID succeeds only while that ID holds the lease (an infinite lease is unchanged
+    /// by it). A taker records itself right after taking the lease, so a mismatch is given a
+    /// moment to clear before the lease counts as unrecorded.
+    async fn lease_state(&self, key: &str) -> Result<Lease, StoreError> {
+        let mut attempts = 0;
+        loop {
+            let Some((holder, etag)) = self.lock_record(key).await? else {
+                return Ok(Lease::Free);
+            };
+            let renew = [("x-ms-lease-id", holder.id.as_str())];
+            let answer = self.lease(key, "renew", &renew).await?;
+            match answer.status {
+                200 => return Ok(Lease::Held(holder)),
+                409 => {}
+                _ => {
+                    return Err(answer.refused(&format!("reading the lock {}", self.describe(key))));
+                }
+            }
+            attempts += 1;
+            if attempts == 10 {
+                return Ok(Lease::Unrecorded { last: holder, etag });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -278,7 +319,17 @@ impl Locking for BlobStore {
     }
 
     async fn held_by(&self, key: &str) -> Result<Option<Holder>, StoreError> {
-        Ok(self.lock_record(key).await?.map(|(holder, _)| holder))
+        match self.lease_state(key).await? {
+            Lease::Free => Ok(None),
+            Lease::Held(holder) => Ok(Some(holder)),
+            Lease::Unrecorded { last, .. } => Err(StoreError::Other(format!(
+                "the lock {} is leased by a run that never named itself (it died taking the \
+                 lock?); the record before it is {last}: `clouder state unlock --force {}` \
+                 breaks it",
+                self.describe(key),
+                last.id
+            ))),
+        }
     }
 
     async fn release(&self, key: &str, holder: &Holder) -> Result<(), StoreError> {
@@ -293,37 +344,43 @@ impl Locking for BlobStore {
     }
 
     async fn force_unlock(&self, key: &str, id: &str) -> Result<Holder, StoreError> {
-        let Some((holder, etag)) = self.lock_record(key).await? else {
-            return Err(StoreError::Other(format!(
+        let what = format!("breaking the lock {}", self.describe(key));
+        match self.lease_state(key).await? {
+            Lease::Free => Err(StoreError::Other(format!(
                 "no lock at {}",
                 self.describe(key)
-            )));
-        };
-        if holder.id != id {
-            return Err(not_that_one(&holder, id));
-        }
-        let what = format!("breaking the lock {}", self.describe(key));
-        let answer = self.lease(key, "release", &[("x-ms-lease-id", id)]).await?;
-        match (answer.status, answer.code.as_str()) {
-            (200, _) => return Ok(holder),
-            (409, "LeaseIdMismatchWithLeaseOperation") => {}
-            _ => return Err(answer.refused(&what)),
-        }
-        // The record names `id` but the lease is another's: a run that died before it could
-        // record itself. Break that lease, unless a record was written since it was read.
-        let answer = self
-            .lease(
-                key,
-                "break",
-                &[("x-ms-lease-break-period", "0"), ("if-match", &etag)],
-            )
-            .await?;
-        match answer.status {
-            202 => Ok(holder),
-            412 => Err(StoreError::Other(format!(
-                "{what}: it changed hands while being broken; not broken"
             ))),
-            _ => Err(answer.refused(&what)),
+            Lease::Held(holder) if holder.id == id => {
+                // The lease's ID is the lock's: releasing under it frees that lock only.
+                let answer = self.lease(key, "release", &[("x-ms-lease-id", id)]).await?;
+                match answer.status {
+                    200 => Ok(holder),
+                    409 => Err(StoreError::Other(format!(
+                        "{what}: it changed hands meanwhile; not broken"
+                    ))),
+                    _ => Err(answer.refused(&what)),
+                }
+            }
+            Lease::Unrecorded { last, etag } if last.id == id => {
+                // Break the nameless lease, unless a record was written since it was read.
+                let answer = self
+                    .lease(
+                        key,
+                        "break",
+                        &[("x-ms-lease-break-period", "0"), ("if-match", &etag)],
+                    )
+                    .await?;
+                match answer.status {
+                    202 => Ok(last),
+                    412 => Err(StoreError::Other(format!(
+                        "{what}: it changed hands meanwhile; not broken"
+                    ))),
+                    _ => Err(answer.refused(&what)),
+                }
+            }
+            Lease::Held(holder) | Lease::Unrecorded { last: holder, .. } => {
+                Err(not_that_one(&holder, id))
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! S3 objects with conditional writes: `If-None-Match: *` and `If-Match: ETAG` on PutObject
 //! (S3 answers 412 PreconditionFailed, or 409 ConditionalRequestConflict when two such writes
-//! race). The endpoint comes from `AWS_ENDPOINT_URL`, so tests run against the moto server.
+//! race). The endpoint comes from `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`), so tests run
+//! against the moto server.
 
 use crate::lock::{self, Holder, Locking};
 use crate::{Expect, ObjectStore, StoreError, Versioned};
@@ -18,7 +19,9 @@ impl S3Store {
     /// addressing when an endpoint override is set (moto, MinIO).
     pub async fn connect(bucket: &str) -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let path_style = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some());
         let client = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
                 .force_path_style(path_style)

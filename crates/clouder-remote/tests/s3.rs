@@ -1,5 +1,6 @@
-//! Locking and compare-and-swap (the scenarios of `common`) on the moto server's S3, which honours `If-None-Match: *` and
-//! `If-Match` on PutObject with 412 PreconditionFailed (checked with moto 5.2).
+//! Locking and compare-and-swap (the scenarios of `common`) on the moto server's S3, which
+//! honours `If-None-Match: *` and `If-Match` on PutObject with 412 PreconditionFailed (checked
+//! with moto 5.2).
 //!
 //! moto's threaded server checks the condition and writes in two steps, so two concurrent
 //! `If-Match` writes on one ETag are sometimes both accepted (`diagnose_concurrent_if_match`
@@ -11,46 +12,16 @@ mod common;
 
 use clouder_remote::s3::S3Store;
 use clouder_remote::{Expect, ObjectStore, StoreError};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
+/// The serial moto server (atomic conditional writes), or with `MOTO_THREADED` set the usual
+/// threaded one (to watch `diagnose_concurrent_if_match` find its lost updates).
 fn moto() -> &'static str {
-    static ENDPOINT: OnceLock<(std::process::Child, String)> = OnceLock::new();
-    &ENDPOINT
-        .get_or_init(|| {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            // A watchdog shell stops moto when this test process is gone.
-            // A deep listen backlog: 50 writers connect at once to one serving thread.
-            let serve = format!(
-                "from werkzeug.serving import make_server; \
-                 from moto.server import DomainDispatcherApplication, create_backend_app; \
-                 s = make_server('127.0.0.1', {port}, DomainDispatcherApplication(create_backend_app), \
-                 threaded=THREADED); s.socket.listen(256); s.serve_forever()"
-            )
-            .replace("THREADED", if std::env::var_os("MOTO_THREADED").is_some() { "True" } else { "False" });
-            let script = format!(
-                "python3 -c \"{serve}\" >/dev/null 2>&1 & m=$!; \
-                 while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
-                std::process::id()
-            );
-            let child = Command::new("sh")
-                .args(["-c", &script])
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("moto_server (pip install 'moto[server]')");
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(std::time::Instant::now() < deadline, "moto did not start");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (child, format!("http://127.0.0.1:{port}"))
-        })
-        .1
+    if std::env::var_os("MOTO_THREADED").is_some() {
+        clouder_testenv::moto::endpoint()
+    } else {
+        clouder_testenv::moto::serial_endpoint()
+    }
 }
 
 /// A store on a fresh bucket of its own.

@@ -5,19 +5,11 @@
 //! config file's `clouder.state` is the default, under `CLOUDER_STATE` and `--state`.
 
 use crate::harness::*;
-use crate::state::{bucket, names, teammates_share_one_state};
+use crate::state::{bucket, names, state_env, teammates_share_one_state};
 use clouder_remote::azblob::BlobStore;
 use clouder_remote::lock::{self, Holder, Locking};
 use clouder_remote::shared_key::{AccountKey, BlobAccount};
 use clouder_testenv::azurite;
-
-/// The variables that point clouder at Azurite's account.
-fn blob_env() -> [(&'static str, &'static str); 2] {
-    [
-        ("AZURE_STORAGE_KEY", azurite::KEY),
-        ("AZURE_STORAGE_BLOB_ENDPOINT", azurite::endpoint()),
-    ]
-}
 
 /// A fresh container; its state's URL is `azblob://devstoreaccount1/CONTAINER/clouder.db`.
 async fn container(name: &str) -> (BlobStore, String) {
@@ -38,7 +30,7 @@ async fn container(name: &str) -> (BlobStore, String) {
 async fn teammates_share_one_azure_blob_state_whose_lease_names_its_holder() {
     cloud().await;
     let (store, url) = container("team-state").await;
-    teammates_share_one_state(&store, &url, "blob", &blob_env()).await;
+    teammates_share_one_state(&store, &url, "blob", &state_env()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,7 +40,7 @@ async fn a_state_moves_between_local_s3_and_azure_blob_and_pull_and_push_keep_wh
     let blob = blob.as_str();
     let s3 = "s3://moving-state/clouder.db";
     let blob_again = format!("azblob://{}/moving-state/again.db", azurite::ACCOUNT);
-    let azure = blob_env();
+    let azure = state_env();
     let ls = |env: &Env, url: &str| {
         names(&env.ok_with(&["kubeadm", "ls", "--state", url, "-o", "json"], &azure))
     };
@@ -92,7 +84,10 @@ async fn a_state_moves_between_local_s3_and_azure_blob_and_pull_and_push_keep_wh
         text(&refused.stderr)
     );
     let backup = mine.dir.path().join("mine.db");
-    mine.ok(&["state", "migrate", "--to", "s3://moving-state/mine.db"]);
+    mine.ok_with(
+        &["state", "migrate", "--to", "s3://moving-state/mine.db"],
+        &azure,
+    );
     mine.ok_with(
         &[
             "state",
@@ -169,7 +164,7 @@ async fn a_state_moves_between_local_s3_and_azure_blob_and_pull_and_push_keep_wh
 async fn the_config_files_state_is_the_default_under_the_env_and_the_flag() {
     cloud().await;
     let (_store, blob) = container("configured-state").await;
-    let azure = blob_env();
+    let azure = state_env();
     let owner = Env::new();
     owner.create("configured", 1, &[]);
     owner.ok_with(&["state", "migrate", "--to", &blob], &azure);
@@ -220,7 +215,7 @@ async fn the_config_files_state_is_the_default_under_the_env_and_the_flag() {
     let wrong = "d3Jvbmcta2V5LXRoYXQtbXVzdC1uZXZlci1iZS1zaG93bg==";
     let denied = env.run_with(
         &["kubeadm", "ls"],
-        &[("AZURE_STORAGE_KEY", wrong), azure[1]],
+        &[("AZURE_STORAGE_KEY", wrong), azure[2]],
     );
     assert_eq!(denied.status.code(), Some(1));
     let err = text(&denied.stderr);
