@@ -34,7 +34,7 @@ start_azurite() {
   azurite_pid=$!
   previous=$(trap -p EXIT | sed "s/^trap -- '\(.*\)' EXIT$/\1/")
   # shellcheck disable=SC2064 # the pid is fixed now; the earlier trap's text is kept as it was
-  trap "kill $azurite_pid 2>/dev/null; $previous" EXIT
+  trap "kill $azurite_pid 2>/dev/null; wait $azurite_pid 2>/dev/null; $previous" EXIT
   until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null; do sleep 0.2; done
   # The well-known development account of Azurite (public).
   export AZURE_STORAGE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==' \
