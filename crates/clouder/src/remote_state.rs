@@ -9,6 +9,7 @@ use crate::home::{Home, private_dir, write_private};
 use anyhow::{Context as _, Result, bail};
 use clouder_remote::lock::{self, Holder};
 use clouder_remote::{Backend, Expect, Location};
+use clouder_state::{SqliteStore, StateStore};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,7 +84,7 @@ impl Session {
         if !self.copy.exists() {
             return Ok(());
         }
-        let after = clouder_state::SqliteStore::snapshot(&self.copy)?;
+        let after = SqliteStore::snapshot(&self.copy)?;
         let changed = match &self.before {
             Some(before) => !same_state(before, &after, &self.copy)?,
             None => true,
@@ -111,7 +112,7 @@ fn same_state(before: &[u8], after: &[u8], scratch: &Path) -> Result<bool> {
     // The fetched bytes may come from another writer's snapshot layout: compare as snapshots.
     let probe = scratch.with_extension("before");
     write_private(&probe, before)?;
-    let normalised = clouder_state::SqliteStore::snapshot(&probe);
+    let normalised = SqliteStore::snapshot(&probe);
     let _ = std::fs::remove_file(&probe);
     Ok(normalised? == after)
 }
@@ -138,7 +139,7 @@ pub async fn migrate(home: &Home, to: &str) -> Result<()> {
             home.state_db.display()
         )));
     }
-    let bytes = clouder_state::SqliteStore::snapshot(&home.state_db)?;
+    let bytes = SqliteStore::snapshot(&home.state_db)?;
     let (location, store) = connect(to).await?;
     store
         .put(location.key(), bytes, Expect::Absent)
@@ -235,13 +236,12 @@ fn local_state(file: &Path) -> Result<Option<Vec<u8>>> {
     }
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     check_is_state(&bytes, &file.display().to_string())?;
-    let store = clouder_state::SqliteStore::open(file)?;
-    use clouder_state::StateStore;
+    let store = SqliteStore::open(file)?;
     if store.clusters()?.is_empty() && store.contexts()?.is_empty() {
         return Ok(None);
     }
     drop(store);
-    Ok(Some(clouder_state::SqliteStore::snapshot(file)?))
+    Ok(Some(SqliteStore::snapshot(file)?))
 }
 
 /// Refuses bytes that are not a SQLite database.
