@@ -126,7 +126,8 @@ impl BlobStore {
         })
     }
 
-    /// A `GET` or `HEAD` of a blob; `None` when there is no such blob.
+    /// A `GET` or `HEAD` of a blob; `None` when there is no such blob (a missing container is
+    /// an error: the URL is wrong).
     async fn read(
         &self,
         request: reqwest::RequestBuilder,
@@ -135,7 +136,7 @@ impl BlobStore {
         let answer = self.send(request, what).await?;
         match answer.status {
             200 => Ok(Some(answer)),
-            404 => Ok(None),
+            404 if answer.code != "ContainerNotFound" => Ok(None),
             _ => Err(answer.refused(what)),
         }
     }

@@ -132,3 +132,19 @@ async fn take_lease(container: &str, blob: &str) -> reqwest::Response {
     ];
     raw_lease(container, blob, &acquire).await
 }
+
+#[tokio::test]
+async fn a_missing_container_is_an_error_not_an_empty_state() {
+    let s = BlobStore::new(account(), "no-such-container");
+    let err = clouder_remote::ObjectStore::get(&s, "clouder.db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("404 ContainerNotFound"), "{err}");
+    let holder = Holder::current("clouder kubeadm ls");
+    let err = lock::acquire(&s, "clouder.db.lock", &holder, Duration::ZERO)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ContainerNotFound"), "{err}");
+}
