@@ -25,9 +25,6 @@ ssh-keygen -q -t ed25519 -N '' -f "$work/key"
 # 64 calls in flight, so 50 machines' objects are written in one wave each.
 common=(--provider azure -r eastus --admin-cidr 203.0.113.7/32 --ssh-public-key "$work/key.pub" --concurrency 64 -q)
 
-now() { date +%s.%N; }
-calc() { python3 -c "print($1)"; }
-timed() { local t0; t0=$(now); "$@" >/dev/null; calc "$(now) - $t0"; }
 
 one=$(timed "$clouder" kubeadm create one -w 1 "${common[@]}")
 fifty=$(timed "$clouder" kubeadm create fifty -w 50 "${common[@]}")

@@ -3,14 +3,21 @@
 //! - [`cas::update`]: read an object with its ETag, change it, write it back only if the ETag
 //!   is still the same (`If-Match`), or only if it is still absent (`If-None-Match: *`);
 //!   on a lost race read again and retry. No update is ever lost.
-//! - [`lock`]: a lock object created with `If-None-Match: *`, naming its holder (user, host,
-//!   pid, command, time); a second writer waits up to a timeout, then fails with the holder.
+//! - [`lock`]: a lock naming its holder (user, host, pid, command, time) — on S3 an object
+//!   created with `If-None-Match: *`, on Azure Blob a lease; a second writer waits up to a
+//!   timeout, then fails with the holder.
 //!
-//! [`ObjectStore`] is what a backend provides; [`s3::S3Store`] is S3 (and the moto server).
+//! A [`Backend`] is both; [`s3::S3Store`] is S3 (and the moto server), [`azblob::BlobStore`]
+//! Azure Blob (and Azurite). [`Location`] parses the URLs users write and connects to them.
 
+pub mod azblob;
 pub mod cas;
+pub mod location;
 pub mod lock;
 pub mod s3;
+pub mod shared_key;
+
+pub use location::Location;
 
 use async_trait::async_trait;
 
@@ -50,4 +57,20 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, body: Vec<u8>, expect: Expect) -> Result<String, StoreError>;
     /// Deletes if `expect` holds (`Absent` is meaningless here and treated as `Any`).
     async fn delete(&self, key: &str, expect: Expect) -> Result<(), StoreError>;
+}
+
+/// A store for shared state: conditional writes and a lock.
+pub trait Backend: ObjectStore + lock::Locking {}
+
+impl<T: ObjectStore + lock::Locking> Backend for T {}
+
+/// An error with its causes, e.g. "error sending request: connection refused".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
 }

@@ -1,7 +1,9 @@
 //! S3 objects with conditional writes: `If-None-Match: *` and `If-Match: ETAG` on PutObject
 //! (S3 answers 412 PreconditionFailed, or 409 ConditionalRequestConflict when two such writes
-//! race). The endpoint comes from `AWS_ENDPOINT_URL`, so tests run against the moto server.
+//! race). The endpoint comes from `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`), so tests run
+//! against the moto server.
 
+use crate::lock::{self, Holder, Locking};
 use crate::{Expect, ObjectStore, StoreError, Versioned};
 use async_trait::async_trait;
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -17,7 +19,9 @@ impl S3Store {
     /// addressing when an endpoint override is set (moto, MinIO).
     pub async fn connect(bucket: &str) -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let path_style = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some());
         let client = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
                 .force_path_style(path_style)
@@ -100,5 +104,25 @@ impl ObjectStore for S3Store {
         };
         call.send().await.map_err(|e| failure("deleting", key, e))?;
         Ok(())
+    }
+}
+
+/// The lock is an object written only if absent.
+#[async_trait]
+impl Locking for S3Store {
+    async fn try_lock(&self, key: &str, holder: &Holder) -> Result<bool, StoreError> {
+        lock::object::try_lock(self, key, holder).await
+    }
+
+    async fn held_by(&self, key: &str) -> Result<Option<Holder>, StoreError> {
+        lock::object::held_by(self, key).await
+    }
+
+    async fn release(&self, key: &str, holder: &Holder) -> Result<(), StoreError> {
+        lock::object::release(self, key, holder).await
+    }
+
+    async fn force_unlock(&self, key: &str, id: &str) -> Result<Holder, StoreError> {
+        lock::object::force_unlock(self, key, id).await
     }
 }

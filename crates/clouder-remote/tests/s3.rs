@@ -1,54 +1,27 @@
-//! Locking and compare-and-swap on the moto server's S3, which honours `If-None-Match: *` and
-//! `If-Match` on PutObject with 412 PreconditionFailed (checked with moto 5.2).
+//! Locking and compare-and-swap (the scenarios of `common`) on the moto server's S3, which
+//! honours `If-None-Match: *` and `If-Match` on PutObject with 412 PreconditionFailed (checked
+//! with moto 5.2).
 //!
 //! moto's threaded server checks the condition and writes in two steps, so two concurrent
 //! `If-Match` writes on one ETag are sometimes both accepted (`diagnose_concurrent_if_match`
 //! shows it), which S3 never does. The faithful setup serves moto's app from one thread: each
 //! conditional write is then atomic, as S3 makes it.
 
-use clouder_remote::lock::{self, Holder, LockError};
-use clouder_remote::s3::S3Store;
-use clouder_remote::{Expect, ObjectStore, StoreError, cas};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::Duration;
+#[macro_use]
+mod common;
 
+use clouder_remote::s3::S3Store;
+use clouder_remote::{Expect, ObjectStore, StoreError};
+use std::sync::Arc;
+
+/// The serial moto server (atomic conditional writes), or with `MOTO_THREADED` set the usual
+/// threaded one (to watch `diagnose_concurrent_if_match` find its lost updates).
 fn moto() -> &'static str {
-    static ENDPOINT: OnceLock<(std::process::Child, String)> = OnceLock::new();
-    &ENDPOINT
-        .get_or_init(|| {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            // A watchdog shell stops moto when this test process is gone.
-            // A deep listen backlog: 50 writers connect at once to one serving thread.
-            let serve = format!(
-                "from werkzeug.serving import make_server; \
-                 from moto.server import DomainDispatcherApplication, create_backend_app; \
-                 s = make_server('127.0.0.1', {port}, DomainDispatcherApplication(create_backend_app), \
-                 threaded=THREADED); s.socket.listen(256); s.serve_forever()"
-            )
-            .replace("THREADED", if std::env::var_os("MOTO_THREADED").is_some() { "True" } else { "False" });
-            let script = format!(
-                "python3 -c \"{serve}\" >/dev/null 2>&1 & m=$!; \
-                 while kill -0 {} 2>/dev/null; do sleep 1; done; kill $m",
-                std::process::id()
-            );
-            let child = Command::new("sh")
-                .args(["-c", &script])
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("moto_server (pip install 'moto[server]')");
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(std::time::Instant::now() < deadline, "moto did not start");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (child, format!("http://127.0.0.1:{port}"))
-        })
-        .1
+    if std::env::var_os("MOTO_THREADED").is_some() {
+        clouder_testenv::moto::endpoint()
+    } else {
+        clouder_testenv::moto::serial_endpoint()
+    }
 }
 
 /// A store on a fresh bucket of its own.
@@ -71,170 +44,14 @@ async fn store(bucket: &str) -> S3Store {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn fifty_concurrent_cas_writers_lose_no_update() {
-    let s = std::sync::Arc::new(store("cas-fifty").await);
-    let writers = (0..50).map(|i| {
-        let s = s.clone();
-        tokio::spawn(async move {
-            cas::update(s.as_ref(), "state.json", |current| {
-                let mut list: Vec<u32> = match current {
-                    Some(bytes) => serde_json::from_slice(bytes).unwrap(),
-                    None => Vec::new(),
-                };
-                list.push(i);
-                Ok(serde_json::to_vec(&list).unwrap())
-            })
-            .await
-            .unwrap()
-        })
-    });
-    let attempts: Vec<u32> = futures::future::join_all(writers)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().1)
-        .collect();
-    let last = s.get("state.json").await.unwrap().unwrap();
-    let mut list: Vec<u32> = serde_json::from_slice(&last.body).unwrap();
-    list.sort();
-    assert_eq!(list, (0..50).collect::<Vec<_>>());
-    // The writers really raced: some had to retry.
-    let retried = attempts.iter().filter(|a| **a > 1).count();
-    println!(
-        "cas: {retried} of 50 writers retried, at most {} attempts",
-        attempts.iter().max().unwrap()
-    );
-    assert!(
-        retried > 0,
-        "no writer ever conflicted: the race was not exercised"
-    );
-}
-
-#[tokio::test]
-async fn a_stale_etag_write_is_refused() {
-    let s = store("cas-stale").await;
-    let first = s.put("k", b"1".to_vec(), Expect::Absent).await.unwrap();
-    assert!(matches!(
-        s.put("k", b"x".to_vec(), Expect::Absent).await,
-        Err(StoreError::Conflict(_))
-    ));
-    s.put("k", b"2".to_vec(), Expect::Etag(first.clone()))
-        .await
-        .unwrap();
-    assert!(matches!(
-        s.put("k", b"3".to_vec(), Expect::Etag(first)).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(s.get("k").await.unwrap().unwrap().body, b"2");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_two_concurrent_lockers_one_proceeds_the_other_names_the_holder() {
-    let s = store("lock-two").await;
-    let a = Holder::current("clouder kubeadm apply -f a.yaml");
-    let mut b = Holder::current("clouder kubeadm apply -f b.yaml");
-    b.id.push('b');
-    let timeout = Duration::from_millis(600);
-    let (ra, rb) = tokio::join!(
-        lock::acquire(&s, "c.lock", &a, timeout),
-        lock::acquire(&s, "c.lock", &b, timeout)
-    );
-    let (winner, loser) = match (ra, rb) {
-        (Ok(()), Err(e)) => (&a, e),
-        (Err(e), Ok(())) => (&b, e),
-        other => panic!("exactly one must win: {other:?}"),
-    };
-    match loser {
-        LockError::Held { holder, stale } => {
-            assert_eq!(&holder, winner);
-            assert!(!stale, "the holder (this process) is alive");
-            let text = LockError::Held { holder, stale }.to_string();
-            assert!(
-                text.contains(&winner.command) && text.contains(&winner.host),
-                "{text}"
-            );
-            assert!(
-                text.contains(&format!("pid {}", std::process::id())),
-                "{text}"
-            );
-        }
-        other => panic!("{other}"),
-    }
-    // Released, the lock is free for the other.
-    lock::release(&s, "c.lock", winner).await.unwrap();
-    lock::acquire(&s, "c.lock", &a, timeout).await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_waiting_writer_gets_the_lock_when_the_holder_releases_within_the_timeout() {
-    let s = std::sync::Arc::new(store("lock-wait").await);
-    let a = Holder::current("first");
-    let mut b = Holder::current("second");
-    b.id.push('b');
-    lock::acquire(s.as_ref(), "w.lock", &a, Duration::ZERO)
-        .await
-        .unwrap();
-    let releaser = {
-        let (s, a) = (s.clone(), a.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            lock::release(s.as_ref(), "w.lock", &a).await.unwrap();
-        })
-    };
-    lock::acquire(s.as_ref(), "w.lock", &b, Duration::from_secs(5))
-        .await
-        .unwrap();
-    releaser.await.unwrap();
-    assert_eq!(lock::held_by(s.as_ref(), "w.lock").await.unwrap(), Some(b));
-}
-
-#[tokio::test]
-async fn a_killed_holder_is_reported_stale_and_force_unlock_recovers() {
-    let s = store("lock-stale").await;
-    // A real process takes the lock's pid, then is killed.
-    let mut child = Command::new("sleep").arg("60").spawn().unwrap();
-    let mut dead = Holder::current("clouder kubeadm apply -f c.yaml");
-    dead.pid = child.id();
-    lock::acquire(&s, "s.lock", &dead, Duration::ZERO)
-        .await
-        .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-
-    let me = Holder::current("clouder kubeadm apply -f c.yaml");
-    match lock::acquire(&s, "s.lock", &me, Duration::from_millis(300)).await {
-        Err(LockError::Held { holder, stale }) => {
-            assert_eq!(holder, dead);
-            assert!(stale);
-            let text = LockError::Held { holder, stale }.to_string();
-            assert!(
-                text.contains("STALE") && text.contains("unlock --force"),
-                "{text}"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
-    // Only the named lock is broken.
-    assert!(
-        lock::force_unlock(&s, "s.lock", "not-that-one")
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        lock::force_unlock(&s, "s.lock", &dead.id).await.unwrap(),
-        dead
-    );
-    lock::acquire(&s, "s.lock", &me, Duration::ZERO)
-        .await
-        .unwrap();
-}
+scenarios!(store);
 
 /// Diagnoses a lost update: were two writes accepted on the same base ETag (the server's
 /// check-then-write is not atomic) or did a writer's read miss an accepted write?
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 #[ignore = "diagnostic: run by hand with --ignored --nocapture"]
 async fn diagnose_concurrent_if_match() {
-    let s = std::sync::Arc::new(store("cas-diagnose").await);
+    let s = Arc::new(store("cas-diagnose").await);
     s.put("k", b"[]".to_vec(), Expect::Absent).await.unwrap();
     let writers = (0..50u32).map(|i| {
         let s = s.clone();

@@ -1,8 +1,9 @@
 //! Real peers for tests, started and stopped by the tests themselves: SSH hosts in network
 //! namespaces, an OCI registry (and images pushed to it), HTTPS endpoints with a test CA, the moto
-//! server.
+//! server, Azurite.
 //! Needs root and what `scripts/peers.sh` installs.
 
+pub mod azurite;
 pub mod endpoint;
 pub mod images;
 pub mod lab;

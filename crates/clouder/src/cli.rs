@@ -33,7 +33,8 @@ pub struct Global {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Keep clouder's state in an object store shared by a team: s3://BUCKET/KEY.
+    /// Keep clouder's state in an object store shared by a team: s3://BUCKET/KEY or
+    /// azblob://ACCOUNT/CONTAINER/KEY (default: `clouder.state` in CLOUDER_HOME/clouder.yaml).
     #[arg(long, global = true, env = "CLOUDER_STATE")]
     pub state: Option<String>,
     /// How long to wait for another run's lock on a shared state, in seconds.
@@ -75,7 +76,7 @@ pub enum Command {
     /// Run helm against a cluster: `clouder helm NAME ARGS…`.
     #[command(after_help = "Example:\n  clouder helm demo list -A")]
     Helm(PassThrough),
-    /// Shared state: copy it to another backend, break a stale lock.
+    /// Shared state: copy it to another backend or a file and back, break a stale lock.
     #[command(subcommand)]
     State(StateCommand),
     /// Checkpoint running containers into OCI images, list them, restore them.
@@ -1210,12 +1211,36 @@ pub struct DetachArgs {
 pub enum StateCommand {
     /// Copy the current state (local, or --state) to a backend that holds none yet.
     #[command(
-        after_help = "Examples:\n  clouder state migrate --to s3://team-state/clouder.db\n  clouder --state s3://old/clouder.db state migrate --to s3://new/clouder.db"
+        after_help = "Examples:\n  clouder state migrate --to s3://team-state/clouder.db\n  clouder --state s3://old/clouder.db state migrate --to azblob://acct/state/clouder.db"
     )]
     Migrate {
-        /// Where to: s3://BUCKET/KEY.
+        /// Where to: s3://BUCKET/KEY or azblob://ACCOUNT/CONTAINER/KEY.
         #[arg(long)]
         to: String,
+    },
+    /// Copy the shared state (--state) to a local file: the local state, unless --to names one.
+    #[command(
+        after_help = "Examples:\n  clouder --state azblob://acct/state/clouder.db state pull --to backup.db\n  clouder --state s3://team-state/clouder.db state pull --force"
+    )]
+    Pull {
+        /// The file to write (default: CLOUDER_HOME/state.db).
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Replace a file that holds another state.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy a local state file to the shared state (--state), under its lock.
+    #[command(
+        after_help = "Example:\n  clouder --state azblob://acct/state/clouder.db state push --from backup.db --force"
+    )]
+    Push {
+        /// The file to read (default: CLOUDER_HOME/state.db).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Replace a shared state that differs from the file.
+        #[arg(long)]
+        force: bool,
     },
     /// Break a lock left by a run that is gone (only the lock with this ID).
     #[command(

@@ -1,6 +1,6 @@
 //! `CLOUDER_HOME` (default `~/.clouder`): the state database, per-cluster files under
-//! `kubeadm/NAME/`, and `clouder.yaml` (default cluster, current context) whose other keys are
-//! kept as they are. Directories are 0700 and files 0600.
+//! `kubeadm/NAME/`, and `clouder.yaml` (default cluster, current context, shared state URL)
+//! whose other keys are kept as they are. Directories are 0700 and files 0600.
 
 use anyhow::{Context as _, Result};
 use clouder_state::SqliteStore;
@@ -15,6 +15,7 @@ pub struct Home {
 
 const DEFAULT_CLUSTER_KEY: &str = "default_kubeadm_cluster";
 const CURRENT_CONTEXT_KEY: &str = "current_context";
+const STATE_KEY: &str = "state";
 
 impl Home {
     pub fn from_env() -> Self {
@@ -95,6 +96,12 @@ impl Home {
 
     pub fn set_default_cluster(&self, name: Option<&str>) -> Result<()> {
         self.set_setting(DEFAULT_CLUSTER_KEY, name)
+    }
+
+    /// `clouder.state`: the shared state every command uses when neither `--state` nor
+    /// `CLOUDER_STATE` names one.
+    pub fn state_url(&self) -> Result<Option<String>> {
+        self.setting(STATE_KEY)
     }
 
     pub fn current_context(&self) -> Result<Option<String>> {

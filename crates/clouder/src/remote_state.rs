@@ -1,51 +1,29 @@
-//! `--state s3://BUCKET/KEY`: clouder's state kept in an object store, shared by a team. A run
-//! takes the state's lock (naming its holder), works on a private copy of the SQLite state, and
-//! writes it back — even when the command failed, so a re-run resumes — with compare-and-swap on
-//! the object's ETag, then releases the lock.
+//! `--state s3://BUCKET/KEY` or `azblob://ACCOUNT/CONTAINER/KEY`: clouder's state kept in an
+//! object store, shared by a team. A run takes the state's lock (naming its holder), works on a
+//! private copy of the SQLite state, and writes it back — even when the command failed, so a
+//! re-run resumes — with compare-and-swap on the object's ETag, then releases the lock.
+//! `state pull` and `state push` copy the whole state between the store and a local file.
 
 use crate::Usage;
 use crate::home::{Home, private_dir, write_private};
 use anyhow::{Context as _, Result, bail};
 use clouder_remote::lock::{self, Holder};
-use clouder_remote::s3::S3Store;
-use clouder_remote::{Expect, ObjectStore};
-use std::path::PathBuf;
+use clouder_remote::{Backend, Expect, Location};
+use clouder_state::{SqliteStore, StateStore};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where a remote state lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub bucket: String,
-    pub key: String,
-}
-
-impl Location {
-    pub fn parse(url: &str) -> Result<Location> {
-        if url.starts_with("azblob://") {
-            bail!(Usage(format!(
-                "--state {url}: Azure Blob state is not available in this build yet (s3:// is)"
-            )));
-        }
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| Usage(format!("--state {url}: expected s3://BUCKET/KEY")))?;
-        match rest.split_once('/') {
-            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Location {
-                bucket: bucket.into(),
-                key: key.into(),
-            }),
-            _ => bail!(Usage(format!("--state {url}: expected s3://BUCKET/KEY"))),
-        }
-    }
-
-    fn lock_key(&self) -> String {
-        format!("{}.lock", self.key)
-    }
+/// The location `url` names (a usage error when malformed) and a client of its store.
+async fn connect(url: &str) -> Result<(Location, Box<dyn Backend>)> {
+    let location = Location::parse(url).map_err(|e| Usage(format!("--state {e}")))?;
+    let store = location.connect().await?;
+    Ok((location, store))
 }
 
 /// A run holding the remote state: its lock, and the local copy it works on.
 pub struct Session {
-    store: S3Store,
+    store: Box<dyn Backend>,
     location: Location,
     holder: Holder,
     etag: Option<String>,
@@ -62,27 +40,19 @@ impl Session {
         command: &str,
         lock_timeout: Duration,
     ) -> Result<Session> {
-        let location = Location::parse(url)?;
-        let store = S3Store::connect(&location.bucket).await;
+        let (location, store) = connect(url).await?;
         let holder = Holder::current(command);
-        lock::acquire(&store, &location.lock_key(), &holder, lock_timeout)
+        lock::acquire(store.as_ref(), &location.lock_key(), &holder, lock_timeout)
             .await
             .with_context(|| format!("locking the state at {url}"))?;
         let dir = home.root.join("remote-state");
         private_dir(&dir)?;
-        let copy = dir.join(format!(
-            "{}-{}.db",
-            location.bucket,
-            location.key.replace('/', "_")
-        ));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", copy.display()));
-        }
-        let current = store.get(&location.key).await;
-        let current = match current {
+        let copy = dir.join(location.file_name());
+        remove_database(&copy);
+        let current = match store.get(location.key()).await {
             Ok(c) => c,
             Err(e) => {
-                let _ = lock::release(&store, &location.lock_key(), &holder).await;
+                let _ = store.release(&location.lock_key(), &holder).await;
                 return Err(anyhow::anyhow!("reading the state at {url}: {e}"));
             }
         };
@@ -103,7 +73,8 @@ impl Session {
     /// Writes the state back if the run changed it, then releases the lock.
     pub async fn close(self) -> Result<()> {
         let written = self.push().await;
-        lock::release(&self.store, &self.location.lock_key(), &self.holder)
+        self.store
+            .release(&self.location.lock_key(), &self.holder)
             .await
             .context("releasing the state lock")?;
         written
@@ -113,7 +84,7 @@ impl Session {
         if !self.copy.exists() {
             return Ok(());
         }
-        let after = clouder_state::SqliteStore::snapshot(&self.copy)?;
+        let after = SqliteStore::snapshot(&self.copy)?;
         let changed = match &self.before {
             Some(before) => !same_state(before, &after, &self.copy)?,
             None => true,
@@ -126,75 +97,157 @@ impl Session {
             None => Expect::Absent,
         };
         self.store
-            .put(&self.location.key, after, expect)
+            .put(self.location.key(), after, expect)
             .await
-            .with_context(|| {
-                format!(
-                    "writing the state back to s3://{}/{}",
-                    self.location.bucket, self.location.key
-                )
-            })?;
+            .with_context(|| format!("writing the state back to {}", self.location))?;
         Ok(())
     }
 }
 
 /// Whether two snapshots hold the same state (a snapshot of unchanged content is byte-identical).
-fn same_state(before: &[u8], after: &[u8], copy: &std::path::Path) -> Result<bool> {
+fn same_state(before: &[u8], after: &[u8], scratch: &Path) -> Result<bool> {
     if before == after {
         return Ok(true);
     }
     // The fetched bytes may come from another writer's snapshot layout: compare as snapshots.
-    let probe = copy.with_extension("before");
+    let probe = scratch.with_extension("before");
     write_private(&probe, before)?;
-    let normalised = clouder_state::SqliteStore::snapshot(&probe);
+    let normalised = SqliteStore::snapshot(&probe);
     let _ = std::fs::remove_file(&probe);
     Ok(normalised? == after)
 }
 
+/// Removes a SQLite database and its write-ahead files, so nothing stale is read with new bytes.
+fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 /// `clouder state unlock --force ID`: breaks that lock (never a newer one).
 pub async fn force_unlock(url: &str, id: &str) -> Result<Holder> {
-    let location = Location::parse(url)?;
-    let store = S3Store::connect(&location.bucket).await;
-    Ok(lock::force_unlock(&store, &location.lock_key(), id).await?)
+    let (location, store) = connect(url).await?;
+    Ok(store.force_unlock(&location.lock_key(), id).await?)
 }
 
 /// `clouder state migrate --to URL`: the current state (local, or `--state`) copied to `URL`,
 /// which must not hold a state yet.
 pub async fn migrate(home: &Home, to: &str) -> Result<()> {
-    let location = Location::parse(to)?;
     if !home.state_db.exists() {
         bail!(Usage(format!(
             "no state at {} to migrate",
             home.state_db.display()
         )));
     }
-    let bytes = clouder_state::SqliteStore::snapshot(&home.state_db)?;
-    let store = S3Store::connect(&location.bucket).await;
+    let bytes = SqliteStore::snapshot(&home.state_db)?;
+    let (location, store) = connect(to).await?;
     store
-        .put(&location.key, bytes, Expect::Absent)
+        .put(location.key(), bytes, Expect::Absent)
         .await
         .with_context(|| format!("{to} already holds a state (or cannot be written)"))?;
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Location;
+/// What `state pull` or `state push` did.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Copied {
+    /// The destination held no state; now it holds this one.
+    Written,
+    /// The destination held another state, replaced on `--force`.
+    Replaced,
+    /// The destination held this very state already.
+    Unchanged,
+}
 
-    #[test]
-    fn state_urls_are_checked() {
-        let l = Location::parse("s3://team-state/clusters/prod.db").unwrap();
-        assert_eq!(
-            (l.bucket.as_str(), l.key.as_str()),
-            ("team-state", "clusters/prod.db")
-        );
-        for bad in [
-            "s3://bucket",
-            "s3:///key",
-            "file:///tmp/x",
-            "azblob://acct/c/k",
-        ] {
-            assert!(Location::parse(bad).is_err(), "{bad}");
-        }
+/// `clouder state pull`: the remote state into `file` (the local default state), which must
+/// hold no other state unless `force`. Reads without taking the lock, like `terraform state
+/// pull`: a state object is only ever replaced whole.
+pub async fn pull(url: &str, file: &Path, force: bool) -> Result<Copied> {
+    let (location, store) = connect(url).await?;
+    let Some(remote) = store.get(location.key()).await? else {
+        bail!("there is no state at {url} to pull");
+    };
+    check_is_state(&remote.body, url)?;
+    let copied = match local_state(file)? {
+        None => Copied::Written,
+        Some(local) if same_state(&remote.body, &local, file)? => return Ok(Copied::Unchanged),
+        Some(_) if !force => bail!(Usage(format!(
+            "{} holds a state already: `state pull --force` replaces it (push it first to keep it)",
+            file.display()
+        ))),
+        Some(_) => Copied::Replaced,
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        private_dir(dir)?;
     }
+    remove_database(file);
+    write_private(file, &remote.body)?;
+    Ok(copied)
+}
+
+/// `clouder state push`: the state in `file` to the remote, under its lock, with
+/// compare-and-swap; an existing different remote state is replaced only if `force`.
+pub async fn push(
+    url: &str,
+    file: &Path,
+    force: bool,
+    command: &str,
+    lock_timeout: Duration,
+) -> Result<Copied> {
+    let Some(local) = local_state(file)? else {
+        bail!(Usage(format!("no state at {} to push", file.display())));
+    };
+    let (location, store) = connect(url).await?;
+    let holder = Holder::current(command);
+    let key = location.lock_key();
+    lock::acquire(store.as_ref(), &key, &holder, lock_timeout)
+        .await
+        .with_context(|| format!("locking the state at {url}"))?;
+    let pushed = async {
+        let (copied, expect) = match store.get(location.key()).await? {
+            None => (Copied::Written, Expect::Absent),
+            Some(remote) if same_state(&remote.body, &local, file)? => {
+                return Ok(Copied::Unchanged);
+            }
+            Some(_) if !force => bail!(Usage(format!(
+                "{url} holds another state: `state push --force` replaces it (pull it first to keep its changes)"
+            ))),
+            Some(remote) => (Copied::Replaced, Expect::Etag(remote.etag)),
+        };
+        store
+            .put(location.key(), local, expect)
+            .await
+            .with_context(|| format!("writing the state to {url}"))?;
+        Ok(copied)
+    }
+    .await;
+    let released = store.release(&key, &holder).await;
+    let copied = pushed?;
+    released.context("releasing the state lock")?;
+    Ok(copied)
+}
+
+/// A consistent snapshot of the SQLite state at `file`; `None` when there is none, or it is
+/// empty (no cluster, no context: nothing a copy could lose).
+fn local_state(file: &Path) -> Result<Option<Vec<u8>>> {
+    if !file.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    check_is_state(&bytes, &file.display().to_string())?;
+    let store = SqliteStore::open(file)?;
+    if store.clusters()?.is_empty() && store.contexts()?.is_empty() {
+        return Ok(None);
+    }
+    drop(store);
+    Ok(Some(SqliteStore::snapshot(file)?))
+}
+
+/// Refuses bytes that are not a SQLite database.
+fn check_is_state(bytes: &[u8], source: &str) -> Result<()> {
+    if !bytes.is_empty() && !bytes.starts_with(b"SQLite format 3\0") {
+        bail!("{source} is not a clouder state (not a SQLite database)");
+    }
+    Ok(())
 }

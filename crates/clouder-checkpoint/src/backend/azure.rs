@@ -1,41 +1,16 @@
 //! An Azure Blob container (or prefix in it) laid out like an OCI image layout, over the Blob
-//! REST API with Shared Key authorization. Works against Azure and Azurite alike: the signed
-//! resource is `/ACCOUNT` + the request path, whichever host style the endpoint uses.
+//! REST API with Shared Key authorization (signed by `clouder_remote::shared_key`, as the shared
+//! state is). Works against Azure and Azurite alike.
 
 use super::{Backend, BackendError, Result, body};
 use crate::image::{Blob, Content};
 use async_trait::async_trait;
-use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
+use clouder_remote::shared_key::{AccountKey, BlobAccount, error_code};
 use reqwest::{Method, StatusCode, header};
-use sha2::Sha256;
-
-const API_VERSION: &str = "2021-08-06";
-
-/// An account key, never shown.
-#[derive(Clone)]
-pub struct AccountKey(Vec<u8>);
-
-impl AccountKey {
-    pub fn from_base64(key: &str) -> std::result::Result<Self, base64::DecodeError> {
-        Ok(AccountKey(
-            base64::engine::general_purpose::STANDARD.decode(key.trim())?,
-        ))
-    }
-}
-
-impl std::fmt::Debug for AccountKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AccountKey(****)")
-    }
-}
 
 pub struct AzureBlob {
     http: reqwest::Client,
-    /// `https://ACCOUNT.blob.core.windows.net` or `http://127.0.0.1:10000/devstoreaccount1`.
-    endpoint: String,
-    account: String,
-    key: AccountKey,
+    account: BlobAccount,
     container: String,
     prefix: String,
 }
@@ -48,11 +23,13 @@ impl AzureBlob {
         container: &str,
         prefix: &str,
     ) -> Self {
+        Self::in_account(BlobAccount::new(endpoint, account, key), container, prefix)
+    }
+
+    pub fn in_account(account: BlobAccount, container: &str, prefix: &str) -> Self {
         AzureBlob {
             http: reqwest::Client::new(),
-            endpoint: endpoint.trim_end_matches('/').to_string(),
-            account: account.to_string(),
-            key,
+            account,
             container: container.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
         }
@@ -64,57 +41,11 @@ impl AzureBlob {
         } else {
             format!("{}/{name}", self.prefix)
         };
-        format!("{}/{}/{path}", self.endpoint, self.container)
+        self.account.url(&format!("{}/{path}", self.container))
     }
 
     fn blob_name(digest: &str) -> String {
         format!("blobs/{}", digest.replacen(':', "/", 1))
-    }
-
-    /// The Shared Key signature of a request (Blob service, version 2009-09-19 and later).
-    fn authorization(
-        &self,
-        method: &Method,
-        url: &reqwest::Url,
-        headers: &[(&str, String)],
-        length: u64,
-    ) -> String {
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
-        let mut ms: Vec<_> = headers
-            .iter()
-            .filter(|(k, _)| k.starts_with("x-ms-"))
-            .collect();
-        ms.sort_by(|a, b| a.0.cmp(b.0));
-        let canonical_headers: String = ms.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-        let mut query: Vec<_> = url
-            .query_pairs()
-            .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
-            .collect();
-        query.sort();
-        let canonical_query: String = query.iter().map(|(k, v)| format!("\n{k}:{v}")).collect();
-        let length = if length == 0 {
-            String::new()
-        } else {
-            length.to_string()
-        };
-        let to_sign = format!(
-            "{method}\n\n\n{length}\n\n{}\n\n\n\n\n\n\n{canonical_headers}/{}{}{canonical_query}",
-            get("content-type"),
-            self.account,
-            url.path(),
-        );
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key.0).expect("HMAC takes any key length");
-        mac.update(to_sign.as_bytes());
-        let signature =
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-        format!("SharedKey {}:{signature}", self.account)
     }
 
     async fn send(
@@ -130,21 +61,8 @@ impl AzureBlob {
             location: location.clone(),
             reason: e.to_string(),
         })?;
-        let date = jiff::Timestamp::now()
-            .strftime("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let mut headers = vec![
-            ("x-ms-date", date),
-            ("x-ms-version", API_VERSION.to_string()),
-        ];
-        headers.extend(extra.iter().cloned());
-        let length = content.map(|(_, n)| n).unwrap_or(0);
-        let auth = self.authorization(&method, &parsed, &headers, length);
-        let mut request = self
-            .http
-            .request(method, parsed)
-            .header(header::AUTHORIZATION, auth);
-        for (k, v) in &headers {
+        let mut request = self.http.request(method, parsed);
+        for (k, v) in extra {
             request = request.header(*k, v);
         }
         if let Some((content, length)) = content {
@@ -155,8 +73,14 @@ impl AzureBlob {
             })?;
             request = request.header(header::CONTENT_LENGTH, length).body(data);
         }
-        let response = request
-            .send()
+        let mut request = request.build().map_err(|e| BackendError::Unreachable {
+            location: location.clone(),
+            reason: e.to_string(),
+        })?;
+        self.account.sign(&mut request);
+        let response = self
+            .http
+            .execute(request)
             .await
             .map_err(|e| BackendError::Unreachable {
                 location: location.clone(),
@@ -166,12 +90,7 @@ impl AzureBlob {
         if status.is_success() {
             return Ok(response);
         }
-        let code = response
-            .headers()
-            .get("x-ms-error-code")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let code = error_code(&response);
         if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
             return Err(BackendError::Auth {
                 location,
@@ -188,7 +107,9 @@ impl AzureBlob {
 
     /// Creates the container if it does not exist yet.
     pub async fn ensure_container(&self) -> Result<()> {
-        let url = format!("{}/{}?restype=container", self.endpoint, self.container);
+        let url = self
+            .account
+            .url(&format!("{}?restype=container", self.container));
         match self
             .send(Method::PUT, &url, &[], None, "creating the container")
             .await
@@ -229,9 +150,12 @@ impl AzureBlob {
 #[async_trait]
 impl Backend for AzureBlob {
     fn location(&self) -> String {
-        format!("{}/{}/{}", self.endpoint, self.container, self.prefix)
-            .trim_end_matches('/')
-            .to_string()
+        format!(
+            "{}/{}/{}",
+            self.account.endpoint, self.container, self.prefix
+        )
+        .trim_end_matches('/')
+        .to_string()
     }
 
     async fn has_blob(&self, digest: &str) -> Result<bool> {

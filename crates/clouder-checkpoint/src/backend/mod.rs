@@ -7,7 +7,8 @@ mod local;
 mod registry;
 mod s3;
 
-pub use azure::{AccountKey, AzureBlob};
+pub use azure::AzureBlob;
+pub use clouder_remote::shared_key::AccountKey;
 pub use local::LocalDir;
 pub use registry::{Credentials, Registry};
 pub use s3::S3;
@@ -88,19 +89,9 @@ pub async fn open(destination: &str) -> Result<Box<dyn Backend>> {
                 "an Azure Blob location is azblob://ACCOUNT/CONTAINER[/PREFIX]",
             ));
         };
-        let key = env("AZURE_STORAGE_KEY")
-            .ok_or_else(|| bad("set AZURE_STORAGE_KEY to the storage account's key"))?;
-        let key = AccountKey::from_base64(&key)
-            .map_err(|e| bad(&format!("AZURE_STORAGE_KEY is not base64: {e}")))?;
-        let endpoint = env("AZURE_STORAGE_BLOB_ENDPOINT")
-            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-        let backend = AzureBlob::new(
-            &endpoint,
-            account,
-            key,
-            container,
-            parts.next().unwrap_or(""),
-        );
+        let account =
+            clouder_remote::shared_key::BlobAccount::from_env(account).map_err(|e| bad(&e))?;
+        let backend = AzureBlob::in_account(account, container, parts.next().unwrap_or(""));
         backend.ensure_container().await?;
         return Ok(Box::new(backend));
     }
@@ -145,15 +136,7 @@ pub async fn push(backend: &dyn Backend, image: &OciImage, tag: &str) -> Result<
 }
 
 /// An error with its causes, e.g. "error sending request: connection refused".
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
+pub(crate) use clouder_remote::error_chain;
 
 /// A blob's bytes as a request body, streamed from disk for the archive.
 async fn body(content: &Content) -> std::io::Result<reqwest::Body> {

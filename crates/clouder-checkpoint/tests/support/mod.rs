@@ -277,25 +277,11 @@ pub fn moto() -> String {
 
 /// Azurite's blob service, one per test binary: its endpoint for the well-known dev account.
 pub fn azurite() -> String {
-    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-    let port = PORT.get_or_init(|| {
-        let dir = installed("CLOUDER_TEST_AZURITE_DIR", "/var/tmp/clouder-peers/azurite", "node_modules/.bin/azurite-blob");
-        let data = tempfile::tempdir().unwrap().keep();
-        clouder_testenv::peer::shared(
-            "azurite-blob",
-            &format!(
-                "{} --blobHost 127.0.0.1 --blobPort {{port}} --location {} --skipApiVersionCheck --silent",
-                dir.join("node_modules/.bin/azurite-blob").display(),
-                data.display()
-            ),
-        )
-    });
-    format!("http://127.0.0.1:{port}/devstoreaccount1")
+    clouder_testenv::azurite::endpoint().to_string()
 }
 
-pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-pub const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+#[allow(unused_imports)]
+pub use clouder_testenv::azurite::{ACCOUNT as AZURITE_ACCOUNT, KEY as AZURITE_KEY};
 
 /// A container named `counter` running `script` with busybox's shell, its own pid namespace,
 /// logging to `counter/0.log`.

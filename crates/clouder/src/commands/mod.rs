@@ -31,19 +31,27 @@ use clouder_state::{Context, StateStore};
 use std::io::IsTerminal;
 use std::path::Path;
 
-pub async fn run(cli: Cli) -> Result<()> {
+pub async fn run(mut cli: Cli) -> Result<()> {
     let mut home = Home::from_env();
+    // The shared state: --state, else CLOUDER_STATE, else the config file's.
+    if cli.global.state.is_none() {
+        cli.global.state = home.state_url()?;
+    }
     let g = &cli.global;
-    // Breaking a lock must not wait for that lock.
-    let unlocking = matches!(cli.command, Command::State(StateCommand::Unlock { .. }));
-    let (Some(url), false) = (&g.state, unlocking) else {
+    // Breaking a lock must not wait for that lock; pull and push handle the shared state whole.
+    let whole = matches!(
+        cli.command,
+        Command::State(
+            StateCommand::Unlock { .. } | StateCommand::Pull { .. } | StateCommand::Push { .. }
+        )
+    );
+    let (Some(url), false) = (&g.state, whole) else {
         return dispatch(&home, g, cli.command).await;
     };
-    let command: Vec<String> = std::env::args().skip(1).take(3).collect();
     let session = crate::remote_state::Session::open(
         &mut home,
         url,
-        &format!("clouder {}", command.join(" ")),
+        &running_command(),
         std::time::Duration::from_secs(g.lock_timeout),
     )
     .await?;
@@ -53,20 +61,57 @@ pub async fn run(cli: Cli) -> Result<()> {
     result.and(closed)
 }
 
+/// What this process runs, for the lock's holder record: `clouder kubeadm create demo`.
+fn running_command() -> String {
+    let command: Vec<String> = std::env::args().skip(1).take(3).collect();
+    format!("clouder {}", command.join(" "))
+}
+
 async fn state(home: &Home, g: &Global, command: StateCommand) -> Result<()> {
+    use crate::remote_state::{self, Copied};
+    let shared = |what: &str| {
+        g.state.clone().ok_or_else(|| {
+            Usage(format!(
+                "state {what}: name the shared state with --state URL (or CLOUDER_STATE, or clouder.state in clouder.yaml)"
+            ))
+        })
+    };
+    let said = |copied: &Copied, from: &str, to: &str| match copied {
+        Copied::Written => format!("State copied from {from} to {to}.\n"),
+        Copied::Replaced => {
+            format!("State copied from {from} to {to}, replacing what was there.\n")
+        }
+        Copied::Unchanged => format!("{to} already holds the state of {from}; nothing copied.\n"),
+    };
     match command {
         StateCommand::Migrate { to } => {
-            crate::remote_state::migrate(home, &to).await?;
+            remote_state::migrate(home, &to).await?;
             let out = serde_json::json!({"from": home.state_db, "to": to});
             crate::output::emit(g.output, &out, || format!("State copied to {to}.\n"))
         }
+        StateCommand::Pull { to, force } => {
+            let url = shared("pull")?;
+            let file = to.unwrap_or_else(|| home.state_db.clone());
+            let copied = remote_state::pull(&url, &file, force).await?;
+            let out = serde_json::json!({"from": url, "to": file, "result": copied});
+            crate::output::emit(g.output, &out, || {
+                said(&copied, &url, &file.display().to_string())
+            })
+        }
+        StateCommand::Push { from, force } => {
+            let url = shared("push")?;
+            let file = from.unwrap_or_else(|| home.state_db.clone());
+            let timeout = std::time::Duration::from_secs(g.lock_timeout);
+            let copied =
+                remote_state::push(&url, &file, force, &running_command(), timeout).await?;
+            let out = serde_json::json!({"from": file, "to": url, "result": copied});
+            crate::output::emit(g.output, &out, || {
+                said(&copied, &file.display().to_string(), &url)
+            })
+        }
         StateCommand::Unlock { id, .. } => {
-            let Some(url) = &g.state else {
-                return Err(
-                    Usage("state unlock: name the shared state with --state URL".into()).into(),
-                );
-            };
-            let holder = crate::remote_state::force_unlock(url, &id).await?;
+            let url = shared("unlock")?;
+            let holder = remote_state::force_unlock(&url, &id).await?;
             let out = serde_json::json!({"unlocked": holder.id});
             crate::output::emit(g.output, &out, || {
                 format!("Broke the lock held by {holder}.\n")

@@ -69,7 +69,12 @@ impl Env {
 
     /// Runs and insists on success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_with(args, &[])
+    }
+
+    /// Runs with extra environment and insists on success; returns stdout.
+    pub fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.run_with(args, env);
         assert!(
             out.status.success(),
             "clouder {args:?} failed:\n{}",
@@ -78,11 +83,11 @@ impl Env {
         text(&out.stdout)
     }
 
-    /// `create NAME` with test defaults, as JSON.
-    pub fn create(&self, name: &str, workers: u32, extra: &[&str]) -> serde_json::Value {
+    /// The arguments of `create NAME` with test defaults, output as JSON.
+    pub fn create_args(&self, name: &str, workers: u32) -> Vec<String> {
+        let key = self.key().display().to_string();
         let workers = workers.to_string();
-        let key = self.key();
-        let mut args = vec![
+        [
             "kubeadm",
             "create",
             name,
@@ -93,10 +98,18 @@ impl Env {
             "--image",
             IMAGE,
             "--ssh-public-key",
-            key.to_str().unwrap(),
+            &key,
             "-o",
             "json",
-        ];
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// `create NAME` with test defaults, as JSON.
+    pub fn create(&self, name: &str, workers: u32, extra: &[&str]) -> serde_json::Value {
+        let args = self.create_args(name, workers);
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         serde_json::from_str(&self.ok(&args)).unwrap()
     }

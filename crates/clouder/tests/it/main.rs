@@ -18,6 +18,7 @@ mod services;
 mod setup;
 mod ssh_provider;
 mod state;
+mod state_azblob;
 mod terraform;
 mod userdata;
 mod workflows;
