@@ -638,6 +638,9 @@ pub struct UpgradeArgs {
     /// Version to upgrade to (one minor at most); default the spec's, which this then records.
     #[arg(long)]
     pub k8s_version: Option<String>,
+    /// Take the version and the package sources from this spec (the cluster it names).
+    #[arg(short = 'f', long, conflicts_with = "name")]
+    pub file: Option<PathBuf>,
     /// Connect to the machines' `public` (default, or spec.ssh.address) or `private` addresses.
     #[arg(long)]
     pub address: Option<clouder_spec::AddressKind>,

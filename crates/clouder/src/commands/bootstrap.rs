@@ -178,8 +178,35 @@ pub(super) fn dry_run(g: &Global, cluster: &Cluster, formation: &Formation) -> R
     })
 }
 
+/// A set-up cluster changes its Kubernetes version only through `upgrade-kubelet`, in kubeadm's
+/// order: re-running the bootstrap would move the packages under a running control plane.
+pub(super) fn refuse_version_change(
+    record: Option<&ClusterRecord>,
+    cluster: &Cluster,
+) -> Result<()> {
+    let Some(record) = record.filter(|r| r.setup_complete) else {
+        return Ok(());
+    };
+    let recorded = record
+        .spec
+        .pointer("/spec/kubernetes/version")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .trim_start_matches('v');
+    let wanted = cluster.spec.kubernetes.version.trim_start_matches('v');
+    if recorded != wanted {
+        bail!(Usage(format!(
+            "`{name}` runs Kubernetes {recorded}; nothing was changed. To move it to {wanted}, run \
+             `clouder kubeadm upgrade-kubelet {name} -f SPEC` (a rolling upgrade in kubeadm's order)",
+            name = record.name
+        )));
+    }
+    Ok(())
+}
+
 pub async fn converge(home: &Home, g: &Global, cluster: Cluster, run: &RunFlags) -> Result<()> {
     let name = cluster.name().to_string();
+    refuse_version_change(home.store()?.cluster(&name)?.as_ref(), &cluster)?;
     let formation = ssh_formation(&cluster, None);
     if run.dry_run {
         return dry_run(g, &cluster, &formation);

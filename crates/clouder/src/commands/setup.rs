@@ -249,6 +249,7 @@ pub async fn setup(home: &Home, g: &Global, args: SetupArgs) -> Result<()> {
     let mut cluster: Cluster =
         serde_json::from_value(record.spec.clone()).context("the recorded spec does not parse")?;
     apply_flags(&mut cluster, &args)?;
+    super::bootstrap::refuse_version_change(Some(&record), &cluster)?;
     let address = args.address.unwrap_or(cluster.spec.ssh.address);
     let formation = match cluster.spec.provider {
         Provider::Ssh => super::bootstrap::ssh_formation(&cluster, Some(&args.ssh)),

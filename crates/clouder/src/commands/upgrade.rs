@@ -212,7 +212,14 @@ async fn roll(cx: &Context<'_>, fleet: &Fleet, formation: &Formation) -> Vec<Row
 }
 
 pub async fn upgrade_kubelet(home: &Home, g: &Global, args: UpgradeArgs) -> Result<()> {
-    let name = resolve_name(home, args.name.clone())?;
+    let from_file = match &args.file {
+        Some(file) => Some(super::converge::named_or_file(home, None, Some(file))?),
+        None => None,
+    };
+    let name = match &from_file {
+        Some(c) => c.name().to_string(),
+        None => resolve_name(home, args.name.clone())?,
+    };
     let store = home.store()?;
     let Some(record) = store.cluster(&name)? else {
         bail!(Usage(format!(
@@ -227,6 +234,11 @@ pub async fn upgrade_kubelet(home: &Home, g: &Global, args: UpgradeArgs) -> Resu
     }
     let mut cluster: Cluster =
         serde_json::from_value(record.spec.clone()).context("the recorded spec does not parse")?;
+    // Only what an upgrade changes comes from the file: the version and where packages come from.
+    if let Some(file) = from_file {
+        cluster.spec.kubernetes = file.spec.kubernetes;
+        cluster.spec.sources = file.spec.sources;
+    }
     if let Some(version) = &args.k8s_version {
         cluster.spec.kubernetes.version = version.trim_start_matches('v').to_string();
     }
