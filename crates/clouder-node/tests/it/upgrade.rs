@@ -2,17 +2,24 @@
 //! the order kubeadm documents — kubeadm first, the control plane, then the kubelet.
 
 use crate::phases::{hosts, shellcheck};
+use clouder_node::Facts;
 use clouder_node::phases::{Node, NodePlan};
 use clouder_node::upgrade::{self, Part};
 use clouder_spec::Sources;
 
-#[test]
-fn every_step_of_every_part_is_golden_and_passes_shellcheck() {
+/// An Ubuntu host upgrading to 1.33.2 from the default sources.
+fn plan() -> (NodePlan, Facts) {
     let plan = NodePlan {
         kubernetes_version: "1.33.2".into(),
         sources: Sources::default(),
     };
     let [ubuntu, _] = hosts();
+    (plan, ubuntu)
+}
+
+#[test]
+fn every_step_of_every_part_is_golden_and_passes_shellcheck() {
+    let (plan, ubuntu) = plan();
     let node = Node {
         plan: &plan,
         facts: &ubuntu,
@@ -43,11 +50,7 @@ fn every_step_of_every_part_is_golden_and_passes_shellcheck() {
 
 #[test]
 fn kubeadm_moves_alone_before_the_kubelet() {
-    let plan = NodePlan {
-        kubernetes_version: "1.33.2".into(),
-        sources: Sources::default(),
-    };
-    let [ubuntu, _] = hosts();
+    let (plan, ubuntu) = plan();
     let node = Node {
         plan: &plan,
         facts: &ubuntu,

@@ -386,14 +386,10 @@ pub(super) async fn finish(
     }
     let failed = done.failed();
     if failed > 0 {
-        let lines: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.error.as_ref().map(|e| format!("  {e}")))
-            .collect();
         bail!(
             "{failed} of {} host(s) failed; the others are done. Fix the cause and re-run to resume:\n{}",
             rows.len(),
-            lines.join("\n")
+            indented(rows.iter().filter_map(|r| r.error.as_deref()))
         );
     }
     Ok(())
@@ -498,6 +494,14 @@ async fn form(
     // The first control plane leads; the spec's order is kept otherwise.
     members.sort_by_key(|m| !m.control_plane);
     cluster::form(fleet, &inputs, &members).await
+}
+
+/// Hosts' errors, one indented line each, for the message a failed run ends with.
+pub(super) fn indented<'a>(errors: impl Iterator<Item = &'a str>) -> String {
+    errors
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -314,13 +314,9 @@ pub async fn upgrade_kubelet(home: &Home, g: &Global, args: UpgradeArgs) -> Resu
         )
     })?;
     if failed > 0 {
-        let lines: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.error.as_ref().map(|e| format!("  {e}")))
-            .collect();
         bail!(
             "the upgrade to {target} stopped: {failed} node(s) failed, later waves were not started. Fix the cause and re-run to resume:\n{}",
-            lines.join("\n")
+            super::bootstrap::indented(rows.iter().filter_map(|r| r.error.as_deref()))
         );
     }
     Ok(())
