@@ -50,7 +50,10 @@ pub struct Fleet {
     pub pins: Arc<dyn KeyPins>,
     /// Hosts worked on at once.
     pub parallelism: usize,
-    pub timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// How long one command may run: package installs on a slow mirror take minutes.
+    pub command_timeout: Duration,
     /// Connection attempts per host (transient network errors only).
     pub attempts: u32,
     /// Told what every host is doing.
@@ -63,7 +66,8 @@ impl Fleet {
             key,
             pins,
             parallelism: 30,
-            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(20 * 60),
             attempts: 3,
             watch: Arc::new(Unwatched),
         }
@@ -74,9 +78,16 @@ impl Fleet {
         let mut attempt = 0;
         loop {
             let expected = self.pins.pinned(&host.address);
-            match Session::connect(host, self.key.clone(), expected.clone(), self.timeout).await {
+            let connecting = Session::connect(
+                host,
+                self.key.clone(),
+                expected.clone(),
+                self.connect_timeout,
+            );
+            match connecting.await {
                 Ok(mut session) => {
                     session.watch = self.watch.clone();
+                    session.timeout = self.command_timeout;
                     if expected.is_none() {
                         self.pins.pin(&host.address, &session.host_key);
                     }

@@ -111,7 +111,8 @@ pub struct Session {
     host: Host,
     /// SHA256 fingerprint of the host key, to record when it was not pinned yet.
     pub host_key: String,
-    timeout: Duration,
+    /// How long one command may run (the connect timeout until the caller says otherwise).
+    pub timeout: Duration,
     /// sshd refuses channels past `MaxSessions` (10 by default) on one connection.
     channels: tokio::sync::Semaphore,
     /// Told about this host's steps and script output.

@@ -10,7 +10,8 @@ pub mod network;
 pub mod resource_group;
 
 use crate::cloud::{
-    ArmType, Found, RESOURCE_TAG, ROLE_ASSIGNMENT, SUBNET, Scope, VIRTUAL_NETWORK, observe, tag,
+    ArmType, Found, RESOURCE_TAG, ROLE_ASSIGNMENT, SECURITY_GROUP, SUBNET, Scope, VIRTUAL_NETWORK,
+    observe, tag,
 };
 use async_trait::async_trait;
 use clouder_engine::{Error, Graph, GraphError, Observed, Outputs, Resource};
@@ -150,8 +151,22 @@ impl ArmResource {
         Ok(body)
     }
 
-    async fn write(&self, deps: &Outputs) -> Result<Observed, Error> {
-        let body = self.desired(deps)?;
+    /// The body to PUT: the desired one, plus — in a shared array — the elements others added.
+    async fn write(&self, deps: &Outputs, found: Option<&Observed>) -> Result<Observed, Error> {
+        let mut body = self.desired(deps)?;
+        if let (Some(pointer), Some(found)) = (shared_array(self.ty), found)
+            && let (Some(Value::Array(have)), Some(Value::Array(want))) =
+                (found.attrs.get(pointer), body.pointer_mut(pointer))
+        {
+            let ours: Vec<Value> = want.iter().map(|w| w["name"].clone()).collect();
+            want.extend(have.iter().filter(|h| !ours.contains(&h["name"])).map(|h| {
+                let mut properties = h["properties"].clone();
+                if let Some(p) = properties.as_object_mut() {
+                    p.remove("provisioningState");
+                }
+                serde_json::json!({ "name": h["name"], "properties": properties })
+            }));
+        }
         let written = self
             .scope
             .cloud
@@ -159,6 +174,25 @@ impl ArmResource {
             .put(&self.arm_id, self.ty.api_version, &body)
             .await?;
         Ok(observe(self.ty, &written, self.checked))
+    }
+}
+
+/// Arrays other writers add to — cloud-provider-azure adds each `LoadBalancer` Service's rules to
+/// the cluster's NSG — where clouder owns its named elements only: the others are neither drift
+/// nor removed by a write.
+fn shared_array(ty: &ArmType) -> Option<&'static str> {
+    (*ty == SECURITY_GROUP).then_some("/properties/securityRules")
+}
+
+/// Whether each wanted element of a named array is there, as wanted, whatever else is.
+fn contains_named(have: &Value, want: &Value) -> bool {
+    match (want, have) {
+        (Value::Array(w), Value::Array(h)) => w.iter().all(|wv| {
+            h.iter()
+                .find(|hv| hv.get("name") == wv.get("name"))
+                .is_some_and(|hv| contains(hv, wv))
+        }),
+        _ => contains(have, want),
     }
 }
 
@@ -247,14 +281,19 @@ impl Resource for ArmResource {
         for pointer in self.checked {
             let want = self.body.pointer(pointer).cloned().unwrap_or_default();
             let have = found.attrs.get(*pointer).cloned().unwrap_or_default();
-            if !contains(&have, &want) {
+            let holds = if shared_array(self.ty) == Some(*pointer) {
+                contains_named(&have, &want)
+            } else {
+                contains(&have, &want)
+            };
+            if !holds {
                 changes.push(format!("{pointer}: is {have}, spec says {want}"));
             }
         }
         changes
     }
     async fn create(&self, deps: &Outputs) -> Result<Observed, Error> {
-        self.write(deps).await
+        self.write(deps, None).await
     }
     async fn update(&self, deps: &Outputs, found: &Observed) -> Result<Observed, Error> {
         if self.immutable {
@@ -264,7 +303,7 @@ impl Resource for ArmResource {
                 self.changes(found).join("; ")
             )));
         }
-        self.write(deps).await
+        self.write(deps, Some(found)).await
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         self.scope
@@ -289,5 +328,24 @@ mod tests {
         assert!(!contains(&opened, &want));
         assert!(contains(&json!("Standard_B4MS"), &json!("Standard_B4ms")));
         assert!(!contains(&json!([{"name": "api"}]), &want));
+    }
+
+    #[test]
+    fn a_shared_array_holds_when_each_named_element_is_as_wanted() {
+        let want =
+            json!([{"name": "ssh", "properties": {"sourceAddressPrefixes": ["203.0.113.7/32"]}}]);
+        let with_foreign = json!([
+            {"name": "k8s-TCP-443", "properties": {"sourceAddressPrefix": "Internet"}},
+            {"name": "ssh", "properties": {"priority": 100, "sourceAddressPrefixes": ["203.0.113.7/32"]}}
+        ]);
+        assert!(contains_named(&with_foreign, &want));
+        assert!(
+            !contains(&with_foreign, &want),
+            "a plain array wants the same length"
+        );
+        let opened =
+            json!([{"name": "ssh", "properties": {"sourceAddressPrefixes": ["0.0.0.0/0"]}}]);
+        assert!(!contains_named(&opened, &want));
+        assert!(!contains_named(&json!([]), &want));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 fn fleet(lab: &Lab) -> (Fleet, Arc<MemoryPins>) {
     let pins = Arc::new(MemoryPins::default());
     let mut fleet = Fleet::new(load_key(&lab.client_key()).unwrap(), pins.clone());
-    fleet.timeout = Duration::from_secs(3);
+    fleet.connect_timeout = Duration::from_secs(3);
     fleet.attempts = 1;
     (fleet, pins)
 }

@@ -276,6 +276,112 @@ async fn put_group(endpoint: &str, group: &str) {
     assert_eq!(response.status(), 201);
 }
 
+/// PUTs `body` at `path` (with its api-version) as another ARM client would, and — like any
+/// such client — waits for the operation to finish. Returns the PUT's status.
+async fn put_and_wait(endpoint: &str, path: &str, body: &Value) -> u16 {
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!("{endpoint}{path}"))
+        .bearer_auth("t")
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = put.status().as_u16();
+    if let Some(operation) = put.headers().get("azure-asyncoperation") {
+        let operation = operation.to_str().unwrap().to_string();
+        loop {
+            let state: Value = http
+                .get(&operation)
+                .bearer_auth("t")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if state["status"] != "InProgress" {
+                assert_eq!(state["status"], "Succeeded", "{state}");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_the_cloud_provider_adds_to_the_nsg_are_kept_and_clouders_own_are_enforced() {
+    let arm = fake_arm().await;
+    let endpoint = arm.endpoint();
+    let env = Env::new();
+    let (name, group) = ("aznsg", "aznsg-rg");
+    env.create_azure(&endpoint, name, 0, &[]);
+    let nsg_path = format!(
+        "/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/networkSecurityGroups/{name}-nsg?api-version=2024-05-01"
+    );
+    let rules = |nsg: &Value| -> Vec<String> {
+        nsg["properties"]["securityRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // cloud-provider-azure opens an ingress Service's port as a rule of its own.
+    let mut nsg = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkSecurityGroups",
+        &format!("{name}-nsg"),
+    );
+    let ccm_rule = "a1b2c3d4e5f6-TCP-443-Internet";
+    nsg["properties"]["securityRules"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": ccm_rule,
+        "properties": { "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "443",
+            "sourceAddressPrefix": "Internet", "destinationAddressPrefix": "*",
+            "access": "Allow", "priority": 500, "direction": "Inbound" },
+    }));
+    assert_eq!(put_and_wait(&endpoint, &nsg_path, &nsg).await, 200);
+
+    let again = env.create_azure(&endpoint, name, 0, &[]);
+    assert_eq!(count(&again, "/calls/mutating"), 0, "not drift: {again}");
+
+    // clouder's own SSH rule opened to the world is drift: put back, the foreign rule kept.
+    let mut nsg = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkSecurityGroups",
+        &format!("{name}-nsg"),
+    );
+    for rule in nsg["properties"]["securityRules"].as_array_mut().unwrap() {
+        if rule["properties"]["destinationPortRange"] == "22" {
+            rule["properties"]["sourceAddressPrefixes"] = serde_json::json!(["0.0.0.0/0"]);
+        }
+    }
+    assert_eq!(put_and_wait(&endpoint, &nsg_path, &nsg).await, 200);
+    let fixed = env.create_azure(&endpoint, name, 0, &[]);
+    assert_eq!(count(&fixed, "/result/updated"), 1, "{fixed}");
+    let nsg = get(
+        &arm,
+        group,
+        "Microsoft.Network/networkSecurityGroups",
+        &format!("{name}-nsg"),
+    );
+    assert!(rules(&nsg).contains(&ccm_rule.to_string()), "{nsg}");
+    let ssh = nsg["properties"]["securityRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["properties"]["destinationPortRange"] == "22")
+        .unwrap();
+    assert_eq!(
+        ssh["properties"]["sourceAddressPrefixes"],
+        serde_json::json!(["203.0.113.7/32"]),
+        "{ssh}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_existing_resource_group_is_used_and_kept_unless_delete_rg() {
     let arm = fake_arm().await;
@@ -382,35 +488,7 @@ async fn arm_errors_reach_the_user_verbatim_with_the_resource_id() {
     let http = reqwest::Client::new();
     let nic = serde_json::json!({ "location": LOCATION, "properties": { "ipConfigurations": [
         { "name": "ipconfig1", "properties": { "subnet": { "id": subnet } } } ] } });
-    let put = http
-        .put(format!("{endpoint}{foreign}"))
-        .bearer_auth("t")
-        .json(&nic)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
-    // Like any ARM client, wait for the NIC's creation to finish before touching it again.
-    let operation = put.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    loop {
-        let status: serde_json::Value = http
-            .get(&operation)
-            .bearer_auth("t")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["status"] != "InProgress" {
-            assert_eq!(status["status"], "Succeeded", "{status}");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    assert_eq!(put_and_wait(&endpoint, &foreign, &nic).await, 201);
 
     let out = env.run_azure(
         &endpoint,
