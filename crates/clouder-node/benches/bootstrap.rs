@@ -136,17 +136,16 @@ fn main() {
     };
     let kit = NodeKit::shared(&format!("{VERSION}-1.1"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let figures: Vec<Figures> = sizes
-        .iter()
-        .map(|&n| runtime.block_on(measure(n, kit)))
-        .collect();
     println!(
         "{:>6} {:>12} {:>12} {:>12} {:>10} {:>14}",
         "hosts", "phases", "init+joins", "total", "ratio/1", "no-op re-run"
     );
-    let base = (figures[0].prepare + figures[0].form).as_secs_f64();
-    for f in &figures {
+    let mut base = None;
+    let mut last = None;
+    for &n in &sizes {
+        let f = runtime.block_on(measure(n, kit));
         let total = (f.prepare + f.form).as_secs_f64();
+        let base = *base.get_or_insert(total);
         println!(
             "{:>6} {:>11.1}s {:>11.1}s {:>11.1}s {:>10.2} {:>13.2}s",
             f.hosts,
@@ -156,8 +155,9 @@ fn main() {
             total / base,
             f.rerun.as_secs_f64()
         );
+        last = Some(f);
     }
-    let last = figures.last().unwrap();
+    let last = last.expect("at least one size");
     println!(
         "no-op re-run of {} hosts, slowest host per phase:",
         last.hosts

@@ -291,7 +291,9 @@ impl LabHost {
             .spawn()
             .expect("sshd (apt-get install openssh-server)");
         self.sshd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // A booted host starts systemd first: on a loaded machine that takes a while.
+        let deadline =
+            Instant::now() + Duration::from_secs(if self.rootfs.is_some() { 90 } else { 30 });
         while TcpStream::connect_timeout(
             &format!("{}:22", self.address).parse().unwrap(),
             Duration::from_millis(200),
