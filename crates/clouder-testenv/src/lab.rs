@@ -145,6 +145,9 @@ impl Lab {
         if base.is_some() {
             // Booted hosts reach the package registry through this machine, as VMs through a NAT.
             sh(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+            // Every booted systemd holds inotify instances of its own (all as root): the default
+            // 128 per user stops the ~22nd host from starting sshd.
+            raise_sysctl("fs.inotify.max_user_instances", 8192);
             let rule = masquerade("-A", &subnet, &bridge);
             sh(&rule.iter().map(String::as_str).collect::<Vec<_>>());
         }
@@ -448,6 +451,18 @@ impl Drop for Lab {
             let rule = masquerade("-D", &self.subnet, &self.bridge);
             let _ = Command::new(&rule[0]).args(&rule[1..]).status();
         }
+    }
+}
+
+/// Sets `key` to at least `value` (a larger setting of the machine is kept).
+fn raise_sysctl(key: &str, value: u64) {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let now: u64 = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if now < value {
+        sh(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
     }
 }
 
