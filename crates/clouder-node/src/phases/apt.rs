@@ -91,20 +91,14 @@ impl AptInstall {
             Some(p) => lines.push(file_is(&self.preferences_file(), &p)),
             None => lines.push(format!("[ ! -e {} ]", quote(&self.preferences_file()))),
         }
-        let held = "held=$(apt-mark showhold)".to_string();
-        lines.push(held);
+        // One dpkg-query a package (apt-mark would load apt's whole cache): `hi` is held and
+        // installed, then the version.
+        let version = self.version.as_deref().unwrap_or("*");
         for package in &self.packages {
-            let p = quote(package);
-            // Installed (`ii`, or `hi` once held).
             lines.push(format!(
-                "[[ \"$(dpkg-query -W -f='${{db:Status-Abbrev}}' {p} 2>/dev/null)\" == ?i* ]]"
+                "[[ \"$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' {} 2>/dev/null)\" == hi?\\|{version} ]]",
+                quote(package)
             ));
-            lines.push(format!("grep -qx {p} <<<\"$held\""));
-            if let Some(version) = &self.version {
-                lines.push(format!(
-                    "[[ \"$(dpkg-query -W -f='${{Version}}' {p})\" == {version} ]]"
-                ));
-            }
         }
         lines
     }
