@@ -347,6 +347,38 @@ async fn rules_the_cloud_provider_adds_to_the_nsg_are_kept_and_clouders_own_are_
     let again = env.create_azure(&endpoint, name, 0, &[]);
     assert_eq!(count(&again, "/calls/mutating"), 0, "not drift: {again}");
 
+    // `setup` finds the machines ARM made: the control plane at its public address, the API
+    // behind the load balancer's.
+    let ip = |ip_name: &str| {
+        get(&arm, group, "Microsoft.Network/publicIPAddresses", ip_name)["properties"]["ipAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let plan: Value = serde_json::from_str(&env.ok_azure(
+        &endpoint,
+        &["kubeadm", "setup", name, "--dry-run", "-o", "json"],
+    ))
+    .unwrap();
+    let vm = get(
+        &arm,
+        group,
+        "Microsoft.Compute/virtualMachines",
+        &format!("{name}-master"),
+    );
+    let login = vm["properties"]["osProfile"]["adminUsername"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        plan["hosts"],
+        serde_json::json!([format!("{login}@{}:22", ip(&format!("{name}-master-ip")))]),
+        "as the VM's admin user: {plan}"
+    );
+    assert_eq!(
+        plan["endpoint"],
+        format!("{}:6443", ip(&format!("{name}-lb-ip")))
+    );
+
     // clouder's own SSH rule opened to the world is drift: put back, the foreign rule kept.
     let mut nsg = get(
         &arm,
