@@ -367,6 +367,53 @@ async fn a_budget_that_never_allows_it_times_out_naming_the_pods() {
     assert!(text.contains("disruption budget"), "{text}");
 }
 
+/// An operator that tolerates every NoSchedule taint comes back to the cordoned node: the drain
+/// moves the pods it found there, once, and ends (as `kubectl drain`), never chasing the new one.
+#[tokio::test]
+async fn a_replacement_that_tolerates_the_cordon_is_not_chased() {
+    let (_kube, client) = cluster().await;
+    let kubelet = Kubelet::new(client.clone());
+    kubelet
+        .register(&NodeConfig::new("only").cpu("4"))
+        .await
+        .unwrap();
+    let _running = kubelet.start();
+    let applier = Applier::new(client.clone());
+    let objects = parse(
+        "operator.yaml",
+        &WEB.replace(
+            "      containers:",
+            "      tolerations: [{operator: Exists, effect: NoSchedule}]\n      containers:",
+        )
+        .replace("replicas: 2", "replicas: 1"),
+    )
+    .unwrap();
+    applier.apply(&objects).await.unwrap();
+    wait::rollout(
+        &applier,
+        &ObjectRef::of(&objects[0]),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let options = DrainOptions {
+        timeout: Duration::from_secs(5),
+        retry: Duration::from_millis(100),
+    };
+    let report = drain::drain(&client, "only", &options).await.unwrap();
+    assert_eq!(report.evicted.len(), 1, "{report:?}");
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let back: Vec<String> = pods
+        .items
+        .iter()
+        .map(|p| format!("default/{}", p.metadata.name.clone().unwrap()))
+        .collect();
+    assert!(!back.contains(&report.evicted[0]), "{back:?}");
+}
+
 #[tokio::test]
 async fn teardown_releases_load_balancers_and_claims_but_leaves_other_services() {
     let (_kube, client) = cluster().await;
