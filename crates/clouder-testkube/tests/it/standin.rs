@@ -117,7 +117,7 @@ async fn kubectl_with_a_bootstrap_token_may_discover_and_register_a_node_only() 
             "nodes \"joined\" is forbidden: User \"system:bootstrap:abcdef\" cannot delete resource \"nodes\" in API group \"\" at the cluster scope",
         ),
         (
-            vec!["get", "configmap", "kubeadm-config", "-n", "kube-system"],
+            vec!["get", "configmap", "coredns", "-n", "kube-system"],
             "is forbidden: User \"system:bootstrap:abcdef\" cannot get resource \"configmaps\"",
         ),
     ] {
@@ -305,6 +305,7 @@ async fn cluster_info_is_public_and_signed_for_each_token_and_unknown_tokens_are
 async fn a_control_plane_join_proves_the_certificate_key() {
     let (kube, _) = start().await;
     let ca = cluster(&kube, TOKEN, "30m").await;
+    recorded_cluster(&kube, "v1.33.2").await;
     let hash = pki::spki_hash(&ca).unwrap();
     let (_dir, cp) = host("cp");
     admin_conf(&kube, &cp);
@@ -340,6 +341,13 @@ async fn a_control_plane_join_proves_the_certificate_key() {
         .await
         .unwrap();
     assert!(other.exists("/etc/kubernetes/kubelet.conf"));
+    let manifest = other
+        .read("/etc/kubernetes/manifests/kube-apiserver.yaml")
+        .unwrap();
+    assert!(
+        manifest.contains("image: registry.k8s.io/kube-apiserver:v1.33.2\n"),
+        "at the cluster's version, for `upgrade node` to move: {manifest}"
+    );
 }
 
 #[tokio::test]

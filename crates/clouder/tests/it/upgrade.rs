@@ -349,7 +349,7 @@ fn a_cluster_is_upgraded_node_by_node_then_a_host_joins_and_leaves_it() {
     assert!(
         nodes(&kubeconfig)
             .iter()
-            .all(|n| n["spec"]["unschedulable"].is_null()),
+            .all(|n| n["spec"]["unschedulable"] != true),
         "every node uncordoned"
     );
     let after = eventually("the web pods to run again", || {
@@ -423,6 +423,12 @@ fn a_cluster_is_upgraded_node_by_node_then_a_host_joins_and_leaves_it() {
             .any(|t| t["key"] == "dedicated" && t["value"] == "ml" && t["effect"] == "NoSchedule"),
         "{taints:?}"
     );
+    assert!(
+        taints
+            .iter()
+            .any(|t| t["key"] == "clouder.io/non-production" && t["effect"] == "NoSchedule"),
+        "a laptop is no production machine: {taints:?}"
+    );
     assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.34.1");
     let listed: Value = serde_json::from_str(&env.ok(&["byon", "ls", "up", "-o", "json"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
@@ -442,7 +448,8 @@ fn a_cluster_is_upgraded_node_by_node_then_a_host_joins_and_leaves_it() {
         "ml.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ml}\nspec:\n  replicas: 1\n  \
          selector: {matchLabels: {app: ml}}\n  template:\n    metadata: {labels: {app: ml}}\n    spec:\n      \
-         nodeSelector: {team: ml}\n      tolerations: [{key: dedicated, value: ml, effect: NoSchedule}]\n      \
+         nodeSelector: {team: ml}\n      tolerations: [{key: dedicated, value: ml, effect: NoSchedule}, \
+         {key: clouder.io/non-production, operator: Exists, effect: NoSchedule}]\n      \
          containers: [{name: ml, image: registry.k8s.io/pause:3.10}]\n",
     );
     kubectl(&kubeconfig, &["apply", "-f", ml.to_str().unwrap()]);
