@@ -252,7 +252,7 @@ fn check_version(wanted: Option<&str>, ours: &str) -> Result<(), String> {
             .nth(1)
             .and_then(|m| m.parse::<u32>().ok())
     };
-    match (minor(wanted), minor(&ours)) {
+    match (minor(wanted), minor(ours)) {
         (Some(w), Some(o)) if w > o => Err(format!(
             "this version of kubeadm only supports deploying clusters with the control plane version >= {}. Current version: {wanted}: the specified version to deploy {wanted:?} is at least one minor release higher than the kubeadm minor release ({w} > {o}). Such deployment is not supported",
             ours
