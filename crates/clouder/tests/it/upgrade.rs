@@ -21,6 +21,19 @@ fn nodes(kubeconfig: &Path) -> Vec<Value> {
     list["items"].as_array().unwrap().clone()
 }
 
+/// The nodes, or None while the API server is away (`upgrade apply` restarts it).
+fn nodes_if_served(kubeconfig: &Path) -> Option<Vec<Value>> {
+    let out = std::process::Command::new(clouder_testenv::nodekit::real_kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["get", "nodes", "-o", "json"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+    list["items"].as_array().cloned()
+}
+
 fn name_of(node: &Value) -> String {
     node["metadata"]["name"].as_str().unwrap().to_string()
 }
@@ -101,7 +114,7 @@ impl CordonWatch {
                 (stop.clone(), Arc::clone(&seen), kubeconfig.to_path_buf());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    for n in nodes(&kubeconfig) {
+                    for n in nodes_if_served(&kubeconfig).unwrap_or_default() {
                         if n["spec"]["unschedulable"] == true {
                             let version = n["status"]["nodeInfo"]["kubeletVersion"].to_string();
                             let mut seen = seen.lock().unwrap();
