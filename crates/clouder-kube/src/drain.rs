@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
@@ -158,7 +159,9 @@ pub async fn cordon(client: &kube::Client, node: &str, unschedulable: bool) -> R
     Ok(())
 }
 
-/// Cordons `node` and evicts its pods until none a drain moves is left.
+/// Cordons `node` and evicts the pods a drain moves that were on it, until they are gone. As
+/// `kubectl drain`, only those: a replacement that tolerates the cordon and lands back on the
+/// node (say, an operator tolerating every NoSchedule taint) is not chased forever.
 pub async fn drain(
     client: &kube::Client,
     node: &str,
@@ -171,6 +174,9 @@ pub async fn drain(
         ..DrainReport::default()
     };
     let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
+    let mut to_move: Option<HashSet<String>> = None;
+    let mut evicted: HashSet<String> = HashSet::new();
     loop {
         let pods = Api::<Pod>::all(client.clone())
             .list(&on_node)
@@ -178,31 +184,50 @@ pub async fn drain(
             .map_err(Error::api(format!("listing pods on {node}")))?;
         let (moving, staying): (Vec<Pod>, Vec<Pod>) = pods.items.into_iter().partition(evictable);
         report.left_in_place = staying.len();
+        let to_move = to_move.get_or_insert_with(|| moving.iter().map(uid).collect());
+        let moving: Vec<Pod> = moving
+            .into_iter()
+            .filter(|p| to_move.contains(&uid(p)))
+            .collect();
         if moving.is_empty() {
             return Ok(report);
         }
+        // Evicted ones still terminating are waited for, not evicted again.
+        let pending: Vec<&Pod> = moving
+            .iter()
+            .filter(|p| !evicted.contains(&uid(p)))
+            .collect();
         // Bounded, so the connections are reused rather than one TLS handshake per pod.
-        let attempts: Vec<Result<Eviction>> = stream::iter(&moving)
+        let attempts: Vec<Result<Eviction>> = stream::iter(&pending)
             .map(|pod| evict(client, pod))
             .buffered(EVICTIONS_IN_FLIGHT)
             .collect()
             .await;
         let mut refused = Vec::new();
-        for (pod, attempt) in moving.iter().zip(attempts) {
+        for (pod, attempt) in pending.iter().zip(attempts) {
             let name = pod_name(pod);
             match attempt? {
-                Eviction::Done => report.evicted.push(name),
+                Eviction::Done => {
+                    evicted.insert(uid(pod));
+                    report.evicted.push(name)
+                }
                 Eviction::Gone => {}
                 Eviction::Refused(why) => refused.push(format!("{name} ({why})")),
             }
         }
         report.refusals += refused.len();
         tracing::debug!(node, evicted = report.evicted.len(), refused = refused.len(), elapsed = ?start.elapsed(), "eviction round");
-        if !refused.is_empty() && start.elapsed() >= options.timeout {
+        if start.elapsed() >= options.timeout {
+            let state = if refused.is_empty() {
+                let names: Vec<String> = moving.iter().map(pod_name).collect();
+                format!("evicted pods still there: {}", names.join(", "))
+            } else {
+                format!("evictions refused: {}", refused.join(", "))
+            };
             return Err(Error::Timeout {
                 object: Box::new(ObjectRef::new("v1", "Node", None, node)),
                 waited: options.timeout,
-                state: format!("evictions refused: {}", refused.join(", ")),
+                state,
                 last_event: None,
             });
         }

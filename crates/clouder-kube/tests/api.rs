@@ -3,7 +3,7 @@
 
 use clouder_kube::manifest::{ObjectRef, parse};
 use clouder_kube::{Applier, DrainOptions, Error, Outcome, drain, wait};
-use clouder_testkube::{Kubelet, NodeConfig, TestKube};
+use clouder_testkube::{AutoKubelet, Kubelet, NodeConfig, TestKube};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use std::time::Duration;
@@ -329,23 +329,17 @@ spec:
     drain::remove(&client, &least.node).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_budget_that_never_allows_it_times_out_naming_the_pods() {
-    let (_kube, client) = cluster().await;
+/// One node with a running stand-in kubelet, and `yaml` (its first object a Deployment) rolled
+/// out on it; the kubelet runs while the returned guard lives.
+async fn rolled_out_on(client: &kube::Client, node: &str, yaml: &str) -> AutoKubelet {
     let kubelet = Kubelet::new(client.clone());
     kubelet
-        .register(&NodeConfig::new("w1").cpu("4"))
+        .register(&NodeConfig::new(node).cpu("4"))
         .await
         .unwrap();
-    let _running = kubelet.start();
+    let running = kubelet.start();
     let applier = Applier::new(client.clone());
-    let objects = parse(
-        "pdb.yaml",
-        &format!(
-            "{WEB}\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {{name: web, namespace: default}}\nspec:\n  maxUnavailable: 0\n  selector: {{matchLabels: {{app: web}}}}\n"
-        ),
-    )
-    .unwrap();
+    let objects = parse("workload.yaml", yaml).unwrap();
     applier.apply(&objects).await.unwrap();
     wait::rollout(
         &applier,
@@ -354,6 +348,20 @@ async fn a_budget_that_never_allows_it_times_out_naming_the_pods() {
     )
     .await
     .unwrap();
+    running
+}
+
+#[tokio::test]
+async fn a_budget_that_never_allows_it_times_out_naming_the_pods() {
+    let (_kube, client) = cluster().await;
+    let _running = rolled_out_on(
+        &client,
+        "w1",
+        &format!(
+            "{WEB}\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {{name: web, namespace: default}}\nspec:\n  maxUnavailable: 0\n  selector: {{matchLabels: {{app: web}}}}\n"
+        ),
+    )
+    .await;
     let options = DrainOptions {
         timeout: Duration::from_millis(500),
         retry: Duration::from_millis(100),
@@ -365,6 +373,39 @@ async fn a_budget_that_never_allows_it_times_out_naming_the_pods() {
         "{text}"
     );
     assert!(text.contains("disruption budget"), "{text}");
+}
+
+/// An operator that tolerates every NoSchedule taint comes back to the cordoned node: the drain
+/// moves the pods it found there, once, and ends (as `kubectl drain`), never chasing the new one.
+#[tokio::test]
+async fn a_replacement_that_tolerates_the_cordon_is_not_chased() {
+    let (_kube, client) = cluster().await;
+    let _running = rolled_out_on(
+        &client,
+        "only",
+        &WEB.replace(
+            "      containers:",
+            "      tolerations: [{operator: Exists, effect: NoSchedule}]\n      containers:",
+        )
+        .replace("replicas: 2", "replicas: 1"),
+    )
+    .await;
+    let options = DrainOptions {
+        timeout: Duration::from_secs(5),
+        retry: Duration::from_millis(100),
+    };
+    let report = drain::drain(&client, "only", &options).await.unwrap();
+    assert_eq!(report.evicted.len(), 1, "{report:?}");
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let back: Vec<String> = pods
+        .items
+        .iter()
+        .map(|p| format!("default/{}", p.metadata.name.clone().unwrap()))
+        .collect();
+    assert!(!back.contains(&report.evicted[0]), "{back:?}");
 }
 
 #[tokio::test]

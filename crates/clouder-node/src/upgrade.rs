@@ -16,6 +16,9 @@ pub enum Part {
 }
 
 const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+/// The kubeadm version whose `upgrade node` last ran on a worker: it changes nothing else that a
+/// probe could see. Under the kubelet's directory, so a reset host has none.
+const NODE_STAMP: &str = "/var/lib/kubelet/clouder-upgrade-node";
 
 /// The kubeadm package at the target version (kubelet and kubectl stay where they are).
 pub struct KubeadmPackage;
@@ -44,10 +47,17 @@ impl Phase for KubeadmUpgrade {
     }
 
     /// A control plane is done when its API server runs the installed kubeadm's version; a worker
-    /// when its kubelet package is there (`upgrade node` only rewrites its kubelet config).
+    /// when this kubeadm's `upgrade node` ran there (it only rewrites the kubelet's config), or
+    /// its kubelet package is at the version already.
     fn probe(&self, node: Node) -> String {
         match self.0 {
-            Part::Worker => script(packages(node, &["kubelet"]).probe()),
+            Part::Worker => {
+                let mut lines = vec![format!(
+                    "if grep -qsx \"$(kubeadm version -o short)\" {NODE_STAMP}; then exit 0; fi"
+                )];
+                lines.extend(packages(node, &["kubelet"]).probe());
+                script(lines)
+            }
             _ => script([
                 "target=$(kubeadm version -o short)".to_string(),
                 format!("grep -q \"/kube-apiserver:${{target}}\\$\" {APISERVER_MANIFEST}"),
@@ -61,7 +71,11 @@ impl Phase for KubeadmUpgrade {
                 "target=$(kubeadm version -o short)",
                 "kubeadm upgrade apply --yes \"$target\"",
             ]),
-            _ => script(["kubeadm upgrade node"]),
+            Part::ControlPlane => script(["kubeadm upgrade node"]),
+            Part::Worker => script([
+                "kubeadm upgrade node".to_string(),
+                format!("kubeadm version -o short > {NODE_STAMP}"),
+            ]),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! kubelet. A signed flat apt repository (built once per test process) holds `kubeadm` and
 //! `kubelet` — clouder-testkube's stand-ins, in a `clouder-testkube` package they depend on —
 //! and `kubectl`, the real one of this machine; beside it a stand-in of Calico's operator
-//! manifest. Rooted lab hosts see the repository read-only at [`GUEST_DIR`]
-//! (see [`Lab::start_rooted_with`](crate::Lab::start_rooted_with)).
+//! manifest. Repositories of several versions can be built side by side, each its own flat
+//! repository as pkgs.k8s.io has one per minor version; rooted lab hosts see each read-only under
+//! [`GUEST_DIR`] (see [`NodeKit::share`] and [`Lab::start_rooted_with`](crate::Lab::start_rooted_with)).
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-/// Where lab hosts find the repository.
+/// Where lab hosts find the repositories: one folder per minor version (`v1.33`).
 pub const GUEST_DIR: &str = "/srv/clouder-nodekit";
 /// The CNI manifest's file name in the repository.
 pub const CNI_MANIFEST: &str = "tigera-operator.yaml";
@@ -154,9 +155,20 @@ impl NodeKit {
         kit
     }
 
-    /// The repository on this machine (share it with lab hosts at [`GUEST_DIR`]).
+    /// The repository on this machine.
     pub fn repo(&self) -> PathBuf {
         self.dir.join("repo")
+    }
+
+    /// Where lab hosts see this repository: `GUEST_DIR/v1.33` for `1.33.2-1.1`.
+    pub fn guest_dir(&self) -> String {
+        let minor: Vec<&str> = self.version.split(['.', '-']).take(2).collect();
+        format!("{GUEST_DIR}/v{}", minor.join("."))
+    }
+
+    /// The repository and where lab hosts see it, for [`Lab::start_rooted_with`](crate::Lab::start_rooted_with).
+    pub fn share(&self) -> (PathBuf, String) {
+        (self.repo(), self.guest_dir())
     }
 
     pub fn version(&self) -> &str {
@@ -164,11 +176,12 @@ impl NodeKit {
     }
 
     /// The `kubernetes` and `cni` entries of a cluster spec's `sources:`, for hosts that see the
-    /// repository at [`GUEST_DIR`] (no network needed: the key is a `file:` URL too).
+    /// repository at [`NodeKit::guest_dir`] (no network needed: the key is a `file:` URL too).
     pub fn sources(&self) -> String {
+        let dir = self.guest_dir();
         format!(
-            "kubernetes: {{apt: {{uri: 'file:{GUEST_DIR}/', suite: /, key: 'file:{GUEST_DIR}/Release.key'}}}}\n\
-             cni: {{manifest: {GUEST_DIR}/{CNI_MANIFEST}}}\n"
+            "kubernetes: {{apt: {{uri: 'file:{dir}/', suite: /, key: 'file:{dir}/Release.key'}}}}\n\
+             cni: {{manifest: {dir}/{CNI_MANIFEST}}}\n"
         )
     }
 
@@ -183,7 +196,9 @@ impl NodeKit {
                 "#!/bin/sh\nexport CLOUDER_STANDIN_VERSION={upstream}\nexec {lib} {tool} \"$@\"\n"
             )
         };
-        let depends = format!("clouder-testkube (= {})", self.version);
+        // At least this version: the kubeadm of the next minor comes first in an upgrade, beside
+        // the kubelet of this one, and both run the newest binary under their own version.
+        let depends = format!("clouder-testkube (>= {})", self.version);
         let packages = [
             Package {
                 name: "clouder-testkube",

@@ -105,8 +105,8 @@ pub fn public(verb: &str, t: &Target) -> bool {
         && verb == "get"
 }
 
-/// What a bootstrap user may do: read the public cluster-info and the control-plane certificates
-/// kubeadm uploads for joins; and, as testkube has no client certificates to hand a node, what the
+/// What a bootstrap user may do: read the public cluster-info, the cluster's and the kubelet's
+/// configuration and the control-plane certificates kubeadm uploads for joins; and, as testkube has no client certificates to hand a node, what the
 /// joined node's kubelet does with it: its Node, its Lease, the status of the pods bound to it.
 pub fn allowed(verb: &str, t: &Target) -> bool {
     let (group, plural) = (t.rt.group.as_str(), t.rt.plural.as_str());
@@ -116,6 +116,10 @@ pub fn allowed(verb: &str, t: &Target) -> bool {
     match (group, plural, ns) {
         ("", "configmaps", Some("kube-public")) => public(verb, t),
         ("", "secrets", Some("kube-system")) => verb == "get" && name == Some("kubeadm-certs"),
+        // kubeadm's nodes-kubeadm-config and kubelet-config Roles: joins and `upgrade node`.
+        ("", "configmaps", Some("kube-system")) => {
+            verb == "get" && matches!(name, Some("kubeadm-config" | "kubelet-config"))
+        }
         ("", "nodes", None) => read || matches!(verb, "create" | "update" | "patch"),
         ("coordination.k8s.io", "leases", Some("kube-node-lease")) => {
             read || matches!(verb, "create" | "update" | "patch")

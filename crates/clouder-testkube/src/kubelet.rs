@@ -190,6 +190,16 @@ impl Kubelet {
         nodes.create(&PostParams::default(), &obj).await
     }
 
+    /// Reports what a restarted kubelet reports of itself on an existing Node: its version.
+    pub async fn set_kubelet_version(&self, name: &str, version: &str) -> kube::Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let patch = json!({"status": {"nodeInfo": {"kubeletVersion": version}}});
+        nodes
+            .patch_status(name, &as_kubelet(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
     /// Sets the Node's Ready condition (False when the kubelet reports a problem).
     pub async fn set_node_ready(&self, name: &str, ready: bool) -> kube::Result<()> {
         let nodes: Api<Node> = Api::all(self.client.clone());

@@ -123,7 +123,20 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         if !registered {
             registered = match kubelet.register(&node).await {
                 Ok(_) => true,
-                Err(kube::Error::Api(s)) if s.code == 409 => true,
+                // Registered before (a restart, say after its package was upgraded): the Node
+                // now shows this kubelet's version.
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    match kubelet
+                        .set_kubelet_version(&name, &node.kubelet_version)
+                        .await
+                    {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!("updating node {name}'s version: {e}");
+                            false
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!("registering node {name}: {e}");
                     false

@@ -35,6 +35,8 @@ pub fn version() -> String {
 pub struct Host {
     pub root: PathBuf,
     pub systemd: bool,
+    /// The version of the installed tool ([`version`]; tests set their own).
+    pub version: String,
 }
 
 impl Host {
@@ -45,6 +47,7 @@ impl Host {
             None => Self {
                 root: "/".into(),
                 systemd: true,
+                version: version(),
             },
         }
     }
@@ -54,6 +57,7 @@ impl Host {
         Self {
             root,
             systemd: false,
+            version: version(),
         }
     }
 

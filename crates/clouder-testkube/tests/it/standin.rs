@@ -117,7 +117,7 @@ async fn kubectl_with_a_bootstrap_token_may_discover_and_register_a_node_only() 
             "nodes \"joined\" is forbidden: User \"system:bootstrap:abcdef\" cannot delete resource \"nodes\" in API group \"\" at the cluster scope",
         ),
         (
-            vec!["get", "configmap", "kubeadm-config", "-n", "kube-system"],
+            vec!["get", "configmap", "coredns", "-n", "kube-system"],
             "is forbidden: User \"system:bootstrap:abcdef\" cannot get resource \"configmaps\"",
         ),
     ] {
@@ -305,6 +305,7 @@ async fn cluster_info_is_public_and_signed_for_each_token_and_unknown_tokens_are
 async fn a_control_plane_join_proves_the_certificate_key() {
     let (kube, _) = start().await;
     let ca = cluster(&kube, TOKEN, "30m").await;
+    recorded_cluster(&kube, "v1.33.2").await;
     let hash = pki::spki_hash(&ca).unwrap();
     let (_dir, cp) = host("cp");
     admin_conf(&kube, &cp);
@@ -340,6 +341,13 @@ async fn a_control_plane_join_proves_the_certificate_key() {
         .await
         .unwrap();
     assert!(other.exists("/etc/kubernetes/kubelet.conf"));
+    let manifest = other
+        .read("/etc/kubernetes/manifests/kube-apiserver.yaml")
+        .unwrap();
+    assert!(
+        manifest.contains("image: registry.k8s.io/kube-apiserver:v1.33.2\n"),
+        "at the cluster's version, for `upgrade node` to move: {manifest}"
+    );
 }
 
 #[tokio::test]
@@ -465,4 +473,131 @@ async fn init_refuses_bad_configs_newer_versions_and_an_initialised_host_before_
         "{e}"
     );
     assert!(!cp.exists("/etc/kubernetes/pki"), "nothing was written");
+}
+
+/// A cluster at `version` as init records it: kubeadm-config and kubelet-config.
+async fn recorded_cluster(kube: &TestKube, version: &str) {
+    let cms: Api<ConfigMap> = Api::namespaced(kube.client().await.unwrap(), "kube-system");
+    for (name, key, value) in [
+        (
+            "kubeadm-config",
+            "ClusterConfiguration",
+            format!("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {version}\n"),
+        ),
+        (
+            "kubelet-config",
+            "kubelet",
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n".into(),
+        ),
+    ] {
+        let cm = json!({"metadata": {"name": name}, "data": {key: value}});
+        cms.create(&PostParams::default(), &serde_json::from_value(cm).unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn upgrade_apply_follows_kubeadms_skew_policy_and_moves_the_control_plane_once() {
+    let (kube, _) = start().await;
+    recorded_cluster(&kube, "v1.33.2").await;
+    let (_dir, mut cp) = host("cp");
+    admin_conf(&kube, &cp);
+    let manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+    cp.write(
+        manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver, namespace: kube-system}\nspec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.33.2\n",
+        0o600,
+    )
+    .unwrap();
+    let refusals = [
+        (
+            "v1.35.0",
+            "v1.35.0",
+            "Specified version to upgrade to \"v1.35.0\" is too high; kubeadm can upgrade only 1 minor version at a time",
+        ),
+        (
+            "v1.33.2",
+            "v1.34.1",
+            "Specified version to upgrade to \"v1.34.1\" is at least one minor release higher than the kubeadm minor release (34 > 33)",
+        ),
+        (
+            "v1.34.1",
+            "v1.34.2",
+            "Can be bypassed if you pass the --force flag",
+        ),
+    ];
+    for (ours, wanted, says) in refusals {
+        cp.version = ours.into();
+        let e = kubeadm(&cp, &["upgrade", "apply", "--yes", wanted])
+            .await
+            .unwrap_err();
+        assert!(e.contains(says), "{says}: {e}");
+    }
+    assert!(
+        cp.read(manifest).unwrap().ends_with(":v1.33.2\n"),
+        "nothing moved"
+    );
+
+    cp.version = "v1.34.1".into();
+    for _ in 0..2 {
+        let out = kubeadm(&cp, &["upgrade", "apply", "--yes", "v1.34.1"])
+            .await
+            .unwrap();
+        assert!(
+            out.contains("SUCCESS! Your cluster was upgraded to \"v1.34.1\""),
+            "{out}"
+        );
+        assert!(
+            cp.read(manifest)
+                .unwrap()
+                .contains("image: registry.k8s.io/kube-apiserver:v1.34.1\n")
+        );
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(kube.client().await.unwrap(), "kube-system");
+    let config = cms.get("kubeadm-config").await.unwrap().data.unwrap();
+    assert!(
+        config["ClusterConfiguration"].contains("kubernetesVersion: v1.34.1"),
+        "{config:?}"
+    );
+    assert!(
+        cp.read("/var/lib/kubelet/config.yaml")
+            .unwrap()
+            .contains("cgroupDriver: systemd")
+    );
+}
+
+#[tokio::test]
+async fn on_a_worker_upgrade_apply_is_refused_and_upgrade_node_refreshes_the_kubelet_config() {
+    let (kube, _) = start().await;
+    recorded_cluster(&kube, "v1.34.1").await;
+    let (_dir, worker) = host("w1");
+    let e = kubeadm(&worker, &["upgrade", "node"]).await.unwrap_err();
+    assert!(e.contains("/etc/kubernetes/kubelet.conf"), "{e}");
+    worker
+        .write(
+            "/etc/kubernetes/kubelet.conf",
+            kube.kubeconfig_yaml(),
+            0o600,
+        )
+        .unwrap();
+    let e = kubeadm(&worker, &["upgrade", "apply", "--yes", "v1.34.1"])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("failed to load admin kubeconfig: open /etc/kubernetes/admin.conf"),
+        "{e}"
+    );
+    let out = kubeadm(&worker, &["upgrade", "node"]).await.unwrap();
+    assert!(
+        out.contains("Skipping phase. Not a control plane node"),
+        "{out}"
+    );
+    assert!(
+        worker
+            .read("/var/lib/kubelet/config.yaml")
+            .unwrap()
+            .contains("cgroupDriver: systemd")
+    );
+    assert!(!worker.exists("/etc/kubernetes/manifests"));
 }

@@ -20,5 +20,6 @@ mod ssh_provider;
 mod state;
 mod state_azblob;
 mod terraform;
+mod upgrade;
 mod userdata;
 mod workflows;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// The Kubernetes version the nodekit's packages are built as.
 const K8S: &str = "1.33.2";
 const K8S_PACKAGE: &str = "1.33.2-1.1";
-const PHASES: [&str; 4] = [
+pub const PHASES: [&str; 4] = [
     "prerequisites",
     "container runtime",
     "criu",
@@ -61,17 +61,17 @@ fn spec(env: &Env, lab: &Lab, name: &str, mirror: bool) -> std::path::PathBuf {
     write(env.dir.path(), &format!("{name}.yaml"), &body)
 }
 
-/// A spec whose Kubernetes packages and CNI manifest come from `kit` (the hosts see it at
-/// nodekit::GUEST_DIR); host 0 is the control plane, the last a laptop (tainted non-production).
-fn kit_spec(env: &Env, lab: &Lab, kit: &NodeKit, name: &str) -> std::path::PathBuf {
-    let last = lab.hosts.len() - 1;
-    let hosts: Vec<String> = lab
-        .hosts
+/// A spec whose Kubernetes packages (at the kit's version) and CNI manifest come from `kit` (the
+/// hosts see it at its guest_dir); the lab's first `hosts` hosts, host 0 the control plane, the
+/// last of them a laptop (tainted non-production).
+pub fn kit_spec_text(lab: &Lab, hosts: usize, kit: &NodeKit, name: &str) -> String {
+    let version = kit.version().split('-').next().unwrap();
+    let hosts: Vec<String> = lab.hosts[..hosts]
         .iter()
         .enumerate()
         .map(|(i, h)| match i {
             0 => format!("    - {{address: {}, role: control-plane}}\n", h.address),
-            i if i == last => format!(
+            i if i == hosts - 1 => format!(
                 "    - {{address: {}, role: worker, provenance: laptop, owner: jane}}\n",
                 h.address
             ),
@@ -83,20 +83,24 @@ fn kit_spec(env: &Env, lab: &Lab, kit: &NodeKit, name: &str) -> std::path::PathB
         .lines()
         .map(|l| format!("    {l}\n"))
         .collect();
-    let body = format!(
+    format!(
         "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  provider: ssh\n  adminUser: root\n  \
-         kubernetes: {{version: '{K8S}'}}\n  ssh: {{privateKeyPath: {}}}\n{}{kit_sources}  hosts:\n{}",
+         kubernetes: {{version: '{version}'}}\n  ssh: {{privateKeyPath: {}}}\n{}{kit_sources}  hosts:\n{}",
         lab.client_key().display(),
         sources(true).replace(
             "    kubernetes: {apt: {uri: 'file:/srv/clouder-no-mirror/', suite: /}}\n",
             ""
         ),
         hosts.concat()
-    );
+    )
+}
+
+fn kit_spec(env: &Env, lab: &Lab, kit: &NodeKit, name: &str) -> std::path::PathBuf {
+    let body = kit_spec_text(lab, lab.hosts.len(), kit, name);
     write(env.dir.path(), &format!("{name}.yaml"), &body)
 }
 
-fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
+pub fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)))
         .as_array()
@@ -303,7 +307,7 @@ fn get_config_fetches_the_kubeconfig_with_the_public_server_and_the_kubelet_clie
 }
 
 /// The kubeadm invocations a host's stand-in recorded: (arguments, configuration).
-fn kubeadm_calls(lab: &Lab, host: usize) -> Vec<(Vec<String>, String)> {
+pub fn kubeadm_calls(lab: &Lab, host: usize) -> Vec<(Vec<String>, String)> {
     lab.written_by_host(host, "/var/log/kubeadm-standin.log")
         .unwrap_or_default()
         .lines()
@@ -337,7 +341,7 @@ fn inits_and_joins(lab: &Lab) -> Vec<(usize, usize)> {
         .collect()
 }
 
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new(nodekit::real_kubectl())
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -355,7 +359,8 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
 #[test]
 fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
     let kit = NodeKit::shared(K8S_PACKAGE);
-    let lab = Lab::start_rooted_with(3, &[(kit.repo(), nodekit::GUEST_DIR)]);
+    let (repo, guest) = kit.share();
+    let lab = Lab::start_rooted_with(3, &[(repo, &guest)]);
     let env = Env::new();
     let file = kit_spec(&env, &lab, kit, "kit");
     let f = file.to_str().unwrap();

@@ -3,6 +3,7 @@
 
 use super::node::{mark_control_plane, start_kubelet};
 use super::tokens::create_token;
+use super::upgrade::{KUBEADM_CONFIG, KUBELET_CONFIGMAP, manifest_path, static_pod, tag};
 use super::{
     ADMIN_CONF, APISERVER_UNIT, CONTROL_PLANE_ROLE, MANIFESTS, PKI, STATE_DIR, file_available,
     preflight, random_hex, upload_certs_with, wait_for,
@@ -29,7 +30,7 @@ pub(super) async fn init(
     let init = docs.init.unwrap_or_default();
     let cluster = docs.cluster.unwrap_or_default();
     config::validate_init(&init, &cluster)?;
-    check_version(cluster.kubernetes_version.as_deref())?;
+    check_version(cluster.kubernetes_version.as_deref(), &host.version)?;
     let mut errors: Vec<String> = MANIFESTS
         .iter()
         .filter_map(|m| file_available(host, &format!("/etc/kubernetes/manifests/{m}.yaml")))
@@ -128,14 +129,14 @@ pub(super) async fn init(
         format!("--port={port}"),
         "--controllers".into(),
     ];
-    let manifest = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "kube-apiserver", "namespace": "kube-system", "labels": {"component": "kube-apiserver", "tier": "control-plane"}},
-        "spec": {"hostNetwork": true, "containers": [{"name": "kube-apiserver", "command": command}]},
-    });
+    let version = cluster
+        .kubernetes_version
+        .clone()
+        .filter(|v| !v.starts_with("stable") && !v.starts_with("latest"))
+        .unwrap_or_else(|| host.version.clone());
     host.write(
-        "/etc/kubernetes/manifests/kube-apiserver.yaml",
-        &serde_yaml_ng::to_string(&manifest).expect("YAML"),
+        &manifest_path("kube-apiserver"),
+        &static_pod("kube-apiserver", &version, &command),
         0o600,
     )?;
     host.write(
@@ -179,8 +180,16 @@ pub(super) async fn init(
     )?;
 
     // upload-config, bootstrap-token
-    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
-        "data": {"ClusterConfiguration": serde_yaml_ng::to_string(&cluster).expect("YAML")}});
+    let mut recorded = cluster.clone();
+    recorded.kubernetes_version = Some(tag(&version));
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": KUBEADM_CONFIG, "namespace": "kube-system"},
+        "data": {"ClusterConfiguration": serde_yaml_ng::to_string(&recorded).expect("YAML")}});
+    apply_configmap(&admin, "kube-system", cm).await?;
+    let kubelet = docs.kubelet.clone().unwrap_or_else(
+        || json!({"apiVersion": config::KUBELET_API, "kind": "KubeletConfiguration"}),
+    );
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": KUBELET_CONFIGMAP, "namespace": "kube-system"},
+        "data": {"kubelet": serde_yaml_ng::to_string(&kubelet).expect("YAML")}});
     apply_configmap(&admin, "kube-system", cm).await?;
     for t in &init.bootstrap_tokens {
         create_token(&admin, t)
@@ -232,7 +241,7 @@ pub(super) async fn init(
 }
 
 /// kubeadm refuses a control plane newer than itself by a minor version or more.
-fn check_version(wanted: Option<&str>) -> Result<(), String> {
+fn check_version(wanted: Option<&str>, ours: &str) -> Result<(), String> {
     let Some(wanted) = wanted.filter(|w| !w.starts_with("stable") && !w.starts_with("latest"))
     else {
         return Ok(());
@@ -243,8 +252,7 @@ fn check_version(wanted: Option<&str>) -> Result<(), String> {
             .nth(1)
             .and_then(|m| m.parse::<u32>().ok())
     };
-    let ours = crate::standin::version();
-    match (minor(wanted), minor(&ours)) {
+    match (minor(wanted), minor(ours)) {
         (Some(w), Some(o)) if w > o => Err(format!(
             "this version of kubeadm only supports deploying clusters with the control plane version >= {}. Current version: {wanted}: the specified version to deploy {wanted:?} is at least one minor release higher than the kubeadm minor release ({w} > {o}). Such deployment is not supported",
             ours

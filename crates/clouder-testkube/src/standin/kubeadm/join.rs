@@ -3,6 +3,7 @@
 
 use super::certs::mac;
 use super::node::{mark_control_plane, start_kubelet, wait_for_node};
+use super::upgrade::{cluster_configuration, manifest_path, static_pod};
 use super::{CERTS_MAC, CERTS_SECRET, KUBELET_CONF, MANIFESTS, data, file_available, preflight};
 use crate::standin::config::{self, JoinConfiguration};
 use crate::standin::{Host, client, cluster_of, insecure_client, kubeconfig, pki};
@@ -125,6 +126,16 @@ pub(super) async fn join(host: &Host, text: &str) -> Result<String, String> {
         if mac(&key, &data(&certs, "ca.crt"))? != data(&certs, CERTS_MAC) {
             return Err("error execution phase control-plane-prepare/download-certs: error downloading certs: error decoding certs: cipher: message authentication failed".into());
         }
+    }
+    if join.control_plane.is_some() {
+        // Its control-plane manifests at the cluster's version (the API server runs on the
+        // first control plane only: see the README).
+        let (_, version) = cluster_configuration(&bootstrap).await?;
+        host.write(
+            &manifest_path("kube-apiserver"),
+            &static_pod("kube-apiserver", &version, &["kube-apiserver".into()]),
+            0o600,
+        )?;
     }
     host.write("/etc/kubernetes/pki/ca.crt", &ca, 0o644)?;
     let name = join

@@ -7,6 +7,7 @@ mod join;
 mod node;
 mod reset;
 mod tokens;
+mod upgrade;
 
 pub use crate::bootstrap::detached_signature;
 pub use init::publish_cluster_info;
@@ -86,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Upgrade your cluster smoothly to a newer version with this command.
+    Upgrade {
+        #[command(subcommand)]
+        command: UpgradeCommand,
+    },
     /// Performs a best effort revert of changes made to this host by 'kubeadm init' or 'kubeadm join'.
     Reset {
         #[arg(short, long)]
@@ -115,6 +121,22 @@ enum Phase {
         #[arg(long, default_value = ADMIN_CONF)]
         kubeconfig: String,
     },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum UpgradeCommand {
+    /// Upgrade your Kubernetes cluster to the specified version.
+    Apply {
+        version: Option<String>,
+        /// Perform the upgrade and do not prompt for confirmation (non-interactive mode).
+        #[arg(short, long)]
+        yes: bool,
+        /// Force upgrading although some requirements might not be met.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Upgrade commands for a node in the cluster.
+    Node,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -182,14 +204,14 @@ pub async fn main(args: Args) -> i32 {
 pub async fn run(host: &Host, args: Args) -> Result<String, String> {
     match args.command {
         Command::Version { output } => Ok(match output.as_deref() {
-            Some("short") => format!("{}\n", super::version()),
+            Some("short") => format!("{}\n", host.version),
             Some("json") => format!(
                 "{}\n",
-                json!({"clientVersion": {"gitVersion": super::version()}})
+                json!({"clientVersion": {"gitVersion": host.version}})
             ),
             _ => format!(
                 "kubeadm version: &version.Info{{GitVersion:\"{}\"}}\n",
-                super::version()
+                host.version
             ),
         }),
         Command::Init {
@@ -277,6 +299,14 @@ pub async fn run(host: &Host, args: Args) -> Result<String, String> {
                 }
             }
         }
+        Command::Upgrade { command } => match command {
+            UpgradeCommand::Apply {
+                version,
+                yes,
+                force,
+            } => upgrade::apply(host, version, yes, force).await,
+            UpgradeCommand::Node => upgrade::node(host).await,
+        },
         Command::Reset { force } => reset(host, force),
     }
 }
