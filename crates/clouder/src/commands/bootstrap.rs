@@ -438,6 +438,10 @@ pub(super) fn node_inputs(
         })
         .unwrap_or_default();
     taints.extend(marks.taints.into_iter().map(|t| (t.key, t.value, t.effect)));
+    // Workloads stay off control planes, as kubeadm would have it — unless there is nowhere else.
+    if spec.role == Role::ControlPlane && has_workers(cluster) {
+        taints.push((CONTROL_PLANE_TAINT.into(), None, "NoSchedule".into()));
+    }
     NodeInputs {
         name: facts.hostname.clone(),
         // A host without a default route has no such address: the one we reach it at will do.
@@ -448,6 +452,16 @@ pub(super) fn node_inputs(
         },
         labels,
         taints,
+    }
+}
+
+const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
+
+/// Whether the spec gives the cluster workers (hosts, or machines of a pool).
+fn has_workers(cluster: &Cluster) -> bool {
+    match cluster.spec.provider {
+        clouder_spec::Provider::Ssh => cluster.spec.hosts.iter().any(|h| h.role == Role::Worker),
+        _ => cluster.spec.node_pools.iter().any(|p| p.count > 0),
     }
 }
 
@@ -541,6 +555,23 @@ mod tests {
         let control_plane = node_inputs(&c, &c.spec.hosts[0], &facts, "admin");
         assert_eq!(control_plane.labels["clouder.io/provenance"], "ssh");
         assert_eq!(control_plane.labels["clouder.io/owner"], "admin");
-        assert!(control_plane.taints.is_empty());
+        assert_eq!(
+            control_plane.taints,
+            [(
+                "node-role.kubernetes.io/control-plane".to_string(),
+                None,
+                "NoSchedule".to_string()
+            )],
+            "workloads go to the workers"
+        );
+        let single = cluster(
+            "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: one}\nspec:\n  provider: ssh\n  hosts: [{address: 10.0.0.1, role: control-plane}]\n",
+        );
+        assert!(
+            node_inputs(&single, &single.spec.hosts[0], &facts, "admin")
+                .taints
+                .is_empty(),
+            "a single node runs the workloads itself"
+        );
     }
 }

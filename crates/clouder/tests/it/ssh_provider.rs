@@ -443,6 +443,14 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
             .iter()
             .any(|t| t["key"] == "clouder.io/non-production" && t["effect"] == "NoSchedule");
         assert_eq!(non_production, i == 2, "{taints:?}");
+        let kept_off = taints.iter().any(|t| {
+            t["key"] == "node-role.kubernetes.io/control-plane" && t["effect"] == "NoSchedule"
+        });
+        assert_eq!(
+            kept_off,
+            i == 0,
+            "workloads stay off the control plane: {taints:?}"
+        );
     }
     let crd = kubectl(
         &kubeconfig,
