@@ -3,7 +3,7 @@
 //! kubeadm on it and deletes its Node. Joined hosts are recorded in the state (`byon/NODE`).
 
 use super::bootstrap::{
-    Formation, Target, cluster_inputs, connect_fleet, node_inputs, private_key, ssh_formation,
+    Formation, Target, cluster_inputs, connect_fleet, node_inputs, ssh_formation,
 };
 use super::converge::{lock_holder, take_lock};
 use super::{kube_client, resolve_name};
@@ -188,7 +188,6 @@ async fn add(home: &Home, g: &Global, args: ByonAddArgs) -> Result<()> {
         .first_control_plane()
         .ok_or_else(|| anyhow!("`{name}` has no control plane"))?
         .clone();
-    private_key(&cluster, Some(&flags))?;
     let fleet = connect_fleet(home, g, &cluster, Some(&flags))?;
     let holder = lock_holder(std::process::id());
     take_lock(&store, &name, &holder)?;

@@ -120,6 +120,14 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 /// An SDK connection to moto, for checking the world from outside clouder.
+/// The EC2 filter on the objects tagged as `cluster`'s.
+pub fn cluster_filter(cluster: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("tag:clouder.io/cluster")
+        .values(cluster)
+        .build()
+}
+
 pub async fn cloud() -> Arc<AwsCloud> {
     // SAFETY: set before any client reads them; every test sets the same values.
     unsafe {

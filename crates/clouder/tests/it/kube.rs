@@ -213,12 +213,7 @@ async fn instance_states(name: &str) -> std::collections::BTreeMap<String, Strin
         .await
         .ec2
         .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:clouder.io/cluster")
-                .values(name)
-                .build(),
-        )
+        .filters(cluster_filter(name))
         .send()
         .await
         .unwrap();

@@ -19,10 +19,7 @@ async fn create_is_tagged_secure_and_converges_then_terminate_leaves_nothing() {
     assert!(count(&first, "/calls/mutating") > 0);
 
     let cloud = cloud().await;
-    let by_cluster = Filter::builder()
-        .name("tag:clouder.io/cluster")
-        .values(name)
-        .build();
+    let by_cluster = cluster_filter(name);
     let instances: Vec<_> = cloud
         .ec2
         .describe_instances()

@@ -136,12 +136,7 @@ pub async fn teammates_share_one_state(
         .await
         .ec2
         .describe_vpcs()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:clouder.io/cluster")
-                .values(name)
-                .build(),
-        )
+        .filters(cluster_filter(name))
         .send()
         .await
         .unwrap();
