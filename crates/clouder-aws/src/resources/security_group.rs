@@ -5,6 +5,7 @@ use super::{cluster_filter, ec2_tags, found, ids, tag_spec};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
 use crate::terraform::{local, names, reference, tags};
 use async_trait::async_trait;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType};
 use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
@@ -13,6 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub const KIND: &str = "aws_security_group";
+
+const DUPLICATE: &str = "InvalidPermission.Duplicate";
 
 pub struct SecurityGroup {
     pub scope: Arc<Scope>,
@@ -218,12 +221,33 @@ impl Resource for SecurityGroup {
         let ec2 = &self.scope.cloud.ec2;
         let (missing, extra) = self.diff(found);
         if !missing.is_empty() {
-            ec2.authorize_security_group_ingress()
+            let all = ec2
+                .authorize_security_group_ingress()
                 .group_id(&found.cloud_id)
                 .set_ip_permissions(Some(missing.iter().map(Rule::permission).collect()))
                 .send()
-                .await
-                .map_err(|e| classify("opening security group rules", e))?;
+                .await;
+            // A retried call that had already landed finds some rules there, and AWS refuses the
+            // whole batch: then each rule on its own, one already there counting as done.
+            if let Err(e) = all {
+                if e.code() != Some(DUPLICATE) {
+                    return Err(classify("opening security group rules", e));
+                }
+                for rule in &missing {
+                    match ec2
+                        .authorize_security_group_ingress()
+                        .group_id(&found.cloud_id)
+                        .ip_permissions(rule.permission())
+                        .send()
+                        .await
+                    {
+                        Err(e) if e.code() != Some(DUPLICATE) => {
+                            return Err(classify("opening security group rules", e));
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         if !extra.is_empty() {
             ec2.revoke_security_group_ingress()
