@@ -142,6 +142,19 @@ pub struct ByocRecord {
 }
 
 /// The operations every backend offers. Calls are short; async callers may call them directly.
+/// Where a state comes from and how far it has moved, to tell copies apart (Terraform's
+/// lineage and serial, plus a head, since two copies changed apart can reach the same serial):
+/// `lineage` is drawn when the state is created and kept by its copies, `serial` counts its
+/// changes, `head` is drawn anew at each change, `synced` is the head it had when last pulled
+/// or pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub lineage: String,
+    pub serial: i64,
+    pub head: String,
+    pub synced: String,
+}
+
 pub trait StateStore: Send + Sync {
     fn put_cluster(&self, cluster: &ClusterRecord) -> Result<()>;
     fn cluster(&self, name: &str) -> Result<Option<ClusterRecord>>;

@@ -27,7 +27,38 @@ CREATE TABLE IF NOT EXISTS byoc (
     cluster TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (cluster, name));
 CREATE TABLE IF NOT EXISTS host_keys (
     cluster TEXT NOT NULL, address TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (cluster, address));
+CREATE TABLE IF NOT EXISTS lineage (
+    only INTEGER PRIMARY KEY CHECK (only = 1), lineage TEXT NOT NULL, serial INTEGER NOT NULL,
+    head TEXT NOT NULL, synced TEXT NOT NULL);
+INSERT OR IGNORE INTO lineage VALUES (1, lower(hex(randomblob(16))), 0, '', '');
 ";
+
+/// The tables whose every change counts in the lineage's serial and draws a new head (the run locks do not: they
+/// come and go without changing what the state says).
+const COUNTED: [&str; 7] = [
+    "clusters",
+    "resources",
+    "journal",
+    "contexts",
+    "checkpoints",
+    "byoc",
+    "host_keys",
+];
+
+/// Triggers that mark every insert, update and delete in the counted tables.
+fn serial_triggers() -> String {
+    let mut sql = String::new();
+    for table in COUNTED {
+        for event in ["INSERT", "UPDATE", "DELETE"] {
+            sql += &format!(
+                "CREATE TRIGGER IF NOT EXISTS serial_{table}_{event} AFTER {event} ON {table} \
+                 BEGIN UPDATE lineage SET serial = serial + 1, \
+                 head = lower(hex(randomblob(8))); END;\n"
+            );
+        }
+    }
+    sql
+}
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -45,6 +76,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&serial_triggers())?;
         for suffix in ["-wal", "-shm"] {
             restrict(&path.with_extension(format!("db{suffix}")));
         }
@@ -73,9 +105,34 @@ impl SqliteStore {
     pub fn in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&serial_triggers())?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// Which state this is and how many changes it has seen.
+    pub fn lineage(&self) -> Result<Lineage> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT lineage, serial, head, synced FROM lineage",
+                [],
+                |r| {
+                    Ok(Lineage {
+                        lineage: r.get(0)?,
+                        serial: r.get(1)?,
+                        head: r.get(2)?,
+                        synced: r.get(3)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// Records that the state as it is now was just pulled or pushed.
+    pub fn mark_synced(&self) -> Result<()> {
+        self.with(|db| db.execute("UPDATE lineage SET synced = head", []))?;
+        Ok(())
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -571,6 +628,37 @@ mod tests {
         store.delete_cluster("a").unwrap();
         assert_eq!(store.cluster("a").unwrap(), None);
         assert!(store.resources("a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_serial_counts_changes_of_a_lineage_kept_by_copies_but_not_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let born = store.lineage().unwrap();
+        assert_eq!(born.serial, 0);
+        assert_eq!(born.head, born.synced);
+        store.lock("a", "pid-1").unwrap();
+        store.unlock("a", "pid-1").unwrap();
+        assert_eq!(store.lineage().unwrap().serial, 0, "locks are not changes");
+        store.put_cluster(&record("a")).unwrap();
+        store.put_cluster(&record("a")).unwrap();
+        store.delete_cluster("a").unwrap();
+        let moved = store.lineage().unwrap();
+        assert!(moved.serial >= 3, "{moved:?}");
+        assert_eq!(moved.lineage, born.lineage);
+        assert_ne!(moved.head, born.head);
+        store.mark_synced().unwrap();
+        assert_eq!(store.lineage().unwrap().synced, moved.head);
+        drop(store);
+        // A copy keeps the lineage and the serial; another state has its own lineage.
+        let copy = dir.path().join("copy.db");
+        std::fs::write(&copy, SqliteStore::snapshot(&path).unwrap()).unwrap();
+        let copied = SqliteStore::open(&copy).unwrap().lineage().unwrap();
+        assert_eq!(copied.lineage, born.lineage);
+        assert_eq!((copied.serial, copied.head), (moved.serial, moved.head));
+        let other = SqliteStore::in_memory().unwrap().lineage().unwrap();
+        assert_ne!(other.lineage, born.lineage);
     }
 
     #[test]

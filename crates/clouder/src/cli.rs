@@ -34,7 +34,8 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Keep clouder's state in an object store shared by a team: s3://BUCKET/KEY or
-    /// azblob://ACCOUNT/CONTAINER/KEY (default: `clouder.state` in CLOUDER_HOME/clouder.yaml).
+    /// azblob://ACCOUNT/CONTAINER/KEY (default: `clouder.state` in CLOUDER_HOME/clouder.yaml);
+    /// `local` for the local state whatever CLOUDER_STATE or the config file say.
     #[arg(long, global = true, env = "CLOUDER_STATE")]
     pub state: Option<String>,
     /// How long to wait for another run's lock on a shared state, in seconds.

@@ -9,7 +9,7 @@ use crate::home::{Home, private_dir, write_private};
 use anyhow::{Context as _, Result, bail};
 use clouder_remote::lock::{self, Holder};
 use clouder_remote::{Backend, Expect, Location};
-use clouder_state::{SqliteStore, StateStore};
+use clouder_state::{Lineage, SqliteStore, StateStore};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -154,7 +154,10 @@ pub async fn migrate(home: &Home, to: &str) -> Result<()> {
 pub enum Copied {
     /// The destination held no state; now it holds this one.
     Written,
-    /// The destination held another state, replaced on `--force`.
+    /// The destination held an earlier version of this state (same lineage, no change since
+    /// the last pull or push): brought up to date.
+    Updated,
+    /// The destination held another state, or one changed on both sides, replaced on `--force`.
     Replaced,
     /// The destination held this very state already.
     Unchanged,
@@ -171,18 +174,33 @@ pub async fn pull(url: &str, file: &Path, force: bool) -> Result<Copied> {
     check_is_state(&remote.body, url)?;
     let copied = match local_state(file)? {
         None => Copied::Written,
-        Some(local) if same_state(&remote.body, &local, file)? => return Ok(Copied::Unchanged),
-        Some(_) if !force => bail!(Usage(format!(
-            "{} holds a state already: `state pull --force` replaces it (push it first to keep it)",
-            file.display()
-        ))),
-        Some(_) => Copied::Replaced,
+        Some(_) => {
+            let ours = lineage_at(file)?;
+            let theirs = lineage_of(&remote.body, file)?;
+            let shown = file.display();
+            match () {
+                _ if same_version(&ours, &theirs) => Copied::Unchanged,
+                _ if force => Copied::Replaced,
+                _ if ours.lineage != theirs.lineage => bail!(Usage(format!(
+                    "{shown} holds another state (lineage {}; {url} is lineage {}): `state pull --force` replaces it (push it elsewhere first to keep it)",
+                    ours.lineage, theirs.lineage
+                ))),
+                _ if ours.head != ours.synced => bail!(Usage(format!(
+                    "{shown} has changes not pushed yet (serial {}): `state push` them first, or `state pull --force` to drop them",
+                    ours.serial
+                ))),
+                _ => Copied::Updated,
+            }
+        }
     };
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        private_dir(dir)?;
+    if copied != Copied::Unchanged {
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            private_dir(dir)?;
+        }
+        remove_database(file);
+        write_private(file, &remote.body)?;
     }
-    remove_database(file);
-    write_private(file, &remote.body)?;
+    SqliteStore::open(file)?.mark_synced()?;
     Ok(copied)
 }
 
@@ -198,6 +216,7 @@ pub async fn push(
     let Some(local) = local_state(file)? else {
         bail!(Usage(format!("no state at {} to push", file.display())));
     };
+    let ours = lineage_at(file)?;
     let (location, store) = connect(url).await?;
     let holder = Holder::current(command);
     let key = location.lock_key();
@@ -207,18 +226,33 @@ pub async fn push(
     let pushed = async {
         let (copied, expect) = match store.get(location.key()).await? {
             None => (Copied::Written, Expect::Absent),
-            Some(remote) if same_state(&remote.body, &local, file)? => {
-                return Ok(Copied::Unchanged);
+            Some(remote) => {
+                let theirs = lineage_of(&remote.body, file)?;
+                let copied = match () {
+                    _ if same_version(&ours, &theirs) => return Ok(Copied::Unchanged),
+                    _ if force => Copied::Replaced,
+                    _ if ours.lineage != theirs.lineage => bail!(Usage(format!(
+                        "{url} holds another state (lineage {}; {} is lineage {}): `state push --force` replaces it (pull it elsewhere first to keep it)",
+                        theirs.lineage,
+                        file.display(),
+                        ours.lineage
+                    ))),
+                    _ if theirs.head != ours.synced => bail!(Usage(format!(
+                        "{url} has changed since {} was last pulled or pushed (its serial is {}, yours {}): `state pull` and make your change again, or `state push --force` to overwrite it",
+                        file.display(),
+                        theirs.serial,
+                        ours.serial
+                    ))),
+                    _ => Copied::Updated,
+                };
+                (copied, Expect::Etag(remote.etag))
             }
-            Some(_) if !force => bail!(Usage(format!(
-                "{url} holds another state: `state push --force` replaces it (pull it first to keep its changes)"
-            ))),
-            Some(remote) => (Copied::Replaced, Expect::Etag(remote.etag)),
         };
         store
             .put(location.key(), local, expect)
             .await
             .with_context(|| format!("writing the state to {url}"))?;
+        SqliteStore::open(file)?.mark_synced()?;
         Ok(copied)
     }
     .await;
@@ -242,6 +276,24 @@ fn local_state(file: &Path) -> Result<Option<Vec<u8>>> {
     }
     drop(store);
     Ok(Some(SqliteStore::snapshot(file)?))
+}
+
+/// The same state at the same change: copies differ at most in when they were last synced.
+fn same_version(ours: &Lineage, theirs: &Lineage) -> bool {
+    ours.lineage == theirs.lineage && ours.head == theirs.head
+}
+
+fn lineage_at(file: &Path) -> Result<Lineage> {
+    Ok(SqliteStore::open(file)?.lineage()?)
+}
+
+/// The lineage of a state held as bytes (read from a scratch copy beside `scratch`).
+fn lineage_of(bytes: &[u8], scratch: &Path) -> Result<Lineage> {
+    let probe = scratch.with_extension("lineage");
+    write_private(&probe, bytes)?;
+    let lineage = lineage_at(&probe);
+    remove_database(&probe);
+    lineage
 }
 
 /// Refuses bytes that are not a SQLite database.

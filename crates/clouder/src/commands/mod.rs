@@ -33,9 +33,13 @@ use std::path::Path;
 
 pub async fn run(mut cli: Cli) -> Result<()> {
     let mut home = Home::from_env();
-    // The shared state: --state, else CLOUDER_STATE, else the config file's.
+    // The shared state: --state, else CLOUDER_STATE, else the config file's; `local` is the
+    // local state whatever the others say.
     if cli.global.state.is_none() {
         cli.global.state = home.state_url()?;
+    }
+    if cli.global.state.as_deref() == Some(LOCAL_STATE) {
+        cli.global.state = None;
     }
     let g = &cli.global;
     // Breaking a lock must not wait for that lock; pull and push handle the shared state whole.
@@ -61,6 +65,9 @@ pub async fn run(mut cli: Cli) -> Result<()> {
     result.and(closed)
 }
 
+/// `--state local`: the local SQLite state, even when CLOUDER_STATE or the config names another.
+const LOCAL_STATE: &str = "local";
+
 /// What this process runs, for the lock's holder record: `clouder kubeadm create demo`.
 fn running_command() -> String {
     let command: Vec<String> = std::env::args().skip(1).take(3).collect();
@@ -78,6 +85,7 @@ async fn state(home: &Home, g: &Global, command: StateCommand) -> Result<()> {
     };
     let said = |copied: &Copied, from: &str, to: &str| match copied {
         Copied::Written => format!("State copied from {from} to {to}.\n"),
+        Copied::Updated => format!("State copied from {from} to {to}, bringing it up to date.\n"),
         Copied::Replaced => {
             format!("State copied from {from} to {to}, replacing what was there.\n")
         }

@@ -160,6 +160,91 @@ async fn a_state_moves_between_local_s3_and_azure_blob_and_pull_and_push_keep_wh
     assert_eq!(ls(&other, &fresh), ["moved"]);
 }
 
+/// The context names a state holds (each `ctx add` is one change to it).
+fn contexts(env: &Env, state: &str) -> Vec<String> {
+    let out: serde_json::Value = serde_json::from_str(
+        &env.ok_with(&["ctx", "ls", "--state", state, "-o", "json"], &state_env()),
+    )
+    .unwrap();
+    let mut names: Vec<String> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn add_context(env: &Env, name: &str) {
+    env.ok(&["ctx", "add", name, "--provider", "aws", "-r", "us-east-1"]);
+}
+
+fn result_of(out: &str) -> String {
+    let out: serde_json::Value = serde_json::from_str(out).unwrap();
+    out["result"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_and_pull_bring_copies_up_to_date_and_refuse_what_would_lose_a_change() {
+    let (_store, url) = container("lineage-state").await;
+    let azure = state_env();
+    let push = ["state", "push", "--state", &url, "-o", "json"];
+    let pull = ["state", "pull", "--state", &url, "-o", "json"];
+    let (alice, bob) = (Env::new(), Env::new());
+    add_context(&alice, "alice-1");
+    assert_eq!(result_of(&alice.ok_with(&push, &azure)), "written");
+    assert_eq!(result_of(&bob.ok_with(&pull, &azure)), "written");
+    // Reading changes nothing: pulling again copies nothing.
+    contexts(&bob, "local");
+    assert_eq!(result_of(&bob.ok_with(&pull, &azure)), "unchanged");
+
+    // Bob's change goes up: the shared state had not moved since he pulled it.
+    add_context(&bob, "bob-1");
+    assert_eq!(result_of(&bob.ok_with(&push, &azure)), "updated");
+    assert_eq!(contexts(&bob, &url), ["alice-1", "bob-1"]);
+
+    // Alice changed her copy meanwhile: her push would drop Bob's change, so it is refused.
+    add_context(&alice, "alice-2");
+    let refused = alice.run_with(&push, &azure);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("has changed since") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(contexts(&bob, &url), ["alice-1", "bob-1"]);
+    // And pulling would drop hers: refused too, her copy kept.
+    let refused = alice.run_with(&pull, &azure);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("not pushed") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(contexts(&alice, "local"), ["alice-1", "alice-2"]);
+
+    // She takes the shared state, makes her change again, and it goes up; Bob, who changed
+    // nothing since, is brought up to date by a plain pull.
+    let forced = [&pull[..], &["--force"]].concat();
+    assert_eq!(result_of(&alice.ok_with(&forced, &azure)), "replaced");
+    add_context(&alice, "alice-2");
+    assert_eq!(result_of(&alice.ok_with(&push, &azure)), "updated");
+    assert_eq!(result_of(&bob.ok_with(&pull, &azure)), "updated");
+    assert_eq!(contexts(&bob, "local"), ["alice-1", "alice-2", "bob-1"]);
+
+    // A state of another lineage is never taken for this one.
+    let carol = Env::new();
+    add_context(&carol, "carol-1");
+    let refused = carol.run_with(&push, &azure);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("another state"));
+    let refused = carol.run_with(&pull, &azure);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("another state"));
+    assert_eq!(contexts(&carol, "local"), ["carol-1"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_config_files_state_is_the_default_under_the_env_and_the_flag() {
     cloud().await;
@@ -197,6 +282,17 @@ async fn the_config_files_state_is_the_default_under_the_env_and_the_flag() {
         )),
         ["configured"]
     );
+    // `--state local` is the local state, whatever the environment and the file say.
+    let local = names(&env.ok_with(
+        &["kubeadm", "ls", "-o", "json", "--state", "local"],
+        &with_env,
+    ));
+    assert!(local.is_empty(), "{local:?}");
+    assert!(
+        env.home().join("state.db").exists(),
+        "the local state was used"
+    );
+
     // Writing a setting keeps the state URL.
     env.ok_with(&["kubeadm", "set-default", "configured"], &azure);
     let config = std::fs::read_to_string(env.home().join("clouder.yaml")).unwrap();
