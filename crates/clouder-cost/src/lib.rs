@@ -5,6 +5,7 @@
 //! The embedded table (`prices.json`) names its source and date; `clouder cost refresh`
 //! writes a newer one from the providers' public price APIs (see [`refresh`]).
 
+pub mod fetch;
 pub mod refresh;
 
 use clouder_engine::Billable;
@@ -71,6 +72,14 @@ impl PriceTable {
             path: path.to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// The regions this table prices for `cloud`.
+    pub fn regions(&self, cloud: &str) -> Vec<String> {
+        self.clouds
+            .get(cloud)
+            .map(|regions| regions.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn region(&self, cloud: &str, region: &str) -> Option<&RegionPrices> {

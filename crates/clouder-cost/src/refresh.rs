@@ -23,7 +23,7 @@ pub struct RefreshError {
     pub message: String,
 }
 
-fn bad(what: &str, message: impl Into<String>) -> RefreshError {
+pub(crate) fn bad(what: &str, message: impl Into<String>) -> RefreshError {
     RefreshError {
         what: what.to_string(),
         message: message.into(),
@@ -32,50 +32,66 @@ fn bad(what: &str, message: impl Into<String>) -> RefreshError {
 
 /// On-demand Linux hourly prices from an AWS `GetProducts` response body.
 pub fn aws_machine_prices(body: &str) -> Result<MachinePrices, RefreshError> {
-    const WHAT: &str = "AWS GetProducts response";
-    let response: Value = serde_json::from_str(body).map_err(|e| bad(WHAT, e.to_string()))?;
+    let response: Value =
+        serde_json::from_str(body).map_err(|e| bad(AWS_RESPONSE, e.to_string()))?;
     let list = response["PriceList"]
         .as_array()
-        .ok_or_else(|| bad(WHAT, "no PriceList array"))?;
+        .ok_or_else(|| bad(AWS_RESPONSE, "no PriceList array"))?;
     let mut prices = MachinePrices::new();
     for entry in list {
         // The API returns each product as a JSON string; the bulk files as objects.
         let product: Value = match entry {
-            Value::String(text) => {
-                serde_json::from_str(text).map_err(|e| bad(WHAT, e.to_string()))?
-            }
+            Value::String(text) => aws_product(text)?,
             other => other.clone(),
         };
-        let a = &product["product"]["attributes"];
-        let linux_shared = a["operatingSystem"] == "Linux"
-            && a["tenancy"] == "Shared"
-            && a["preInstalledSw"] == "NA"
-            && a["capacitystatus"] == "Used"
-            && a["licenseModel"] == "No License required";
-        let (Some(size), Some(region)) = (a["instanceType"].as_str(), a["regionCode"].as_str())
-        else {
-            continue;
-        };
-        if !linux_shared {
-            continue;
-        }
-        let hourly = product["terms"]["OnDemand"]
-            .as_object()
-            .into_iter()
-            .flat_map(|terms| terms.values())
-            .filter_map(|term| term["priceDimensions"].as_object())
-            .flat_map(|dims| dims.values())
-            .filter(|dim| dim["unit"] == "Hrs")
-            .filter_map(|dim| dim["pricePerUnit"]["USD"].as_str()?.parse::<f64>().ok())
-            .find(|price| *price > 0.0);
-        if let Some(hourly) = hourly {
-            prices
-                .entry(region.to_string())
-                .or_default()
-                .insert(size.to_string(), hourly);
-        }
+        add_aws_product(&mut prices, &product);
     }
     Ok(prices)
+}
+
+const AWS_RESPONSE: &str = "AWS GetProducts response";
+
+/// One product of a `GetProducts` page, which the API sends as a JSON string.
+pub(crate) fn aws_product(text: &str) -> Result<Value, RefreshError> {
+    serde_json::from_str(text).map_err(|e| bad(AWS_RESPONSE, e.to_string()))
+}
+
+/// Adds `product`'s hourly price when it is a Linux, shared-tenancy, on-demand machine.
+pub(crate) fn add_aws_product(prices: &mut MachinePrices, product: &Value) {
+    let a = &product["product"]["attributes"];
+    let linux_shared = a["operatingSystem"] == "Linux"
+        && a["tenancy"] == "Shared"
+        && a["preInstalledSw"] == "NA"
+        && a["capacitystatus"] == "Used"
+        && a["licenseModel"] == "No License required";
+    let (Some(size), Some(region)) = (a["instanceType"].as_str(), a["regionCode"].as_str()) else {
+        return;
+    };
+    if !linux_shared {
+        return;
+    }
+    let hourly = product["terms"]["OnDemand"]
+        .as_object()
+        .into_iter()
+        .flat_map(|terms| terms.values())
+        .filter_map(|term| term["priceDimensions"].as_object())
+        .flat_map(|dims| dims.values())
+        .filter(|dim| dim["unit"] == "Hrs")
+        .filter_map(|dim| dim["pricePerUnit"]["USD"].as_str()?.parse::<f64>().ok())
+        .find(|price| *price > 0.0);
+    if let Some(hourly) = hourly {
+        prices
+            .entry(region.to_string())
+            .or_default()
+            .insert(size.to_string(), hourly);
+    }
+}
+
+/// Lays `more` over `prices`.
+pub(crate) fn merge(prices: &mut MachinePrices, more: MachinePrices) {
+    for (region, sizes) in more {
+        prices.entry(region).or_default().extend(sizes);
+    }
 }
 
 #[derive(Deserialize)]

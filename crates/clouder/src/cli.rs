@@ -727,10 +727,10 @@ pub enum Cost {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
-    /// Update the local price cache from saved price-API responses (AWS Price List
-    /// `get-products` for AmazonEC2, Azure Retail Prices pages).
+    /// Update the local price cache from the providers' price APIs (AWS Price List Query API,
+    /// which needs AWS credentials; Azure Retail Prices, public), or from saved responses.
     #[command(
-        after_help = "Examples:\n  aws pricing get-products --region us-east-1 --service-code AmazonEC2 \\\n    --filters Type=TERM_MATCH,Field=regionCode,Value=eu-west-1 Type=TERM_MATCH,Field=operatingSystem,Value=Linux > aws.json\n  curl -s \"https://prices.azure.com/api/retail/prices?\\$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20armRegionName%20eq%20'eastus'\" > azure.json\n  clouder cost refresh --aws aws.json --azure azure.json"
+        after_help = "Without options, current prices for every region of the table in use, from both APIs.\n\nExamples:\n  clouder cost refresh\n  clouder cost refresh --aws-region eu-west-1 --azure-region westeurope\n  aws pricing get-products --region us-east-1 --service-code AmazonEC2 \\\n    --filters Type=TERM_MATCH,Field=regionCode,Value=eu-west-1 Type=TERM_MATCH,Field=operatingSystem,Value=Linux > aws.json\n  curl -s \"https://prices.azure.com/api/retail/prices?\\$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20armRegionName%20eq%20'eastus'\" > azure.json\n  clouder cost refresh --aws aws.json --azure azure.json"
     )]
     Refresh {
         /// A saved AWS Price List GetProducts response (repeatable).
@@ -739,6 +739,12 @@ pub enum Cost {
         /// A saved Azure Retail Prices page (repeatable).
         #[arg(long = "azure", value_name = "FILE")]
         azure: Vec<PathBuf>,
+        /// Fetch this AWS region's prices from the AWS Price List Query API (repeatable).
+        #[arg(long = "aws-region", value_name = "REGION")]
+        aws_regions: Vec<String>,
+        /// Fetch this Azure region's prices from the Azure Retail Prices API (repeatable).
+        #[arg(long = "azure-region", value_name = "REGION")]
+        azure_regions: Vec<String>,
     },
     /// The price table in use: its source and date.
     Table,

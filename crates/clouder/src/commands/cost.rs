@@ -1,14 +1,13 @@
 //! `cost show|refresh|table`, and the estimate `plan --cost` and `create --dry-run --cost` add.
 
 use super::context;
-use crate::Usage;
 use crate::cli::{Cost, Global};
 use crate::home::{Home, write_private};
 use crate::output::{emit, table};
 use crate::progress::Progress;
 use crate::provider;
 use anyhow::{Context as _, Result};
-use clouder_cost::{Estimate, PriceTable, estimate};
+use clouder_cost::{Estimate, PriceTable, estimate, fetch};
 use clouder_engine::{Billable, Graph, Plan};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -16,7 +15,20 @@ use std::path::PathBuf;
 pub async fn run(home: &Home, g: &Global, command: Cost) -> Result<()> {
     match command {
         Cost::Show { name, concurrency } => show(home, g, name, concurrency).await,
-        Cost::Refresh { aws, azure } => refresh(home, g, &aws, &azure),
+        Cost::Refresh {
+            aws,
+            azure,
+            aws_regions,
+            azure_regions,
+        } => {
+            let sources = Sources {
+                aws_files: aws,
+                azure_files: azure,
+                aws_regions,
+                azure_regions,
+            };
+            refresh(home, g, sources).await
+        }
         Cost::Table => {
             let (table, origin) = prices(home)?;
             let info = clouder_cost::TableInfo {
@@ -159,27 +171,69 @@ struct Refreshed {
     azure_prices: usize,
 }
 
-fn refresh(home: &Home, g: &Global, aws: &[PathBuf], azure: &[PathBuf]) -> Result<()> {
-    if aws.is_empty() && azure.is_empty() {
-        return Err(Usage("give at least one --aws FILE or --azure FILE".into()).into());
+/// Where `cost refresh` takes prices from.
+struct Sources {
+    aws_files: Vec<PathBuf>,
+    azure_files: Vec<PathBuf>,
+    aws_regions: Vec<String>,
+    azure_regions: Vec<String>,
+}
+
+const AWS_API: &str = "AWS Price List API (GetProducts)";
+const AZURE_API: &str = "Azure Retail Prices API";
+
+/// Machine prices from saved responses and the live APIs, laid over the table in use and
+/// cached; nothing is written unless every source was read.
+async fn refresh(home: &Home, g: &Global, mut sources: Sources) -> Result<()> {
+    let (mut table, _) = prices(home)?;
+    let nothing_named = sources.aws_files.is_empty()
+        && sources.azure_files.is_empty()
+        && sources.aws_regions.is_empty()
+        && sources.azure_regions.is_empty();
+    if nothing_named {
+        sources.aws_regions = table.regions("aws");
+        sources.azure_regions = table.regions("azure");
     }
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
     };
-    let (mut table, _) = prices(home)?;
     let date = today();
     let mut counts = (0, 0);
-    for path in aws {
+    let count = |prices: &clouder_cost::refresh::MachinePrices| {
+        prices.values().map(|s| s.len()).sum::<usize>()
+    };
+    for path in &sources.aws_files {
         let prices = clouder_cost::refresh::aws_machine_prices(&read(path)?)
             .with_context(|| path.display().to_string())?;
-        counts.0 += prices.values().map(|s| s.len()).sum::<usize>();
-        table = table.with_machine_prices("aws", prices, "AWS Price List API (GetProducts)", &date);
+        counts.0 += count(&prices);
+        table = table.with_machine_prices("aws", prices, AWS_API, &date);
     }
-    for path in azure {
+    for path in &sources.azure_files {
         let (prices, _) = clouder_cost::refresh::azure_machine_prices(&read(path)?)
             .with_context(|| path.display().to_string())?;
-        counts.1 += prices.values().map(|s| s.len()).sum::<usize>();
-        table = table.with_machine_prices("azure", prices, "Azure Retail Prices API", &date);
+        counts.1 += count(&prices);
+        table = table.with_machine_prices("azure", prices, AZURE_API, &date);
+    }
+    let offline = |e: clouder_cost::refresh::RefreshError| {
+        anyhow::anyhow!(
+            "{e}\n(offline? save the API's response where it is reachable and give it with --aws FILE / --azure FILE)"
+        )
+    };
+    if !sources.aws_regions.is_empty() {
+        let client = fetch::aws_client().await;
+        for region in &sources.aws_regions {
+            let prices = fetch::aws(&client, region).await.map_err(offline)?;
+            counts.0 += count(&prices);
+            table = table.with_machine_prices("aws", prices, AWS_API, &date);
+        }
+    }
+    if !sources.azure_regions.is_empty() {
+        let (http, base) = fetch::azure_client();
+        for region in &sources.azure_regions {
+            let prices = fetch::azure(&http, &base, region).await.map_err(offline)?;
+            counts.1 += count(&prices);
+            table = table.with_machine_prices("azure", prices, AZURE_API, &date);
+        }
     }
     crate::home::private_dir(&home.root)?;
     let path = cache(home);

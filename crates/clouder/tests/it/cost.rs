@@ -167,6 +167,20 @@ fn refresh_writes_a_dated_cache_that_estimates_then_use() {
     assert_eq!(plan["cost"]["table"]["date"], out["date"]);
     assert!((plan["cost"]["hourly"].as_f64().unwrap() - hand_total(2)).abs() < 1e-9);
 
+    // Live, from an API that cannot be reached: a clear error, the cache left as it was.
+    let cached = std::fs::read(env.home().join("prices.json")).unwrap();
+    let out = env.run_with(
+        &["cost", "refresh", "--azure-region", "eastus"],
+        &[("CLOUDER_AZURE_PRICES_URL", "http://127.0.0.1:9/api/retail/prices")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Azure Retail Prices API (eastus)") && err.contains("--azure FILE"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(env.home().join("prices.json")).unwrap(), cached);
+
     let bad = write(env.dir.path(), "bad.json", "{\"PriceList\": 3}");
     let out = env.run(&["cost", "refresh", "--aws", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
