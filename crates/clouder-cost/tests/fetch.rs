@@ -23,6 +23,8 @@ fn fixture(name: &str) -> String {
 
 /// What the server saw: one entry per request.
 type Seen = Arc<Mutex<Vec<Value>>>;
+/// A recorded page's entries, split in two pages.
+type Pages = Arc<(Vec<Value>, Vec<Value>)>;
 
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -43,11 +45,7 @@ async fn azure_server(seen: Seen, fail: bool) -> String {
         .route(
             "/api/retail/prices",
             get(
-                move |State((seen, pages, base)): State<(
-                    Seen,
-                    Arc<(Vec<Value>, Vec<Value>)>,
-                    Arc<Mutex<String>>,
-                )>,
+                move |State((seen, pages, base)): State<(Seen, Pages, Arc<Mutex<String>>)>,
                       Query(query): Query<HashMap<String, String>>| async move {
                     seen.lock().unwrap().push(json!(query));
                     if fail {
@@ -141,7 +139,7 @@ async fn aws_server(seen: Seen, deny: bool) -> String {
         .route(
             "/",
             post(
-                move |State((seen, pages)): State<(Seen, Arc<(Vec<Value>, Vec<Value>)>)>,
+                move |State((seen, pages)): State<(Seen, Pages)>,
                       headers: HeaderMap,
                       body: String| async move {
                     let request: Value = serde_json::from_str(&body).unwrap();

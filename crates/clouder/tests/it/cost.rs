@@ -171,7 +171,10 @@ fn refresh_writes_a_dated_cache_that_estimates_then_use() {
     let cached = std::fs::read(env.home().join("prices.json")).unwrap();
     let out = env.run_with(
         &["cost", "refresh", "--azure-region", "eastus"],
-        &[("CLOUDER_AZURE_PRICES_URL", "http://127.0.0.1:9/api/retail/prices")],
+        &[(
+            "CLOUDER_AZURE_PRICES_URL",
+            "http://127.0.0.1:9/api/retail/prices",
+        )],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -179,7 +182,10 @@ fn refresh_writes_a_dated_cache_that_estimates_then_use() {
         err.contains("Azure Retail Prices API (eastus)") && err.contains("--azure FILE"),
         "{err}"
     );
-    assert_eq!(std::fs::read(env.home().join("prices.json")).unwrap(), cached);
+    assert_eq!(
+        std::fs::read(env.home().join("prices.json")).unwrap(),
+        cached
+    );
 
     let bad = write(env.dir.path(), "bad.json", "{\"PriceList\": 3}");
     let out = env.run(&["cost", "refresh", "--aws", bad.to_str().unwrap()]);
