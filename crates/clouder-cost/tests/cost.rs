@@ -195,3 +195,30 @@ fn malformed_responses_are_errors_not_empty_tables() {
     assert!(aws_machine_prices("<html>").is_err());
     assert!(azure_machine_prices("{\"Items\": 3}").is_err());
 }
+
+/// A cluster created with the defaults is priced in full, wherever the embedded table has prices
+/// for its cloud: the default machine sizes of the spec are in every region of the table.
+#[test]
+fn the_default_machine_sizes_are_priced_in_every_region_of_the_embedded_table() {
+    let table = PriceTable::embedded();
+    for cloud in ["aws", "azure"] {
+        let text = format!(
+            "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {{name: priced}}\nspec:\n  provider: {cloud}\n  nodePools: [{{name: workers, count: 1}}]\n"
+        );
+        let mut spec: clouder_spec::Cluster =
+            clouder_spec::from_yaml("defaults.yaml", &text).unwrap();
+        spec.apply_defaults();
+        let sizes = [&spec.spec.control_plane.size, &spec.spec.node_pools[0].size];
+        let regions = table.regions(cloud);
+        assert!(!regions.is_empty());
+        for region in &regions {
+            for size in sizes {
+                let machine = Billable::Machine { size: size.clone() };
+                assert!(
+                    table.hourly(cloud, region, &machine).is_ok(),
+                    "{cloud} {region}: default size {size} has no price"
+                );
+            }
+        }
+    }
+}
