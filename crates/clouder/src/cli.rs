@@ -353,7 +353,7 @@ pub enum Kubeadm {
     Schema,
     /// Bootstrap Kubernetes on created machines.
     #[command(
-        after_help = "Example:\n  clouder kubeadm setup demo -u ubuntu -i id_ed25519 --k8s-version 1.32 --node-label team=data"
+        after_help = "Examples:\n  clouder kubeadm setup demo -u ubuntu -i id_ed25519 --k8s-version 1.32 --node-label team=data\n  terraform -chdir=infra output -json > out.json && clouder kubeadm setup demo --terraform-output out.json -i id_ed25519"
     )]
     Setup(SetupArgs),
     /// Fetch the kubeconfig and the kubelet client certificate.
@@ -623,6 +623,11 @@ pub struct SetupArgs {
     /// Connect to the machines' `public` (default, or spec.ssh.address) or `private` addresses.
     #[arg(long)]
     pub address: Option<clouder_spec::AddressKind>,
+    /// Machines Terraform made: the JSON of `terraform output -json` for the module
+    /// `export-terraform` wrote, recorded first (as `import --terraform-output`; also with
+    /// `--dry-run`, which changes nothing on the machines).
+    #[arg(long, value_name = "FILE")]
+    pub terraform_output: Option<PathBuf>,
     /// Show the machines and phases, and stop.
     #[arg(long)]
     pub dry_run: bool,

@@ -233,7 +233,10 @@ fn apply_flags(cluster: &mut Cluster, args: &SetupArgs) -> Result<()> {
 }
 
 pub async fn setup(home: &Home, g: &Global, args: SetupArgs) -> Result<()> {
-    let name = resolve_name(home, args.name.clone())?;
+    let name = match &args.terraform_output {
+        Some(file) => super::terraform::record(home, args.name.as_deref(), file)?.cluster_name,
+        None => resolve_name(home, args.name.clone())?,
+    };
     let store = home.store()?;
     let Some(record) = store.cluster(&name)? else {
         bail!(Usage(format!(
@@ -357,6 +360,7 @@ mod tests {
             k8s_version: version.map(String::from),
             node_label: labels.iter().map(|l| l.to_string()).collect(),
             address: None,
+            terraform_output: None,
             dry_run: false,
             concurrency: 30,
         };

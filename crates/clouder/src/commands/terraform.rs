@@ -58,18 +58,47 @@ pub fn export(home: &Home, g: &Global, args: ExportTerraformArgs) -> Result<()> 
     })
 }
 
+/// The status of a cluster recorded from Terraform's outputs.
+const IMPORTED: &str = "imported";
+
 /// `import NAME --terraform-output FILE`: records the cluster Terraform made, its machines
 /// and API endpoint, so clouder's other commands (setup, info, cost) know it.
 pub fn import(home: &Home, g: &Global, name: &str, file: &Path) -> Result<()> {
+    let out = record(home, Some(name), file)?;
+    emit(g.output, &out, || {
+        let machines: usize = out.nodes.values().map(Vec::len).sum();
+        format!(
+            "Imported {name} from {}: {machines} machines, API endpoint {}.\nNext: clouder kubeadm setup {name}\n",
+            file.display(),
+            out.api_endpoint
+        )
+    })
+}
+
+/// Records (or brings up to date) the cluster whose Terraform outputs `file` holds, named
+/// `name` if given; a cluster of that name that clouder did not import is left alone. A
+/// re-import keeps what setup did: the Kubernetes settings and whether setup completed.
+pub fn record(home: &Home, name: Option<&str>, file: &Path) -> Result<TerraformOutputs> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let out = TerraformOutputs::parse(&file.display().to_string(), &text)
         .map_err(|e| Usage(e.message))?;
+    let name = name.unwrap_or(&out.cluster_name);
     if out.cluster_name != name {
         return Err(Usage(format!(
             "{}: the module is for cluster `{}`, not `{name}`",
             file.display(),
             out.cluster_name
+        ))
+        .into());
+    }
+    let store = home.store()?;
+    let existing = store.cluster(name)?;
+    if let Some(other) = existing.as_ref().filter(|r| r.status != IMPORTED) {
+        return Err(Usage(format!(
+            "`{name}` is already in {} ({}), not imported from Terraform; nothing was changed",
+            home.root.display(),
+            other.status
         ))
         .into());
     }
@@ -89,20 +118,24 @@ pub fn import(home: &Home, g: &Global, name: &str, file: &Path) -> Result<()> {
         }
     }
     cluster.apply_defaults();
-    let store = home.store()?;
+    if let Some(before) = existing
+        .as_ref()
+        .and_then(|r| serde_json::from_value::<Cluster>(r.spec.clone()).ok())
+    {
+        cluster.spec.kubernetes = before.spec.kubernetes;
+    }
     let now = clouder_state::now();
-    let record = ClusterRecord {
+    store.put_cluster(&ClusterRecord {
         name: name.to_string(),
         provider: provider.as_str().into(),
         region: Some(out.region.clone()),
         context: None,
         spec: serde_json::to_value(&cluster)?,
-        status: "imported".into(),
-        setup_complete: false,
-        created_at: now,
+        status: IMPORTED.into(),
+        setup_complete: existing.as_ref().is_some_and(|r| r.setup_complete),
+        created_at: existing.as_ref().map_or(now, |r| r.created_at),
         updated_at: now,
-    };
-    store.put_cluster(&record)?;
+    })?;
     for (pool, machines) in &out.nodes {
         for (i, m) in machines.iter().enumerate() {
             store.put_resource(
@@ -132,12 +165,5 @@ pub fn import(home: &Home, g: &Global, name: &str, file: &Path) -> Result<()> {
             updated_at: now,
         },
     )?;
-    emit(g.output, &out, || {
-        let machines: usize = out.nodes.values().map(Vec::len).sum();
-        format!(
-            "Imported {name} from {}: {machines} machines, API endpoint {}.\nNext: clouder kubeadm setup {name}\n",
-            file.display(),
-            out.api_endpoint
-        )
-    })
+    Ok(out)
 }

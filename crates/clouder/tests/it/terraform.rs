@@ -199,6 +199,66 @@ fn import_records_the_machines_terraform_made() {
         && r["attrs"]["dns_name"] == "tfimp-api-0123456789.elb.eu-west-1.amazonaws.com"));
 }
 
+/// `setup NAME --terraform-output FILE` records Terraform's machines first and bootstraps
+/// them (here `--dry-run`: the machines and endpoint it would work on); a re-run keeps what
+/// setup recorded, and a cluster clouder did not import is never overwritten.
+#[test]
+fn setup_takes_the_machines_terraform_made() {
+    let env = Env::new();
+    let file = write(env.dir.path(), "out.json", OUTPUTS);
+    let file = file.to_str().unwrap();
+    let key = env.key();
+    let setup = [
+        "k",
+        "setup",
+        "--terraform-output",
+        file,
+        "-i",
+        key.to_str().unwrap(),
+        "--dry-run",
+        "-o",
+        "json",
+    ];
+    let plan: Value = serde_json::from_str(&env.ok(&setup)).unwrap();
+    assert_eq!(plan["cluster"], "tfimp", "the name comes from the outputs");
+    assert_eq!(
+        plan["endpoint"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap(),
+        "tfimp-api-0123456789.elb.eu-west-1.amazonaws.com"
+    );
+    let hosts: Vec<&str> = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 3, "{hosts:?}");
+    assert!(
+        hosts[0].contains("198.51.100.10"),
+        "control plane first: {hosts:?}"
+    );
+    // Again, naming the cluster: the same record, still imported.
+    let again = [&setup[..2], &["tfimp"], &setup[2..]].concat();
+    env.ok(&again);
+    let info: Value = serde_json::from_str(&env.ok(&["k", "info", "tfimp", "-o", "json"])).unwrap();
+    assert_eq!(info["cluster"]["status"], "imported");
+
+    // A cluster of that name that clouder created itself is left alone.
+    let other = Env::new();
+    other.create("tfimp", 1, &[]);
+    let out = other.run(&[&["k", "setup"], &setup[2..]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not imported from Terraform"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn import_refuses_outputs_of_another_module_with_a_clear_error() {
     let env = Env::new();
