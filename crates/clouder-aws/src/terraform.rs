@@ -4,7 +4,7 @@
 
 use crate::cloud::Scope;
 use crate::resources::CONTROL_PLANE_POOL;
-use clouder_engine::terraform::Terraform;
+use clouder_engine::terraform::{Terraform, per_index, pool_indexes};
 use clouder_engine::{Error, Graph};
 use clouder_spec::Cluster;
 use serde_json::{Value, json};
@@ -102,18 +102,26 @@ pub fn document(scope: &Scope, cluster: &Cluster, graph: &Graph) -> Result<Terra
             ),
         )?;
     let cp = &spec.control_plane;
-    let pools = std::iter::once((CONTROL_PLANE_POOL, cp.count, &cp.size, cp.os_disk_gb)).chain(
-        spec.node_pools
-            .iter()
-            .map(|p| (p.name.as_str(), p.count, &p.size, p.os_disk_gb)),
-    );
+    let pools = std::iter::once((
+        CONTROL_PLANE_POOL,
+        cp.count,
+        &cp.size,
+        cp.os_disk_gb,
+        &[][..],
+    ))
+    .chain(spec.node_pools.iter().map(|p| {
+        (
+            p.name.as_str(),
+            p.count,
+            &p.size,
+            p.os_disk_gb,
+            p.retired.as_slice(),
+        )
+    }));
     let mut nodes = serde_json::Map::new();
-    for (pool, count, size, disk_gb) in pools {
+    for (pool, count, size, disk_gb, retired) in pools {
         tf = tf
-            .variable(
-                &pool_var(pool, "count"),
-                variable("number", &format!("Machines in {pool}"), json!(count)),
-            )?
+            .merge(pool_indexes(&pool_local(pool), count, retired)?)?
             .variable(
                 &pool_var(pool, "size"),
                 variable("string", &format!("Instance type of {pool}"), json!(size)),
@@ -129,14 +137,18 @@ pub fn document(scope: &Scope, cluster: &Cluster, graph: &Graph) -> Result<Terra
         if count == 0 {
             continue;
         }
-        let machines = format!("aws_instance.{}[*]", pool_local(pool));
+        let (local, machines) = (
+            pool_local(pool),
+            format!("aws_instance.{}", pool_local(pool)),
+        );
         nodes.insert(
             pool.to_string(),
             json!({
-                "names": reference(&machines, "tags.Name"),
-                "instance_ids": reference(&machines, "id"),
-                "private_ips": reference(&machines, "private_ip"),
-                "public_ips": reference(&machines, "public_ip"),
+                "indexes": format!("${{local.{local}_indexes}}"),
+                "names": per_index(&local, &machines, "tags.Name"),
+                "instance_ids": per_index(&local, &machines, "id"),
+                "private_ips": per_index(&local, &machines, "private_ip"),
+                "public_ips": per_index(&local, &machines, "public_ip"),
             }),
         );
     }

@@ -74,115 +74,15 @@ fn rendering_is_deterministic_and_sorted() {
     }
 }
 
-/// `aws_x.y` chains in a template expression, with `[…]` indexes and splats skipped.
-fn references(expr: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    let chars: Vec<char> = expr.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let starts = chars[i].is_ascii_alphabetic() || chars[i] == '_';
-        let after_access = i > 0 && matches!(chars[i - 1], '.' | ']' | ')');
-        let inside_word = i > 0 && (chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == '_');
-        if !starts || after_access || inside_word {
-            i += 1;
-            continue;
-        }
-        let mut chain = Vec::new();
-        let mut word = String::new();
-        while i < chars.len() {
-            let c = chars[i];
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                word.push(c);
-            } else if c == '.' {
-                chain.push(std::mem::take(&mut word));
-            } else {
-                break;
-            }
-            i += 1;
-        }
-        chain.push(word);
-        out.push(chain);
-    }
-    out
-}
-
-fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-    match v {
-        Value::String(s) => out.push(s),
-        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
-        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
-        _ => {}
-    }
-}
-
 #[test]
 fn every_reference_points_at_a_declared_block() {
     let m = module(&files(SPEC));
-    let declared = |section: &str, kind: &str, name: &str| {
-        m.get(section)
-            .and_then(|s| s.get(kind))
-            .and_then(|k| k.get(name))
-            .is_some()
-    };
-    let functions = ["toset"];
-    let mut texts = Vec::new();
-    for section in ["resource", "data", "output", "provider"] {
-        strings(&m[section], &mut texts);
-    }
-    let mut checked = 0;
-    for text in texts {
-        let mut rest = text;
-        while let Some(start) = rest.find("${") {
-            let end = rest[start..].find('}').expect("closed template") + start;
-            for chain in references(&rest[start + 2..end]) {
-                let head = chain[0].as_str();
-                let ok = match head {
-                    "var" => m["variable"].get(&chain[1]).is_some(),
-                    "data" => declared("data", &chain[1], &chain[2]),
-                    "count" => chain[1] == "index",
-                    "each" => chain[1] == "value" || chain[1] == "key",
-                    _ if head.starts_with("aws_") => declared("resource", head, &chain[1]),
-                    _ => functions.contains(&head),
-                };
-                assert!(ok, "`{}` in {text:?} is not declared", chain.join("."));
-                checked += 1;
-            }
-            rest = &rest[end + 1..];
-        }
-    }
-    // Plain-string dependencies name resources too.
-    for kind in m["resource"].as_object().unwrap().values() {
-        for body in kind.as_object().unwrap().values() {
-            for dep in body["depends_on"].as_array().into_iter().flatten() {
-                let (t, n) = dep.as_str().unwrap().split_once('.').unwrap();
-                assert!(
-                    declared("resource", t, n),
-                    "depends_on {dep} is not declared"
-                );
-            }
-        }
-    }
+    let module = serde_json::to_value(&m).unwrap();
+    let checked = clouder_engine::terraform::references::check(&module)
+        .unwrap_or_else(|dangling| panic!("references to nothing: {dangling:#?}"));
     assert!(
         checked > 40,
         "only {checked} references found: the scan is broken"
-    );
-}
-
-#[test]
-fn the_scan_finds_bad_references() {
-    assert_eq!(
-        references("toset(var.admin_cidrs)"),
-        vec![
-            vec!["toset".to_string()],
-            vec!["var".into(), "admin_cidrs".into()]
-        ]
-    );
-    assert_eq!(
-        references("aws_instance.control_plane[count.index].id"),
-        vec![
-            vec!["aws_instance".to_string(), "control_plane".into()],
-            vec!["count".into(), "index".into()]
-        ]
     );
 }
 
@@ -343,16 +243,21 @@ fn variables_carry_the_spec_and_outputs_what_setup_needs() {
         default("admin_cidrs"),
         serde_json::json!(["203.0.113.7/32", "198.51.100.0/24"])
     );
+    assert_eq!(default("workers_count"), 2);
+    assert_eq!(default("workers_retired"), serde_json::json!([]));
     let workers = &m["resource"]["aws_instance"]["workers"];
-    assert_eq!(workers["count"], "${var.workers_count}");
-    assert_eq!(workers["tags"]["Name"], "tfdemo-workers-${count.index}");
+    assert_eq!(
+        workers["for_each"],
+        "${toset([for i in local.workers_indexes : tostring(i)])}"
+    );
+    assert_eq!(workers["tags"]["Name"], "tfdemo-workers-${each.key}");
     assert_eq!(
         workers["tags"]["clouder.io/resource"],
-        "instance/workers-${count.index}"
+        "instance/workers-${each.key}"
     );
     assert_eq!(
         m["resource"]["aws_instance"]["control_plane"]["tags"]["Name"],
-        "tfdemo-cp-${count.index}"
+        "tfdemo-cp-${each.key}"
     );
     for output in [
         "api_endpoint",
@@ -369,6 +274,62 @@ fn variables_carry_the_spec_and_outputs_what_setup_needs() {
         ["control-plane", "gpu-pool", "workers"]
     );
     assert_eq!(m["output"]["ssh_user"]["value"], "ubuntu");
+}
+
+/// After a drained scale-down retired `workers-1`, the module numbers the workers as the spec
+/// does (0 and 2), so Terraform's machines keep clouder's names. Terraform itself evaluates the
+/// module's index expression (`terraform console` needs no provider for it).
+#[test]
+fn the_module_numbers_machines_past_retired_indexes_as_the_spec_does() {
+    let spec = SPEC.replace(
+        "{name: workers, count: 2, size: t3.xlarge}",
+        "{name: workers, count: 2, size: t3.xlarge, retired: [1]}",
+    );
+    let cluster = clouder_spec::parse("cluster.yaml", &spec).unwrap();
+    let want = cluster.spec.node_pools[0].indexes();
+    assert_eq!(want, [0, 2]);
+    let m = module(&files(&spec));
+    assert_eq!(
+        m["variable"]["workers_retired"]["default"],
+        serde_json::json!([1])
+    );
+    assert_eq!(
+        m["output"]["nodes"]["value"]["workers"]["indexes"],
+        "${local.workers_indexes}"
+    );
+    if std::process::Command::new("terraform")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED evaluating the indexes: no terraform binary on PATH");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let only = serde_json::json!({ "variable": m["variable"], "locals": m["locals"] });
+    std::fs::write(dir.path().join("main.tf.json"), only.to_string()).unwrap();
+    let mut console = std::process::Command::new("terraform")
+        .arg(format!("-chdir={}", dir.path().display()))
+        .arg("console")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    console
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"jsonencode([local.workers_indexes, local.control_plane_indexes])\n")
+        .unwrap();
+    let out = console.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let value: String = serde_json::from_str(printed.trim()).unwrap();
+    assert_eq!(
+        value, "[[0,2],[0,1,2]]",
+        "terraform console printed {printed}"
+    );
 }
 
 /// Terraform loads the module (`terraform providers` parses every file and resolves the pinned

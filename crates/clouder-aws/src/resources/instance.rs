@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataOptionsRequest, InstanceStateName, InstanceType, ResourceType, Tag, VolumeType,
 };
-use clouder_engine::terraform::Terraform;
+use clouder_engine::terraform::{Terraform, for_each_index};
 use clouder_engine::{Billable, Error, Observed, Outputs, Resource};
 use serde_json::json;
 use std::sync::Arc;
@@ -295,15 +295,15 @@ impl Resource for Instance {
             Billable::PublicIpv4,
         ]
     }
-    /// The machines of this one's pool as one `count`ed block: every machine of the pool renders
-    /// the same block, with names and ids templated over `count.index`.
+    /// The machines of this one's pool as one block over the pool's indexes: every machine of
+    /// the pool renders the same block, with names and ids templated over `each.key`.
     fn terraform(&self) -> Result<Option<Terraform>, Error> {
         let s = &self.scope;
-        let counted = |text: &str| {
+        let indexed = |text: &str| {
             let prefix = text.rsplit_once('-').map_or(text, |(p, _)| p);
-            format!("{prefix}-${{count.index}}")
+            format!("{prefix}-${{each.key}}")
         };
-        let mut tags = tags(s, &counted(&self.id), &counted(&self.name));
+        let mut tags = tags(s, &indexed(&self.id), &indexed(&self.name));
         tags[POOL_TAG] = json!(self.pool);
         let mut tf = Terraform::default();
         let ami = match &self.image {
@@ -322,7 +322,7 @@ impl Resource for Instance {
             }
         };
         let body = json!({
-            "count": var(&pool_var(&self.pool, "count")),
+            "for_each": for_each_index(&pool_local(&self.pool)),
             "ami": ami,
             "instance_type": var(&pool_var(&self.pool, "size")),
             "subnet_id": reference(names::SUBNET, "id"),

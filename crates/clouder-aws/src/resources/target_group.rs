@@ -4,7 +4,7 @@ use super::load_balancer::elb_tags;
 use super::{ids, instance};
 use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
 use crate::resources::CONTROL_PLANE_POOL;
-use crate::terraform::{local, names, pool_local, pool_var, reference, tags, var};
+use crate::terraform::{local, names, pool_local, reference, tags};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
 use clouder_engine::terraform::Terraform;
@@ -205,14 +205,10 @@ impl Resource for TargetGroup {
             "tags": tags(s, ids::API_TARGET_GROUP, &name),
         });
         // One attachment per control plane, however many `control_plane_count` makes.
-        let control_planes = format!(
-            "aws_instance.{}[count.index]",
-            pool_local(CONTROL_PLANE_POOL)
-        );
         let attachment = json!({
-            "count": var(&pool_var(CONTROL_PLANE_POOL, "count")),
+            "for_each": format!("${{aws_instance.{}}}", pool_local(CONTROL_PLANE_POOL)),
             "target_group_arn": reference(names::TARGET_GROUP, "arn"),
-            "target_id": reference(&control_planes, "id"),
+            "target_id": "${each.value.id}",
             "port": API_PORT,
         });
         Terraform::default()

@@ -137,11 +137,11 @@ pub fn record(home: &Home, name: Option<&str>, file: &Path) -> Result<TerraformO
         updated_at: now,
     })?;
     for (pool, machines) in &out.nodes {
-        for (i, m) in machines.iter().enumerate() {
+        for m in machines {
             store.put_resource(
                 name,
                 &ResourceRecord {
-                    id: format!("instance/{pool}-{i}"),
+                    id: format!("instance/{pool}-{}", m.index),
                     kind: "aws_instance".into(),
                     cloud_id: m.instance_id.clone(),
                     attrs: serde_json::json!({

@@ -22,7 +22,8 @@ fn module(dir: &std::path::Path) -> Value {
     Value::Object(all)
 }
 
-/// The `clouder.io/resource` tags the module gives its objects, `count`ed ones expanded.
+/// The `clouder.io/resource` tags the module gives its objects, those of pools expanded over
+/// the pool's indexes (its count, past its retired indexes, with the variables' defaults).
 fn rendered_ids(m: &Value) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     for blocks in m["resource"].as_object().unwrap().values() {
@@ -30,16 +31,20 @@ fn rendered_ids(m: &Value) -> BTreeSet<String> {
             let Some(id) = body["tags"]["clouder.io/resource"].as_str() else {
                 continue;
             };
-            match body["count"].as_str() {
-                Some(count) => {
-                    let var = count.trim_start_matches("${var.").trim_end_matches('}');
-                    let n = m["variable"][var]["default"].as_u64().unwrap();
-                    ids.extend((0..n).map(|i| id.replace("${count.index}", &i.to_string())));
-                }
-                None => {
-                    ids.insert(id.to_string());
-                }
-            }
+            let Some(for_each) = body["for_each"].as_str() else {
+                ids.insert(id.to_string());
+                continue;
+            };
+            let pool = for_each
+                .split("local.")
+                .nth(1)
+                .and_then(|rest| rest.split("_indexes").next())
+                .unwrap();
+            let default = |v: &str| m["variable"][format!("{pool}_{v}")]["default"].clone();
+            let count = default("count").as_u64().unwrap() as usize;
+            let retired: Vec<u64> = serde_json::from_value(default("retired")).unwrap();
+            let indexes = (0..).filter(|i| !retired.contains(i)).take(count);
+            ids.extend(indexes.map(|i| id.replace("${each.key}", &i.to_string())));
         }
     }
     ids
@@ -197,6 +202,33 @@ fn import_records_the_machines_terraform_made() {
     assert_eq!(worker["attrs"]["private_ip"], "10.0.0.12");
     assert!(resources.iter().any(|r| r["id"] == "api-load-balancer"
         && r["attrs"]["dns_name"] == "tfimp-api-0123456789.elb.eu-west-1.amazonaws.com"));
+
+    // A module past a retired index says which indexes its machines have.
+    let env = Env::new();
+    let numbered = OUTPUTS.replace(
+        r#""workers": {"instance_ids""#,
+        r#""workers": {"indexes": [0, 2], "instance_ids""#,
+    );
+    let file = write(env.dir.path(), "out.json", &numbered);
+    env.ok(&[
+        "k",
+        "import",
+        "tfimp",
+        "--terraform-output",
+        file.to_str().unwrap(),
+    ]);
+    let info: Value = serde_json::from_str(&env.ok(&["k", "info", "tfimp", "-o", "json"])).unwrap();
+    let ids: Vec<&str> = info["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            r["id"]
+                .as_str()
+                .filter(|id| id.starts_with("instance/workers"))
+        })
+        .collect();
+    assert_eq!(ids, ["instance/workers-0", "instance/workers-2"]);
 }
 
 /// `setup NAME --terraform-output FILE` records Terraform's machines first and bootstraps

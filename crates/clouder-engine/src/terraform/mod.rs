@@ -4,6 +4,8 @@
 //!
 //! Syntax: <https://developer.hashicorp.com/terraform/language/syntax/json>.
 
+pub mod references;
+
 use crate::{Error, Graph};
 use serde::Serialize;
 use serde_json::Value;
@@ -20,6 +22,8 @@ pub struct Terraform {
     pub provider: BTreeMap<String, Value>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub variable: BTreeMap<String, Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub locals: BTreeMap<String, Value>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub data: Blocks,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -65,6 +69,11 @@ impl Terraform {
         Ok(self)
     }
 
+    pub fn local(mut self, name: &str, value: Value) -> Result<Self, Error> {
+        put(&mut self.locals, "local", name, value)?;
+        Ok(self)
+    }
+
     pub fn output(mut self, name: &str, body: Value) -> Result<Self, Error> {
         put(&mut self.output, "output", name, body)?;
         Ok(self)
@@ -80,6 +89,9 @@ impl Terraform {
         }
         for (k, v) in other.variable {
             put(&mut self.variable, "variable", &k, v)?;
+        }
+        for (k, v) in other.locals {
+            put(&mut self.locals, "local", &k, v)?;
         }
         for (kind, blocks) in other.data {
             for (name, body) in blocks {
@@ -98,7 +110,7 @@ impl Terraform {
     }
 
     /// The files of a module directory: `versions.tf.json` (terraform and provider blocks),
-    /// `variables.tf.json`, `main.tf.json` (data and resources), `outputs.tf.json`.
+    /// `variables.tf.json`, `main.tf.json` (locals, data and resources), `outputs.tf.json`.
     pub fn files(&self) -> Vec<(&'static str, String)> {
         let part = |t: Terraform| {
             let value = sorted(serde_json::to_value(t).expect("JSON values"));
@@ -123,6 +135,7 @@ impl Terraform {
             (
                 "main.tf.json",
                 part(Terraform {
+                    locals: self.locals.clone(),
                     data: self.data.clone(),
                     resource: self.resource.clone(),
                     ..Default::default()
@@ -151,6 +164,50 @@ fn sorted(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
         other => other,
     }
+}
+
+/// The variables and local of a pool's machine indexes, as the spec numbers them
+/// (`NodePool::indexes` in clouder-spec): the first `count` indexes not retired by a drained
+/// scale-down, so machines keep their names. Blocks take `for_each` over
+/// `local.POOL_indexes` (as strings) and name machines by `each.key`.
+pub fn pool_indexes(pool_local: &str, count: u32, retired: &[u32]) -> Result<Terraform, Error> {
+    let (count_var, retired_var) = (
+        format!("{pool_local}_count"),
+        format!("{pool_local}_retired"),
+    );
+    Terraform::default()
+        .variable(
+            &count_var,
+            serde_json::json!({
+                "type": "number",
+                "description": format!("Machines in pool {pool_local}"),
+                "default": count,
+            }),
+        )?
+        .variable(
+            &retired_var,
+            serde_json::json!({
+                "type": "list(number)",
+                "description": format!("Indexes of pool {pool_local} removed by a scale-down, kept unused so the others keep their names"),
+                "default": retired,
+            }),
+        )?
+        .local(
+            &format!("{pool_local}_indexes"),
+            Value::String(format!(
+                "${{slice([for i in range(var.{count_var} + length(var.{retired_var})) : i if !contains(var.{retired_var}, i)], 0, var.{count_var})}}"
+            )),
+        )
+}
+
+/// `for_each` over a pool's indexes (see [`pool_indexes`]).
+pub fn for_each_index(pool_local: &str) -> String {
+    format!("${{toset([for i in local.{pool_local}_indexes : tostring(i)])}}")
+}
+
+/// A list of `ADDRESS[index].ATTR` for every index of the pool, in index order.
+pub fn per_index(pool_local: &str, address: &str, attr: &str) -> String {
+    format!("${{[for i in local.{pool_local}_indexes : {address}[tostring(i)].{attr}]}}")
 }
 
 /// Every resource of `graph`, rendered. A resource without a rendering is an error: an export
@@ -187,6 +244,8 @@ pub struct TerraformOutputs {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TerraformNode {
+    /// The machine's index in its pool (`instance/POOL-INDEX` in the graph).
+    pub index: u32,
     pub name: String,
     pub instance_id: String,
     pub private_ip: String,
@@ -242,8 +301,23 @@ impl TerraformOutputs {
                     "output `nodes.{pool}`: names, instance_ids, private_ips and public_ips differ in length"
                 )));
             }
+            // Modules that number machines past retired indexes say which they are.
+            let indexes: Vec<u32> = match fields.get("indexes") {
+                None => (0..names.len() as u32).collect(),
+                Some(list) => serde_json::from_value(list.clone()).map_err(|_| {
+                    bad(format!(
+                        "output `nodes.{pool}.indexes` is not a list of indexes"
+                    ))
+                })?,
+            };
+            if indexes.len() != names.len() {
+                return Err(bad(format!(
+                    "output `nodes.{pool}`: indexes and names differ in length"
+                )));
+            }
             let machines = (0..names.len())
                 .map(|i| TerraformNode {
+                    index: indexes[i],
                     name: names[i].clone(),
                     instance_id: ids[i].clone(),
                     private_ip: private[i].clone(),
