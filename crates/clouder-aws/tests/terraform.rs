@@ -4,8 +4,9 @@
 
 use clouder_aws::terraform::{AWS_PROVIDER_VERSION, document};
 use clouder_aws::{AwsCloud, Scope};
+use clouder_engine::terraform::references;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 const SPEC: &str = "apiVersion: clouder.io/v1alpha1
 kind: Cluster
@@ -35,21 +36,8 @@ fn files(spec: &str) -> Vec<(&'static str, String)> {
 }
 
 /// All files merged into one configuration, as Terraform loads a directory.
-fn module(files: &[(&str, String)]) -> BTreeMap<String, Value> {
-    let mut all: BTreeMap<String, Value> = BTreeMap::new();
-    for (name, text) in files {
-        let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        for (k, section) in v.as_object().unwrap() {
-            let slot = all
-                .entry(k.clone())
-                .or_insert_with(|| Value::Object(Default::default()));
-            for (name, body) in section.as_object().unwrap() {
-                assert!(slot.get(name).is_none(), "{k}.{name} declared twice");
-                slot[name] = body.clone();
-            }
-        }
-    }
-    all
+fn module(files: &[(&str, String)]) -> Value {
+    references::module(files).unwrap()
 }
 
 #[test]
@@ -77,8 +65,7 @@ fn rendering_is_deterministic_and_sorted() {
 #[test]
 fn every_reference_points_at_a_declared_block() {
     let m = module(&files(SPEC));
-    let module = serde_json::to_value(&m).unwrap();
-    let checked = clouder_engine::terraform::references::check(&module)
+    let checked = references::check(&m)
         .unwrap_or_else(|dangling| panic!("references to nothing: {dangling:#?}"));
     assert!(
         checked > 40,
@@ -196,39 +183,8 @@ fn every_type_and_required_argument_exists_in_the_provider() {
         "re-check the table against the new docs"
     );
     let m = module(&files(SPEC));
-    let table: BTreeMap<&str, &[&str]> = PROVIDER_DOCS.iter().map(|(t, _, r)| (*t, *r)).collect();
-    let mut seen = BTreeSet::new();
-    for (section, prefix) in [("resource", ""), ("data", "data.")] {
-        for (kind, blocks) in m[section].as_object().unwrap() {
-            let key = format!("{prefix}{kind}");
-            let required = table
-                .get(key.as_str())
-                .unwrap_or_else(|| panic!("{key} is not in the provider table"));
-            seen.insert(key.clone());
-            for (name, body) in blocks.as_object().unwrap() {
-                for arg in *required {
-                    assert!(
-                        body.get(*arg).is_some(),
-                        "{key}.{name} lacks required {arg}"
-                    );
-                }
-                for (t, block, args) in NESTED_REQUIRED {
-                    if *t == key {
-                        for item in body[*block].as_array().expect("nested block list") {
-                            for arg in *args {
-                                assert!(
-                                    item.get(*arg).is_some(),
-                                    "{key}.{name}.{block} lacks {arg}"
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let all: BTreeSet<String> = table.keys().map(|k| k.to_string()).collect();
-    assert_eq!(seen, all, "table and rendering cover the same types");
+    let missing = references::missing_arguments(&m, PROVIDER_DOCS, NESTED_REQUIRED);
+    assert!(missing.is_empty(), "{missing:#?}");
 }
 
 #[test]

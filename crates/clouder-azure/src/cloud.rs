@@ -178,6 +178,23 @@ impl AzureCloud {
         }))
     }
 
+    /// A cloud that is never called: for rendering the graph (Terraform export) without
+    /// credentials. `subscription` may be empty when unknown.
+    pub fn offline(subscription: &str, location: &str) -> Arc<Self> {
+        let stats = Arc::new(CallStats::default());
+        Arc::new(AzureCloud {
+            arm: Arm::new(
+                PUBLIC_CLOUD,
+                Credential::Static(String::new()),
+                stats.clone(),
+            ),
+            subscription: subscription.to_string(),
+            tenant: None,
+            location: location.to_string(),
+            stats,
+        })
+    }
+
     pub fn calls(&self) -> Calls {
         self.stats.snapshot()
     }

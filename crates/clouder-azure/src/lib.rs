@@ -11,6 +11,7 @@ pub mod auth;
 mod cloud;
 mod inventory;
 pub mod resources;
+pub mod terraform;
 
 pub use auth::TOKEN_ENV;
 pub use cloud::{

@@ -145,31 +145,60 @@ pub async fn connect_with(
     })
 }
 
-/// The cluster's graph without a cloud connection (no credentials needed): for rendering,
-/// never for calls. The key is optional: without one, the rendering leaves it to the user.
-pub fn offline(
+/// The cluster's graph rendered as a Terraform module, without calling the cloud; with the
+/// provider plugin it is written for (`hashicorp/aws 6.0.0`).
+pub fn terraform(
     cluster: &Cluster,
     context: Option<&Context>,
-) -> Result<(Arc<clouder_aws::Scope>, Graph)> {
-    if cluster.spec.provider != Provider::Aws {
-        return Err(Usage(format!(
-            "provider `{}` is not available in this build yet (aws is)",
-            cluster.spec.provider.as_str()
-        ))
-        .into());
-    }
+) -> Result<(clouder_engine::terraform::Terraform, String)> {
     let region = cluster
         .spec
         .region
         .clone()
-        .or_else(|| context.and_then(|c| c.region.clone()))
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .ok_or_else(|| Usage(clouder_aws::ConnectError::NoRegion.to_string()))?;
+        .or_else(|| context.and_then(|c| c.region.clone()));
     let key = public_key(cluster).unwrap_or_default();
-    let scope = clouder_aws::Scope::new(AwsCloud::offline(&region), cluster.name());
-    let graph = clouder_aws::graph(scope.clone(), cluster, &key)?;
-    Ok((scope, graph))
+    match cluster.spec.provider {
+        Provider::Aws => {
+            let region = region
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .ok_or_else(|| Usage(clouder_aws::ConnectError::NoRegion.to_string()))?;
+            let scope = clouder_aws::Scope::new(AwsCloud::offline(&region), cluster.name());
+            let graph = clouder_aws::graph(scope.clone(), cluster, &key)?;
+            let doc = clouder_aws::terraform::document(&scope, cluster, &graph)?;
+            let plugin = format!(
+                "hashicorp/aws {}",
+                clouder_aws::terraform::AWS_PROVIDER_VERSION
+            );
+            Ok((doc, plugin))
+        }
+        Provider::Azure => {
+            let location =
+                region.ok_or_else(|| Usage(clouder_azure::ConnectError::NoLocation.to_string()))?;
+            // Unknown here, the subscription becomes a variable without a default.
+            let subscription = context
+                .and_then(|c| c.account.clone())
+                .or_else(|| std::env::var("AZURE_SUBSCRIPTION_ID").ok())
+                .unwrap_or_default();
+            let scope = clouder_azure::Scope::new(
+                AzureCloud::offline(&subscription, &location),
+                cluster.name(),
+                &clouder_azure::resource_group_name(cluster),
+                false,
+            );
+            let graph = clouder_azure::graph(scope.clone(), cluster, &key)?;
+            let doc = clouder_azure::terraform::document(&scope, cluster, &graph, &key)?;
+            let plugin = format!(
+                "hashicorp/azurerm {}",
+                clouder_azure::terraform::AZURERM_PROVIDER_VERSION
+            );
+            Ok((doc, plugin))
+        }
+        Provider::Ssh => Err(Usage(
+            "provider `ssh` has no cloud infrastructure to export: its hosts are yours".into(),
+        )
+        .into()),
+    }
 }
 
 /// The spec's public key, or the user's usual one.

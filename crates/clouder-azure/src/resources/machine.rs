@@ -11,6 +11,7 @@ use crate::cloud::{
     IDENTITY, NETWORK_INTERFACE, PUBLIC_IP, Scope, VIRTUAL_MACHINE, VIRTUAL_NETWORK,
 };
 use async_trait::async_trait;
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Graph, GraphError, Observed, Outputs, Resource};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -267,5 +268,9 @@ impl Resource for VirtualMachine {
     }
     async fn delete(&self, found: &Observed) -> Result<(), Error> {
         self.arm.delete(found).await
+    }
+    /// Every machine of the pool renders the same block, `for_each` over its indexes.
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        crate::terraform::virtual_machines(&self.arm, &self.pool).map(Some)
     }
 }

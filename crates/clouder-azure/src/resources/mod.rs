@@ -14,6 +14,7 @@ use crate::cloud::{
     observe, tag,
 };
 use async_trait::async_trait;
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Graph, GraphError, Observed, Outputs, Resource};
 use clouder_spec::Cluster;
 use serde_json::Value;
@@ -53,6 +54,24 @@ pub fn resource_group_name(cluster: &Cluster) -> String {
         .unwrap_or_else(|| format!("{}-rg", cluster.name()))
 }
 
+/// What a pool's machine names start with after the cluster's: `master`, `node` for the
+/// workers, else the pool's own name.
+pub fn name_prefix(pool: &str) -> String {
+    match pool {
+        CONTROL_PLANE_POOL => "master".into(),
+        "workers" => "node".into(),
+        other => other.into(),
+    }
+}
+
+/// `<c>-master`, `<c>-master-1`, `<c>-node-0`, `<c>-gpu-3`.
+pub fn machine_name(scope: &Scope, pool: &str, index: u32) -> String {
+    match (pool, index) {
+        (CONTROL_PLANE_POOL, 0) => scope.name("master"),
+        _ => scope.name(&format!("{}-{index}", name_prefix(pool))),
+    }
+}
+
 /// Builds the Azure graph of a validated spec on `scope` (share it with an
 /// [`crate::AzureInventory`] so a plan lists each type once).
 pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<Graph, GraphError> {
@@ -60,6 +79,7 @@ pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<G
     let mut g = Graph::new();
     g.add(resource_group::ResourceGroup {
         scope: scope.clone(),
+        named: spec.resource_group.is_some(),
     })?;
     g.add(network::virtual_network(
         &scope,
@@ -90,10 +110,7 @@ pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<G
     };
     let cp = &spec.control_plane;
     for i in 0..cp.count {
-        let name = match i {
-            0 => scope.name("master"),
-            i => scope.name(&format!("master-{i}")),
-        };
+        let name = machine_name(&scope, CONTROL_PLANE_POOL, i);
         let m = machine::Machine {
             pool: CONTROL_PLANE_POOL,
             index: i,
@@ -105,10 +122,7 @@ pub fn graph(scope: Arc<Scope>, cluster: &Cluster, public_key: &str) -> Result<G
     }
     for pool in &spec.node_pools {
         for i in pool.indexes() {
-            let name = match pool.name.as_str() {
-                "workers" => scope.name(&format!("node-{i}")),
-                other => scope.name(&format!("{other}-{i}")),
-            };
+            let name = machine_name(&scope, &pool.name, i);
             let m = machine::Machine {
                 pool: &pool.name,
                 index: i,
@@ -311,6 +325,9 @@ impl Resource for ArmResource {
             .arm
             .delete(&found.cloud_id, self.ty.api_version)
             .await
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        crate::terraform::render(self).map(Some)
     }
 }
 

@@ -7,12 +7,15 @@
 use super::ids;
 use crate::cloud::{CLUSTER_TAG, RESOURCE_GROUP, Scope, tag};
 use async_trait::async_trait;
+use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub struct ResourceGroup {
     pub scope: Arc<Scope>,
+    /// Named by the user (`-g`), so it may exist already; otherwise `<c>-rg`, clouder's own.
+    pub named: bool,
 }
 
 /// The group as clouder sees it: `owned` when it carries this cluster's tag.
@@ -73,5 +76,8 @@ impl Resource for ResourceGroup {
             tracing::info!(group = %self.scope.resource_group, "keeping the existing resource group");
             Ok(())
         }
+    }
+    fn terraform(&self) -> Result<Option<Terraform>, Error> {
+        crate::terraform::resource_group(&self.scope, self.named).map(Some)
     }
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 /// The Terraform functions renderings call.
 const FUNCTIONS: &[&str] = &[
-    "contains", "keys", "length", "lookup", "range", "slice", "tostring", "toset", "values",
+    "contains", "format", "keys", "length", "lookup", "range", "slice", "tostring", "toset",
+    "values",
 ];
 /// Keywords of Terraform's expression syntax.
 const KEYWORDS: &[&str] = &["for", "in", "if", "true", "false", "null"];
@@ -136,6 +137,80 @@ pub fn check(module: &Value) -> Result<usize, Vec<String>> {
     } else {
         Err(dangling)
     }
+}
+
+/// The files of a module merged into one configuration, as Terraform loads a directory; a
+/// block declared twice is an error.
+pub fn module(files: &[(&str, String)]) -> Result<Value, String> {
+    let mut all = serde_json::Map::new();
+    for (name, text) in files {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+        for (k, section) in v.as_object().into_iter().flatten() {
+            let slot = all
+                .entry(k.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+            for (name, body) in section.as_object().into_iter().flatten() {
+                if slot.get(name).is_some() {
+                    return Err(format!("{k}.{name} declared twice"));
+                }
+                slot[name] = body.clone();
+            }
+        }
+    }
+    Ok(Value::Object(all))
+}
+
+/// Resource and data types (`data.` prefixed) with the arguments the provider's docs mark
+/// required: `(type, docs path, required)`, and `(type, nested block, required)`.
+pub type ProviderDocs<'a> = [(&'a str, &'a str, &'a [&'a str])];
+pub type NestedRequired<'a> = [(&'a str, &'a str, &'a [&'a str])];
+
+/// What `module` lacks against the provider's docs: types missing from the table, required
+/// arguments missing from a block or its nested blocks, and table types never rendered.
+pub fn missing_arguments(
+    module: &Value,
+    docs: &ProviderDocs<'_>,
+    nested: &NestedRequired<'_>,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (section, prefix) in [("resource", ""), ("data", "data.")] {
+        let kinds = module.get(section).and_then(Value::as_object);
+        for (kind, blocks) in kinds.into_iter().flatten() {
+            let key = format!("{prefix}{kind}");
+            let Some((_, _, required)) = docs.iter().find(|(t, _, _)| *t == key) else {
+                missing.push(format!("{key} is not in the provider table"));
+                continue;
+            };
+            seen.insert(key.clone());
+            for (name, body) in blocks.as_object().into_iter().flatten() {
+                for arg in *required {
+                    if body.get(*arg).is_none() {
+                        missing.push(format!("{key}.{name} lacks required {arg}"));
+                    }
+                }
+                for (_, block, args) in nested.iter().filter(|(t, _, _)| *t == key) {
+                    let items = body[*block].as_array().cloned().unwrap_or_default();
+                    if items.is_empty() {
+                        missing.push(format!("{key}.{name} lacks the {block} block"));
+                    }
+                    for item in items {
+                        for arg in *args {
+                            if item.get(*arg).is_none() {
+                                missing.push(format!("{key}.{name}.{block} lacks {arg}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (kind, _, _) in docs {
+        if !seen.contains(*kind) {
+            missing.push(format!("{kind} is in the table but not rendered"));
+        }
+    }
+    missing
 }
 
 fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {

@@ -28,8 +28,7 @@ pub fn export(home: &Home, g: &Global, args: ExportTerraformArgs) -> Result<()> 
     let cluster = named_or_file(home, args.name, args.file.as_deref())?;
     let store = home.store()?;
     let ctx = context(home, &store, cluster.spec.context.as_deref())?;
-    let (scope, graph) = provider::offline(&cluster, ctx.as_ref())?;
-    let doc = clouder_aws::terraform::document(&scope, &cluster, &graph)?;
+    let (doc, plugin) = provider::terraform(&cluster, ctx.as_ref())?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let mut files = Vec::new();
@@ -43,10 +42,7 @@ pub fn export(home: &Home, g: &Global, args: ExportTerraformArgs) -> Result<()> 
         dir: args.dir.display().to_string(),
         files,
         resources: doc.resource.values().map(|blocks| blocks.len()).sum(),
-        provider: format!(
-            "hashicorp/aws {}",
-            clouder_aws::terraform::AWS_PROVIDER_VERSION
-        ),
+        provider: plugin,
     };
     emit(g.output, &out, || {
         let rows: Vec<Vec<String>> = out.files.iter().map(|f| vec![f.clone()]).collect();
@@ -124,6 +120,10 @@ pub fn record(home: &Home, name: Option<&str>, file: &Path) -> Result<TerraformO
     {
         cluster.spec.kubernetes = before.spec.kubernetes;
     }
+    let (machine_kind, lb_kind) = match provider {
+        Provider::Azure => ("azurerm_linux_virtual_machine", "azurerm_lb"),
+        _ => ("aws_instance", "aws_lb"),
+    };
     let now = clouder_state::now();
     store.put_cluster(&ClusterRecord {
         name: name.to_string(),
@@ -142,7 +142,7 @@ pub fn record(home: &Home, name: Option<&str>, file: &Path) -> Result<TerraformO
                 name,
                 &ResourceRecord {
                     id: format!("instance/{pool}-{}", m.index),
-                    kind: "aws_instance".into(),
+                    kind: machine_kind.into(),
                     cloud_id: m.instance_id.clone(),
                     attrs: serde_json::json!({
                         "name": m.name,
@@ -159,7 +159,7 @@ pub fn record(home: &Home, name: Option<&str>, file: &Path) -> Result<TerraformO
         name,
         &ResourceRecord {
             id: "api-load-balancer".into(),
-            kind: "aws_lb".into(),
+            kind: lb_kind.into(),
             cloud_id: out.api_endpoint.clone(),
             attrs: serde_json::json!({ "dns_name": out.api_endpoint }),
             updated_at: now,

@@ -144,7 +144,7 @@ fn export_of_an_unknown_cluster_or_provider_is_a_usage_error() {
     let spec = write(
         env.dir.path(),
         "c.yaml",
-        "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: az\nspec:\n  provider: azure\n  region: westeurope\n  adminCidrs: [203.0.113.7/32]\n",
+        "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: own\nspec:\n  provider: ssh\n  hosts: [{address: 192.0.2.10, role: control-plane}]\n",
     );
     let out = env.run(&[
         "k",
@@ -155,8 +155,53 @@ fn export_of_an_unknown_cluster_or_provider_is_a_usage_error() {
         dir.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("azure"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`ssh` has no cloud infrastructure"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!dir.exists());
+}
+
+/// The Azure module names and tags its objects as `create` did on (fake) Resource Manager:
+/// every tagged object there has its block, with the same `clouder.io/resource` tag.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_applied_azure_cluster_exports_the_names_and_tags_create_gave_its_objects() {
+    let arm = fake_arm().await;
+    let env = Env::new();
+    env.create_azure(&arm.endpoint(), "tfaz", 2, &[]);
+    let dir = env.dir.path().join("infra");
+    let out = env.ok_azure(
+        &arm.endpoint(),
+        &[
+            "k",
+            "export-terraform",
+            "tfaz",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("hashicorp/azurerm"), "{out}");
+    let m = module(&dir);
+    let cloud: BTreeSet<String> = arm
+        .ids()
+        .iter()
+        .filter_map(|id| arm.resource(id))
+        .filter(|body| body["tags"]["clouder.io/cluster"] == "tfaz")
+        .filter_map(|body| {
+            body["tags"]["clouder.io/resource"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    let rendered = rendered_ids(&m);
+    assert_eq!(rendered, cloud, "module vs Resource Manager");
+    assert!(cloud.contains("instance/workers-1"), "{cloud:?}");
+    let vm = &m["resource"]["azurerm_linux_virtual_machine"]["workers"];
+    assert_eq!(vm["name"], "${local.workers_names[each.key]}");
+    assert_eq!(m["variable"]["location"]["default"], LOCATION);
+    let key = std::fs::read_to_string(env.key()).unwrap();
+    assert_eq!(m["variable"]["ssh_public_key"]["default"], key.trim());
 }
 
 /// `terraform output -json` of an exported module, as Terraform prints it.
