@@ -5,6 +5,7 @@
 use clouder_aws::terraform::{AWS_PROVIDER_VERSION, document};
 use clouder_aws::{AwsCloud, Scope};
 use clouder_engine::terraform::references;
+use clouder_testenv::terraform;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -253,39 +254,17 @@ fn the_module_numbers_machines_past_retired_indexes_as_the_spec_does() {
         m["output"]["nodes"]["value"]["workers"]["indexes"],
         "${local.workers_indexes}"
     );
-    if std::process::Command::new("terraform")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        println!("SKIPPED evaluating the indexes: no terraform binary on PATH");
+    if !terraform::present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let only = serde_json::json!({ "variable": m["variable"], "locals": m["locals"] });
     std::fs::write(dir.path().join("main.tf.json"), only.to_string()).unwrap();
-    let mut console = std::process::Command::new("terraform")
-        .arg(format!("-chdir={}", dir.path().display()))
-        .arg("console")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    console
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"jsonencode([local.workers_indexes, local.control_plane_indexes])\n")
-        .unwrap();
-    let out = console.wait_with_output().unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    let value: String = serde_json::from_str(printed.trim()).unwrap();
-    assert_eq!(
-        value, "[[0,2],[0,1,2]]",
-        "terraform console printed {printed}"
+    let value = terraform::evaluate(
+        dir.path(),
+        "[local.workers_indexes, local.control_plane_indexes]",
     );
+    assert_eq!(value, serde_json::json!([[0, 2], [0, 1, 2]]));
 }
 
 /// Terraform loads the module (`terraform providers` parses every file and resolves the pinned
@@ -293,69 +272,17 @@ fn the_module_numbers_machines_past_retired_indexes_as_the_spec_does() {
 /// `terraform validate` needs the provider plugin, which this machine cannot download.
 #[test]
 fn terraform_loads_the_module() {
-    let Ok(out) = std::process::Command::new("terraform")
-        .arg("version")
-        .output()
-    else {
-        println!("SKIPPED: no terraform binary on PATH");
+    if !terraform::present() {
         return;
-    };
-    assert!(out.status.success());
+    }
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files(SPEC) {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    let out = std::process::Command::new("terraform")
-        .arg(format!("-chdir={}", dir.path().display()))
-        .arg("providers")
-        .env("TF_IN_AUTOMATION", "1")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let providers = terraform::providers(dir.path());
     assert!(
-        out.status.success(),
-        "terraform providers: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+        providers.contains(&format!("hashicorp/aws] {AWS_PROVIDER_VERSION}")),
+        "{providers}"
     );
-    assert!(
-        stdout.contains(&format!("hashicorp/aws] {AWS_PROVIDER_VERSION}")),
-        "{stdout}"
-    );
-    let plugins = dirs_with_provider();
-    if plugins.is_empty() {
-        println!(
-            "SKIPPED terraform validate: the hashicorp/aws {AWS_PROVIDER_VERSION} plugin is not installed \
-             (~/.terraform.d/plugins) and registry.terraform.io is not reachable from here"
-        );
-        return;
-    }
-    let init = std::process::Command::new("terraform")
-        .arg(format!("-chdir={}", dir.path().display()))
-        .args(["init", "-backend=false", "-input=false"])
-        .arg(format!("-plugin-dir={}", plugins[0]))
-        .status()
-        .unwrap();
-    assert!(init.success());
-    let validate = std::process::Command::new("terraform")
-        .arg(format!("-chdir={}", dir.path().display()))
-        .arg("validate")
-        .output()
-        .unwrap();
-    assert!(
-        validate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&validate.stdout)
-    );
-}
-
-fn dirs_with_provider() -> Vec<String> {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let dir = format!("{home}/.terraform.d/plugins");
-    let provider = format!("{dir}/registry.terraform.io/hashicorp/aws/{AWS_PROVIDER_VERSION}");
-    if std::path::Path::new(&provider).exists() {
-        vec![dir]
-    } else {
-        Vec::new()
-    }
+    terraform::validate(dir.path(), "hashicorp/aws", AWS_PROVIDER_VERSION);
 }

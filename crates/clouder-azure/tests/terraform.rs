@@ -7,6 +7,7 @@ use clouder_azure::resources::{machine_name, resource_group_name};
 use clouder_azure::terraform::{AZURERM_PROVIDER_VERSION, document};
 use clouder_azure::{AzureCloud, Scope};
 use clouder_engine::terraform::references;
+use clouder_testenv::terraform;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -335,22 +336,11 @@ fn variables_carry_the_spec_and_outputs_what_setup_needs() {
     assert!(doc.variable["subscription_id"].get("default").is_none());
 }
 
-fn terraform_present() -> bool {
-    let present = std::process::Command::new("terraform")
-        .arg("version")
-        .output()
-        .is_ok();
-    if !present {
-        println!("SKIPPED: no terraform binary on PATH");
-    }
-    present
-}
-
 /// Terraform computes the machines' indexes and names as clouder does: `terraform console`
 /// evaluates the module's locals (it needs no provider for them).
 #[test]
 fn terraform_names_the_machines_as_clouder_does() {
-    if !terraform_present() {
+    if !terraform::present() {
         return;
     }
     let m = module(SPEC);
@@ -365,28 +355,10 @@ fn terraform_names_the_machines_as_clouder_does() {
         .collect();
     let only = json!({ "variable": m["variable"], "locals": pools });
     std::fs::write(dir.path().join("main.tf.json"), only.to_string()).unwrap();
-    let mut console = std::process::Command::new("terraform")
-        .arg(format!("-chdir={}", dir.path().display()))
-        .arg("console")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    console
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"jsonencode([local.control_plane_names, local.workers_names, local.gpu_pool_names])\n",
-        )
-        .unwrap();
-    let out = console.wait_with_output().unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    let text: String = serde_json::from_str(printed.trim())
-        .unwrap_or_else(|e| panic!("terraform console printed {printed:?}: {e}"));
-    let computed: Value = serde_json::from_str(&text).unwrap();
+    let computed = terraform::evaluate(
+        dir.path(),
+        "[local.control_plane_names, local.workers_names, local.gpu_pool_names]",
+    );
 
     let cluster = cluster(SPEC);
     let scope = scope(&cluster);
@@ -409,30 +381,21 @@ fn terraform_names_the_machines_as_clouder_does() {
     assert_eq!(computed[1], json!({"1": "tfaz-node-1", "2": "tfaz-node-2"}));
 }
 
-/// Terraform loads the module and resolves the pinned provider requirement.
+/// Terraform loads the module and resolves the pinned provider requirement (and validates it
+/// where the provider plugin is installed).
 #[test]
 fn terraform_loads_the_module() {
-    if !terraform_present() {
+    if !terraform::present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files(SPEC) {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
-    let out = std::process::Command::new("terraform")
-        .arg(format!("-chdir={}", dir.path().display()))
-        .arg("providers")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let providers = terraform::providers(dir.path());
     assert!(
-        out.status.success(),
-        "terraform providers: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+        providers.contains(&format!("hashicorp/azurerm] {AZURERM_PROVIDER_VERSION}")),
+        "{providers}"
     );
-    assert!(
-        stdout.contains(&format!("hashicorp/azurerm] {AZURERM_PROVIDER_VERSION}")),
-        "{stdout}"
-    );
+    terraform::validate(dir.path(), "hashicorp/azurerm", AZURERM_PROVIDER_VERSION);
 }

@@ -11,6 +11,7 @@ pub mod moto;
 pub mod nodekit;
 pub mod peer;
 pub mod registry;
+pub mod terraform;
 
 pub use lab::Lab;
 pub use nodekit::NodeKit;
