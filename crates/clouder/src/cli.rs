@@ -523,9 +523,17 @@ pub struct TerminateArgs {
     /// Azure: delete the resource group too.
     #[arg(long)]
     pub delete_rg: bool,
-    /// Region to sweep when the cluster is not in local state.
+    /// Region (Azure: location) to sweep when the cluster is not in local state.
     #[arg(short = 'r', long)]
     pub region: Option<String>,
+    /// Cloud to sweep when the cluster is not in local state (default: the reference
+    /// CLOUDER_HOME's `kubeadm.json`, the current context's, else aws).
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<clouder_spec::Provider>,
+    /// Azure resource group to sweep when the cluster is not in local state (default
+    /// `NAME-rg`, or the reference's `kubeadm.json`).
+    #[arg(short = 'g', long)]
+    pub resource_group: Option<String>,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
 }

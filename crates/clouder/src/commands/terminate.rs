@@ -14,6 +14,50 @@ use clouder_state::{StateStore, now};
 use serde::Serialize;
 use std::time::Duration;
 
+/// What finds a cluster clouder has no state of: its tags, in the region (and, on Azure, the
+/// resource group) named by the flags, the reference's `kubeadm.json`, or the context.
+async fn sweep(
+    home: &Home,
+    store: &dyn StateStore,
+    name: &str,
+    args: &TerminateArgs,
+) -> Result<(Box<dyn Inventory>, provider::Cloud)> {
+    let reference = crate::reference::read(home, name).ok().flatten();
+    let ctx = context(home, store, None)?;
+    let cloud_of = |c: &str| c.parse::<Provider>().ok();
+    let provider = args
+        .provider
+        .or_else(|| reference.as_ref().and_then(|r| cloud_of(&r.cloud)))
+        .or_else(|| ctx.as_ref().and_then(|c| cloud_of(&c.provider)))
+        .unwrap_or(Provider::Aws);
+    let region = args
+        .region
+        .clone()
+        .or_else(|| reference.as_ref().and_then(|r| r.region.clone()));
+    if region.is_none() && ctx.as_ref().and_then(|c| c.region.as_ref()).is_none() {
+        bail!(Usage(format!(
+            "no cluster `{name}` in local state; pass -r REGION (and --provider azure -g GROUP for Azure) to sweep its tagged resources"
+        )));
+    }
+    let cloud = provider::connect_cloud(provider, region, ctx.as_ref()).await?;
+    let inventory: Box<dyn Inventory> = match &cloud {
+        provider::Cloud::Aws(aws) => Box::new(clouder_aws::AwsInventory::new(
+            clouder_aws::Scope::new(aws.clone(), name),
+        )),
+        provider::Cloud::Azure(azure) => {
+            let group = args
+                .resource_group
+                .clone()
+                .or_else(|| reference.as_ref().and_then(|r| r.resource_group.clone()))
+                .unwrap_or_else(|| format!("{name}-rg"));
+            Box::new(clouder_azure::AzureInventory::new(
+                clouder_azure::Scope::new(azure.clone(), name, &group, args.delete_rg),
+            ))
+        }
+    };
+    Ok((inventory, cloud))
+}
+
 #[derive(Serialize)]
 struct TerminateOutput<'a> {
     cluster: &'a str,
@@ -22,7 +66,7 @@ struct TerminateOutput<'a> {
 }
 
 pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<()> {
-    let name = resolve_name(home, args.name)?;
+    let name = resolve_name(home, args.name.clone())?;
     let store = home.store()?;
     let record = store.cluster(&name)?;
     confirm(
@@ -61,19 +105,7 @@ pub async fn terminate(home: &Home, g: &Global, args: TerminateArgs) -> Result<(
             (t.graph, t.inventory, t.cloud)
         }
         None => {
-            let Some(region) = args.region.clone() else {
-                bail!(Usage(format!(
-                    "no cluster `{name}` in local state; pass -r REGION to sweep its tagged resources"
-                )));
-            };
-            let ctx = context(home, &store, None)?;
-            let cloud = provider::connect_cloud(Provider::Aws, Some(region), ctx.as_ref()).await?;
-            let provider::Cloud::Aws(aws) = &cloud else {
-                unreachable!("connected to AWS")
-            };
-            let inventory: Box<dyn Inventory> = Box::new(clouder_aws::AwsInventory::new(
-                clouder_aws::Scope::new(aws.clone(), &name),
-            ));
+            let (inventory, cloud) = sweep(home, &store, &name, &args).await?;
             (Graph::new(), inventory, cloud)
         }
     };

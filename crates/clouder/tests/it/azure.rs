@@ -459,6 +459,67 @@ async fn an_existing_resource_group_is_used_and_kept_unless_delete_rg() {
     );
 }
 
+/// A cluster this machine has no state of — made by a teammate, or by the reference Clouder —
+/// is swept by its tags: named by the flags, or by the reference's `kubeadm.json`. What it
+/// does not own (the shared group, another cluster) stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_without_local_state_is_terminated_by_its_tags() {
+    let arm = fake_arm().await;
+    let endpoint = arm.endpoint();
+    put_group(&endpoint, "team").await;
+    let teammate = Env::new();
+    teammate.create_azure(&endpoint, "azaway", 1, &[]);
+    teammate.create_azure(&endpoint, "azref", 1, &["-g", "team"]);
+    teammate.create_azure(&endpoint, "azother", 1, &["-g", "team"]);
+    let others = in_group(&arm, "team").len();
+
+    let me = Env::new();
+    let refused = me.run_azure(&endpoint, &["k", "terminate", "azaway", "--force"], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("--provider azure"),
+        "{}",
+        text(&refused.stderr)
+    );
+    me.ok_azure(
+        &endpoint,
+        &[
+            "k",
+            "terminate",
+            "azaway",
+            "--force",
+            "--provider",
+            "azure",
+            "-r",
+            LOCATION,
+        ],
+    );
+    assert!(
+        arm.resource(&group_key("azaway-rg")).is_none(),
+        "the group clouder made went with it"
+    );
+
+    // The reference's folder says where: cloud, region, group.
+    let folder = me.home().join("kubeadm/azref");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("kubeadm.json"),
+        format!(r#"{{"cloud": "azure", "region": "{LOCATION}", "resource_group": "team", "setup_complete": false}}"#),
+    )
+    .unwrap();
+    me.ok_azure(&endpoint, &["k", "terminate", "azref", "--force"]);
+    let left = in_group(&arm, "team");
+    assert!(
+        arm.resource(&group_key("team")).is_some(),
+        "the shared group is kept"
+    );
+    assert!(
+        !left.is_empty() && left.len() < others,
+        "azother's objects stay, azref's are gone: {left:?}"
+    );
+    assert!(left.iter().all(|id| !id.contains("azref")), "{left:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_server_errors_and_conflicts_are_retried_without_duplicates() {
     let arm = fake_arm().await;
