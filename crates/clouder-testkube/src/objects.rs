@@ -333,7 +333,10 @@ fn default_toleration_seconds(spec: &mut Value) {
     }
     let tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
     let mut added = tolerations.clone();
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let tolerated = tolerations.iter().any(|t| {
             (t["key"] == key || t["key"].as_str().is_none_or(str::is_empty))
                 && (t["effect"] == "NoExecute" || t["effect"].as_str().is_none_or(str::is_empty))
@@ -580,7 +583,8 @@ fn graceful_pod_delete(
         m["deletionTimestamp"] = json!(ts);
         m["deletionGracePeriodSeconds"] = json!(shorter);
         // Without finalizers a grace period shortened to 0 removes the pod now.
-        return (shorter > 0 || has_finalizers(obj)).then(|| s.put(key.clone(), obj.clone(), "MODIFIED"));
+        return (shorter > 0 || has_finalizers(obj))
+            .then(|| s.put(key.clone(), obj.clone(), "MODIFIED"));
     }
     let grace = pod_grace(obj, opts.grace);
     let m = &mut obj["metadata"];

@@ -139,7 +139,10 @@ pub fn evict(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::not_found("", "pods", &name))?;
     // A pod already going, or finished, is deleted without asking its budget, as the real server does.
-    let terminal = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let terminal = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
     let skip_budget = terminal || pod["metadata"].get("deletionTimestamp").is_some();
     let labels = labels_of(&pod);
     let pdbs: Vec<Value> = s

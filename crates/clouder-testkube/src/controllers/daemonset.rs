@@ -3,8 +3,8 @@
 //! unavailable pod at a time, with the status `kubectl rollout status ds` reads.
 
 use super::{
-    Ctx, counts, deleting, generation, int_or_percent, min_ready_seconds, name, owned_by, pod_active,
-    pod_from_template, pod_ready, scheduler, template_hash,
+    Ctx, counts, deleting, generation, int_or_percent, min_ready_seconds, name, owned_by,
+    pod_active, pod_from_template, pod_ready, scheduler, template_hash,
 };
 use crate::objects::Propagation;
 use serde_json::{Value, json};

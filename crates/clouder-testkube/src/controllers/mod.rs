@@ -297,7 +297,13 @@ impl Ctx<'_> {
         self.delete_with(group, plural, obj, opts);
     }
 
-    fn delete_with(&mut self, group: &str, plural: &str, obj: &Value, opts: objects::DeleteOptions) {
+    fn delete_with(
+        &mut self,
+        group: &str,
+        plural: &str,
+        obj: &Value,
+        opts: objects::DeleteOptions,
+    ) {
         let Some(rt) = self.rt(group, plural) else {
             return;
         };

@@ -122,7 +122,10 @@ fn evict(cx: &mut Ctx, pod: &Value) {
 /// The pod GC's force deletion: the pod marked Failed as a disruption target, then deleted with
 /// grace period 0, since no kubelet will finish it.
 fn pod_gc(cx: &mut Ctx, pod: &Value, message: &str) {
-    if !matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+    if !matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    ) {
         let mut failed = pod.clone();
         failed["status"]["phase"] = json!("Failed");
         cx.write("", "pods", pod, failed, "kube-controller-manager", true);

@@ -4,8 +4,8 @@
 //! the partition, one at a time.
 
 use super::{
-    Ctx, counts, deleting, generation, min_ready_seconds, name, namespace, owned_by, pod_from_template, pod_ready,
-    replicas, template_hash,
+    Ctx, counts, deleting, generation, min_ready_seconds, name, namespace, owned_by,
+    pod_from_template, pod_ready, replicas, template_hash,
 };
 use crate::objects::Propagation;
 use serde_json::{Value, json};

@@ -207,6 +207,8 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     assert!(pods.lines().nth(1).unwrap().starts_with("a "), "{pods}");
     let nodes = ok(kubectl(&kc, &["get", "nodes"]).await);
     assert!(nodes.lines().nth(1).unwrap().contains("Ready"), "{nodes}");
+    // Drain waits for the evicted pod to be gone: node1's kubelet finishes its graceful deletion.
+    let _kubelet = clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start();
     let out = ok(kubectl(&kc, &["drain", "node1", "--force", "--timeout=20s"]).await);
     assert!(
         out.contains("pod/a evicted") && out.contains("node/node1 drained"),
@@ -405,6 +407,46 @@ async fn kubectl_rollout_wait_and_drain_with_controllers() {
     );
     assert!(on_n1[0].0.starts_with("agent-"));
     assert_eq!(placed.len(), 1 + 2 + 2 + 1, "{placed:?}");
+}
+
+/// A rollout that cannot progress (no node to run its pods) fails `kubectl rollout status` once
+/// its `progressDeadlineSeconds` are over, as on a real cluster.
+#[tokio::test]
+async fn kubectl_rollout_status_fails_past_the_progress_deadline() {
+    let kube = clouder_testkube::TestKube::start_with_controllers()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let f = dir.path().join("stuck.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck}
+spec:
+  progressDeadlineSeconds: 1
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      containers: [{name: c, image: nginx}]
+",
+    )
+    .unwrap();
+    ok(kubectl(&kc, &["apply", "-f", f.to_str().unwrap()]).await);
+    let out = kubectl(
+        &kc,
+        &["rollout", "status", "deployment/stuck", "--timeout=20s"],
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{err}"
+    );
 }
 
 /// kubectl's typed commands send protobuf bodies; the objects arrive as kubectl meant them.
