@@ -469,7 +469,11 @@ pub fn commit_update(
     let empty = |f: &Value| f.as_array().is_none_or(|f| f.is_empty());
     let finalizers_empty = empty(&new["metadata"]["finalizers"])
         && (!is_namespace(rt) || empty(&new["spec"]["finalizers"]));
-    if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
+    // A pod in its grace period is removed by its kubelet, not by an update (shouldDeleteDuringUpdate).
+    let graceful = new["metadata"]["deletionGracePeriodSeconds"]
+        .as_i64()
+        .is_some_and(|g| g > 0);
+    if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty && !graceful {
         s.put(key.clone(), new, "MODIFIED");
         let removed = s.remove(&key).expect("just stored");
         if crd::is_crd(rt) {

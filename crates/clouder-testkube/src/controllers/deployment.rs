@@ -3,8 +3,8 @@
 //! the status and conditions `kubectl rollout status` and `kubectl wait` read.
 
 use super::{
-    Ctx, controller_ref, counts, deleting, generation, int_or_percent, name, namespace, owned_by,
-    replicas, set_condition, template_hash,
+    Ctx, controller_ref, controller_uid, counts, deleting, generation, int_or_percent, name,
+    namespace, owned_by, replicas, set_condition, template_hash, uid,
 };
 use crate::objects::Propagation;
 use serde_json::{Value, json};
@@ -206,10 +206,13 @@ fn roll(cx: &mut Ctx, d: &Value, new_rs: &Value, olds: &[&Value], params: (i64, 
         for rs in olds {
             set_replicas(cx, d, rs, 0, want);
         }
-        let old_pods: i64 = olds
+        // The new pods start once every old one is gone, terminating ones included.
+        let old_pods = cx
+            .list("", "pods")
             .iter()
-            .map(|rs| rs["status"]["replicas"].as_i64().unwrap_or(0))
-            .sum();
+            .filter(|p| olds.iter().any(|rs| controller_uid(p) == Some(uid(rs))))
+            .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+            .count();
         if old_pods == 0 {
             set_replicas(cx, d, new_rs, want, want);
         }

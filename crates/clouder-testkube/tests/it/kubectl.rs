@@ -234,6 +234,38 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     assert_eq!(spec, "true");
 }
 
+/// `kubectl delete` of a pod on a node waits for that node's kubelet to finish it; a pod on a
+/// node without a kubelet stays Terminating until force-deleted.
+#[tokio::test]
+async fn kubectl_delete_waits_for_the_kubelet() {
+    let (kube, _) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let f = dir.path().join("objs.yaml");
+    std::fs::write(&f, NODE_AND_PODS).unwrap();
+    ok(kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await);
+    let _kubelet = clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start();
+    let out = ok(kubectl(&kc, &["delete", "pod", "a", "--timeout=20s"]).await);
+    assert!(out.starts_with("pod \"a\" deleted"), "{out}");
+    assert!(!kubectl(&kc, &["get", "pod", "a"]).await.status.success());
+    // "other" is no node: nobody finishes b's deletion.
+    ok(kubectl(&kc, &["delete", "pod", "b", "--wait=false"]).await);
+    let listed = ok(kubectl(&kc, &["get", "pod", "b", "--no-headers"]).await);
+    assert_eq!(
+        listed.split_whitespace().nth(2),
+        Some("Terminating"),
+        "{listed}"
+    );
+    let forced = kubectl(&kc, &["delete", "pod", "b", "--grace-period=0", "--force"]).await;
+    assert!(forced.status.success());
+    assert!(
+        String::from_utf8_lossy(&forced.stderr).contains("Immediate deletion does not wait"),
+        "{forced:?}"
+    );
+    assert!(!kubectl(&kc, &["get", "pod", "b"]).await.status.success());
+}
+
 const WORKLOADS: &str = "apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata: {name: web}

@@ -90,8 +90,14 @@ async fn deleted_pods_terminate_until_their_kubelet_finishes_them() {
         2,
         "still terminating"
     );
-    // n1's kubelet finishes it.
+    // Status writes (its kubelet reporting it stopping) do not end a graceful deletion.
     let name = going.metadata.name.clone().unwrap();
+    kubelet
+        .set_pod_ready("default", &name, false)
+        .await
+        .unwrap();
+    assert!(terminating(&pods.get(&name).await.unwrap()));
+    // n1's kubelet finishes it.
     assert_eq!(
         kubelet.finish_deletions_on("n1").await.unwrap(),
         [name.clone()]
@@ -357,6 +363,58 @@ async fn a_rollout_without_progress_exceeds_its_deadline() {
         match progressing(&d) {
             Some(p) if p.1 == "NewReplicaSetAvailable" => Ok(()),
             other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn recreate_starts_new_pods_once_the_old_are_gone() {
+    let (_kube, client, kubelet) = start().await;
+    kubelet.register(&NodeConfig::new("n1")).await.unwrap();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("re", 1, "x:1");
+    d.spec.strategy = Some(from(json!({"type": "Recreate"})));
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let lp = ListParams::default().labels("app=re");
+    eventually("a bound pod", || async {
+        let l = pods.list(&lp).await.unwrap().items;
+        if l.iter()
+            .any(|p| p.spec.as_ref().unwrap().node_name.is_some())
+        {
+            Ok(())
+        } else {
+            Err(format!("{}", l.len()))
+        }
+    })
+    .await;
+    kubelet.run_pods_on("n1").await.unwrap();
+    let image =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:2"}]}}}});
+    api.patch("re", &PatchParams::default(), &Patch::Strategic(image))
+        .await
+        .unwrap();
+    eventually("the old pod terminating", || async {
+        let l = pods.list(&lp).await.unwrap().items;
+        if l.len() == 1 && terminating(&l[0]) {
+            Ok(())
+        } else {
+            Err(format!("{l:?}"))
+        }
+    })
+    .await;
+    // No new pod while the old one terminates.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pods.list(&lp).await.unwrap().items.len(), 1);
+    kubelet.finish_deletions_on("n1").await.unwrap();
+    eventually("the new pod", || async {
+        let l = pods.list(&lp).await.unwrap().items;
+        let image = |p: &Pod| p.spec.as_ref().unwrap().containers[0].image.clone();
+        if l.len() == 1 && image(&l[0]).as_deref() == Some("x:2") {
+            Ok(())
+        } else {
+            Err(format!("{}", l.len()))
         }
     })
     .await;
