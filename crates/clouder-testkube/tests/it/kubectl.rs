@@ -191,8 +191,8 @@ spec:
   containers: [{name: c, image: busybox}]
 ";
 
-#[tokio::test]
-async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
+/// A server with NODE_AND_PODS created through kubectl, and the kubeconfig in a tempdir.
+async fn node_and_pods() -> (clouder_testkube::TestKube, tempfile::TempDir, PathBuf) {
     let (kube, _) = start().await;
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
@@ -200,6 +200,12 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     let f = dir.path().join("objs.yaml");
     std::fs::write(&f, NODE_AND_PODS).unwrap();
     ok(kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await);
+    (kube, dir, kc)
+}
+
+#[tokio::test]
+async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
+    let (kube, _dir, kc) = node_and_pods().await;
     // The server's Table carries the columns kubectl users know.
     let pods = ok(kubectl(&kc, &["get", "pods"]).await);
     let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
@@ -238,13 +244,7 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
 /// node without a kubelet stays Terminating until force-deleted.
 #[tokio::test]
 async fn kubectl_delete_waits_for_the_kubelet() {
-    let (kube, _) = start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kc).unwrap();
-    let f = dir.path().join("objs.yaml");
-    std::fs::write(&f, NODE_AND_PODS).unwrap();
-    ok(kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await);
+    let (kube, _dir, kc) = node_and_pods().await;
     let _kubelet = clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start();
     let out = ok(kubectl(&kc, &["delete", "pod", "a", "--timeout=20s"]).await);
     assert!(out.starts_with("pod \"a\" deleted"), "{out}");

@@ -32,6 +32,25 @@ fn terminating(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_some()
 }
 
+async fn gone(pods: &Api<Pod>, name: &str) {
+    eventually(&format!("{name} gone"), || async {
+        match pods.get(name).await {
+            Err(_) => Ok(()),
+            Ok(p) => Err(format!("{:?}", p.metadata)),
+        }
+    })
+    .await
+}
+
+/// Replaces the node's taints with one NoExecute taint, as an administrator does.
+async fn set_no_execute(nodes: &Api<Node>, node: &str, key: &str, value: &str) {
+    let taints = json!({"spec": {"taints": [{"key": key, "value": value, "effect": "NoExecute"}]}});
+    nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(taints))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn deleted_pods_terminate_until_their_kubelet_finishes_them() {
     let (_kube, client, kubelet) = start().await;
@@ -100,7 +119,7 @@ async fn deleted_pods_terminate_until_their_kubelet_finishes_them() {
     // n1's kubelet finishes it.
     assert_eq!(
         kubelet.finish_deletions_on("n1").await.unwrap(),
-        [name.clone()]
+        std::slice::from_ref(&name)
     );
     assert_eq!(crate::common::status_of(pods.get(&name).await).code, 404);
     assert_eq!(pods.list(&lp).await.unwrap().items.len(), 1);
@@ -146,33 +165,20 @@ async fn the_pod_gc_force_deletes_pods_of_gone_or_out_of_service_nodes() {
     }
     // n1 is gone: its pods are force-deleted with no kubelet to finish them.
     nodes.delete("n1", &DeleteParams::default()).await.unwrap();
-    eventually("a gone", || async {
-        match pods.get("a").await {
-            Err(_) => Ok(()),
-            Ok(p) => Err(format!("{:?}", p.metadata.deletion_grace_period_seconds)),
-        }
-    })
-    .await;
+    gone(&pods, "a").await;
     // n2 NotReady: its terminating pod stays, as on a real cluster, until the node is declared
     // out of service.
     kubelet.set_node_ready("n2", false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(terminating(&pods.get("b").await.unwrap()));
-    nodes
-        .patch(
-            "n2",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"taints": [{"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]}})),
-        )
-        .await
-        .unwrap();
-    eventually("b gone", || async {
-        match pods.get("b").await {
-            Err(_) => Ok(()),
-            Ok(p) => Err(format!("{:?}", p.metadata)),
-        }
-    })
+    set_no_execute(
+        &nodes,
+        "n2",
+        "node.kubernetes.io/out-of-service",
+        "nodeshutdown",
+    )
     .await;
+    gone(&pods, "b").await;
 }
 
 #[tokio::test]
@@ -247,14 +253,7 @@ async fn no_execute_taints_evict_pods_after_their_toleration_seconds() {
     }
     // A NoExecute taint nothing tolerates evicts at once; a Ready node loses its not-ready taint.
     kubelet.set_node_ready("n1", true).await.unwrap();
-    nodes
-        .patch(
-            "n1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoExecute"}]}})),
-        )
-        .await
-        .unwrap();
+    set_no_execute(&nodes, "n1", "dedicated", "db").await;
     eventually("forever and default evicted", || async {
         let l = pods.list(&ListParams::default()).await.unwrap().items;
         let left: Vec<_> = l
