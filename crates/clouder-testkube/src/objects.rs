@@ -594,7 +594,14 @@ fn graceful_pod_delete(
     let m = &mut obj["metadata"];
     m["deletionTimestamp"] = json!(shifted(&now(), grace));
     m["deletionGracePeriodSeconds"] = json!(grace);
-    (grace > 0).then(|| s.put(key.clone(), obj.clone(), "MODIFIED"))
+    if grace == 0 {
+        return None;
+    }
+    // Marking an object for deletion moves its generation on, as BeforeDelete does.
+    if let Some(g) = m["generation"].as_i64() {
+        m["generation"] = json!(g + 1);
+    }
+    Some(s.put(key.clone(), obj.clone(), "MODIFIED"))
 }
 
 fn has_finalizers(obj: &Value) -> bool {
