@@ -563,9 +563,11 @@ fn shifted(timestamp: &str, seconds: i64) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// What graceful deletion makes of a DELETE of a pod: `Some` is the answer (the pod marked with
-/// `deletionTimestamp` = now + grace for its kubelet to finish, or a pending deletion left as it
-/// is, since a second DELETE may only shorten the grace period); `None` lets the deletion go on.
+/// Graceful deletion of a pod, as BeforeDelete and the store do it: the pod is marked
+/// (`deletionTimestamp` = now + grace, `deletionGracePeriodSeconds`) and stored — watchers see
+/// it MODIFIED — then left for its kubelet while the grace period is above 0 or finalizers hold
+/// it (`Some`, the answer); with grace 0 and no finalizers it goes now (`None`). A second DELETE
+/// may only shorten the grace period; one that does not is answered with the pod as it is.
 fn graceful_pod_delete(
     s: &mut Inner,
     key: &Key,
@@ -573,35 +575,43 @@ fn graceful_pod_delete(
     opts: &DeleteOptions,
 ) -> Option<Value> {
     let meta = &obj["metadata"];
-    if let Some(ts) = meta["deletionTimestamp"].as_str() {
+    let grace = if let Some(ts) = meta["deletionTimestamp"].as_str() {
         let current = meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
         if current == 0 {
+            // Already at 0 (held by finalizers): no update, the deletion goes on as it is.
             return None;
         }
-        let Some(shorter) = opts.grace.map(|g| g.max(0)).filter(|g| *g < current) else {
+        let Some(mut shorter) = opts.grace.map(|g| g.max(0)).filter(|g| *g < current) else {
             // Pending: the DeleteOptions change nothing, finalizers included.
             return s.get(key).cloned();
         };
-        let ts = shifted(ts, shorter - current);
+        // Never into the past: a grace period already over becomes "now", still graceful
+        // (1 s) unless 0 was asked for.
+        let mut deadline = shifted(ts, shorter - current);
+        let now = now();
+        if deadline < now {
+            deadline = now;
+            if shorter != 0 {
+                shorter = 1;
+            }
+        }
         let m = &mut obj["metadata"];
-        m["deletionTimestamp"] = json!(ts);
+        m["deletionTimestamp"] = json!(deadline);
         m["deletionGracePeriodSeconds"] = json!(shorter);
-        // Without finalizers a grace period shortened to 0 removes the pod now.
-        return (shorter > 0 || has_finalizers(obj))
-            .then(|| s.put(key.clone(), obj.clone(), "MODIFIED"));
-    }
-    let grace = pod_grace(obj, opts.grace);
-    let m = &mut obj["metadata"];
-    m["deletionTimestamp"] = json!(shifted(&now(), grace));
-    m["deletionGracePeriodSeconds"] = json!(grace);
-    if grace == 0 {
-        return None;
-    }
-    // Marking an object for deletion moves its generation on, as BeforeDelete does.
-    if let Some(g) = m["generation"].as_i64() {
-        m["generation"] = json!(g + 1);
-    }
-    Some(s.put(key.clone(), obj.clone(), "MODIFIED"))
+        shorter
+    } else {
+        let grace = pod_grace(obj, opts.grace);
+        let m = &mut obj["metadata"];
+        m["deletionTimestamp"] = json!(shifted(&now(), grace));
+        m["deletionGracePeriodSeconds"] = json!(grace);
+        // The first mark moves the generation on, as BeforeDelete does.
+        if let Some(g) = m["generation"].as_i64() {
+            m["generation"] = json!(g + 1);
+        }
+        grace
+    };
+    let marked = s.put(key.clone(), obj.clone(), "MODIFIED");
+    (grace > 0 || has_finalizers(obj)).then_some(marked)
 }
 
 fn has_finalizers(obj: &Value) -> bool {
@@ -672,8 +682,7 @@ pub fn delete(
         }
         return Ok(s.put(key.clone(), marked, "MODIFIED"));
     }
-    // A pod goes with its deletion marks (grace 0), as watchers of the real server see it.
-    let removed = s.remove_as(key, obj).expect("checked above");
+    let removed = s.remove(key).expect("checked above");
     if crd::is_crd(rt) {
         remove_custom_resources(s, &removed);
     }

@@ -141,12 +141,6 @@ impl Inner {
         Some(obj)
     }
 
-    /// Removes an object as `last`, its final state (e.g. with its deletion marks).
-    pub fn remove_as(&mut self, key: &Key, last: Value) -> Option<Value> {
-        *self.objects.get_mut(key)? = last;
-        self.remove(key)
-    }
-
     fn emit(&mut self, kind: &'static str, key: Key, object: Value, old: Option<Value>) {
         let ev = Arc::new(Event {
             kind,
