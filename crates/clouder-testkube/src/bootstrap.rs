@@ -107,7 +107,8 @@ pub fn public(verb: &str, t: &Target) -> bool {
 
 /// What a bootstrap user may do: read the public cluster-info, the cluster's and the kubelet's
 /// configuration and the control-plane certificates kubeadm uploads for joins; and, as testkube has no client certificates to hand a node, what the
-/// joined node's kubelet does with it: its Node, its Lease, the status of the pods bound to it.
+/// joined node's kubelet does with it: its Node, its Lease, the status of the pods bound to it and
+/// the end of their graceful deletion.
 pub fn allowed(verb: &str, t: &Target) -> bool {
     let (group, plural) = (t.rt.group.as_str(), t.rt.plural.as_str());
     let ns = t.namespace.as_deref();
@@ -124,10 +125,11 @@ pub fn allowed(verb: &str, t: &Target) -> bool {
         ("coordination.k8s.io", "leases", Some("kube-node-lease")) => {
             read || matches!(verb, "create" | "update" | "patch")
         }
-        ("", "pods", _) => {
-            read || (t.subresource.as_deref() == Some("status")
-                && matches!(verb, "update" | "patch"))
-        }
+        ("", "pods", _) => match t.subresource.as_deref() {
+            None => read || verb == "delete",
+            Some("status") => matches!(verb, "get" | "update" | "patch"),
+            Some(_) => false,
+        },
         _ => false,
     }
 }

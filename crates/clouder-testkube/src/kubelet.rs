@@ -3,7 +3,7 @@
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -293,8 +293,45 @@ impl Kubelet {
         Ok(ran)
     }
 
+    /// Finishes the graceful deletion of every pod on `node` that is being deleted, as the kubelet
+    /// does once the pod's containers are gone (none run here): a delete with grace period 0 and
+    /// the pod's uid as precondition. Returns their names.
+    pub async fn finish_deletions_on(&self, node: &str) -> kube::Result<Vec<String>> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let mut gone = Vec::new();
+        for p in pods.list(&lp).await? {
+            if p.metadata.deletion_timestamp.is_none() {
+                continue;
+            }
+            let (ns, name) = (
+                p.metadata.namespace.unwrap_or_default(),
+                p.metadata.name.unwrap_or_default(),
+            );
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: p.metadata.uid,
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match Api::<Pod>::namespaced(self.client.clone(), &ns)
+                .delete(&name, &dp)
+                .await
+            {
+                Ok(_) => gone.push(name),
+                // Gone already, or a new pod of the same name: nothing of this one is left.
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(gone)
+    }
+
     /// Runs in the background: every pod bound to a Ready Node is reported Running and Ready as
-    /// soon as it is bound, as a healthy kubelet would. Stops when the handle is dropped.
+    /// soon as it is bound, and a pod being deleted there is finished, as a healthy kubelet
+    /// would. Stops when the handle is dropped.
     pub fn start(&self) -> AutoKubelet {
         let me = self.clone();
         let task = tokio::spawn(async move {
@@ -327,8 +364,9 @@ impl Kubelet {
             .list(&ListParams::default())
             .await?;
         for node in nodes.items.iter().filter(|n| node_ready(n)) {
-            self.run_pods_on(node.metadata.name.as_deref().unwrap_or_default())
-                .await?;
+            let name = node.metadata.name.as_deref().unwrap_or_default();
+            self.finish_deletions_on(name).await?;
+            self.run_pods_on(name).await?;
         }
         Ok(())
     }

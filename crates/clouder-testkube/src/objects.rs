@@ -324,6 +324,32 @@ fn default_strategy(strategy: &mut Value, rolling: Value) {
     }
 }
 
+/// The `DefaultTolerationSeconds` admission plugin: a pod that does not tolerate the not-ready
+/// and unreachable NoExecute taints tolerates them for 300 s, so that the taint manager evicts it
+/// five minutes after its Node stops being Ready.
+fn default_toleration_seconds(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    let tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
+    let mut added = tolerations.clone();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let tolerated = tolerations.iter().any(|t| {
+            (t["key"] == key || t["key"].as_str().is_none_or(str::is_empty))
+                && (t["effect"] == "NoExecute" || t["effect"].as_str().is_none_or(str::is_empty))
+        });
+        if !tolerated {
+            added.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
+    }
+    if added != tolerations {
+        spec["tolerations"] = json!(added);
+    }
+}
+
 fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
     workload_defaults(rt, body);
     merge_string_data(rt, body);
@@ -340,7 +366,10 @@ fn defaults_on_create(rt: &ResourceType, body: &mut Value) {
             body["spec"] = json!({"finalizers": ["kubernetes"]});
             body["status"] = json!({"phase": "Active"});
         }
-        ("", "pods") => body["status"] = json!({"phase": "Pending"}),
+        ("", "pods") => {
+            body["status"] = json!({"phase": "Pending"});
+            default_toleration_seconds(&mut body["spec"]);
+        }
         ("", "secrets") if body["type"].as_str().is_none_or(str::is_empty) => {
             body["type"] = json!("Opaque")
         }
@@ -440,7 +469,11 @@ pub fn commit_update(
     let empty = |f: &Value| f.as_array().is_none_or(|f| f.is_empty());
     let finalizers_empty = empty(&new["metadata"]["finalizers"])
         && (!is_namespace(rt) || empty(&new["spec"]["finalizers"]));
-    if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
+    // A pod in its grace period is removed by its kubelet, not by an update (shouldDeleteDuringUpdate).
+    let graceful = new["metadata"]["deletionGracePeriodSeconds"]
+        .as_i64()
+        .is_some_and(|g| g > 0);
+    if new["metadata"].get("deletionTimestamp").is_some() && finalizers_empty && !graceful {
         s.put(key.clone(), new, "MODIFIED");
         let removed = s.remove(&key).expect("just stored");
         if crd::is_crd(rt) {
@@ -488,19 +521,117 @@ impl Propagation {
 pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
 
-/// DELETE: objects with finalizers are marked and kept; the rest go at once. Deleting a namespace
-/// removes everything in it.
+/// How a DELETE asks for its object to go.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub propagation: Propagation,
+    /// `gracePeriodSeconds`; absent, a pod gets its `terminationGracePeriodSeconds`.
+    pub grace: Option<i64>,
+}
+
+fn is_pod(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.plural == "pods"
+}
+
+/// The grace period a pod's deletion gets, as the pod strategy's `CheckGracefulDelete`: the
+/// request's, else the pod's own (default 30 s); none for a pod no kubelet has (unbound) or a
+/// finished one. Negative values count as 1 s.
+fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
+    let unbound = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    if unbound || finished {
+        return 0;
+    }
+    let grace = requested.unwrap_or_else(|| {
+        pod["spec"]["terminationGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(30)
+    });
+    if grace < 0 { 1 } else { grace }
+}
+
+/// `timestamp` moved by `seconds`, in the API's second precision.
+fn shifted(timestamp: &str, seconds: i64) -> String {
+    let t: jiff::Timestamp = timestamp.parse().unwrap_or_else(|_| jiff::Timestamp::now());
+    let t = t
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or(t);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Graceful deletion of a pod, as BeforeDelete and the store do it: the pod is marked
+/// (`deletionTimestamp` = now + grace, `deletionGracePeriodSeconds`) and stored — watchers see
+/// it MODIFIED — then left for its kubelet while the grace period is above 0 or finalizers hold
+/// it (`Some`, the answer); with grace 0 and no finalizers it goes now (`None`). A second DELETE
+/// may only shorten the grace period; one that does not is answered with the pod as it is.
+fn graceful_pod_delete(
+    s: &mut Inner,
+    key: &Key,
+    obj: &mut Value,
+    opts: &DeleteOptions,
+) -> Option<Value> {
+    let meta = &obj["metadata"];
+    let grace = if let Some(ts) = meta["deletionTimestamp"].as_str() {
+        let current = meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+        if current == 0 {
+            // Already at 0 (held by finalizers): no update, the deletion goes on as it is.
+            return None;
+        }
+        let Some(mut shorter) = opts.grace.map(|g| g.max(0)).filter(|g| *g < current) else {
+            // Pending: the DeleteOptions change nothing, finalizers included.
+            return s.get(key).cloned();
+        };
+        // Never into the past: a grace period already over becomes "now", still graceful
+        // (1 s) unless 0 was asked for.
+        let mut deadline = shifted(ts, shorter - current);
+        let now = now();
+        if deadline < now {
+            deadline = now;
+            if shorter != 0 {
+                shorter = 1;
+            }
+        }
+        let m = &mut obj["metadata"];
+        m["deletionTimestamp"] = json!(deadline);
+        m["deletionGracePeriodSeconds"] = json!(shorter);
+        shorter
+    } else {
+        let grace = pod_grace(obj, opts.grace);
+        let m = &mut obj["metadata"];
+        m["deletionTimestamp"] = json!(shifted(&now(), grace));
+        m["deletionGracePeriodSeconds"] = json!(grace);
+        // The first mark moves the generation on, as BeforeDelete does.
+        if let Some(g) = m["generation"].as_i64() {
+            m["generation"] = json!(g + 1);
+        }
+        grace
+    };
+    let marked = s.put(key.clone(), obj.clone(), "MODIFIED");
+    (grace > 0 || has_finalizers(obj)).then_some(marked)
+}
+
+fn has_finalizers(obj: &Value) -> bool {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// DELETE: objects with finalizers are marked and kept; a pod bound to a node is marked for its
+/// kubelet (graceful deletion); the rest go at once. Deleting a namespace removes everything in it.
 pub fn delete(
     s: &mut Inner,
     rt: &ResourceType,
     key: &Key,
-    dry_run: bool,
-    propagation: Propagation,
+    opts: DeleteOptions,
 ) -> Result<Value, ApiError> {
     let Some(obj) = s.get(key).cloned() else {
         return Err(ApiError::not_found(&rt.group, &rt.plural, &key.name));
     };
-    if dry_run {
+    if opts.dry_run {
         return Ok(obj);
     }
     if is_namespace(rt) {
@@ -515,7 +646,7 @@ pub fn delete(
         return Ok(s.put(key.clone(), ns, "MODIFIED"));
     }
     let mut obj = obj;
-    if let Some(f) = propagation.finalizer() {
+    if let Some(f) = opts.propagation.finalizer() {
         let list = &mut obj["metadata"]["finalizers"];
         if !list.is_array() {
             *list = json!([]);
@@ -525,18 +656,25 @@ pub fn delete(
             list.push(json!(f));
         }
     }
-    let has_finalizers = obj["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
-    if has_finalizers {
-        if obj["metadata"].get("deletionTimestamp").is_some() {
-            return match s.get(key) {
-                Some(live) if *live != obj => Ok(s.put(key.clone(), obj, "MODIFIED")),
-                _ => Ok(obj),
+    if is_pod(rt)
+        && let Some(answer) = graceful_pod_delete(s, key, &mut obj, &opts)
+    {
+        return Ok(answer);
+    }
+    if has_finalizers(&obj) {
+        if let Some(live) = s.get(key)
+            && live["metadata"].get("deletionTimestamp").is_some()
+        {
+            return if *live != obj {
+                Ok(s.put(key.clone(), obj, "MODIFIED"))
+            } else {
+                Ok(obj)
             };
         }
         let mut marked = obj;
-        marked["metadata"]["deletionTimestamp"] = json!(now());
+        if marked["metadata"].get("deletionTimestamp").is_none() {
+            marked["metadata"]["deletionTimestamp"] = json!(now());
+        }
         marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
         if marked["metadata"].get("generation").is_some() {
             marked["metadata"]["generation"] =

@@ -138,6 +138,12 @@ pub fn evict(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
         .get(&key)
         .cloned()
         .ok_or_else(|| ApiError::not_found("", "pods", &name))?;
+    // A pod already going, or finished, is deleted without asking its budget, as the real server does.
+    let terminal = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    let skip_budget = terminal || pod["metadata"].get("deletionTimestamp").is_some();
     let labels = labels_of(&pod);
     let pdbs: Vec<Value> = s
         .list("policy", "poddisruptionbudgets", Some(&ns))
@@ -154,7 +160,7 @@ pub fn evict(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
             "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
         ));
     }
-    if let Some(pdb) = pdbs.first() {
+    if let Some(pdb) = pdbs.first().filter(|_| !skip_budget) {
         let pods: Vec<&Value> = s
             .list("", "pods", Some(&ns))
             .into_iter()
@@ -175,8 +181,10 @@ pub fn evict(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
             })));
         }
     }
-    let dry_run = call.query.get("dryRun") == Some("All");
-    objects::delete(&mut s, &t.rt, &key, dry_run, Default::default())?;
+    // The Eviction carries the DeleteOptions (a grace period, say) for the pod's deletion.
+    let eviction: Value = crate::verbs::parse_body(call).unwrap_or(Value::Null);
+    let opts = crate::verbs::delete_options(call, &eviction["deleteOptions"])?;
+    objects::delete(&mut s, &t.rt, &key, opts)?;
     Ok(json_response(201, &status::success(201, None)))
 }
 

@@ -238,12 +238,11 @@ fn conflict_status(conflicts: Vec<apply::Conflict>) -> ApiError {
 
 fn delete(app: &App, call: &Call, name: &str) -> Result<Response<Body>, ApiError> {
     let t = &call.target;
-    let dry_run = call.query.get("dryRun") == Some("All");
     let key = objects::key(&t.rt, t.namespace.as_deref(), name);
     let mut s = app.store.lock();
-    // DeleteOptions may carry preconditions and a propagation policy; grace periods have no effect.
+    // DeleteOptions may carry preconditions, a propagation policy and a grace period.
     let options: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
-    let propagation = propagation(call, &options)?;
+    let opts = delete_options(call, &options)?;
     if let Some(live) = s.get(&key) {
         for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
             let (want, have) = (&options["preconditions"][field], &live["metadata"][field]);
@@ -262,19 +261,38 @@ fn delete(app: &App, call: &Call, name: &str) -> Result<Response<Body>, ApiError
             }
         }
     }
-    let obj = objects::delete(&mut s, &t.rt, &key, dry_run, propagation)?;
+    let obj = objects::delete(&mut s, &t.rt, &key, opts)?;
     Ok(json_response(200, &deleted_body(&t.rt, obj)))
 }
 
-/// `propagationPolicy` from the query or the DeleteOptions body (the body's wins, as on the real server).
-fn propagation(call: &Call, options: &Value) -> Result<objects::Propagation, ApiError> {
-    match options["propagationPolicy"]
+/// `propagationPolicy`, `gracePeriodSeconds` and `dryRun` from the query or the DeleteOptions
+/// body (the body's win, as on the real server).
+pub fn delete_options(call: &Call, options: &Value) -> Result<objects::DeleteOptions, ApiError> {
+    let propagation = match options["propagationPolicy"]
         .as_str()
         .or(call.query.get("propagationPolicy"))
     {
-        Some(p) => objects::Propagation::parse(p),
-        None => Ok(objects::Propagation::default()),
-    }
+        Some(p) => objects::Propagation::parse(p)?,
+        None => objects::Propagation::default(),
+    };
+    let grace = match options["gracePeriodSeconds"].as_i64() {
+        Some(g) => Some(g),
+        None => match call.query.get("gracePeriodSeconds") {
+            Some(g) => Some(g.parse().map_err(|_| {
+                ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}"))
+            })?),
+            None => None,
+        },
+    };
+    let dry_run = call.query.get("dryRun") == Some("All")
+        || options["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "All"));
+    Ok(objects::DeleteOptions {
+        dry_run,
+        propagation,
+        grace,
+    })
 }
 
 /// Pods, namespaces and objects held by finalizers come back whole; others as a Success Status.
@@ -296,9 +314,8 @@ fn deleted_body(rt: &crate::resources::ResourceType, obj: Value) -> Value {
 fn delete_collection(app: &App, call: &Call) -> Result<Response<Body>, ApiError> {
     let t = &call.target;
     let filter = Filter::from_query(&call.query)?;
-    let dry_run = call.query.get("dryRun") == Some("All");
     let options: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
-    let propagation = propagation(call, &options)?;
+    let opts = delete_options(call, &options)?;
     let mut s = app.store.lock();
     let keys: Vec<_> = s
         .list(&t.rt.group, &t.rt.plural, t.namespace.as_deref())
@@ -308,13 +325,7 @@ fn delete_collection(app: &App, call: &Call) -> Result<Response<Body>, ApiError>
         .collect();
     let mut items = Vec::new();
     for k in keys {
-        items.push(list::strip_type(objects::delete(
-            &mut s,
-            &t.rt,
-            &k,
-            dry_run,
-            propagation,
-        )?));
+        items.push(list::strip_type(objects::delete(&mut s, &t.rt, &k, opts)?));
     }
     let rv = s.current_rv().to_string();
     Ok(json_response(

@@ -3,8 +3,8 @@
 //! unavailable pod at a time, with the status `kubectl rollout status ds` reads.
 
 use super::{
-    Ctx, counts, deleting, generation, int_or_percent, name, owned_by, pod_active,
-    pod_from_template, pod_ready, scheduler, template_hash,
+    Ctx, counts, deleting, generation, int_or_percent, min_ready_seconds, name, owned_by,
+    pod_active, pod_from_template, pod_ready, scheduler, template_hash,
 };
 use crate::objects::Propagation;
 use serde_json::{Value, json};
@@ -59,12 +59,15 @@ pub fn reconcile(cx: &mut Ctx) {
             })
             .map(name)
             .collect();
-        let (mut scheduled, mut misscheduled, mut ready, mut updated) = (0, 0, 0, 0);
+        let (mut scheduled, mut misscheduled, mut ready, mut available, mut updated) =
+            (0, 0, 0, 0, 0);
+        let min_ready = min_ready_seconds(&ds);
         for p in &mine {
             match target_node(p) {
                 Some(n) if eligible.contains(&n) => {
                     scheduled += 1;
                     ready += i64::from(pod_ready(p));
+                    available += i64::from(cx.pod_available(p, min_ready));
                     updated += i64::from(p["metadata"]["labels"][HASH_LABEL] == hash.as_str());
                 }
                 _ => misscheduled += 1,
@@ -81,8 +84,8 @@ pub fn reconcile(cx: &mut Ctx) {
         status.as_object_mut().expect("a map").extend(counts(&[
             ("observedGeneration", generation(&ds)),
             ("updatedNumberScheduled", updated),
-            ("numberAvailable", ready),
-            ("numberUnavailable", (desired - ready).max(0)),
+            ("numberAvailable", available),
+            ("numberUnavailable", (desired - available).max(0)),
         ]));
         cx.set_status("apps", "daemonsets", &ds, status);
     }

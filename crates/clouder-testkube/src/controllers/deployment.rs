@@ -3,8 +3,8 @@
 //! the status and conditions `kubectl rollout status` and `kubectl wait` read.
 
 use super::{
-    Ctx, controller_ref, counts, deleting, generation, int_or_percent, name, namespace, owned_by,
-    replicas, set_condition, template_hash,
+    Ctx, controller_ref, controller_uid, counts, deleting, generation, int_or_percent, name,
+    namespace, owned_by, replicas, set_condition, template_hash, uid,
 };
 use crate::objects::Propagation;
 use serde_json::{Value, json};
@@ -206,10 +206,13 @@ fn roll(cx: &mut Ctx, d: &Value, new_rs: &Value, olds: &[&Value], params: (i64, 
         for rs in olds {
             set_replicas(cx, d, rs, 0, want);
         }
-        let old_pods: i64 = olds
+        // The new pods start once every old one is gone, terminating ones included.
+        let old_pods = cx
+            .list("", "pods")
             .iter()
-            .map(|rs| rs["status"]["replicas"].as_i64().unwrap_or(0))
-            .sum();
+            .filter(|p| olds.iter().any(|rs| controller_uid(p) == Some(uid(rs))))
+            .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
+            .count();
         if old_pods == 0 {
             set_replicas(cx, d, new_rs, want, want);
         }
@@ -281,6 +284,122 @@ fn prune_history(cx: &mut Ctx, d: &Value, olds: &[&Value]) {
     }
 }
 
+/// The replica counts of a Deployment's status.
+#[derive(Clone, Copy)]
+struct Counts {
+    replicas: i64,
+    updated: i64,
+    ready: i64,
+    available: i64,
+}
+
+impl Counts {
+    fn of(d: &Value) -> Self {
+        let n = |f: &str| d["status"][f].as_i64().unwrap_or(0);
+        Self {
+            replicas: n("replicas"),
+            updated: n("updatedReplicas"),
+            ready: n("readyReplicas"),
+            available: n("availableReplicas"),
+        }
+    }
+}
+
+/// `progressDeadlineSeconds` when set and not "no deadline" (MaxInt32).
+fn progress_deadline(d: &Value) -> Option<i64> {
+    d["spec"]["progressDeadlineSeconds"]
+        .as_i64()
+        .filter(|s| *s != i64::from(i32::MAX))
+}
+
+/// The Progressing condition as deployment/progress.go keeps it: NewReplicaSetCreated when the new
+/// ReplicaSet was just made; NewReplicaSetAvailable once complete; ReplicaSetUpdated whenever the
+/// rollout moved (its lastUpdateTime marks the last progress); ProgressDeadlineExceeded (False)
+/// once `progressDeadlineSeconds` passed without any.
+fn progress(
+    cx: &mut Ctx,
+    d: &Value,
+    conditions: &mut Vec<Value>,
+    rs_name: &str,
+    created: bool,
+    now: Counts,
+) {
+    let stamp = cx.now.clone();
+    let want = replicas(d).max(0);
+    let set = |conditions: &mut Vec<Value>, ok: bool, reason: &str, message: String| {
+        set_condition(
+            conditions,
+            "Progressing",
+            ok,
+            reason,
+            &message,
+            &stamp,
+            true,
+        );
+    };
+    if created {
+        set(
+            conditions,
+            true,
+            "NewReplicaSetCreated",
+            format!("Created new replica set \"{rs_name}\""),
+        );
+        return;
+    }
+    let current = conditions
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .cloned();
+    let reason = current.as_ref().and_then(|c| c["reason"].as_str());
+    let before = Counts::of(d);
+    let was_complete = now.replicas == now.updated && reason == Some("NewReplicaSetAvailable");
+    if was_complete {
+        return;
+    }
+    let complete = now.updated == want && now.replicas == want && now.available == want;
+    let old_replicas = |c: Counts| c.replicas - c.updated;
+    let progressed = now.updated > before.updated
+        || old_replicas(now) < old_replicas(before)
+        || now.ready > before.ready
+        || now.available > before.available
+        // A first status or one the controller never wrote: the rollout starts now.
+        || current.is_none();
+    if complete {
+        set(
+            conditions,
+            true,
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+        );
+    } else if progressed {
+        set(
+            conditions,
+            true,
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{rs_name}\" is progressing."),
+        );
+        // Progress moves lastUpdateTime even when nothing else of the condition changes.
+        if let Some(c) = conditions.iter_mut().find(|c| c["type"] == "Progressing") {
+            c["lastUpdateTime"] = json!(stamp);
+        }
+    } else if reason != Some("ProgressDeadlineExceeded")
+        && d["spec"]["paused"] != true
+        && let Some(deadline) = progress_deadline(d)
+    {
+        let last = current
+            .as_ref()
+            .and_then(|c| c["lastUpdateTime"].as_str().map(String::from));
+        if cx.elapsed(last.as_deref(), deadline) {
+            set(
+                conditions,
+                false,
+                "ProgressDeadlineExceeded",
+                format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+            );
+        }
+    }
+}
+
 fn status(
     cx: &mut Ctx,
     d: &Value,
@@ -340,33 +459,13 @@ fn status(
         true,
     );
     if let Some(rs) = new_rs {
-        let rs_name = super::name(rs);
-        let complete = updated == want && actual == want && avail == want;
-        let (reason, message) = if complete {
-            (
-                "NewReplicaSetAvailable",
-                format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
-            )
-        } else if created {
-            (
-                "NewReplicaSetCreated",
-                format!("Created new replica set \"{rs_name}\""),
-            )
-        } else {
-            (
-                "ReplicaSetUpdated",
-                format!("ReplicaSet \"{rs_name}\" is progressing."),
-            )
+        let counts = Counts {
+            replicas: actual,
+            updated,
+            ready,
+            available: avail,
         };
-        set_condition(
-            &mut conditions,
-            "Progressing",
-            true,
-            reason,
-            &message,
-            &now,
-            true,
-        );
+        progress(cx, d, &mut conditions, super::name(rs), created, counts);
     }
     // Progressing comes first on a real Deployment's status only when created first; keep the order
     // the conditions were added in.

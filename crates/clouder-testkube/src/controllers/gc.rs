@@ -119,7 +119,15 @@ fn write(cx: &mut Ctx, key: &Key, old: &Value, new: Value) {
 
 fn remove(cx: &mut Ctx, key: &Key, policy: Propagation) {
     if let Some(rt) = rt_of(cx, key)
-        && let Err(e) = crate::objects::delete(cx.s, &rt, key, false, policy)
+        && let Err(e) = crate::objects::delete(
+            cx.s,
+            &rt,
+            key,
+            crate::objects::DeleteOptions {
+                propagation: policy,
+                ..Default::default()
+            },
+        )
     {
         tracing::debug!(
             "garbage collection of {} not taken: {}",

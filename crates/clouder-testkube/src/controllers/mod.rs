@@ -30,12 +30,22 @@ pub fn spawn(app: Arc<App>, workloads: bool) -> JoinHandle<()> {
     let mut rx = app.store.lock().events();
     tokio::spawn(async move {
         // A server resumed from a snapshot may have work waiting before any change arrives.
-        reconcile(&app, workloads);
+        let mut wake = reconcile(&app, workloads);
         loop {
-            let mut due = match rx.recv().await {
-                Ok(ev) => triggers(&ev, workloads),
-                Err(RecvError::Lagged(_)) => true,
-                Err(RecvError::Closed) => return,
+            // A pass is due on a relevant change, or when a timer a pass set runs out
+            // (tolerationSeconds, minReadySeconds, progressDeadlineSeconds).
+            let first = match wake {
+                Some(at) => tokio::select! {
+                    ev = rx.recv() => Some(ev),
+                    _ = tokio::time::sleep_until(at) => None,
+                },
+                None => Some(rx.recv().await),
+            };
+            let mut due = match first {
+                None => true,
+                Some(Ok(ev)) => triggers(&ev, workloads),
+                Some(Err(RecvError::Lagged(_))) => true,
+                Some(Err(RecvError::Closed)) => return,
             };
             // One pass for a burst of changes.
             loop {
@@ -46,7 +56,7 @@ pub fn spawn(app: Arc<App>, workloads: bool) -> JoinHandle<()> {
                 }
             }
             if due {
-                reconcile(&app, workloads);
+                wake = reconcile(&app, workloads);
             }
         }
     })
@@ -80,13 +90,17 @@ fn triggers(ev: &Event, workloads: bool) -> bool {
 }
 
 /// One pass of every controller, in the order a change flows: owners before what they own.
-pub fn reconcile(app: &App, workloads: bool) {
+/// Returns when the next pass is due without any change, if a controller waits on the clock.
+pub fn reconcile(app: &App, workloads: bool) -> Option<tokio::time::Instant> {
     let types = app.types();
     let mut s = app.store.lock();
+    let clock = jiff::Timestamp::now();
     let mut cx = Ctx {
         s: &mut s,
         types: &types,
         now: objects::now(),
+        clock,
+        wake: None,
     };
     if workloads {
         nodes::reconcile(&mut cx);
@@ -99,6 +113,10 @@ pub fn reconcile(app: &App, workloads: bool) {
     gc::reconcile(&mut cx);
     namespaces::reconcile(&mut cx);
     bootstrapsigner::reconcile(&mut cx);
+    let wait = cx.wake?.duration_since(clock);
+    // Timestamps have whole seconds: wake a little after the moment, never in a busy loop.
+    let wait = wait.max(jiff::SignedDuration::ZERO) + jiff::SignedDuration::from_millis(50);
+    Some(tokio::time::Instant::now() + std::time::Duration::try_from(wait).ok()?)
 }
 
 /// The store and the types, with writes as a controller makes them.
@@ -106,9 +124,41 @@ pub struct Ctx<'a> {
     s: &'a mut Inner,
     types: &'a [ResourceType],
     now: String,
+    /// `now` as a time, to measure timers against.
+    clock: jiff::Timestamp,
+    /// The soonest moment a timer runs out.
+    wake: Option<jiff::Timestamp>,
 }
 
 impl Ctx<'_> {
+    /// Whether `seconds` have passed since `timestamp` (strictly, as the controllers compare);
+    /// if not yet, the next pass is due when they have.
+    fn elapsed(&mut self, timestamp: Option<&str>, seconds: i64) -> bool {
+        let Some(from) = timestamp.and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+            return seconds <= 0;
+        };
+        let at = from
+            .checked_add(jiff::SignedDuration::from_secs(seconds))
+            .unwrap_or(jiff::Timestamp::MAX);
+        if at < self.clock {
+            return true;
+        }
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+        false
+    }
+
+    /// A pod counts as available once Ready for more than `min_ready` seconds.
+    fn pod_available(&mut self, pod: &Value, min_ready: i64) -> bool {
+        if !pod_ready(pod) {
+            return false;
+        }
+        if min_ready <= 0 {
+            return true;
+        }
+        let since = condition(pod, "Ready").and_then(|c| c["lastTransitionTime"].as_str());
+        self.elapsed(since, min_ready)
+    }
+
     fn rt(&self, group: &str, plural: &str) -> Option<ResourceType> {
         self.types
             .iter()
@@ -240,11 +290,25 @@ impl Ctx<'_> {
     }
 
     fn delete(&mut self, group: &str, plural: &str, obj: &Value, propagation: Propagation) {
+        let opts = objects::DeleteOptions {
+            propagation,
+            ..Default::default()
+        };
+        self.delete_with(group, plural, obj, opts);
+    }
+
+    fn delete_with(
+        &mut self,
+        group: &str,
+        plural: &str,
+        obj: &Value,
+        opts: objects::DeleteOptions,
+    ) {
         let Some(rt) = self.rt(group, plural) else {
             return;
         };
         let key = key_of(&rt, obj);
-        if let Err(e) = objects::delete(self.s, &rt, &key, false, propagation) {
+        if let Err(e) = objects::delete(self.s, &rt, &key, opts) {
             tracing::debug!("controller delete of {plural} not taken: {}", e.message);
         }
     }
@@ -331,6 +395,10 @@ fn condition_true(obj: &Value, kind: &str) -> bool {
 /// A pod counts as ready while its Ready condition is True and it is not being deleted.
 fn pod_ready(pod: &Value) -> bool {
     !deleting(pod) && condition_true(pod, "Ready")
+}
+
+fn min_ready_seconds(obj: &Value) -> i64 {
+    obj["spec"]["minReadySeconds"].as_i64().unwrap_or(0)
 }
 
 /// A pod that is neither being deleted nor finished.

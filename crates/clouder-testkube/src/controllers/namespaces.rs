@@ -2,7 +2,7 @@
 //! honoured), then its `kubernetes` finalizer is dropped and the namespace goes.
 
 use super::{Ctx, deleting, name};
-use crate::objects::{self, Propagation};
+use crate::objects;
 use crate::store::Key;
 use serde_json::{Value, json};
 
@@ -28,7 +28,7 @@ pub fn reconcile(cx: &mut Ctx) {
                 continue;
             };
             if cx.s.get(k).is_some_and(|o| !deleting(o))
-                && let Err(e) = objects::delete(cx.s, &rt, k, false, Propagation::Background)
+                && let Err(e) = objects::delete(cx.s, &rt, k, Default::default())
             {
                 tracing::debug!(
                     "namespace controller could not delete {}: {}",

@@ -1,32 +1,46 @@
 //! Node lifecycle: taints that follow a Node's Ready condition and `spec.unschedulable`, pods on a
-//! NotReady Node marked Ready=False, and pods bound to a Node that is gone deleted (pod GC).
+//! NotReady Node marked Ready=False; the taint manager, which evicts pods that do not tolerate a
+//! NoExecute taint of their Node (after their `tolerationSeconds`); and the pod GC, which
+//! force-deletes pods bound to a Node that is gone, and terminating pods on a Node taken out of
+//! service.
 
-use super::{Ctx, condition, condition_true, name};
-use crate::objects::Propagation;
+use super::{Ctx, condition, condition_true, deleting, name, namespace, scheduler};
+use crate::objects::DeleteOptions;
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
 
 pub fn reconcile(cx: &mut Ctx) {
     let nodes = cx.list("", "nodes");
-    let mut not_ready = HashSet::new();
     for node in &nodes {
-        if !condition_true(node, "Ready") {
-            not_ready.insert(name(node).to_string());
-        }
         taint(cx, node);
     }
-    let present: HashSet<&str> = nodes.iter().map(name).collect();
+    // With the taints just written.
+    let nodes: HashMap<String, Value> = cx
+        .list("", "nodes")
+        .into_iter()
+        .map(|n| (name(&n).to_string(), n))
+        .collect();
     for pod in cx.list("", "pods") {
         let Some(node) = pod["spec"]["nodeName"].as_str() else {
             continue;
         };
-        if !present.contains(node) {
-            cx.delete("", "pods", &pod, Propagation::Background);
-        } else if not_ready.contains(node)
+        let Some(node) = nodes.get(node) else {
+            pod_gc(cx, &pod, "PodGC: node no longer exists");
+            continue;
+        };
+        let out_of_service = no_execute(node).any(|t| t["key"] == OUT_OF_SERVICE);
+        if deleting(&pod) {
+            if out_of_service && !condition_true(node, "Ready") {
+                pod_gc(cx, &pod, "PodGC: node is out of service");
+            }
+            continue;
+        }
+        if !condition_true(node, "Ready")
             && condition(&pod, "Ready").is_some_and(|c| c["status"] != "False")
         {
             cx.set_pod_condition(
@@ -38,7 +52,99 @@ pub fn reconcile(cx: &mut Ctx) {
                 super::CONTROLLER_MANAGER,
             );
         }
+        if evict_due(cx, &pod, node) {
+            let live = cx.get("", "pods", &pod).unwrap_or(pod);
+            evict(cx, &live);
+        }
     }
+}
+
+fn no_execute(node: &Value) -> impl Iterator<Item = &Value> {
+    node["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["effect"] == "NoExecute")
+}
+
+/// Whether the taint manager evicts `pod` now: a NoExecute taint it does not tolerate, or one it
+/// tolerates for `tolerationSeconds` that have passed since the taint was added (the shortest of
+/// the tolerations in use, as the real one counts).
+fn evict_due(cx: &mut Ctx, pod: &Value, node: &Value) -> bool {
+    let taints: Vec<&Value> = no_execute(node).collect();
+    if taints.is_empty() {
+        return false;
+    }
+    if taints.iter().any(|t| !scheduler::tolerates(pod, t)) {
+        return true;
+    }
+    let limit = pod["spec"]["tolerations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|tol| taints.iter().any(|t| scheduler::toleration_matches(tol, t)))
+        .filter_map(|tol| tol["tolerationSeconds"].as_i64())
+        .min();
+    let Some(seconds) = limit else {
+        return false;
+    };
+    // From when the taint was added: the oldest NoExecute taint started the clock.
+    let since = taints
+        .iter()
+        .filter_map(|t| t["timeAdded"].as_str())
+        .min()
+        .map(String::from);
+    let since = since.unwrap_or_else(|| cx.now.clone());
+    cx.elapsed(Some(&since), seconds.max(0))
+}
+
+/// The taint manager's eviction: the pod marked as a disruption target, then deleted (gracefully).
+fn evict(cx: &mut Ctx, pod: &Value) {
+    let message = format!("Marking for deletion Pod {}/{}", namespace(pod), name(pod));
+    cx.event(
+        pod,
+        false,
+        "TaintManagerEviction",
+        &message,
+        "taint-eviction-controller",
+    );
+    cx.set_pod_condition(
+        pod,
+        "DisruptionTarget",
+        true,
+        "DeletionByTaintManager",
+        "Taint manager: deleting due to NoExecute taint",
+        "kube-controller-manager",
+    );
+    cx.delete_with("", "pods", pod, DeleteOptions::default());
+}
+
+/// The pod GC's force deletion: the pod marked Failed as a disruption target, then deleted with
+/// grace period 0, since no kubelet will finish it.
+fn pod_gc(cx: &mut Ctx, pod: &Value, message: &str) {
+    if !matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    ) {
+        let mut failed = pod.clone();
+        failed["status"]["phase"] = json!("Failed");
+        cx.write("", "pods", pod, failed, "kube-controller-manager", true);
+    }
+    if let Some(live) = cx.get("", "pods", pod) {
+        cx.set_pod_condition(
+            &live,
+            "DisruptionTarget",
+            true,
+            "DeletionByPodGC",
+            message,
+            "kube-controller-manager",
+        );
+    }
+    let force = DeleteOptions {
+        grace: Some(0),
+        ..Default::default()
+    };
+    cx.delete_with("", "pods", pod, force);
 }
 
 /// The taints the node lifecycle controller keeps in step with the Node's conditions.

@@ -1,7 +1,9 @@
-//! ReplicaSet → Pods: keeps `spec.replicas` pods that match the template, reports ready/available.
+//! ReplicaSet → Pods: keeps `spec.replicas` pods that match the template, reports ready and
+//! available (Ready for `minReadySeconds`).
 
 use super::{
-    Ctx, counts, deleting, generation, owned_by, pod_active, pod_from_template, pod_ready, replicas,
+    Ctx, counts, deleting, generation, min_ready_seconds, owned_by, pod_active, pod_from_template,
+    pod_ready, replicas,
 };
 use crate::objects::Propagation;
 use serde_json::{Value, json};
@@ -18,11 +20,16 @@ pub fn reconcile(cx: &mut Ctx) {
             scale(cx, &rs, &mine, want);
         }
         let ready = mine.iter().filter(|p| pod_ready(p)).count() as i64;
+        let min_ready = min_ready_seconds(&rs);
+        let available = mine
+            .iter()
+            .filter(|p| cx.pod_available(p, min_ready))
+            .count() as i64;
         let mut status = json!({"replicas": mine.len()});
         status.as_object_mut().expect("a map").extend(counts(&[
             ("fullyLabeledReplicas", mine.len() as i64),
             ("readyReplicas", ready),
-            ("availableReplicas", ready),
+            ("availableReplicas", available),
             ("observedGeneration", generation(&rs)),
         ]));
         cx.set_status("apps", "replicasets", &rs, status);

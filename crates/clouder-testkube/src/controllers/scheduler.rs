@@ -134,16 +134,18 @@ pub fn tolerates(pod: &Value, taint: &Value) -> bool {
         .as_array()
         .into_iter()
         .flatten()
-        .any(|t| {
-            let key_ok = t["key"].as_str().is_none_or(str::is_empty) && t["operator"] == "Exists"
-                || t["key"] == taint["key"]
-                    && (t["operator"] == "Exists"
-                        || t["value"].as_str().unwrap_or("")
-                            == taint["value"].as_str().unwrap_or(""));
-            let effect_ok =
-                t["effect"].as_str().is_none_or(str::is_empty) || t["effect"] == taint["effect"];
-            key_ok && effect_ok
-        })
+        .any(|t| toleration_matches(t, taint))
+}
+
+/// Whether one toleration covers `taint`: key (or an empty key with Exists), value, effect.
+pub fn toleration_matches(t: &Value, taint: &Value) -> bool {
+    let key_ok = t["key"].as_str().is_none_or(str::is_empty) && t["operator"] == "Exists"
+        || t["key"] == taint["key"]
+            && (t["operator"] == "Exists"
+                || t["value"].as_str().unwrap_or("") == taint["value"].as_str().unwrap_or(""));
+    let effect_ok =
+        t["effect"].as_str().is_none_or(str::is_empty) || t["effect"] == taint["effect"];
+    key_ok && effect_ok
 }
 
 /// The first taint that keeps `pod` off `node` (NoSchedule and NoExecute; PreferNoSchedule is a preference).

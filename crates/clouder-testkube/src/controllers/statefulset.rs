@@ -4,8 +4,8 @@
 //! the partition, one at a time.
 
 use super::{
-    Ctx, counts, deleting, generation, name, namespace, owned_by, pod_from_template, pod_ready,
-    replicas, template_hash,
+    Ctx, counts, deleting, generation, min_ready_seconds, name, namespace, owned_by,
+    pod_from_template, pod_ready, replicas, template_hash,
 };
 use crate::objects::Propagation;
 use serde_json::{Value, json};
@@ -150,6 +150,11 @@ fn status(cx: &mut Ctx, sts: &Value, pods: &BTreeMap<i64, &Value>, revision: &st
     let want = replicas(sts).max(0);
     let live: Vec<&&Value> = pods.values().filter(|p| !deleting(p)).collect();
     let ready = live.iter().filter(|p| pod_ready(p)).count() as i64;
+    let min_ready = min_ready_seconds(sts);
+    let available = live
+        .iter()
+        .filter(|p| cx.pod_available(p, min_ready))
+        .count() as i64;
     let updated = live
         .iter()
         .filter(|p| p["metadata"]["labels"][REVISION_LABEL] == revision)
@@ -168,7 +173,7 @@ fn status(cx: &mut Ctx, sts: &Value, pods: &BTreeMap<i64, &Value>, revision: &st
         .count() as i64;
     let mut status = json!({
         "replicas": live.len(), "currentRevision": current_revision, "updateRevision": revision,
-        "collisionCount": 0, "availableReplicas": ready,
+        "collisionCount": 0, "availableReplicas": available,
     });
     status.as_object_mut().expect("a map").extend(counts(&[
         ("observedGeneration", generation(sts)),

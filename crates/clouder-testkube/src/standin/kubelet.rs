@@ -1,11 +1,15 @@
 //! `clouder-testkube kubelet`: registers this host's Node (name, labels, taints, InternalIP and
 //! version from its flags, as kubeadm writes them) and keeps it Ready: a Lease heartbeat, the
-//! Node's conditions, and the pods bound to it reported running. No containers run.
+//! Node's conditions, the pods bound to it reported running, and their graceful deletions
+//! finished. No containers run.
 
 use super::Host;
 use crate::kubelet::{Kubelet, NodeConfig};
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -116,7 +120,10 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(args.kubeconfig.as_ref().expect("required by clap"))?;
     let client = super::client(&text).await.map_err(anyhow::Error::msg)?;
     let kubelet = Kubelet::new(client.clone());
-    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let on_this_node = watcher::Config::default().fields(&format!("spec.nodeName={name}"));
+    let pods = watcher(Api::<Pod>::all(client), on_this_node).default_backoff();
+    let mut pods = std::pin::pin!(pods);
     let mut registered = false;
     let mut round = 0u32;
     loop {
@@ -164,12 +171,30 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             {
                 tracing::warn!("renewing the lease: {e}");
             }
-            if let Err(e) = kubelet.run_pods_on(&name).await {
-                tracing::warn!("reporting pods: {e}");
-            }
+            sync_pods(&kubelet, &name).await;
             round += 1;
         }
-        tokio::time::sleep(BEAT).await;
+        // Till the next beat, this node's pods are synced as soon as one changes.
+        let beat = tokio::time::sleep(BEAT);
+        tokio::pin!(beat);
+        loop {
+            tokio::select! {
+                _ = &mut beat => break,
+                Some(_) = pods.next() => if registered {
+                    sync_pods(&kubelet, &name).await;
+                },
+            }
+        }
+    }
+}
+
+/// Finishes the deletions of the node's pods and reports the others running.
+async fn sync_pods(kubelet: &Kubelet, node: &str) {
+    if let Err(e) = kubelet.finish_deletions_on(node).await {
+        tracing::warn!("finishing pod deletions: {e}");
+    }
+    if let Err(e) = kubelet.run_pods_on(node).await {
+        tracing::warn!("reporting pods: {e}");
     }
 }
 

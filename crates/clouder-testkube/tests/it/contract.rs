@@ -7,7 +7,7 @@ use crate::common::status_of;
 use clouder_testkube::TestKube;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::Client;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
@@ -89,7 +89,18 @@ contract!(
     finalizers_hold_deletion,
     watches_see_every_change,
     label_selectors_filter_lists,
+    pods_on_a_node_are_deleted_gracefully,
+    pods_tolerate_an_unready_node_for_five_minutes,
 );
+
+/// A pod with a 20 s grace period, bound to a node no kubelet serves when `node` is given.
+fn pod(name: &str, node: Option<&str>) -> Pod {
+    let mut spec = json!({"terminationGracePeriodSeconds": 20, "containers": [{"name": "c", "image": "busybox"}]});
+    if let Some(n) = node {
+        spec["nodeName"] = json!(n);
+    }
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+}
 
 fn cm(name: &str, data: serde_json::Value) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap()
@@ -368,5 +379,152 @@ mod cases {
             .unwrap();
         assert_eq!(rest.items.len(), 1);
         assert!(rest.metadata.continue_.is_none_or(|c| c.is_empty()));
+    }
+
+    pub async fn pods_on_a_node_are_deleted_gracefully(client: Client, ns: &str) {
+        let api: Api<Pod> = Api::namespaced(client, ns);
+        let grace = |p: &Pod| p.metadata.deletion_grace_period_seconds;
+        let deadline = |p: &Pod| p.metadata.deletion_timestamp.clone().unwrap().0;
+        // No kubelet has an unbound pod: it goes at once.
+        api.create(&PostParams::default(), &pod("free", None))
+            .await
+            .unwrap();
+        api.delete("free", &DeleteParams::default()).await.unwrap();
+        assert_eq!(status_of(api.get("free").await).code, 404);
+
+        let made = api
+            .create(
+                &PostParams::default(),
+                &pod("bound", Some("contract-gone-node")),
+            )
+            .await
+            .unwrap();
+        let rv = made.metadata.resource_version.clone().unwrap();
+        let mut stream = api
+            .watch(&WatchParams::default().timeout(10), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        let asked = jiff::Timestamp::now();
+        let marked = api
+            .delete("bound", &DeleteParams::default())
+            .await
+            .unwrap()
+            .left()
+            .expect("the pod comes back");
+        // Its own grace period: marked for the kubelet to stop it, and still there.
+        assert_eq!(grace(&marked), Some(20));
+        let wait = deadline(&marked).duration_since(asked).as_secs();
+        assert!((18..=21).contains(&wait), "deletion in {wait}s");
+        let live = api.get("bound").await.unwrap();
+        assert_eq!(grace(&live), Some(20));
+        // A second DELETE may shorten the grace period, never lengthen it.
+        let longer = DeleteParams::default().grace_period(60);
+        let same = api.delete("bound", &longer).await.unwrap().left().unwrap();
+        assert_eq!(
+            (grace(&same), deadline(&same)),
+            (Some(20), deadline(&marked))
+        );
+        let shorter = DeleteParams::default().grace_period(5);
+        let short = api.delete("bound", &shorter).await.unwrap().left().unwrap();
+        assert_eq!(grace(&short), Some(5));
+        assert_eq!(
+            deadline(&marked).duration_since(deadline(&short)).as_secs(),
+            15
+        );
+        // The kubelet's final word: grace 0 for this very pod (a stale uid is refused).
+        let stale = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some("00000000-0000-0000-0000-000000000000".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(status_of(api.delete("bound", &stale).await).code, 409);
+        let finish = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: made.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..stale
+        };
+        api.delete("bound", &finish).await.unwrap();
+        assert_eq!(status_of(api.get("bound").await).code, 404);
+        let mut kinds = Vec::new();
+        while kinds.last() != Some(&"DELETED") {
+            match stream.try_next().await.unwrap().expect("the watch goes on") {
+                WatchEvent::Modified(p) => {
+                    assert!(p.metadata.deletion_timestamp.is_some());
+                    kinds.push("MODIFIED");
+                }
+                WatchEvent::Deleted(_) => kinds.push("DELETED"),
+                WatchEvent::Bookmark(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Marked, shortened, and at 0 (the store writes each mark) before it goes.
+        assert_eq!(kinds, ["MODIFIED", "MODIFIED", "MODIFIED", "DELETED"]);
+    }
+
+    pub async fn pods_tolerate_an_unready_node_for_five_minutes(client: Client, ns: &str) {
+        let api: Api<Pod> = Api::namespaced(client, ns);
+        let tolerations = |p: &Pod| {
+            let mut t: Vec<(String, String, String, Option<i64>)> = p
+                .spec
+                .clone()
+                .unwrap()
+                .tolerations
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.key.unwrap_or_default(),
+                        t.operator.unwrap_or_default(),
+                        t.effect.unwrap_or_default(),
+                        t.toleration_seconds,
+                    )
+                })
+                .collect();
+            t.sort();
+            t
+        };
+        let plain = api
+            .create(&PostParams::default(), &pod("plain", None))
+            .await
+            .unwrap();
+        let default = |key: &str| {
+            (
+                key.to_string(),
+                "Exists".to_string(),
+                "NoExecute".to_string(),
+                Some(300),
+            )
+        };
+        assert_eq!(
+            tolerations(&plain),
+            [
+                default("node.kubernetes.io/not-ready"),
+                default("node.kubernetes.io/unreachable")
+            ]
+        );
+        // A pod that tolerates one of them itself keeps its own and gets only the other.
+        let mut own = pod("own", None);
+        own.spec.as_mut().unwrap().tolerations = Some(vec![
+            serde_json::from_value(json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2})).unwrap(),
+        ]);
+        let own = api.create(&PostParams::default(), &own).await.unwrap();
+        assert_eq!(
+            tolerations(&own),
+            [
+                default("node.kubernetes.io/not-ready"),
+                (
+                    "node.kubernetes.io/unreachable".into(),
+                    "Exists".into(),
+                    "NoExecute".into(),
+                    Some(2)
+                )
+            ]
+        );
     }
 }

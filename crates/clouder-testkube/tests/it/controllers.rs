@@ -598,7 +598,7 @@ async fn a_stateful_set_starts_pods_in_order() {
     );
     assert!(claims.get("data-db-2").await.is_ok());
 
-    // Scale down removes the highest ordinal first.
+    // Scale down removes the highest ordinal first, and the next only once it is gone.
     sets.patch(
         "db",
         &PatchParams::default(),
@@ -606,7 +606,30 @@ async fn a_stateful_set_starts_pods_in_order() {
     )
     .await
     .unwrap();
+    let terminating = eventually("db-2 terminating", || async {
+        let pods = pods_of(&client, "app=db").await;
+        let going: Vec<String> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        if going.is_empty() {
+            Err(dbg(pods.len()))
+        } else {
+            Ok(going)
+        }
+    })
+    .await;
+    assert_eq!(terminating, ["db-2"]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        names().await,
+        ["db-0", "db-1", "db-2"],
+        "db-1 waits for db-2 to be gone"
+    );
     eventually("scale down", || async {
+        // n1's kubelet finishes each graceful deletion.
+        kubelet.finish_deletions_on("n1").await.unwrap();
         let got = names().await;
         if got == ["db-0"] {
             Ok(())

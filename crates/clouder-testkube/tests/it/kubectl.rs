@@ -191,8 +191,8 @@ spec:
   containers: [{name: c, image: busybox}]
 ";
 
-#[tokio::test]
-async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
+/// A server with NODE_AND_PODS created through kubectl, and the kubeconfig in a tempdir.
+async fn node_and_pods() -> (clouder_testkube::TestKube, tempfile::TempDir, PathBuf) {
     let (kube, _) = start().await;
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
@@ -200,6 +200,12 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     let f = dir.path().join("objs.yaml");
     std::fs::write(&f, NODE_AND_PODS).unwrap();
     ok(kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await);
+    (kube, dir, kc)
+}
+
+#[tokio::test]
+async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
+    let (kube, _dir, kc) = node_and_pods().await;
     // The server's Table carries the columns kubectl users know.
     let pods = ok(kubectl(&kc, &["get", "pods"]).await);
     let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
@@ -207,6 +213,8 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     assert!(pods.lines().nth(1).unwrap().starts_with("a "), "{pods}");
     let nodes = ok(kubectl(&kc, &["get", "nodes"]).await);
     assert!(nodes.lines().nth(1).unwrap().contains("Ready"), "{nodes}");
+    // Drain waits for the evicted pod to be gone: node1's kubelet finishes its graceful deletion.
+    let _kubelet = clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start();
     let out = ok(kubectl(&kc, &["drain", "node1", "--force", "--timeout=20s"]).await);
     assert!(
         out.contains("pod/a evicted") && out.contains("node/node1 drained"),
@@ -230,6 +238,32 @@ async fn kubectl_drain_cordons_and_evicts_the_nodes_pods() {
     )
     .await);
     assert_eq!(spec, "true");
+}
+
+/// `kubectl delete` of a pod on a node waits for that node's kubelet to finish it; a pod on a
+/// node without a kubelet stays Terminating until force-deleted.
+#[tokio::test]
+async fn kubectl_delete_waits_for_the_kubelet() {
+    let (kube, _dir, kc) = node_and_pods().await;
+    let _kubelet = clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start();
+    let out = ok(kubectl(&kc, &["delete", "pod", "a", "--timeout=20s"]).await);
+    assert!(out.starts_with("pod \"a\" deleted"), "{out}");
+    assert!(!kubectl(&kc, &["get", "pod", "a"]).await.status.success());
+    // "other" is no node: nobody finishes b's deletion.
+    ok(kubectl(&kc, &["delete", "pod", "b", "--wait=false"]).await);
+    let listed = ok(kubectl(&kc, &["get", "pod", "b", "--no-headers"]).await);
+    assert_eq!(
+        listed.split_whitespace().nth(2),
+        Some("Terminating"),
+        "{listed}"
+    );
+    let forced = kubectl(&kc, &["delete", "pod", "b", "--grace-period=0", "--force"]).await;
+    assert!(forced.status.success());
+    assert!(
+        String::from_utf8_lossy(&forced.stderr).contains("Immediate deletion does not wait"),
+        "{forced:?}"
+    );
+    assert!(!kubectl(&kc, &["get", "pod", "b"]).await.status.success());
 }
 
 const WORKLOADS: &str = "apiVersion: policy/v1
@@ -405,6 +439,46 @@ async fn kubectl_rollout_wait_and_drain_with_controllers() {
     );
     assert!(on_n1[0].0.starts_with("agent-"));
     assert_eq!(placed.len(), 1 + 2 + 2 + 1, "{placed:?}");
+}
+
+/// A rollout that cannot progress (no node to run its pods) fails `kubectl rollout status` once
+/// its `progressDeadlineSeconds` are over, as on a real cluster.
+#[tokio::test]
+async fn kubectl_rollout_status_fails_past_the_progress_deadline() {
+    let kube = clouder_testkube::TestKube::start_with_controllers()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kc).unwrap();
+    let f = dir.path().join("stuck.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck}
+spec:
+  progressDeadlineSeconds: 1
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      containers: [{name: c, image: nginx}]
+",
+    )
+    .unwrap();
+    ok(kubectl(&kc, &["apply", "-f", f.to_str().unwrap()]).await);
+    let out = kubectl(
+        &kc,
+        &["rollout", "status", "deployment/stuck", "--timeout=20s"],
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{err}"
+    );
 }
 
 /// kubectl's typed commands send protobuf bodies; the objects arrive as kubectl meant them.

@@ -10,6 +10,7 @@ mod crud;
 mod discovery;
 mod eviction;
 mod kubectl;
+mod lifecycle;
 mod samples;
 mod ssa;
 mod standin;
