@@ -236,6 +236,13 @@ pub enum Checkpoint {
         after_help = "Example:\n  clouder checkpoint restore demo shop.web-0.app.20261125t180812345z --name web-0-restored"
     )]
     Restore(CheckpointRestoreArgs),
+    /// Run the CheckpointPolicy controller against a cluster, from here.
+    #[command(
+        after_help = "Policies select pods and say when to checkpoint them (schedule, idleFor) and where to\nstore the images; see `clouder checkpoint crd`. The controller runs until stopped.\n\nExamples:\n  clouder checkpoint crd | clouder kubectl demo apply -f -\n  clouder checkpoint controller demo\n  clouder checkpoint controller demo --once -o json"
+    )]
+    Controller(CheckpointControllerArgs),
+    /// Print the CheckpointPolicy CustomResourceDefinition (YAML), to apply to a cluster.
+    Crd,
 }
 
 #[derive(Args, Debug)]
@@ -262,6 +269,19 @@ pub struct CheckpointCreateArgs {
     /// Use this checkpoint archive (already taken) instead of asking the kubelet.
     #[arg(long)]
     pub archive: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeAccess,
+    /// Keep at most N checkpoints of this container (older ones are deleted).
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// Delete this container's checkpoints older than this many hours.
+    #[arg(long)]
+    pub max_age_hours: Option<u64>,
+}
+
+/// How the kubelet is asked for a checkpoint and its node reached for the archive.
+#[derive(Args, Debug, Clone)]
+pub struct NodeAccess {
     /// Ask the kubelet on its node (the Node's address and kubelet port, the
     /// apiserver-kubelet-client certificate from `get-config`) instead of through the API
     /// server's node proxy.
@@ -274,12 +294,23 @@ pub struct CheckpointCreateArgs {
     /// How to reach the node to fetch the archive.
     #[command(flatten)]
     pub ssh: SshFlags,
-    /// Keep at most N checkpoints of this container (older ones are deleted).
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointControllerArgs {
+    /// The cluster.
+    pub cluster: String,
+    #[command(flatten)]
+    pub node: NodeAccess,
+    /// Seconds between looks at each policy (sooner when a schedule fires).
+    #[arg(long, default_value_t = 60)]
+    pub tick: u64,
+    /// Seconds the runtime may take per checkpoint.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Reconcile every policy once, report, and exit (e.g. from cron).
     #[arg(long)]
-    pub keep: Option<usize>,
-    /// Delete this container's checkpoints older than this many hours.
-    #[arg(long)]
-    pub max_age_hours: Option<u64>,
+    pub once: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {

@@ -27,7 +27,7 @@ async fn running_pod(kube: &clouder_testkube::TestKube) {
 }
 
 /// Reports the named containers of a pod as running, as its kubelet does.
-async fn play_kubelet(pods: &Api<Pod>, name: &str, running: &[&str]) {
+pub async fn play_kubelet(pods: &Api<Pod>, name: &str, running: &[&str]) {
     let statuses: Vec<_> = running
         .iter()
         .map(|c| serde_json::json!({"name": c, "ready": true, "restartCount": 0, "image": "i", "imageID": "i", "state": {"running": {"startedAt": "2026-11-25T18:00:00Z"}}}))
@@ -38,7 +38,7 @@ async fn play_kubelet(pods: &Api<Pod>, name: &str, running: &[&str]) {
         .unwrap();
 }
 
-fn json(out: &str) -> serde_json::Value {
+pub fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
@@ -405,8 +405,14 @@ pub async fn kubelet_node(
         .unwrap();
 }
 
-/// A pod `NAMESPACE/NAME` on `node` whose container `app` runs.
-pub async fn pod_on(kube: &clouder_testkube::TestKube, namespace: &str, name: &str, node: &str) {
+/// A pod `NAMESPACE/NAME` labelled `app: LABEL` on `node` whose one container runs.
+pub async fn pod_on(
+    kube: &clouder_testkube::TestKube,
+    (namespace, name): (&str, &str),
+    node: &str,
+    container: &str,
+    label: &str,
+) {
     let client = kube.client().await.unwrap();
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let body =
@@ -414,12 +420,12 @@ pub async fn pod_on(kube: &clouder_testkube::TestKube, namespace: &str, name: &s
     let _ = ns.create(&PostParams::default(), &body).await;
     let pods: Api<Pod> = Api::namespaced(client, namespace);
     let pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1"}]},
+        "metadata": {"name": name, "labels": {"app": label}},
+        "spec": {"nodeName": node, "containers": [{"name": container, "image": "app:1"}]},
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    play_kubelet(&pods, name, &["app"]).await;
+    play_kubelet(&pods, name, &[container]).await;
 }
 
 /// The kubelet client certificate `get-config` would have fetched, signed by the fake
@@ -435,7 +441,7 @@ pub fn kubelet_client(env: &Env, cluster: &str, kubelet: &FakeKubelet) -> String
 }
 
 /// The files under `dir`, recursively.
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -481,7 +487,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
     kubelet_node(&kube, "w-0", &address, port).await;
     kubelet_node(&kube, "w-1", "192.0.2.99", port).await;
     kubelet_node(&kube, "w-2", "127.0.0.1", port).await;
-    pod_on(&kube, "shop", "web-0", "w-0").await;
+    pod_on(&kube, ("shop", "web-0"), "w-0", "app", "web").await;
     let ca = kubelet_client(&env, "ssh", &kubelet);
     let layout = env.dir.path().join("layout");
     let tmp = env.dir.path().join("tmp");
@@ -541,7 +547,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
     );
 
     // A node clouder has no host for is refused before its kubelet is asked.
-    pod_on(&kube, "shop", "web-1", "w-1").await;
+    pod_on(&kube, ("shop", "web-1"), "w-1", "app", "web").await;
     let asked = kubelet.requests.lock().unwrap().len();
     let unknown = create("web-1");
     assert_eq!(unknown.status.code(), Some(2));
@@ -557,7 +563,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
         "the kubelet was not asked"
     );
 
-    pod_on(&kube, "shop", "web-2", "w-2").await;
+    pod_on(&kube, ("shop", "web-2"), "w-2", "app", "web").await;
     let unreachable = create("web-2");
     assert_eq!(unreachable.status.code(), Some(1));
     assert!(

@@ -11,12 +11,14 @@ use crate::output;
 use anyhow::{Context as _, Result, anyhow};
 use clouder_checkpoint::backend;
 use clouder_checkpoint::catalogue::{self, Retention};
+use clouder_checkpoint::policy::CheckpointPolicy;
 use clouder_state::{CheckpointRecord, StateStore};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use std::time::{Duration, Instant};
 use take::target;
 
+mod controller;
 mod node;
 pub mod take;
 
@@ -27,6 +29,12 @@ pub async fn run(home: &Home, g: &Global, command: Checkpoint) -> Result<()> {
         Checkpoint::Show(args) => show(home, g, args),
         Checkpoint::Rm(args) => rm(home, g, args).await,
         Checkpoint::Restore(args) => restore(home, g, args).await,
+        Checkpoint::Controller(args) => controller::run(home, g, args).await,
+        Checkpoint::Crd => {
+            let crd = <CheckpointPolicy as kube::CustomResourceExt>::crd();
+            print!("{}", serde_yaml_ng::to_string(&crd)?);
+            Ok(())
+        }
     }
 }
 
@@ -61,13 +69,7 @@ async fn create(home: &Home, g: &Global, args: CheckpointCreateArgs) -> Result<(
             max_age: args.max_age_hours.map(|h| Duration::from_secs(h * 3600)),
         },
         archive: args.archive,
-        kubelet: match args.direct {
-            true => take::Kubelet::Direct {
-                ca: args.kubelet_ca,
-            },
-            false => take::Kubelet::Proxy,
-        },
-        ssh: args.ssh,
+        access: args.node,
     };
     let taken = take::take(home, g, &client, &request).await?;
     output::emit(g.output, &taken, || {

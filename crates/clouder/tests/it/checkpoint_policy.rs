@@ -1,0 +1,295 @@
+//! The CheckpointPolicy controller against clouder-testkube, fake kubelets (one per node, one
+//! CA) and a real sshd lab host the archives are fetched from: a due pod is checkpointed and
+//! retention prunes its older checkpoint, a pod not due or not selected is left alone, a
+//! failing checkpoint is reported in the status and tried again on the next tick without
+//! stopping the others.
+
+use super::checkpoint::{json, kubelet_client, kubelet_node, play_kubelet, pod_on, ssh_cluster};
+use super::harness::{Env, text};
+use clouder_checkpoint::policy::CheckpointPolicy;
+use clouder_checkpoint::testing::fake_archive;
+use clouder_testenv::Lab;
+use clouder_testenv::endpoint::Ca;
+use clouder_testenv::kubelet::{Behaviour, FakeKubelet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt as _;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Kills the controller when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures() {
+    let env = Env::new();
+    let lab = Lab::start(1);
+    let address = lab.hosts[0].address.clone();
+    let kube = ssh_cluster(&env, "pol", &lab.client_key(), &[format!("{address}:22")]).await;
+    let client = kube.client().await.unwrap();
+
+    // Node w-0 runs web-0 (idle since its start yesterday: due) and web-2 (restarted: never
+    // idle); w-1 runs web-1, whose checkpoint CRIU fails. `other` is not selected.
+    let node_dir = tempfile::tempdir().unwrap();
+    let archive = fake_archive(
+        node_dir.path(),
+        "checkpoint-web-0.tar",
+        1 << 16,
+        "2026-11-25T18:05:00Z",
+    );
+    let ca = Arc::new(Ca::new("kubelet-ca"));
+    let w0 = FakeKubelet::start_with(
+        ca.clone(),
+        Behaviour {
+            archive: Some(archive.display().to_string()),
+            pod: Some("shop/web-0".into()),
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let w1 = FakeKubelet::start_with(
+        ca,
+        Behaviour {
+            pod: Some("shop/web-1".into()),
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let port = |k: &FakeKubelet| k.url.rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
+    kubelet_node(&kube, "w-0", &address, port(&w0)).await;
+    kubelet_node(&kube, "w-1", &address, port(&w1)).await;
+    pod_on(&kube, ("shop", "web-0"), "w-0", "app", "agent").await;
+    pod_on(&kube, ("shop", "web-1"), "w-1", "broken", "agent").await;
+    pod_on(&kube, ("shop", "web-2"), "w-0", "app", "agent").await;
+    pod_on(&kube, ("shop", "other"), "w-0", "app", "web").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let restarted = serde_json::json!({"status": {"containerStatuses": [{"name": "app", "ready": true, "restartCount": 1, "image": "i", "imageID": "i", "state": {"running": {"startedAt": "2026-11-25T18:00:00Z"}}}]}});
+    pods.patch_status("web-2", &PatchParams::default(), &Patch::Merge(&restarted))
+        .await
+        .unwrap();
+    play_kubelet(&pods, "other", &["app"]).await;
+    let kubelet_ca = kubelet_client(&env, "pol", &w0);
+
+    // An older checkpoint of web-0 that retention (keepLast 1) drops.
+    let layout = env.dir.path().join("layout");
+    let old = fake_archive(env.dir.path(), "old.tar", 1 << 12, "2026-11-25T18:01:00Z");
+    let seeded = json(&env.ok(&[
+        "checkpoint",
+        "create",
+        "pol",
+        "-n",
+        "shop",
+        "web-0",
+        "--archive",
+        old.to_str().unwrap(),
+        "--to",
+        layout.to_str().unwrap(),
+        "-o",
+        "json",
+    ]));
+    let old_id = seeded["checkpoint"]["id"].as_str().unwrap().to_string();
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &CheckpointPolicy::crd())
+        .await
+        .unwrap();
+    let policies: Api<CheckpointPolicy> = Api::namespaced(client.clone(), "shop");
+    let policy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
+        "metadata": {"name": "agents", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "schedule": "0 0 1 1 *",
+                 "retention": {"keepLast": 1}, "triggers": {"idleFor": "1m"},
+                 "destination": layout.to_str().unwrap()},
+    }))
+    .unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+
+    let args = [
+        "checkpoint",
+        "controller",
+        "pol",
+        "--direct",
+        "--kubelet-ca",
+        &kubelet_ca,
+        "--tick",
+        "1",
+        "--timeout",
+        "5",
+    ];
+    let controller = Running(
+        env.command(&args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Ticks go by until web-1 was tried twice: the failure did not stop the controller.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w1.requests.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "web-1 was not retried on the next tick"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(controller);
+    assert_eq!(
+        *w0.requests.lock().unwrap(),
+        ["/checkpoint/shop/web-0/app?timeout=5"],
+        "web-0 checkpointed once (idle once), web-2 (restarted) and `other` never"
+    );
+    assert!(
+        w1.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r == "/checkpoint/shop/web-1/broken?timeout=5"),
+        "{:?}",
+        w1.requests.lock().unwrap()
+    );
+    assert!(
+        !archive.exists(),
+        "the archive was fetched and deleted on the node"
+    );
+
+    let status = policies.get("agents").await.unwrap().status.unwrap();
+    let pods_status: Vec<&str> = status.pods.iter().map(|p| p.pod.as_str()).collect();
+    assert_eq!(pods_status, ["web-0", "web-1", "web-2"], "{status:?}");
+    let (web0, web1, web2) = (&status.pods[0], &status.pods[1], &status.pods[2]);
+    let new_id = web0.last_checkpoint.clone().expect("web-0 checkpointed");
+    assert!(
+        web0.last_run.is_some() && web0.last_error.is_none(),
+        "{web0:?}"
+    );
+    assert!(
+        web1.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("criu failed"))
+            && web1.last_run.is_none(),
+        "{web1:?}"
+    );
+    assert_eq!(web2.last_run, None, "{web2:?}");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "CheckpointFailed")
+    );
+    assert!(
+        ready.message.contains("web-1: ") && !ready.message.contains("web-0"),
+        "{}",
+        ready.message
+    );
+
+    let listed = json(&env.ok(&["checkpoint", "ls", "pol", "-o", "json"]));
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [new_id.as_str()], "keepLast 1 dropped {old_id}");
+    let shown = json(&env.ok(&["checkpoint", "show", &new_id, "-o", "json"]));
+    assert_eq!(shown["labels"]["clouder.io/policy"], "agents");
+
+    // One more look, as from cron: web-1 is tried again, web-0 is not due; the failure is the
+    // exit status.
+    let once = env.run(&[
+        "checkpoint",
+        "controller",
+        "pol",
+        "--direct",
+        "--kubelet-ca",
+        &kubelet_ca,
+        "--once",
+        "--timeout",
+        "5",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(once.status.code(), Some(1), "{}", text(&once.stderr));
+    let rounds = json(&text(&once.stdout));
+    assert_eq!(rounds[0]["policy"], "shop/agents");
+    assert_eq!(rounds[0]["checkpointed"], serde_json::json!([]));
+    assert_eq!(rounds[0]["failed"][0]["pod"], "web-1");
+    assert_eq!(rounds[0]["failed"][0]["trigger"], "idle");
+    assert!(
+        text(&once.stderr).contains("1 checkpoint(s) failed"),
+        "{}",
+        text(&once.stderr)
+    );
+    assert_eq!(w0.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_says_how_to_install_its_crd_and_reports_a_bad_policy() {
+    let env = Env::new();
+    let lab = Lab::start(1);
+    let kube = ssh_cluster(
+        &env,
+        "crd",
+        &lab.client_key(),
+        &[format!("{}:22", lab.hosts[0].address)],
+    )
+    .await;
+    let out = env.run(&["checkpoint", "controller", "crd", "--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the CheckpointPolicy CRD is not installed in crd: clouder checkpoint crd | clouder kubectl crd apply -f -"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let manifest = env.ok(&["checkpoint", "crd"]);
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&manifest).unwrap();
+    assert_eq!(
+        crd,
+        CheckpointPolicy::crd(),
+        "the printed manifest is the generated one"
+    );
+    let client = kube.client().await.unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let policies: Api<CheckpointPolicy> = Api::namespaced(client, "default");
+    let policy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
+        "metadata": {"name": "bad", "namespace": "default"},
+        "spec": {"selector": {}, "schedule": "every hour", "destination": "/tmp/nowhere"},
+    }))
+    .unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    let out = env.run(&["checkpoint", "controller", "crd", "--once", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rounds = json(&text(&out.stdout));
+    assert!(
+        rounds[0]["invalid"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.schedule `every hour` is not a cron expression"),
+        "{rounds}"
+    );
+    let status = policies.get("bad").await.unwrap().status.unwrap();
+    let ready = &status.conditions[0];
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+}
