@@ -153,12 +153,16 @@ pub struct ByonRemoveArgs {
     /// Private key: a key name in ~/.ssh/ or a path (default the cluster's).
     #[arg(short = 'i', long)]
     pub key: Option<String>,
-    /// Remove the Node even when the host cannot be reached to reset it.
+    /// Remove the Node even when the host cannot be reached to reset it, and drain it even
+    /// when a beforeDrain checkpoint of one of its pods fails.
     #[arg(long)]
     pub force: bool,
     /// How long the drain may wait on PodDisruptionBudgets, in seconds.
     #[arg(long = "drain-timeout", default_value_t = 300)]
     pub drain_timeout_secs: u64,
+    /// How beforeDrain checkpoints ask the kubelet.
+    #[command(flatten)]
+    pub kubelet: KubeletAccess,
 }
 
 #[derive(Subcommand, Debug)]
@@ -282,6 +286,16 @@ pub struct CheckpointCreateArgs {
 /// How the kubelet is asked for a checkpoint and its node reached for the archive.
 #[derive(Args, Debug, Clone)]
 pub struct NodeAccess {
+    #[command(flatten)]
+    pub kubelet: KubeletAccess,
+    /// How to reach the node to fetch the archive.
+    #[command(flatten)]
+    pub ssh: SshFlags,
+}
+
+/// How the kubelet is asked for a checkpoint.
+#[derive(Args, Debug, Clone, Default)]
+pub struct KubeletAccess {
     /// Ask the kubelet on its node (the Node's address and kubelet port, the
     /// apiserver-kubelet-client certificate from `get-config`) instead of through the API
     /// server's node proxy.
@@ -291,9 +305,6 @@ pub struct NodeAccess {
     /// cluster CA of the kubeconfig).
     #[arg(long, requires = "direct")]
     pub kubelet_ca: Option<PathBuf>,
-    /// How to reach the node to fetch the archive.
-    #[command(flatten)]
-    pub ssh: SshFlags,
 }
 
 #[derive(Args, Debug)]
@@ -712,11 +723,15 @@ pub struct ScaleArgs {
     /// How long a drain may wait on PodDisruptionBudgets, in seconds.
     #[arg(long = "drain-timeout", default_value_t = 300)]
     pub drain_timeout_secs: u64,
-    /// Do not ask before removing workers.
+    /// Do not ask before removing workers, and drain them even when a beforeDrain checkpoint
+    /// of one of their pods fails.
     #[arg(short = 'f', long)]
     pub force: bool,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// How beforeDrain checkpoints ask the kubelet.
+    #[command(flatten)]
+    pub kubelet: KubeletAccess,
 }
 
 #[derive(Args, Debug)]

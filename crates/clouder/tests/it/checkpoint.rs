@@ -337,15 +337,15 @@ async fn restore_creates_a_pod_from_the_checkpoint_image_and_waits_until_it_runs
 }
 
 /// A `provider: ssh` cluster set up by clouder whose hosts are `hosts` (`address:port`, logged in
-/// as root with the lab's key) and whose API is a clouder-testkube.
+/// as root with the lab's key) and whose API is `kube`.
 pub async fn ssh_cluster(
     env: &Env,
     name: &str,
     key: &std::path::Path,
     hosts: &[String],
+    kube: clouder_testkube::TestKube,
 ) -> clouder_testkube::TestKube {
     use clouder_state::StateStore;
-    let kube = clouder_testkube::TestKube::start().await.unwrap();
     let dir = env.home().join("kubeadm").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     kube.write_kubeconfig(dir.join("kubeconfig")).unwrap();
@@ -398,6 +398,8 @@ pub async fn kubelet_node(
         "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": "localhost"}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "conditions": [{"type": "Ready", "status": "True"}],
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
     }});
     nodes
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
@@ -466,6 +468,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
         "ssh",
         &lab.client_key(),
         &[format!("{address}:22"), refusing],
+        testkube().await,
     )
     .await;
     // Unrooted lab hosts see this machine's files: the kubelet "wrote" the archive here.
@@ -579,4 +582,8 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
         1,
         "only the one that was stored: {listed}"
     );
+}
+
+pub async fn testkube() -> clouder_testkube::TestKube {
+    clouder_testkube::TestKube::start().await.unwrap()
 }

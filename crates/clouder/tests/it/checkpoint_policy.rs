@@ -4,7 +4,9 @@
 //! failing checkpoint is reported in the status and tried again on the next tick without
 //! stopping the others.
 
-use super::checkpoint::{json, kubelet_client, kubelet_node, play_kubelet, pod_on, ssh_cluster};
+use super::checkpoint::{
+    json, kubelet_client, kubelet_node, play_kubelet, pod_on, ssh_cluster, testkube,
+};
 use super::harness::{Env, text};
 use clouder_checkpoint::policy::CheckpointPolicy;
 use clouder_checkpoint::testing::fake_archive;
@@ -13,8 +15,8 @@ use clouder_testenv::endpoint::Ca;
 use clouder_testenv::kubelet::{Behaviour, FakeKubelet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt as _;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{CustomResourceExt as _, ResourceExt as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,14 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
     let env = Env::new();
     let lab = Lab::start(1);
     let address = lab.hosts[0].address.clone();
-    let kube = ssh_cluster(&env, "pol", &lab.client_key(), &[format!("{address}:22")]).await;
+    let kube = ssh_cluster(
+        &env,
+        "pol",
+        &lab.client_key(),
+        &[format!("{address}:22")],
+        testkube().await,
+    )
+    .await;
     let client = kube.client().await.unwrap();
 
     // Node w-0 runs web-0 (idle since its start yesterday: due) and web-2 (restarted: never
@@ -243,6 +252,7 @@ async fn the_controller_says_how_to_install_its_crd_and_reports_a_bad_policy() {
         "crd",
         &lab.client_key(),
         &[format!("{}:22", lab.hosts[0].address)],
+        testkube().await,
     )
     .await;
     let out = env.run(&["checkpoint", "controller", "crd", "--once"]);
@@ -291,5 +301,277 @@ async fn the_controller_says_how_to_install_its_crd_and_reports_a_bad_policy() {
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "InvalidSpec")
+    );
+}
+
+/// Runs `script` on a lab host as root.
+async fn on_host(lab: &Lab, script: &str, stdin: Option<&[u8]>) -> clouder_node::ssh::Output {
+    let host = clouder_node::Host::new(&lab.hosts[0].address, "root");
+    let key = clouder_node::ssh::load_key(&lab.client_key()).unwrap();
+    let session = clouder_node::Session::connect(&host, key, None, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let out = session.run(script, stdin).await.unwrap();
+    session.close().await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
+    use clouder_state::StateStore as _;
+    let env = Env::new();
+    // A host of its own: `byon remove` resets kubeadm on it.
+    let lab = Lab::start_rooted(1);
+    let address = lab.hosts[0].address.clone();
+    let kube = ssh_cluster(
+        &env,
+        "by",
+        &lab.client_key(),
+        &[format!("{address}:22")],
+        clouder_testkube::TestKube::start_with_controllers()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
+    store
+        .put_resource(
+            "by",
+            &clouder_state::ResourceRecord {
+                id: "byon/box-1".into(),
+                kind: "byon_node".into(),
+                cloud_id: String::new(),
+                attrs: serde_json::json!({"node": "box-1", "address": address, "port": 22, "user": "root",
+                    "provenance": "on-prem", "labels": [], "taints": []}),
+                updated_at: 0,
+            },
+        )
+        .unwrap();
+    let client = kube.client().await.unwrap();
+
+    // The kubelet of box-1 checkpoints web-0 into an archive on the host.
+    let dir = tempfile::tempdir().unwrap();
+    let local = fake_archive(dir.path(), "a.tar", 1 << 16, "2026-11-25T18:05:00Z");
+    let on_node = "/root/checkpoint-web-0_shop-app.tar";
+    let wrote = on_host(
+        &lab,
+        &format!("cat > {on_node}"),
+        Some(&std::fs::read(&local).unwrap()),
+    )
+    .await;
+    assert!(wrote.ok(), "{wrote:?}");
+    let kubelet = FakeKubelet::start(Behaviour {
+        archive: Some(on_node.into()),
+        pod: Some("shop/web-0".into()),
+        ..Behaviour::default()
+    })
+    .await;
+    let port = kubelet.url.rsplit_once(':').unwrap().1.parse().unwrap();
+    kubelet_node(&kube, "box-1", &address, port).await;
+    kubelet_node(&kube, "w-9", "192.0.2.9", port).await;
+    pod_on(&kube, ("shop", "web-0"), "box-1", "app", "agent").await;
+    pod_on(&kube, ("shop", "other"), "box-1", "app", "web").await;
+    let kubelet_ca = kubelet_client(&env, "by", &kubelet);
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &CheckpointPolicy::crd())
+        .await
+        .unwrap();
+    let layout = env.dir.path().join("layout");
+    let policy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
+        "metadata": {"name": "agents", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
+                 "destination": layout.to_str().unwrap()},
+    }))
+    .unwrap();
+    Api::<CheckpointPolicy>::namespaced(client.clone(), "shop")
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+
+    // The test plays w-9's kubelet: the restored pod runs once the scheduler put it there.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let kubelet_w9 = tokio::spawn({
+        let pods = pods.clone();
+        async move {
+            loop {
+                if let Some(p) = pods.get_opt("web-0").await.unwrap()
+                    && p.annotations().contains_key("clouder.io/checkpoint")
+                    && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("w-9")
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            play_kubelet(&pods, "web-0", &["app"]).await;
+        }
+    });
+    let key = lab.client_key().display().to_string();
+    let args = [
+        "byon",
+        "remove",
+        "by",
+        "box-1",
+        "-i",
+        &key,
+        "--direct",
+        "--kubelet-ca",
+        &kubelet_ca,
+        "--drain-timeout",
+        "60",
+        "-o",
+        "json",
+    ];
+    let out = tokio::task::spawn_blocking({
+        let command = env.command(&args).output();
+        move || command
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    kubelet_w9.await.unwrap();
+    let removed = json(&text(&out.stdout));
+    let moved = &removed["moved"];
+    assert_eq!(moved.as_array().unwrap().len(), 1, "{removed}");
+    assert_eq!(moved[0]["pod"], "shop/web-0");
+    assert_eq!(moved[0]["restored"]["node"], "w-9");
+    let id = moved[0]["checkpoint"].as_str().unwrap();
+    let shown = json(&env.ok(&["checkpoint", "show", id, "-o", "json"]));
+    assert_eq!(shown["labels"]["clouder.io/trigger"], "before-drain");
+    assert_eq!(shown["node"], "box-1");
+    let restored = pods.get("web-0").await.unwrap();
+    assert_eq!(restored.annotations()["clouder.io/checkpoint"], id);
+    assert_eq!(
+        restored.spec.unwrap().containers[0].image.as_deref(),
+        shown["reference"].as_str()
+    );
+    assert!(
+        pods.get_opt("other").await.unwrap().is_none(),
+        "evicted, not checkpointed"
+    );
+    assert_eq!(
+        *kubelet.requests.lock().unwrap(),
+        ["/checkpoint/shop/web-0/app?timeout=60"]
+    );
+    let gone = on_host(&lab, &format!("test ! -e {on_node}"), None).await;
+    assert!(gone.ok(), "the archive was deleted on the host");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_before_drain_checkpoint_stops_the_drain_unless_forced() {
+    // The host is unreachable, so its pod's checkpoint fails (the kubelet is not even asked).
+    use clouder_state::StateStore as _;
+    let env = Env::new();
+    let lab = Lab::start(1);
+    let address = lab.hosts[0].address.clone();
+    let kube = ssh_cluster(
+        &env,
+        "bf",
+        &lab.client_key(),
+        &[format!("{address}:22")],
+        testkube().await,
+    )
+    .await;
+    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
+    store
+        .put_resource(
+            "bf",
+            &clouder_state::ResourceRecord {
+                id: "byon/box-2".into(),
+                kind: "byon_node".into(),
+                cloud_id: String::new(),
+                // Nothing listens on port 1: neither the archive nor the reset can reach it.
+                attrs: serde_json::json!({"node": "box-2", "address": "127.0.0.1", "port": 1, "user": "root",
+                    "provenance": "on-prem", "labels": [], "taints": []}),
+                updated_at: 0,
+            },
+        )
+        .unwrap();
+    let client = kube.client().await.unwrap();
+    let kubelet = FakeKubelet::start(Behaviour {
+        pod: Some("shop/web-1".into()),
+        ..Behaviour::default()
+    })
+    .await;
+    let port = kubelet.url.rsplit_once(':').unwrap().1.parse().unwrap();
+    kubelet_node(&kube, "box-2", &address, port).await;
+    pod_on(&kube, ("shop", "web-1"), "box-2", "app", "agent").await;
+    let kubelet_ca = kubelet_client(&env, "bf", &kubelet);
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &CheckpointPolicy::crd())
+        .await
+        .unwrap();
+    let policy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
+        "metadata": {"name": "agents", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
+                 "destination": env.dir.path().join("layout").to_str().unwrap()},
+    }))
+    .unwrap();
+    Api::<CheckpointPolicy>::namespaced(client.clone(), "shop")
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    let key = lab.client_key().display().to_string();
+    let remove = |force: bool| {
+        let mut args = vec![
+            "byon",
+            "remove",
+            "bf",
+            "box-2",
+            "-i",
+            &key,
+            "--direct",
+            "--kubelet-ca",
+            &kubelet_ca,
+            "-o",
+            "json",
+        ];
+        if force {
+            args.push("--force");
+        }
+        env.run(&args)
+    };
+    let stopped = remove(false);
+    assert_eq!(stopped.status.code(), Some(1), "{}", text(&stopped.stderr));
+    assert!(
+        text(&stopped.stderr).contains(
+            "checkpointing shop/web-1 (policy agents, beforeDrain) failed, so box-2 was not drained"
+        ) && text(&stopped.stderr)
+            .contains("node box-2 (root@127.0.0.1:1) is unreachable over SSH")
+            && text(&stopped.stderr).contains("--force"),
+        "{}",
+        text(&stopped.stderr)
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    assert!(
+        pods.get_opt("web-1").await.unwrap().is_some(),
+        "nothing drained"
+    );
+    let node = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .get("box-2")
+        .await
+        .unwrap();
+    assert_ne!(
+        node.spec.and_then(|s| s.unschedulable),
+        Some(true),
+        "not even cordoned"
+    );
+
+    let forced = remove(true);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert!(
+        text(&forced.stderr).contains("warning: shop/web-1 drains without a checkpoint (--force)"),
+        "{}",
+        text(&forced.stderr)
+    );
+    let removed = json(&text(&forced.stdout));
+    assert_eq!(removed["moved"], serde_json::json!([]));
+    assert_eq!(removed["evicted"], serde_json::json!(["shop/web-1"]));
+    assert!(pods.get_opt("web-1").await.unwrap().is_none());
+    assert_eq!(
+        json(&env.ok(&["checkpoint", "ls", "bf", "-o", "json"])),
+        serde_json::json!([])
     );
 }

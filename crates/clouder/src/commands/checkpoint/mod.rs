@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use take::target;
 
 mod controller;
+pub mod drain;
 mod node;
 pub mod take;
 
@@ -155,6 +156,33 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
     }
     let client = kube_client(home, &args.cluster).await?;
     let name = args.name.unwrap_or_else(|| format!("{}-restored", r.pod));
+    let wait = Duration::from_secs(args.wait);
+    let done = restore_pod(&client, &r, &name, args.node, wait).await?;
+    output::emit(g.output, &done, || {
+        format!(
+            "restored {} as pod {} on {} in {:.1}s\n",
+            done.checkpoint, done.pod, done.node, done.seconds
+        )
+    })
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Restored {
+    pub pod: String,
+    pub node: String,
+    pub checkpoint: String,
+    pub seconds: f64,
+}
+
+/// Creates pod `name` whose container image is the checkpoint image (on `node`, or where the
+/// scheduler puts it) and waits until its container runs.
+pub async fn restore_pod(
+    client: &kube::Client,
+    r: &CheckpointRecord,
+    name: &str,
+    node: Option<String>,
+    wait: Duration,
+) -> Result<Restored> {
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {
             "name": name,
@@ -163,39 +191,26 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
             "annotations": {"clouder.io/checkpoint": r.id},
         },
         "spec": {
-            "nodeName": args.node,
+            "nodeName": node,
             "containers": [{"name": r.container, "image": r.reference}],
         },
     }))?;
-    let pods: Api<Pod> = Api::namespaced(client, &r.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &r.namespace);
     let started = Instant::now();
     pods.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {}/{name}", r.namespace))?;
-    let deadline = started + Duration::from_secs(args.wait);
+    let deadline = started + wait;
     let mut last = String::from("no status yet");
     loop {
-        if let Some(pod) = pods.get_opt(&name).await? {
+        if let Some(pod) = pods.get_opt(name).await? {
             match target(&pod, Some(&r.container)) {
                 Ok(t) => {
-                    #[derive(serde::Serialize)]
-                    struct Restored {
-                        pod: String,
-                        node: String,
-                        checkpoint: String,
-                        seconds: f64,
-                    }
-                    let done = Restored {
+                    return Ok(Restored {
                         pod: format!("{}/{name}", r.namespace),
                         node: t.node,
                         checkpoint: r.id.clone(),
                         seconds: started.elapsed().as_secs_f64(),
-                    };
-                    return output::emit(g.output, &done, || {
-                        format!(
-                            "restored {} as pod {} on {} in {:.1}s\n",
-                            done.checkpoint, done.pod, done.node, done.seconds
-                        )
                     });
                 }
                 Err(why) => last = why,
@@ -205,7 +220,7 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
             return Err(anyhow!(
                 "pod {}/{name} did not run within {}s: {last}",
                 r.namespace,
-                args.wait
+                wait.as_secs()
             ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -134,7 +134,7 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
             let ssh = &req.access.ssh;
             let reached = node::reach(home, &req.cluster, &node, ssh)?;
             let session = reached.connect(home, g, ssh).await?;
-            let on_node = match req.access.direct {
+            let on_node = match req.access.kubelet.direct {
                 false => through_api_server(client, req, &target).await,
                 true => on_node(home, req, &target, &node).await,
             };
@@ -305,7 +305,7 @@ async fn on_node(home: &Home, req: &Request, target: &Target, node: &Node) -> Re
         cert_pem: read("apiserver-kubelet-client.crt")?,
         key_pem: read("apiserver-kubelet-client.key")?,
     };
-    let ca = match &req.access.kubelet_ca {
+    let ca = match &req.access.kubelet.kubelet_ca {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => cluster_ca(home, &req.cluster)?,
     };
