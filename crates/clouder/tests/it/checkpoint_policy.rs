@@ -30,19 +30,64 @@ impl Drop for Running {
     }
 }
 
+/// Installs the CRD and policy `NAMESPACE/NAME` with `spec`; returns the policies' API.
+async fn install_policy(
+    client: &kube::Client,
+    (namespace, name): (&str, &str),
+    spec: serde_json::Value,
+) -> Api<CheckpointPolicy> {
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &CheckpointPolicy::crd())
+        .await
+        .unwrap();
+    let policies: Api<CheckpointPolicy> = Api::namespaced(client.clone(), namespace);
+    let policy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
+    }))
+    .unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    policies
+}
+
+/// Records `node` as a host `byon add` joined, at `address:port`.
+fn record_byon(env: &Env, cluster: &str, node: &str, (address, port): (&str, u16)) {
+    use clouder_state::StateStore as _;
+    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
+    let attrs = serde_json::json!({"node": node, "address": address, "port": port, "user": "root",
+        "provenance": "on-prem", "labels": [], "taints": []});
+    let record = clouder_state::ResourceRecord {
+        id: format!("byon/{node}"),
+        kind: "byon_node".into(),
+        cloud_id: String::new(),
+        attrs,
+        updated_at: 0,
+    };
+    store.put_resource(cluster, &record).unwrap();
+}
+
+/// A fake kubelet running pod `NAMESPACE/NAME`, answering `archive` for container `app`.
+async fn kubelet_of(pod: &str, archive: Option<String>, ca: Option<Arc<Ca>>) -> FakeKubelet {
+    let behaviour = Behaviour {
+        archive,
+        pod: Some(pod.into()),
+        ..Behaviour::default()
+    };
+    let ca = ca.unwrap_or_else(|| Arc::new(Ca::new("kubelet-ca")));
+    FakeKubelet::start_with(ca, behaviour).await
+}
+
+fn port(kubelet: &FakeKubelet) -> u16 {
+    kubelet.url.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures() {
-    let env = Env::new();
-    let lab = Lab::start(1);
+    let (env, lab, kube) = one_host_cluster("pol", Lab::start(1), testkube().await).await;
     let address = lab.hosts[0].address.clone();
-    let kube = ssh_cluster(
-        &env,
-        "pol",
-        &lab.client_key(),
-        &[format!("{address}:22")],
-        testkube().await,
-    )
-    .await;
     let client = kube.client().await.unwrap();
 
     // Node w-0 runs web-0 (idle since its start yesterday: due) and web-2 (restarted: never
@@ -55,24 +100,13 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
         "2026-11-25T18:05:00Z",
     );
     let ca = Arc::new(Ca::new("kubelet-ca"));
-    let w0 = FakeKubelet::start_with(
-        ca.clone(),
-        Behaviour {
-            archive: Some(archive.display().to_string()),
-            pod: Some("shop/web-0".into()),
-            ..Behaviour::default()
-        },
+    let w0 = kubelet_of(
+        "shop/web-0",
+        Some(archive.display().to_string()),
+        Some(ca.clone()),
     )
     .await;
-    let w1 = FakeKubelet::start_with(
-        ca,
-        Behaviour {
-            pod: Some("shop/web-1".into()),
-            ..Behaviour::default()
-        },
-    )
-    .await;
-    let port = |k: &FakeKubelet| k.url.rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
+    let w1 = kubelet_of("shop/web-1", None, Some(ca)).await;
     kubelet_node(&kube, "w-0", &address, port(&w0)).await;
     kubelet_node(&kube, "w-1", &address, port(&w1)).await;
     pod_on(&kube, ("shop", "web-0"), "w-0", "app", "agent").await;
@@ -106,36 +140,24 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
     ]));
     let old_id = seeded["checkpoint"]["id"].as_str().unwrap().to_string();
 
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &CheckpointPolicy::crd())
-        .await
-        .unwrap();
-    let policies: Api<CheckpointPolicy> = Api::namespaced(client.clone(), "shop");
-    let policy = serde_json::from_value(serde_json::json!({
-        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
-        "metadata": {"name": "agents", "namespace": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "schedule": "0 0 1 1 *",
-                 "retention": {"keepLast": 1}, "triggers": {"idleFor": "1m"},
-                 "destination": layout.to_str().unwrap()},
-    }))
-    .unwrap();
-    policies
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
+    let spec = serde_json::json!({
+        "selector": {"matchLabels": {"app": "agent"}}, "schedule": "0 0 1 1 *",
+        "retention": {"keepLast": 1}, "triggers": {"idleFor": "1m"},
+        "destination": layout.to_str().unwrap(),
+    });
+    let policies = install_policy(&client, ("shop", "agents"), spec).await;
 
-    let args = [
+    let controller = [
         "checkpoint",
         "controller",
         "pol",
         "--direct",
         "--kubelet-ca",
         &kubelet_ca,
-        "--tick",
-        "1",
         "--timeout",
         "5",
     ];
+    let args = [&controller[..], &["--tick", "1"]].concat();
     let controller = Running(
         env.command(&args)
             .stderr(std::process::Stdio::null())
@@ -216,19 +238,7 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
 
     // One more look, as from cron: web-1 is tried again, web-0 is not due; the failure is the
     // exit status.
-    let once = env.run(&[
-        "checkpoint",
-        "controller",
-        "pol",
-        "--direct",
-        "--kubelet-ca",
-        &kubelet_ca,
-        "--once",
-        "--timeout",
-        "5",
-        "-o",
-        "json",
-    ]);
+    let once = env.run(&[&controller[..], &["--once", "-o", "json"]].concat());
     assert_eq!(once.status.code(), Some(1), "{}", text(&once.stderr));
     let rounds = json(&text(&once.stdout));
     assert_eq!(rounds[0]["policy"], "shop/agents");
@@ -245,16 +255,7 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_says_how_to_install_its_crd_and_reports_a_bad_policy() {
-    let env = Env::new();
-    let lab = Lab::start(1);
-    let kube = ssh_cluster(
-        &env,
-        "crd",
-        &lab.client_key(),
-        &[format!("{}:22", lab.hosts[0].address)],
-        testkube().await,
-    )
-    .await;
+    let (env, _lab, kube) = one_host_cluster("crd", Lab::start(1), testkube().await).await;
     let out = env.run(&["checkpoint", "controller", "crd", "--once"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -304,6 +305,18 @@ async fn the_controller_says_how_to_install_its_crd_and_reports_a_bad_policy() {
     );
 }
 
+/// A test home and cluster NAME on `lab`'s one host, its API `kube`.
+async fn one_host_cluster(
+    name: &str,
+    lab: Lab,
+    kube: clouder_testkube::TestKube,
+) -> (Env, Lab, clouder_testkube::TestKube) {
+    let env = Env::new();
+    let host = format!("{}:22", lab.hosts[0].address);
+    let kube = ssh_cluster(&env, name, &lab.client_key(), &[host], kube).await;
+    (env, lab, kube)
+}
+
 /// Runs `script` on a lab host as root.
 async fn on_host(lab: &Lab, script: &str, stdin: Option<&[u8]>) -> clouder_node::ssh::Output {
     let host = clouder_node::Host::new(&lab.hosts[0].address, "root");
@@ -318,35 +331,17 @@ async fn on_host(lab: &Lab, script: &str, stdin: Option<&[u8]>) -> clouder_node:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
-    use clouder_state::StateStore as _;
-    let env = Env::new();
     // A host of its own: `byon remove` resets kubeadm on it.
-    let lab = Lab::start_rooted(1);
-    let address = lab.hosts[0].address.clone();
-    let kube = ssh_cluster(
-        &env,
+    let (env, lab, kube) = one_host_cluster(
         "by",
-        &lab.client_key(),
-        &[format!("{address}:22")],
+        Lab::start_rooted(1),
         clouder_testkube::TestKube::start_with_controllers()
             .await
             .unwrap(),
     )
     .await;
-    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
-    store
-        .put_resource(
-            "by",
-            &clouder_state::ResourceRecord {
-                id: "byon/box-1".into(),
-                kind: "byon_node".into(),
-                cloud_id: String::new(),
-                attrs: serde_json::json!({"node": "box-1", "address": address, "port": 22, "user": "root",
-                    "provenance": "on-prem", "labels": [], "taints": []}),
-                updated_at: 0,
-            },
-        )
-        .unwrap();
+    let address = lab.hosts[0].address.clone();
+    record_byon(&env, "by", "box-1", (&address, 22));
     let client = kube.client().await.unwrap();
 
     // The kubelet of box-1 checkpoints web-0 into an archive on the host.
@@ -360,34 +355,18 @@ async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
     )
     .await;
     assert!(wrote.ok(), "{wrote:?}");
-    let kubelet = FakeKubelet::start(Behaviour {
-        archive: Some(on_node.into()),
-        pod: Some("shop/web-0".into()),
-        ..Behaviour::default()
-    })
-    .await;
-    let port = kubelet.url.rsplit_once(':').unwrap().1.parse().unwrap();
-    kubelet_node(&kube, "box-1", &address, port).await;
-    kubelet_node(&kube, "w-9", "192.0.2.9", port).await;
+    let kubelet = kubelet_of("shop/web-0", Some(on_node.into()), None).await;
+    kubelet_node(&kube, "box-1", &address, port(&kubelet)).await;
+    kubelet_node(&kube, "w-9", "192.0.2.9", port(&kubelet)).await;
     pod_on(&kube, ("shop", "web-0"), "box-1", "app", "agent").await;
     pod_on(&kube, ("shop", "other"), "box-1", "app", "web").await;
     let kubelet_ca = kubelet_client(&env, "by", &kubelet);
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &CheckpointPolicy::crd())
-        .await
-        .unwrap();
     let layout = env.dir.path().join("layout");
-    let policy = serde_json::from_value(serde_json::json!({
-        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
-        "metadata": {"name": "agents", "namespace": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
-                 "destination": layout.to_str().unwrap()},
-    }))
-    .unwrap();
-    Api::<CheckpointPolicy>::namespaced(client.clone(), "shop")
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
+    let spec = serde_json::json!({
+        "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
+        "destination": layout.to_str().unwrap(),
+    });
+    install_policy(&client, ("shop", "agents"), spec).await;
 
     // The test plays w-9's kubelet: the restored pod runs once the scheduler put it there.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
@@ -461,58 +440,20 @@ async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_before_drain_checkpoint_stops_the_drain_unless_forced() {
     // The host is unreachable, so its pod's checkpoint fails (the kubelet is not even asked).
-    use clouder_state::StateStore as _;
-    let env = Env::new();
-    let lab = Lab::start(1);
+    let (env, lab, kube) = one_host_cluster("bf", Lab::start(1), testkube().await).await;
     let address = lab.hosts[0].address.clone();
-    let kube = ssh_cluster(
-        &env,
-        "bf",
-        &lab.client_key(),
-        &[format!("{address}:22")],
-        testkube().await,
-    )
-    .await;
-    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
-    store
-        .put_resource(
-            "bf",
-            &clouder_state::ResourceRecord {
-                id: "byon/box-2".into(),
-                kind: "byon_node".into(),
-                cloud_id: String::new(),
-                // Nothing listens on port 1: neither the archive nor the reset can reach it.
-                attrs: serde_json::json!({"node": "box-2", "address": "127.0.0.1", "port": 1, "user": "root",
-                    "provenance": "on-prem", "labels": [], "taints": []}),
-                updated_at: 0,
-            },
-        )
-        .unwrap();
+    // Nothing listens on port 1: neither the archive nor the reset can reach it.
+    record_byon(&env, "bf", "box-2", ("127.0.0.1", 1));
     let client = kube.client().await.unwrap();
-    let kubelet = FakeKubelet::start(Behaviour {
-        pod: Some("shop/web-1".into()),
-        ..Behaviour::default()
-    })
-    .await;
-    let port = kubelet.url.rsplit_once(':').unwrap().1.parse().unwrap();
-    kubelet_node(&kube, "box-2", &address, port).await;
+    let kubelet = kubelet_of("shop/web-1", None, None).await;
+    kubelet_node(&kube, "box-2", &address, port(&kubelet)).await;
     pod_on(&kube, ("shop", "web-1"), "box-2", "app", "agent").await;
     let kubelet_ca = kubelet_client(&env, "bf", &kubelet);
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &CheckpointPolicy::crd())
-        .await
-        .unwrap();
-    let policy = serde_json::from_value(serde_json::json!({
-        "apiVersion": "clouder.io/v1alpha1", "kind": "CheckpointPolicy",
-        "metadata": {"name": "agents", "namespace": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
-                 "destination": env.dir.path().join("layout").to_str().unwrap()},
-    }))
-    .unwrap();
-    Api::<CheckpointPolicy>::namespaced(client.clone(), "shop")
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
+    let spec = serde_json::json!({
+        "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
+        "destination": env.dir.path().join("layout").to_str().unwrap(),
+    });
+    install_policy(&client, ("shop", "agents"), spec).await;
     let key = lab.client_key().display().to_string();
     let remove = |force: bool| {
         let mut args = vec![
