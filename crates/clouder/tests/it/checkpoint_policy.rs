@@ -147,7 +147,7 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
     });
     let policies = install_policy(&client, ("shop", "agents"), spec).await;
 
-    let controller = [
+    let base = [
         "checkpoint",
         "controller",
         "pol",
@@ -157,7 +157,7 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
         "--timeout",
         "5",
     ];
-    let args = [&controller[..], &["--tick", "1"]].concat();
+    let args = [&base[..], &["--tick", "1"]].concat();
     let controller = Running(
         env.command(&args)
             .stderr(std::process::Stdio::null())
@@ -238,7 +238,7 @@ async fn the_controller_checkpoints_due_pods_prunes_reports_and_retries_failures
 
     // One more look, as from cron: web-1 is tried again, web-0 is not due; the failure is the
     // exit status.
-    let once = env.run(&[&controller[..], &["--once", "-o", "json"]].concat());
+    let once = env.run(&[&base[..], &["--once", "-o", "json"]].concat());
     assert_eq!(once.status.code(), Some(1), "{}", text(&once.stderr));
     let rounds = json(&text(&once.stdout));
     assert_eq!(rounds[0]["policy"], "shop/agents");
