@@ -368,23 +368,9 @@ async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
     });
     install_policy(&client, ("shop", "agents"), spec).await;
 
-    // The test plays w-9's kubelet: the restored pod runs once the scheduler put it there.
+    // The test plays w-9's kubelet.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
-    let kubelet_w9 = tokio::spawn({
-        let pods = pods.clone();
-        async move {
-            loop {
-                if let Some(p) = pods.get_opt("web-0").await.unwrap()
-                    && p.annotations().contains_key("clouder.io/checkpoint")
-                    && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("w-9")
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            play_kubelet(&pods, "web-0", &["app"]).await;
-        }
-    });
+    let kubelet_w9 = run_restored(&pods, "web-0", "w-9");
     let key = lab.client_key().display().to_string();
     let args = [
         "byon",
@@ -514,5 +500,154 @@ async fn a_failed_before_drain_checkpoint_stops_the_drain_unless_forced() {
     assert_eq!(
         json(&env.ok(&["checkpoint", "ls", "bf", "-o", "json"])),
         serde_json::json!([])
+    );
+}
+
+/// Plays the kubelet of `node` for the pod `shop/NAME` restored from a checkpoint: once the
+/// scheduler put it there, its container runs.
+fn run_restored(
+    pods: &Api<Pod>,
+    name: &'static str,
+    node: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    let pods = pods.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Some(p) = pods.get_opt(name).await.unwrap()
+                && p.annotations().contains_key("clouder.io/checkpoint")
+                && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        play_kubelet(&pods, name, &["app"]).await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_down_checkpoints_before_draining_and_restores_elsewhere() {
+    use clouder_state::StateStore as _;
+    // Two workers on moto in a lab /24, reached at their private addresses; the one scale
+    // removes (the least loaded) is made real as a lab host.
+    let env = Env::new();
+    let subnet = Lab::free_subnet();
+    let vpc = subnet.rsplit_once('.').unwrap().0;
+    let file = super::harness::write(
+        env.dir.path(),
+        "cluster.yaml",
+        &format!(
+            "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: sc\nspec:\n  provider: aws\n  \
+             region: {}\n  image: {}\n  adminCidrs: [203.0.113.7/32]\n  \
+             ssh: {{publicKeyPath: {}, address: private}}\n  \
+             network: {{vpcCidr: {vpc}.0.0/16, subnetCidr: {subnet}.0/24}}\n  \
+             nodePools: [{{name: workers, count: 2}}]\n",
+            super::harness::REGION,
+            super::harness::IMAGE,
+            env.key().display(),
+        ),
+    );
+    env.ok(&["kubeadm", "apply", "-f", file.to_str().unwrap()]);
+    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
+    let mut record = store.cluster("sc").unwrap().unwrap();
+    record.setup_complete = true;
+    store.put_cluster(&record).unwrap();
+    let ip = |index: &str| {
+        store
+            .resources("sc")
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id.ends_with(&format!("instance/workers-{index}")))
+            .map(|r| r.attrs["private_ip"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (w0, w1) = (ip("0"), ip("1"));
+    let lab = Lab::start_rooted_at(std::slice::from_ref(&w0), &[]);
+
+    let kube = clouder_testkube::TestKube::start_with_controllers()
+        .await
+        .unwrap();
+    let kubeconfig = env.home().join("kubeadm/sc/kubeconfig");
+    kube.write_kubeconfig(&kubeconfig).unwrap();
+    let client = kube.client().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = fake_archive(dir.path(), "a.tar", 1 << 16, "2026-11-25T18:05:00Z");
+    let on_node = "/root/checkpoint-web-0_shop-app.tar";
+    let wrote = on_host(
+        &lab,
+        &format!("cat > {on_node}"),
+        Some(&std::fs::read(&local).unwrap()),
+    )
+    .await;
+    assert!(wrote.ok(), "{wrote:?}");
+    let kubelet = kubelet_of("shop/web-0", Some(on_node.into()), None).await;
+    kubelet_node(&kube, "w0", &w0, port(&kubelet)).await;
+    kubelet_node(&kube, "w1", &w1, port(&kubelet)).await;
+    // w0 runs one pod, w1 two: w0 is the one to go.
+    pod_on(&kube, ("shop", "web-0"), "w0", "app", "agent").await;
+    pod_on(&kube, ("shop", "db-0"), "w1", "app", "db").await;
+    pod_on(&kube, ("shop", "db-1"), "w1", "app", "db").await;
+    let kubelet_ca = kubelet_client(&env, "sc", &kubelet);
+    let spec = serde_json::json!({
+        "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
+        "destination": env.dir.path().join("layout").to_str().unwrap(),
+    });
+    install_policy(&client, ("shop", "agents"), spec).await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let restored = run_restored(&pods, "web-0", "w1");
+    let key = lab.client_key().display().to_string();
+    let args = [
+        "kubeadm",
+        "scale",
+        "sc",
+        "-w",
+        "1",
+        "--force",
+        "-u",
+        "root",
+        "-i",
+        &key,
+        "--direct",
+        "--kubelet-ca",
+        &kubelet_ca,
+        "--drain-timeout",
+        "60",
+    ];
+    let command = env.command(&args).output();
+    let out = tokio::task::spawn_blocking(move || command)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    restored.await.unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("checkpointed shop/web-0 before draining w0: ")
+            && stderr.contains("drained w0: 1 pod(s) evicted")
+            && stderr.contains("shop/web-0 restored from ")
+            && stderr.contains(" on w1"),
+        "{stderr}"
+    );
+    let web0 = pods.get("web-0").await.unwrap();
+    let id = web0.annotations()["clouder.io/checkpoint"].clone();
+    let shown = json(&env.ok(&["checkpoint", "show", &id, "-o", "json"]));
+    assert_eq!(
+        (
+            shown["node"].as_str(),
+            shown["labels"]["clouder.io/trigger"].as_str()
+        ),
+        (Some("w0"), Some("before-drain"))
+    );
+    assert!(
+        on_host(&lab, &format!("test ! -e {on_node}"), None)
+            .await
+            .ok(),
+        "archive deleted on w0"
+    );
+    let spec = store.cluster("sc").unwrap().unwrap().spec;
+    assert_eq!(
+        spec.pointer("/spec/nodePools/0/retired").unwrap(),
+        &serde_json::json!([0])
     );
 }
