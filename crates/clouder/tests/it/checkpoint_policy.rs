@@ -53,6 +53,15 @@ async fn install_policy(
     policies
 }
 
+/// Policy `shop/agents`: pods labelled `app: agent` are checkpointed before their node drains.
+async fn before_drain_policy(client: &kube::Client, env: &Env) {
+    let spec = serde_json::json!({
+        "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
+        "destination": env.dir.path().join("layout").to_str().unwrap(),
+    });
+    install_policy(client, ("shop", "agents"), spec).await;
+}
+
 /// Records `node` as a host `byon add` joined, at `address:port`.
 fn record_byon(env: &Env, cluster: &str, node: &str, (address, port): (&str, u16)) {
     use clouder_state::StateStore as _;
@@ -317,6 +326,20 @@ async fn one_host_cluster(
     (env, lab, kube)
 }
 
+/// The kubelet of pod `shop/web-0`, whose checkpoint archive it wrote on `lab`'s host.
+async fn kubelet_with_archive_on(lab: &Lab) -> (&'static str, FakeKubelet) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = fake_archive(dir.path(), "a.tar", 1 << 16, "2026-11-25T18:05:00Z");
+    let on_node = "/root/checkpoint-web-0_shop-app.tar";
+    let bytes = std::fs::read(&local).unwrap();
+    let wrote = on_host(lab, &format!("cat > {on_node}"), Some(&bytes)).await;
+    assert!(wrote.ok(), "{wrote:?}");
+    (
+        on_node,
+        kubelet_of("shop/web-0", Some(on_node.into()), None).await,
+    )
+}
+
 /// Runs `script` on a lab host as root.
 async fn on_host(lab: &Lab, script: &str, stdin: Option<&[u8]>) -> clouder_node::ssh::Output {
     let host = clouder_node::Host::new(&lab.hosts[0].address, "root");
@@ -345,28 +368,13 @@ async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
     let client = kube.client().await.unwrap();
 
     // The kubelet of box-1 checkpoints web-0 into an archive on the host.
-    let dir = tempfile::tempdir().unwrap();
-    let local = fake_archive(dir.path(), "a.tar", 1 << 16, "2026-11-25T18:05:00Z");
-    let on_node = "/root/checkpoint-web-0_shop-app.tar";
-    let wrote = on_host(
-        &lab,
-        &format!("cat > {on_node}"),
-        Some(&std::fs::read(&local).unwrap()),
-    )
-    .await;
-    assert!(wrote.ok(), "{wrote:?}");
-    let kubelet = kubelet_of("shop/web-0", Some(on_node.into()), None).await;
+    let (on_node, kubelet) = kubelet_with_archive_on(&lab).await;
     kubelet_node(&kube, "box-1", &address, port(&kubelet)).await;
     kubelet_node(&kube, "w-9", "192.0.2.9", port(&kubelet)).await;
     pod_on(&kube, ("shop", "web-0"), "box-1", "app", "agent").await;
     pod_on(&kube, ("shop", "other"), "box-1", "app", "web").await;
     let kubelet_ca = kubelet_client(&env, "by", &kubelet);
-    let layout = env.dir.path().join("layout");
-    let spec = serde_json::json!({
-        "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
-        "destination": layout.to_str().unwrap(),
-    });
-    install_policy(&client, ("shop", "agents"), spec).await;
+    before_drain_policy(&client, &env).await;
 
     // The test plays w-9's kubelet.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
@@ -435,11 +443,7 @@ async fn a_failed_before_drain_checkpoint_stops_the_drain_unless_forced() {
     kubelet_node(&kube, "box-2", &address, port(&kubelet)).await;
     pod_on(&kube, ("shop", "web-1"), "box-2", "app", "agent").await;
     let kubelet_ca = kubelet_client(&env, "bf", &kubelet);
-    let spec = serde_json::json!({
-        "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
-        "destination": env.dir.path().join("layout").to_str().unwrap(),
-    });
-    install_policy(&client, ("shop", "agents"), spec).await;
+    before_drain_policy(&client, &env).await;
     let key = lab.client_key().display().to_string();
     let remove = |force: bool| {
         let mut args = vec![
@@ -570,17 +574,7 @@ async fn scale_down_checkpoints_before_draining_and_restores_elsewhere() {
     let kubeconfig = env.home().join("kubeadm/sc/kubeconfig");
     kube.write_kubeconfig(&kubeconfig).unwrap();
     let client = kube.client().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let local = fake_archive(dir.path(), "a.tar", 1 << 16, "2026-11-25T18:05:00Z");
-    let on_node = "/root/checkpoint-web-0_shop-app.tar";
-    let wrote = on_host(
-        &lab,
-        &format!("cat > {on_node}"),
-        Some(&std::fs::read(&local).unwrap()),
-    )
-    .await;
-    assert!(wrote.ok(), "{wrote:?}");
-    let kubelet = kubelet_of("shop/web-0", Some(on_node.into()), None).await;
+    let (on_node, kubelet) = kubelet_with_archive_on(&lab).await;
     kubelet_node(&kube, "w0", &w0, port(&kubelet)).await;
     kubelet_node(&kube, "w1", &w1, port(&kubelet)).await;
     // w0 runs one pod, w1 two: w0 is the one to go.
@@ -588,11 +582,7 @@ async fn scale_down_checkpoints_before_draining_and_restores_elsewhere() {
     pod_on(&kube, ("shop", "db-0"), "w1", "app", "db").await;
     pod_on(&kube, ("shop", "db-1"), "w1", "app", "db").await;
     let kubelet_ca = kubelet_client(&env, "sc", &kubelet);
-    let spec = serde_json::json!({
-        "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
-        "destination": env.dir.path().join("layout").to_str().unwrap(),
-    });
-    install_policy(&client, ("shop", "agents"), spec).await;
+    before_drain_policy(&client, &env).await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
     let restored = run_restored(&pods, "web-0", "w1");
