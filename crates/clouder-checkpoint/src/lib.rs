@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod cri;
 pub mod image;
 pub mod kubelet;
+pub mod policy;
 #[doc(hidden)]
 pub mod testing;
 

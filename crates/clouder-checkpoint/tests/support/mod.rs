@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-pub mod kubelet;
-
 use clouder_checkpoint::cri::{Cri, api};
 use clouder_checkpoint::image::{Content, OciImage, layer_of};
 use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
