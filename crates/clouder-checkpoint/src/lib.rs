@@ -7,11 +7,12 @@
 
 pub mod backend;
 pub mod catalogue;
-pub mod cri;
 pub mod image;
 pub mod kubelet;
 #[doc(hidden)]
 pub mod testing;
 
+/// The CRI client lives in its own crate (the kubelet stand-in uses it too).
+pub use clouder_cri as cri;
 pub use backend::{Backend, BackendError, PushReport, push};
 pub use image::{CheckpointImage, ImageError, Metadata, OciImage};
