@@ -12,7 +12,7 @@ pub mod kubelet;
 #[doc(hidden)]
 pub mod testing;
 
+pub use backend::{Backend, BackendError, PushReport, push};
 /// The CRI client lives in its own crate (the kubelet stand-in uses it too).
 pub use clouder_cri as cri;
-pub use backend::{Backend, BackendError, PushReport, push};
 pub use image::{CheckpointImage, ImageError, Metadata, OciImage};

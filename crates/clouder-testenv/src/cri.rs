@@ -210,4 +210,3 @@ pub fn namespaces() -> api::NamespaceOption {
         ..Default::default()
     }
 }
-
