@@ -359,6 +359,39 @@ mod tests {
     }
 
     #[test]
+    fn settings_come_from_the_config_file_and_flags_win() {
+        let args = |extra: &[&str]| {
+            let mut all = vec!["kubelet", "--kubeconfig=k"];
+            all.extend_from_slice(extra);
+            Cli::try_parse_from(all).unwrap().args
+        };
+        let config = "port: 10350\nauthentication:\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nfeatureGates:\n  ContainerCheckpoint: false\n";
+        let s = settings(Some(config), &args(&[])).unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                port: 10350,
+                address: "0.0.0.0".into(),
+                client_ca_file: Some("/etc/kubernetes/pki/ca.crt".into()),
+                checkpoint_gate: false,
+            }
+        );
+        let s = settings(
+            Some(config),
+            &args(&["--port=9", "--feature-gates=ContainerCheckpoint=true"]),
+        )
+        .unwrap();
+        assert_eq!((s.port, s.checkpoint_gate), (9, true));
+        let s = settings(None, &args(&[])).unwrap();
+        assert_eq!(
+            (s.port, s.checkpoint_gate, s.client_ca_file),
+            (10250, true, None),
+            "on by default since 1.30"
+        );
+        assert!(settings(None, &args(&["--feature-gates=ContainerCheckpoint=maybe"])).is_err());
+    }
+
+    #[test]
     fn labels_in_the_kubernetes_namespaces_must_be_allowed_ones() {
         let ok = [
             "node.kubernetes.io/pool=a",

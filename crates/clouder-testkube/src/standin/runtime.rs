@@ -92,7 +92,7 @@ pub fn sandbox_config(pod: &Pod) -> api::PodSandboxConfig {
             namespace: ns.clone(),
             attempt: 0,
         }),
-        hostname: name.clone(),
+        // No hostname: on the node's network the pod has the node's (as for hostNetwork pods).
         log_directory: format!("/var/log/pods/{ns}_{name}_{uid}"),
         labels: labels_for(pod),
         annotations: m
