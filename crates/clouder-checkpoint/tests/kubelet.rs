@@ -1,10 +1,8 @@
 //! The kubelet checkpoint API client against a fake kubelet that checks client certificates.
 
-mod support;
-
 use clouder_checkpoint::kubelet::{Auth, KubeletClient, KubeletError};
+use clouder_testenv::kubelet::{Behaviour, Ca, FakeKubelet};
 use std::time::{Duration, Instant};
-use support::kubelet::{Behaviour, Ca, FakeKubelet};
 
 fn client(kubelet: &FakeKubelet, ca: &Ca) -> KubeletClient {
     let (pem, _, _) = ca.sign("kube-apiserver-kubelet-client", &[]);
@@ -93,7 +91,11 @@ async fn each_failure_of_the_api_has_its_own_clear_error() {
 
 #[tokio::test]
 async fn a_kubelet_without_the_feature_gate_is_told_apart_from_an_unknown_pod() {
-    let kubelet = FakeKubelet::start(Behaviour { gate_off: true }).await;
+    let kubelet = FakeKubelet::start(Behaviour {
+        gate_off: true,
+        ..Behaviour::default()
+    })
+    .await;
     let err = client(&kubelet, &kubelet.ca)
         .checkpoint("default", "web", "app", Duration::ZERO)
         .await

@@ -223,6 +223,42 @@ impl Session {
 
     /// Runs `command` (through `sudo -n` when not root), feeding `stdin` if given.
     pub async fn run(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
+        let mut stdout = Vec::new();
+        let (status, stderr) = self.exec(command, stdin, &mut stdout).await?;
+        Ok(Output {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr,
+        })
+    }
+
+    /// Streams the file at `path` on the host into `to` as it arrives (never whole in memory);
+    /// returns how `cat` ended (its stderr says why it failed).
+    pub async fn download<W>(&self, path: &str, to: &mut W) -> Result<Output, SshError>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let command = format!("cat -- {}", crate::shell::quote(path));
+        let (status, stderr) = self.exec(&command, None, to).await?;
+        Ok(Output {
+            status,
+            stdout: String::new(),
+            stderr,
+        })
+    }
+
+    /// Runs `command` on a channel of its own, writing its stdout to `stdout` as it comes;
+    /// returns its exit status and stderr.
+    async fn exec<W>(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        stdout: &mut W,
+    ) -> Result<(u32, String), SshError>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncWriteExt as _;
         let label = self.host.label();
         let proto = |e: russh::Error| SshError::Protocol {
             host: label.clone(),
@@ -251,19 +287,21 @@ impl Session {
                 channel.data(input).await.map_err(proto)?;
             }
             channel.eof().await.map_err(proto)?;
-            let mut out = Output::default();
-            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            let (mut status, mut stderr) = (0, Vec::new());
+            let written = |e: std::io::Error| SshError::Protocol {
+                host: label.clone(),
+                reason: format!("writing what `{command}` printed: {e}"),
+            };
             while let Some(msg) = channel.wait().await {
                 match msg {
-                    ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                    ChannelMsg::Data { data } => stdout.write_all(&data).await.map_err(written)?,
                     ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
-                    ChannelMsg::ExitStatus { exit_status } => out.status = exit_status,
+                    ChannelMsg::ExitStatus { exit_status } => status = exit_status,
                     _ => {}
                 }
             }
-            out.stdout = String::from_utf8_lossy(&stdout).into_owned();
-            out.stderr = String::from_utf8_lossy(&stderr).into_owned();
-            Ok(out)
+            stdout.flush().await.map_err(written)?;
+            Ok((status, String::from_utf8_lossy(&stderr).into_owned()))
         };
         tokio::time::timeout(self.timeout, work)
             .await

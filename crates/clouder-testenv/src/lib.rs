@@ -1,5 +1,5 @@
 //! Real peers for tests, started and stopped by the tests themselves: SSH hosts in network
-//! namespaces, an OCI registry (and images pushed to it), HTTPS endpoints with a test CA, the moto
+//! namespaces, a kubelet's checkpoint API, an OCI registry (and images pushed to it), HTTPS endpoints with a test CA, the moto
 //! server, Azurite.
 //! Needs root and what `scripts/peers.sh` installs.
 
@@ -7,6 +7,7 @@ pub mod azurite;
 pub mod cri;
 pub mod endpoint;
 pub mod images;
+pub mod kubelet;
 pub mod lab;
 pub mod moto;
 pub mod nodekit;

@@ -262,6 +262,18 @@ pub struct CheckpointCreateArgs {
     /// Use this checkpoint archive (already taken) instead of asking the kubelet.
     #[arg(long)]
     pub archive: Option<PathBuf>,
+    /// Ask the kubelet on its node (the Node's address and kubelet port, the
+    /// apiserver-kubelet-client certificate from `get-config`) instead of through the API
+    /// server's node proxy.
+    #[arg(long)]
+    pub direct: bool,
+    /// The CA that signed the kubelets' serving certificates (with --direct; default: the
+    /// cluster CA of the kubeconfig).
+    #[arg(long, requires = "direct")]
+    pub kubelet_ca: Option<PathBuf>,
+    /// How to reach the node to fetch the archive.
+    #[command(flatten)]
+    pub ssh: SshFlags,
     /// Keep at most N checkpoints of this container (older ones are deleted).
     #[arg(long)]
     pub keep: Option<usize>,

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-pub mod kubelet;
+pub use clouder_testenv::kubelet;
 
 use clouder_checkpoint::cri::api;
 use clouder_checkpoint::image::OciImage;

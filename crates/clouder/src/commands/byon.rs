@@ -26,11 +26,11 @@ const KIND: &str = "byon_node";
 
 /// A joined host as the state keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Joined {
-    node: String,
-    address: String,
-    port: u16,
-    user: String,
+pub(super) struct Joined {
+    pub node: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
     provenance: String,
     labels: Vec<String>,
     taints: Vec<String>,
@@ -138,7 +138,7 @@ fn set_up_cluster(
     Ok((record, cluster, formation))
 }
 
-fn joined(store: &dyn StateStore, cluster: &str) -> Result<Vec<Joined>> {
+pub(super) fn joined(store: &dyn StateStore, cluster: &str) -> Result<Vec<Joined>> {
     store
         .resources(cluster)?
         .into_iter()

@@ -5,6 +5,8 @@
 use super::harness::{Env, text};
 use super::parity::adopted;
 use clouder_checkpoint::testing::fake_archive;
+use clouder_testenv::Lab;
+use clouder_testenv::kubelet::{Behaviour, FakeKubelet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
@@ -331,5 +333,244 @@ async fn restore_creates_a_pod_from_the_checkpoint_image_and_waits_until_it_runs
         text(&wrong.stderr).contains("belongs to cluster rs, not other"),
         "{}",
         text(&wrong.stderr)
+    );
+}
+
+/// A `provider: ssh` cluster set up by clouder whose hosts are `hosts` (`address:port`, logged in
+/// as root with the lab's key) and whose API is a clouder-testkube.
+pub async fn ssh_cluster(
+    env: &Env,
+    name: &str,
+    key: &std::path::Path,
+    hosts: &[String],
+) -> clouder_testkube::TestKube {
+    use clouder_state::StateStore;
+    let kube = clouder_testkube::TestKube::start().await.unwrap();
+    let dir = env.home().join("kubeadm").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    kube.write_kubeconfig(dir.join("kubeconfig")).unwrap();
+    let hosts: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let (address, port) = h.split_once(':').unwrap();
+            let role = if i == 0 { "control-plane" } else { "worker" };
+            format!("    - {{address: {address}, port: {port}, user: root, role: {role}}}\n")
+        })
+        .collect();
+    let yaml = format!(
+        "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  provider: ssh\n  \
+         ssh: {{privateKeyPath: {}}}\n  hosts:\n{}",
+        key.display(),
+        hosts.concat()
+    );
+    let spec = clouder_spec::parse("test.yaml", &yaml).unwrap();
+    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
+    store
+        .put_cluster(&clouder_state::ClusterRecord {
+            name: name.to_string(),
+            provider: "ssh".into(),
+            region: None,
+            context: None,
+            spec: serde_json::to_value(&spec).unwrap(),
+            status: "ready".into(),
+            setup_complete: true,
+            created_at: 0,
+            updated_at: 0,
+        })
+        .unwrap();
+    kube
+}
+
+/// A Ready Node whose kubelet listens at `localhost:kubelet_port` (its Hostname address, the
+/// one the API server prefers) and whose InternalIP is `address`.
+pub async fn kubelet_node(
+    kube: &clouder_testkube::TestKube,
+    name: &str,
+    address: &str,
+    kubelet_port: u16,
+) {
+    use k8s_openapi::api::core::v1::Node;
+    let nodes: Api<Node> = Api::all(kube.client().await.unwrap());
+    let node = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let status = serde_json::json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": "localhost"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+/// A pod `NAMESPACE/NAME` on `node` whose container `app` runs.
+pub async fn pod_on(kube: &clouder_testkube::TestKube, namespace: &str, name: &str, node: &str) {
+    let client = kube.client().await.unwrap();
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let body =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).unwrap();
+    let _ = ns.create(&PostParams::default(), &body).await;
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    play_kubelet(&pods, name, &["app"]).await;
+}
+
+/// The kubelet client certificate `get-config` would have fetched, signed by the fake
+/// kubelet's CA; and that CA, for `--kubelet-ca`.
+pub fn kubelet_client(env: &Env, cluster: &str, kubelet: &FakeKubelet) -> String {
+    let dir = env.home().join("kubeadm").join(cluster);
+    let (pem, _, _) = kubelet.ca.sign("kube-apiserver-kubelet-client", &[]);
+    std::fs::write(dir.join("apiserver-kubelet-client.crt"), pem.cert).unwrap();
+    std::fs::write(dir.join("apiserver-kubelet-client.key"), pem.key).unwrap();
+    let ca = dir.join("kubelet-ca.crt");
+    std::fs::write(&ca, &kubelet.ca.pem).unwrap();
+    ca.display().to_string()
+}
+
+/// The files under `dir`, recursively.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there() {
+    let env = Env::new();
+    let lab = Lab::start(1);
+    let address = lab.hosts[0].address.clone();
+    // Nothing listens on port 1 of this machine: a host that refuses SSH.
+    let refusing = "127.0.0.1:1".to_string();
+    let kube = ssh_cluster(
+        &env,
+        "ssh",
+        &lab.client_key(),
+        &[format!("{address}:22"), refusing],
+    )
+    .await;
+    // Unrooted lab hosts see this machine's files: the kubelet "wrote" the archive here.
+    let node_dir = tempfile::tempdir().unwrap();
+    let archive = fake_archive(
+        node_dir.path(),
+        "checkpoint-web-0_shop-app.tar",
+        1 << 20,
+        "2026-11-25T18:01:00Z",
+    );
+    let bytes = std::fs::read(&archive).unwrap();
+    let kubelet = FakeKubelet::start(Behaviour {
+        archive: Some(archive.display().to_string()),
+        pod: Some("shop/web-0".into()),
+        ..Behaviour::default()
+    })
+    .await;
+    let port: u16 = kubelet.url.rsplit_once(':').unwrap().1.parse().unwrap();
+    kubelet_node(&kube, "w-0", &address, port).await;
+    kubelet_node(&kube, "w-1", "192.0.2.99", port).await;
+    kubelet_node(&kube, "w-2", "127.0.0.1", port).await;
+    pod_on(&kube, "shop", "web-0", "w-0").await;
+    let ca = kubelet_client(&env, "ssh", &kubelet);
+    let layout = env.dir.path().join("layout");
+    let tmp = env.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let create = |pod: &str| {
+        let args = [
+            "checkpoint",
+            "create",
+            "ssh",
+            "-n",
+            "shop",
+            pod,
+            "--direct",
+            "--kubelet-ca",
+            &ca,
+            "--to",
+            layout.to_str().unwrap(),
+            "--timeout",
+            "5",
+            "-o",
+            "json",
+        ];
+        env.run_with(&args, &[("TMPDIR", tmp.to_str().unwrap())])
+    };
+
+    let out = create("web-0");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created = json(&text(&out.stdout));
+    assert_eq!(created["checkpoint"]["node"], "w-0");
+    assert_eq!(
+        *kubelet.requests.lock().unwrap(),
+        ["/checkpoint/shop/web-0/app?timeout=5"]
+    );
+    assert!(!archive.exists(), "the archive was deleted on the node");
+    assert!(
+        files(&layout)
+            .iter()
+            .any(|b| std::fs::read(b).unwrap() == bytes),
+        "the image's layer is the node's archive, byte for byte"
+    );
+    assert_eq!(
+        files(&tmp),
+        Vec::<std::path::PathBuf>::new(),
+        "the local copy is gone"
+    );
+
+    // The kubelet answers the same path again, but the file is gone now.
+    let again = create("web-0");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains(&format!(
+            "node w-0 (root@{address}:22): cannot read the checkpoint archive {}",
+            archive.display()
+        )) && text(&again.stderr).contains("No such file or directory"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // A node clouder has no host for is refused before its kubelet is asked.
+    pod_on(&kube, "shop", "web-1", "w-1").await;
+    let asked = kubelet.requests.lock().unwrap().len();
+    let unknown = create("web-1");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown.stderr).contains("node w-1 of cluster ssh: no host recorded for the cluster has its name or addresses (192.0.2.99, localhost)")
+            && text(&unknown.stderr).contains("pass --archive"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    assert_eq!(
+        kubelet.requests.lock().unwrap().len(),
+        asked,
+        "the kubelet was not asked"
+    );
+
+    pod_on(&kube, "shop", "web-2", "w-2").await;
+    let unreachable = create("web-2");
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(
+        text(&unreachable.stderr).contains(
+            "node w-2 (root@127.0.0.1:1) is unreachable over SSH, so no checkpoint was taken"
+        ),
+        "{}",
+        text(&unreachable.stderr)
+    );
+    let listed = json(&env.ok(&["checkpoint", "ls", "ssh", "-o", "json"]));
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "only the one that was stored: {listed}"
     );
 }

@@ -8,14 +8,22 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use clouder_testenv::endpoint::Ca;
+pub use crate::endpoint::Ca;
 
 /// What the fake kubelet's node runs and how it behaves.
 #[derive(Clone, Default)]
 pub struct Behaviour {
     /// The ContainerCheckpoint feature gate is off: the route does not exist.
     pub gate_off: bool,
+    /// The archive path container `app`'s checkpoint answers (the test put the file there);
+    /// a fixed path under /var/lib/kubelet/checkpoints otherwise.
+    pub archive: Option<String>,
+    /// The pod it runs, `NAMESPACE/NAME`: `default/web` unless given.
+    pub pod: Option<String>,
 }
+
+const ARCHIVE: &str =
+    "/var/lib/kubelet/checkpoints/checkpoint-web_default-app-2026-11-25T18:30:00Z.tar";
 
 pub struct FakeKubelet {
     pub url: String,
@@ -32,7 +40,7 @@ impl Drop for FakeKubelet {
 }
 
 impl FakeKubelet {
-    /// Serves pod `default/web` with containers `app` (checkpoints), `broken` (CRIU fails) and
+    /// Serves one pod (`default/web` unless the behaviour names another) with containers `app` (checkpoints), `broken` (CRIU fails) and
     /// `slow` (never finishes within a test's timeout).
     pub async fn start(behaviour: Behaviour) -> Self {
         let ca = Ca::new("kubelet-ca");
@@ -128,7 +136,7 @@ async fn answer(
     if behaviour.gate_off || req.method() != hyper::Method::POST {
         return reply(404, "404 page not found");
     }
-    if (namespace, pod) != ("default", "web") {
+    if format!("{namespace}/{pod}") != behaviour.pod.as_deref().unwrap_or("default/web") {
         return reply(404, "pod does not exist");
     }
     let timeout = req
@@ -144,10 +152,10 @@ async fn answer(
         return reply(404, "cannot parse value of timeout parameter");
     }
     match container {
-        "app" => reply(
-            200,
-            r#"{"items":["/var/lib/kubelet/checkpoints/checkpoint-web_default-app-2026-11-25T18:30:00Z.tar"]}"#,
-        ),
+        "app" => {
+            let path = behaviour.archive.as_deref().unwrap_or(ARCHIVE);
+            reply(200, &serde_json::json!({"items": [path]}).to_string())
+        }
         "broken" => reply(
             500,
             "checkpointing of default/web/broken failed (rpc error: code = Unknown desc = checkpointing container \"4f1d\" failed: criu failed: type NOTIFY errno 0 path= /run/containerd/io.containerd.runtime.v2.task/k8s.io/4f1d/criu-dump.log: unknown)",

@@ -1,0 +1,211 @@
+//! `clouder checkpoint`: checkpoint a running container into an OCI checkpoint image, keep a
+//! catalogue of them with retention, and restore one as a new pod.
+
+use crate::Usage;
+use crate::cli::{
+    Checkpoint, CheckpointCreateArgs, CheckpointIdArgs, CheckpointLsArgs, CheckpointRestoreArgs,
+    Global,
+};
+use crate::home::Home;
+use crate::output;
+use anyhow::{Context as _, Result, anyhow};
+use clouder_checkpoint::backend;
+use clouder_checkpoint::catalogue::{self, Retention};
+use clouder_state::{CheckpointRecord, StateStore};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use std::time::{Duration, Instant};
+use take::target;
+
+mod node;
+pub mod take;
+
+pub async fn run(home: &Home, g: &Global, command: Checkpoint) -> Result<()> {
+    match command {
+        Checkpoint::Create(args) => create(home, g, args).await,
+        Checkpoint::Ls(args) => ls(home, g, args),
+        Checkpoint::Show(args) => show(home, g, args),
+        Checkpoint::Rm(args) => rm(home, g, args).await,
+        Checkpoint::Restore(args) => restore(home, g, args).await,
+    }
+}
+
+async fn kube_client(home: &Home, cluster: &str) -> Result<kube::Client> {
+    let path = home.kubeconfig(cluster);
+    if !path.exists() {
+        return Err(Usage(format!(
+            "cluster {cluster} has no kubeconfig at {} (clouder kubeadm get-config {cluster})",
+            path.display()
+        ))
+        .into());
+    }
+    // The AWS SDK brings a second TLS backend; kube's client needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn create(home: &Home, g: &Global, args: CheckpointCreateArgs) -> Result<()> {
+    let client = kube_client(home, &args.cluster).await?;
+    let request = take::Request {
+        cluster: args.cluster,
+        namespace: args.namespace,
+        pod: args.pod,
+        container: args.container,
+        to: args.to,
+        timeout: args.timeout,
+        labels: args.labels.into_iter().collect(),
+        retention: Retention {
+            keep: args.keep,
+            max_age: args.max_age_hours.map(|h| Duration::from_secs(h * 3600)),
+        },
+        archive: args.archive,
+        kubelet: match args.direct {
+            true => take::Kubelet::Direct {
+                ca: args.kubelet_ca,
+            },
+            false => take::Kubelet::Proxy,
+        },
+        ssh: args.ssh,
+    };
+    let taken = take::take(home, g, &client, &request).await?;
+    output::emit(g.output, &taken, || {
+        let record = &taken.checkpoint;
+        let mut text = format!(
+            "checkpoint {} stored as {} ({} bytes uploaded, {} blobs already there) in {:.1}s\n",
+            record.id, record.reference, taken.uploaded_bytes, taken.reused_blobs, taken.seconds
+        );
+        for id in &taken.dropped {
+            text += &format!("retention dropped {id}\n");
+        }
+        text
+    })
+}
+
+fn ls(home: &Home, g: &Global, args: CheckpointLsArgs) -> Result<()> {
+    let cluster = super::resolve_name(home, args.cluster)?;
+    let records = home.store()?.checkpoints(&cluster)?;
+    output::emit(g.output, &records, || {
+        let rows: Vec<Vec<String>> = records
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.clone(),
+                    format!("{}/{}", r.namespace, r.pod),
+                    r.container.clone(),
+                    r.node.clone().unwrap_or_default(),
+                    format!("{:.1} MiB", r.size as f64 / (1 << 20) as f64),
+                    r.backend.clone(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["ID", "POD", "CONTAINER", "NODE", "SIZE", "BACKEND"],
+            &rows,
+        )
+    })
+}
+
+fn record(home: &Home, id: &str) -> Result<CheckpointRecord> {
+    home.store()?
+        .checkpoint(id)?
+        .ok_or_else(|| anyhow!(catalogue::CatalogueError::Unknown(id.to_string())))
+}
+
+fn show(home: &Home, g: &Global, args: CheckpointIdArgs) -> Result<()> {
+    let r = record(home, &args.id)?;
+    output::emit(g.output, &r, || {
+        let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "id:        {}\ncluster:   {}\npod:       {}/{}\ncontainer: {}\nnode:      {}\nimage:     {}\nstored:    {}\nreference: {}\ndigest:    {}\nsize:      {} bytes\nlabels:    {}\n",
+            r.id,
+            r.cluster,
+            r.namespace,
+            r.pod,
+            r.container,
+            r.node.as_deref().unwrap_or("-"),
+            r.image,
+            r.backend,
+            r.reference,
+            r.manifest_digest,
+            r.size,
+            labels.join(", ")
+        )
+    })
+}
+
+async fn rm(home: &Home, g: &Global, args: CheckpointIdArgs) -> Result<()> {
+    let r = record(home, &args.id)?;
+    let backend = backend::open(&r.backend).await?;
+    let removed = catalogue::remove(&home.store()?, backend.as_ref(), &r.id).await?;
+    output::emit(g.output, &removed, || format!("removed {}\n", removed.id))
+}
+
+async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result<()> {
+    let r = record(home, &args.id)?;
+    if r.cluster != args.cluster {
+        return Err(Usage(format!(
+            "checkpoint {} belongs to cluster {}, not {}",
+            r.id, r.cluster, args.cluster
+        ))
+        .into());
+    }
+    let client = kube_client(home, &args.cluster).await?;
+    let name = args.name.unwrap_or_else(|| format!("{}-restored", r.pod));
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": name,
+            "namespace": r.namespace,
+            "labels": {"clouder.io/restored-from": r.pod},
+            "annotations": {"clouder.io/checkpoint": r.id},
+        },
+        "spec": {
+            "nodeName": args.node,
+            "containers": [{"name": r.container, "image": r.reference}],
+        },
+    }))?;
+    let pods: Api<Pod> = Api::namespaced(client, &r.namespace);
+    let started = Instant::now();
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .with_context(|| format!("creating pod {}/{name}", r.namespace))?;
+    let deadline = started + Duration::from_secs(args.wait);
+    let mut last = String::from("no status yet");
+    loop {
+        if let Some(pod) = pods.get_opt(&name).await? {
+            match target(&pod, Some(&r.container)) {
+                Ok(t) => {
+                    #[derive(serde::Serialize)]
+                    struct Restored {
+                        pod: String,
+                        node: String,
+                        checkpoint: String,
+                        seconds: f64,
+                    }
+                    let done = Restored {
+                        pod: format!("{}/{name}", r.namespace),
+                        node: t.node,
+                        checkpoint: r.id.clone(),
+                        seconds: started.elapsed().as_secs_f64(),
+                    };
+                    return output::emit(g.output, &done, || {
+                        format!(
+                            "restored {} as pod {} on {} in {:.1}s\n",
+                            done.checkpoint, done.pod, done.node, done.seconds
+                        )
+                    });
+                }
+                Err(why) => last = why,
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!(
+                "pod {}/{name} did not run within {}s: {last}",
+                r.namespace,
+                args.wait
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
