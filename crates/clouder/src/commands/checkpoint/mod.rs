@@ -136,10 +136,15 @@ fn show(home: &Home, g: &Global, args: CheckpointIdArgs) -> Result<()> {
 }
 
 async fn rm(home: &Home, g: &Global, args: CheckpointIdArgs) -> Result<()> {
-    let r = record(home, &args.id)?;
-    let backend = backend::open(&r.backend).await?;
-    let removed = catalogue::remove(&home.store()?, backend.as_ref(), &r.id).await?;
+    let removed = forget(home, &args.id).await?;
     output::emit(g.output, &removed, || format!("removed {}\n", removed.id))
+}
+
+/// Deletes a checkpoint's image from its backend and its record from the catalogue.
+pub async fn forget(home: &Home, id: &str) -> Result<CheckpointRecord> {
+    let r = record(home, id)?;
+    let backend = backend::open(&r.backend).await?;
+    Ok(catalogue::remove(&home.store()?, backend.as_ref(), &r.id).await?)
 }
 
 async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result<()> {
@@ -153,6 +158,34 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
     }
     let client = kube_client(home, &args.cluster).await?;
     let name = args.name.unwrap_or_else(|| format!("{}-restored", r.pod));
+    let wait = Duration::from_secs(args.wait);
+    let done = restore_pod(&client, &r, &name, args.node.as_deref(), wait).await?;
+    output::emit(g.output, &done, || {
+        format!(
+            "restored {} as pod {} on {} in {:.1}s\n",
+            done.checkpoint, done.pod, done.node, done.seconds
+        )
+    })
+}
+
+/// A checkpoint running again.
+#[derive(Debug, serde::Serialize)]
+pub struct Restored {
+    pub pod: String,
+    pub node: String,
+    pub checkpoint: String,
+    pub seconds: f64,
+}
+
+/// Creates pod `name` (on `node`, else where the scheduler puts it) whose container image is the
+/// checkpoint image, and waits up to `wait` until its container runs.
+pub async fn restore_pod(
+    client: &kube::Client,
+    r: &CheckpointRecord,
+    name: &str,
+    node: Option<&str>,
+    wait: Duration,
+) -> Result<Restored> {
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {
             "name": name,
@@ -161,39 +194,26 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
             "annotations": {"clouder.io/checkpoint": r.id},
         },
         "spec": {
-            "nodeName": args.node,
+            "nodeName": node,
             "containers": [{"name": r.container, "image": r.reference}],
         },
     }))?;
-    let pods: Api<Pod> = Api::namespaced(client, &r.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &r.namespace);
     let started = Instant::now();
     pods.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {}/{name}", r.namespace))?;
-    let deadline = started + Duration::from_secs(args.wait);
+    let deadline = started + wait;
     let mut last = String::from("no status yet");
     loop {
-        if let Some(pod) = pods.get_opt(&name).await? {
+        if let Some(pod) = pods.get_opt(name).await? {
             match target(&pod, Some(&r.container)) {
                 Ok(t) => {
-                    #[derive(serde::Serialize)]
-                    struct Restored {
-                        pod: String,
-                        node: String,
-                        checkpoint: String,
-                        seconds: f64,
-                    }
-                    let done = Restored {
+                    return Ok(Restored {
                         pod: format!("{}/{name}", r.namespace),
                         node: t.node,
                         checkpoint: r.id.clone(),
                         seconds: started.elapsed().as_secs_f64(),
-                    };
-                    return output::emit(g.output, &done, || {
-                        format!(
-                            "restored {} as pod {} on {} in {:.1}s\n",
-                            done.checkpoint, done.pod, done.node, done.seconds
-                        )
                     });
                 }
                 Err(why) => last = why,
@@ -203,7 +223,7 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
             return Err(anyhow!(
                 "pod {}/{name} did not run within {}s: {last}",
                 r.namespace,
-                args.wait
+                wait.as_secs()
             ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
