@@ -55,7 +55,7 @@ pub fn busybox_image(dir: &Path, busybox: &Path) -> OciImage {
         tar.append_data(&mut header.clone(), d, std::io::empty())
             .unwrap();
     }
-    let bytes = std::fs::read(&busybox).unwrap();
+    let bytes = std::fs::read(busybox).unwrap();
     let mut file = tar::Header::new_gnu();
     file.set_mode(0o755);
     file.set_size(bytes.len() as u64);

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
 pub use clouder_testenv::kubelet;
 
 use clouder_checkpoint::cri::api;
