@@ -105,13 +105,7 @@ impl CriNode {
                 ),
                 ("io.kubernetes.pod.uid".to_string(), uid.to_string()),
             ]),
-            linux: Some(api::LinuxPodSandboxConfig {
-                security_context: Some(api::LinuxSandboxSecurityContext {
-                    namespace_options: Some(namespaces()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
+            linux: Some(clouder_cri::node_network_sandbox()),
             ..Default::default()
         };
         let id = self
@@ -201,12 +195,3 @@ fn print_criu_logs(dir: &Path) {
     }
 }
 
-/// The node's network, and a pid namespace per container as the kubelet asks unless the pod
-/// shares its process namespace: a restored process gets its own pids back, never colliding.
-pub fn namespaces() -> api::NamespaceOption {
-    api::NamespaceOption {
-        network: api::NamespaceMode::Node as i32,
-        pid: api::NamespaceMode::Container as i32,
-        ..Default::default()
-    }
-}

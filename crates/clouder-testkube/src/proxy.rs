@@ -167,7 +167,10 @@ pub async fn serve(
             ApiError::new(
                 503,
                 "ServiceUnavailable",
-                format!("error trying to reach service: {}", error_chain(&e)),
+                format!(
+                    "error trying to reach service: {:#}",
+                    anyhow::Error::from(e)
+                ),
             )
         })?;
     let status = response.status().as_u16();
@@ -180,18 +183,8 @@ pub async fn serve(
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| ApiError::internal(error_chain(&e)))?;
+        .map_err(|e| ApiError::internal(format!("{:#}", anyhow::Error::from(e))))?;
     Ok(bytes_response(status, &content_type, bytes))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

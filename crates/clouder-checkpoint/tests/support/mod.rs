@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 #[allow(unused_imports)]
-pub use clouder_testenv::cri::{CriNode as Node, cri_rootfs, namespaces, node_script};
+pub use clouder_testenv::cri::{CriNode as Node, cri_rootfs, node_script};
 #[allow(unused_imports)]
 pub use clouder_testenv::registry::{RegistryPeer, free_port, installed, wait_for};
 
@@ -54,13 +54,7 @@ pub fn counter_container(
         command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         log_path: "counter/0.log".into(),
         labels,
-        linux: Some(api::LinuxContainerConfig {
-            security_context: Some(api::LinuxContainerSecurityContext {
-                namespace_options: Some(namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: Some(clouder_checkpoint::cri::node_network_container()),
         ..Default::default()
     }
 }

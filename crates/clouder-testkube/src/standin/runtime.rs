@@ -67,16 +67,6 @@ fn labels_for(pod: &Pod) -> HashMap<String, String> {
     labels
 }
 
-/// The node's network (there is no CNI), and a pid namespace per container as the kubelet asks
-/// unless the pod shares its process namespace.
-fn namespaces() -> api::NamespaceOption {
-    api::NamespaceOption {
-        network: api::NamespaceMode::Node as i32,
-        pid: api::NamespaceMode::Container as i32,
-        ..Default::default()
-    }
-}
-
 /// Pure: the CRI sandbox configuration the kubelet makes of a pod.
 pub fn sandbox_config(pod: &Pod) -> api::PodSandboxConfig {
     let m = &pod.metadata;
@@ -101,13 +91,7 @@ pub fn sandbox_config(pod: &Pod) -> api::PodSandboxConfig {
             .unwrap_or_default()
             .into_iter()
             .collect(),
-        linux: Some(api::LinuxPodSandboxConfig {
-            security_context: Some(api::LinuxSandboxSecurityContext {
-                namespace_options: Some(namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: Some(clouder_cri::node_network_sandbox()),
         ..Default::default()
     }
 }
@@ -141,13 +125,7 @@ pub fn container_config(pod: &Pod, c: &Container) -> api::ContainerConfig {
         labels,
         annotations: HashMap::from([("io.kubernetes.container.restartCount".into(), "0".into())]),
         log_path: format!("{}/0.log", c.name),
-        linux: Some(api::LinuxContainerConfig {
-            security_context: Some(api::LinuxContainerSecurityContext {
-                namespace_options: Some(namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: Some(clouder_cri::node_network_container()),
         ..Default::default()
     }
 }

@@ -344,8 +344,20 @@ pub async fn ssh_cluster(
     key: &std::path::Path,
     hosts: &[String],
 ) -> clouder_testkube::TestKube {
-    use clouder_state::StateStore;
     let kube = clouder_testkube::TestKube::start().await.unwrap();
+    record_ssh_cluster(env, name, key, hosts, &kube);
+    kube
+}
+
+/// Records the `provider: ssh` cluster of [`ssh_cluster`] whose API is `kube`.
+pub fn record_ssh_cluster(
+    env: &Env,
+    name: &str,
+    key: &std::path::Path,
+    hosts: &[String],
+    kube: &clouder_testkube::TestKube,
+) {
+    use clouder_state::StateStore;
     let dir = env.home().join("kubeadm").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     kube.write_kubeconfig(dir.join("kubeconfig")).unwrap();
@@ -379,7 +391,6 @@ pub async fn ssh_cluster(
             updated_at: 0,
         })
         .unwrap();
-    kube
 }
 
 /// A Ready Node whose kubelet listens at `localhost:kubelet_port` (its Hostname address, the

@@ -4,6 +4,7 @@
 //! clouder (the kubelet runs in its network namespace; the archives it has the runtime write are
 //! what the host serves at /var/lib/kubelet/checkpoints).
 
+use super::checkpoint::record_ssh_cluster;
 use super::harness::{Env, text};
 use clouder_checkpoint::backend::Registry;
 use clouder_testenv::Lab;
@@ -127,7 +128,8 @@ impl World {
         );
 
         // clouder knows the cluster: its kubeconfig, and the node as a `provider: ssh` host.
-        ssh_cluster(&env, name, &lab.client_key(), &host.address, &kube);
+        let hosts = [format!("{}:22", host.address)];
+        record_ssh_cluster(&env, name, &lab.client_key(), &hosts, &kube);
         let nodes: Api<Node> = Api::all(kube.client().await.unwrap());
         let deadline = Instant::now() + Duration::from_secs(60);
         while nodes.get_opt("smoke-node").await.unwrap().is_none() {
@@ -181,35 +183,6 @@ impl World {
                 .join("\n")
         )
     }
-}
-
-/// Records a `provider: ssh` cluster whose one host is the lab host, logged in to as root with
-/// the lab's key, and its kubeconfig to `kube`.
-fn ssh_cluster(env: &Env, name: &str, key: &Path, address: &str, kube: &TestKube) {
-    use clouder_state::StateStore;
-    let dir = env.home().join("kubeadm").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    kube.write_kubeconfig(dir.join("kubeconfig")).unwrap();
-    let yaml = format!(
-        "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  provider: ssh\n  \
-         ssh: {{privateKeyPath: {}}}\n  hosts:\n    - {{address: {address}, port: 22, user: root, role: control-plane}}\n",
-        key.display()
-    );
-    let spec = clouder_spec::parse("test.yaml", &yaml).unwrap();
-    let store = clouder_state::SqliteStore::open(&env.home().join("state.db")).unwrap();
-    store
-        .put_cluster(&clouder_state::ClusterRecord {
-            name: name.to_string(),
-            provider: "ssh".into(),
-            region: None,
-            context: None,
-            spec: serde_json::to_value(&spec).unwrap(),
-            status: "ready".into(),
-            setup_complete: true,
-            created_at: 0,
-            updated_at: 0,
-        })
-        .unwrap();
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
