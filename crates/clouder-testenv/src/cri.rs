@@ -194,4 +194,3 @@ fn print_criu_logs(dir: &Path) {
         }
     }
 }
-

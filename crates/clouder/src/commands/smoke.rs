@@ -134,6 +134,36 @@ pub fn ingress_state(
         .ok_or_else(|| "the ingress controller's load balancer has no address yet".to_string())
 }
 
+/// Pure: `HOST[:PORT]` of a Service's load balancer, at its `http` port (80 left out).
+pub fn load_balancer_addresses(s: &Service) -> Vec<String> {
+    let ports = s
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .unwrap_or_default();
+    let port = ports
+        .iter()
+        .find(|p| p.name.as_deref() == Some("http"))
+        .or(ports.first())
+        .map_or(80, |p| p.port);
+    let lb = s
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.clone());
+    lb.unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| i.hostname.or(i.ip))
+        .map(|host| {
+            if port == 80 {
+                host
+            } else {
+                format!("{host}:{port}")
+            }
+        })
+        .collect()
+}
+
 struct Run<'a> {
     home: &'a Home,
     g: &'a Global,
@@ -260,8 +290,7 @@ impl Run<'_> {
             }
             let mut addresses = Vec::new();
             for s in Api::<Service>::all(client).list(&addons).await.map_err(err)? {
-                let lb = s.status.and_then(|s| s.load_balancer).and_then(|l| l.ingress).unwrap_or_default();
-                addresses.extend(lb.into_iter().filter_map(|i| i.hostname.or(i.ip)));
+                addresses.extend(load_balancer_addresses(&s));
             }
             let Some(address) = ingress_state(&workloads, &addresses)? else {
                 return Ok((
@@ -557,6 +586,30 @@ mod tests {
         assert_eq!(counts(log, None), [7, 8, 9]);
         let since = "2026-11-26T03:00:05Z".parse().unwrap();
         assert_eq!(counts(log, Some(since)), [8, 9]);
+    }
+
+    #[test]
+    fn load_balancers_are_reached_at_their_http_port() {
+        let service = |ports: serde_json::Value| -> Service {
+            serde_json::from_value(serde_json::json!({
+                "spec": {"type": "LoadBalancer", "ports": ports},
+                "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}, {"hostname": "lb.example.com"}]}},
+            }))
+            .unwrap()
+        };
+        let web = serde_json::json!([{"name": "https", "port": 443}, {"name": "http", "port": 80}]);
+        assert_eq!(
+            load_balancer_addresses(&service(web)),
+            ["203.0.113.9", "lb.example.com"]
+        );
+        let odd = serde_json::json!([{"name": "web", "port": 8080}]);
+        assert_eq!(
+            load_balancer_addresses(&service(odd))[0],
+            "203.0.113.9:8080"
+        );
+        let none: Service =
+            serde_json::from_value(serde_json::json!({"spec": {"type": "ClusterIP"}})).unwrap();
+        assert!(load_balancer_addresses(&none).is_empty());
     }
 
     #[test]

@@ -284,6 +284,86 @@ async fn smoke_test_proves_the_restored_counter_kept_its_memory_and_fails_when_i
         "{}",
         text(&out.stderr)
     );
+
+    // With an ingress controller rolled out whose load balancer answers HTTP (here the registry).
+    ingress_controller(&world, "127.0.0.1", world.registry.port).await;
+    let out = world.smoke_test("smoke", &[]);
+    let report = json(&out);
+    assert!(out.status.success(), "{report:#}\n{}", world.logs());
+    assert_eq!(report["steps"][0]["outcome"], "passed", "{report:#}");
+    assert_eq!(
+        report["steps"][0]["detail"],
+        format!(
+            "http://127.0.0.1:{}/ answered HTTP 200",
+            world.registry.port
+        )
+        .as_str()
+    );
+}
+
+/// What `enable-ingress-nginx` leaves in a cluster, reduced to what the ingress check reads: the
+/// controller's Deployment (here a sleeping busybox, run for real) and its LoadBalancer Service,
+/// whose address is `address` at port `port`.
+async fn ingress_controller(world: &World, address: &str, port: u16) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+    use kube::api::{Patch, PatchParams, PostParams};
+    let client = world.kube.client().await.unwrap();
+    let label = serde_json::json!({"clouder.io/addon": "ingress-nginx", "app": "ingress-nginx"});
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "ingress-nginx"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ingress-nginx-controller", "labels": label},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "ingress-nginx"}}, "template": {
+            "metadata": {"labels": label},
+            "spec": {"containers": [{"name": "controller", "image": world.image, "command": ["/bin/sh", "-c", "sleep 3600"]}]},
+        }},
+    }))
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "ingress-nginx");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ingress-nginx-controller", "labels": label},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "ingress-nginx"}, "ports": [{"name": "http", "port": port}]},
+    }))
+    .unwrap();
+    let services: Api<Service> = Api::namespaced(client, "ingress-nginx");
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": address}]}}});
+    services
+        .patch_status(
+            "ingress-nginx-controller",
+            &PatchParams::default(),
+            &Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while deployments
+        .get("ingress-nginx-controller")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.ready_replicas)
+        != Some(1)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the controller did not roll out\n{}",
+            world.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The stand-in kubelet on its own: real containers, their real status and logs through the
