@@ -62,16 +62,28 @@ fn get(app: &App, rt_plural: &str, namespace: Option<&str>, name: &str) -> Resul
         .ok_or_else(|| ApiError::not_found("", rt_plural, name))
 }
 
-/// `https://IP:PORT` of the node's kubelet.
+/// The address types kubeadm's API server tries, in order (its
+/// `--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname`).
+const PREFERRED: [&str; 3] = ["InternalIP", "ExternalIP", "Hostname"];
+
+/// `https://ADDRESS:PORT` of the node's kubelet.
 fn kubelet_of(app: &App, node: &str) -> Result<String, ApiError> {
     let node = get(app, "nodes", None, node)?;
-    let ip = node["status"]["addresses"]
+    let addresses = node["status"]["addresses"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .find(|a| a["type"] == "InternalIP")
-        .and_then(|a| a["address"].as_str())
-        .ok_or_else(|| ApiError::bad_request("the node has no InternalIP address"))?;
+        .cloned()
+        .unwrap_or_default();
+    let ip = PREFERRED
+        .iter()
+        .find_map(|kind| {
+            addresses
+                .iter()
+                .find(|a| a["type"] == *kind)
+                .and_then(|a| a["address"].as_str())
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request("the node reports no address to reach its kubelet at")
+        })?;
     let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         .as_u64()
         .unwrap_or(10250);

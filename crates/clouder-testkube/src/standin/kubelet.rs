@@ -141,6 +141,11 @@ async fn start_runtime(
         node.internal_ip.clone(),
         host,
     ));
+    match runtime.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("took over {n} pods the runtime already runs"),
+        Err(e) => tracing::warn!("listing the runtime's pods: {e}"),
+    }
     let syncing = runtime.clone();
     tokio::spawn(async move {
         loop {

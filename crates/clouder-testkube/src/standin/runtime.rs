@@ -211,6 +211,57 @@ impl Runtime {
         }
     }
 
+    /// Takes over the sandboxes a previous run of the kubelet left in the runtime, as a restarted
+    /// kubelet does, so that their pods are not started twice.
+    pub async fn recover(&self) -> Result<usize, String> {
+        let mut runtime = self.cri.runtime();
+        let ready = api::PodSandboxFilter {
+            state: Some(api::PodSandboxStateValue {
+                state: api::PodSandboxState::SandboxReady as i32,
+            }),
+            ..Default::default()
+        };
+        let sandboxes = runtime
+            .list_pod_sandbox(api::ListPodSandboxRequest {
+                filter: Some(ready),
+            })
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner()
+            .items;
+        let containers = runtime
+            .list_containers(api::ListContainersRequest::default())
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner()
+            .containers;
+        let mut pods = self.pods.lock().expect("pods lock");
+        for sb in sandboxes {
+            let Some(uid) = sb.labels.get("io.kubernetes.pod.uid") else {
+                continue;
+            };
+            let meta = sb.metadata.clone().unwrap_or_default();
+            let containers = containers
+                .iter()
+                .filter(|c| c.pod_sandbox_id == sb.id)
+                .filter_map(|c| Some((c.metadata.as_ref()?.name.clone(), c.id.clone())))
+                .collect();
+            pods.insert(
+                uid.clone(),
+                Sandbox {
+                    id: sb.id.clone(),
+                    log_dir: format!("/var/log/pods/{}_{}_{uid}", meta.namespace, meta.name),
+                    namespace: meta.namespace,
+                    name: meta.name,
+                    containers,
+                    failure: None,
+                    reported: Value::Null,
+                },
+            );
+        }
+        Ok(pods.len())
+    }
+
     /// The running pod `namespace/name`, if this node runs it.
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Sandbox> {
         self.pods

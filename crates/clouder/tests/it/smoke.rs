@@ -28,14 +28,52 @@ impl Drop for Kubelet {
     }
 }
 
+/// The stand-in kubelet in the lab host's network namespace, rooted at `root`, running pods
+/// through `node`'s containerd; its output appended to `log`.
+fn spawn_kubelet(lab: &Lab, root: &Path, node: &CriNode, log: &Path) -> Kubelet {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let socket = node.dir.path().join("run/containerd/containerd.sock");
+    let host = &lab.hosts[0];
+    Kubelet(
+        host.command(clouder_testenv::nodekit::testkube_binary())
+            .arg("kubelet")
+            .arg(format!(
+                "--kubeconfig={}",
+                root.join("kubelet.conf").display()
+            ))
+            .arg(format!(
+                "--config={}",
+                root.join("var/lib/kubelet/config.yaml").display()
+            ))
+            .arg(format!(
+                "--container-runtime-endpoint=unix://{}",
+                socket.display()
+            ))
+            .arg(format!("--node-ip={}", host.address))
+            .arg("--hostname-override=smoke-node")
+            .env(ROOT_ENV, root)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// A one-node cluster `name` whose pods run for real, and where checkpoint images go.
 struct World {
     env: Env,
     registry: RegistryPeer,
     image: String,
     kube: TestKube,
-    _kubelet: Kubelet,
-    _lab: Lab,
+    kubelet: Kubelet,
+    lab: Lab,
+    root: std::path::PathBuf,
     node: CriNode,
     kubelet_log: std::path::PathBuf,
 }
@@ -99,33 +137,7 @@ impl World {
         std::os::unix::fs::symlink(&checkpoints, root.join("var/lib/kubelet/checkpoints")).unwrap();
         kube.write_kubeconfig(root.join("kubelet.conf")).unwrap();
         let kubelet_log = env.dir.path().join("kubelet.log");
-        let log = std::fs::File::create(&kubelet_log).unwrap();
-        let socket = node.dir.path().join("run/containerd/containerd.sock");
-        let kubelet = Kubelet(
-            host.command(clouder_testenv::nodekit::testkube_binary())
-                .arg("kubelet")
-                .arg(format!(
-                    "--kubeconfig={}",
-                    root.join("kubelet.conf").display()
-                ))
-                .arg(format!(
-                    "--config={}",
-                    root.join("var/lib/kubelet/config.yaml").display()
-                ))
-                .arg(format!(
-                    "--container-runtime-endpoint=unix://{}",
-                    socket.display()
-                ))
-                .arg(format!("--node-ip={}", host.address))
-                .arg("--hostname-override=smoke-node")
-                .env(ROOT_ENV, &root)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
+        let kubelet = spawn_kubelet(&lab, &root, &node, &kubelet_log);
 
         // clouder knows the cluster: its kubeconfig, and the node as a `provider: ssh` host.
         let hosts = [format!("{}:22", host.address)];
@@ -145,8 +157,9 @@ impl World {
             registry,
             image,
             kube,
-            _kubelet: kubelet,
-            _lab: lab,
+            kubelet,
+            lab,
+            root,
             node,
             kubelet_log,
         }
@@ -168,6 +181,13 @@ impl World {
             "json",
         ];
         self.env.run_with(&args, extra_env)
+    }
+
+    /// Stops the kubelet (its pods keep running in the runtime) and starts it again.
+    fn restart_kubelet(&mut self) {
+        let _ = self.kubelet.0.kill();
+        let _ = self.kubelet.0.wait();
+        self.kubelet = spawn_kubelet(&self.lab, &self.root, &self.node, &self.kubelet_log);
     }
 
     fn logs(&self) -> String {
@@ -452,6 +472,36 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
             .to_string()
             .contains("container nope is not valid for pod long")
     );
+
+    // A restarted kubelet takes over the pods the runtime runs: none is started twice.
+    let mut world = world;
+    world.restart_kubelet();
+    let sandboxes = async || {
+        world
+            .node
+            .cri
+            .runtime()
+            .list_pod_sandbox(clouder_checkpoint::cri::api::ListPodSandboxRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&world.kubelet_log)
+        .unwrap()
+        .contains("took over 2 pods")
+    {
+        assert!(Instant::now() < deadline, "{}", world.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let long_sandboxes = sandboxes()
+        .await
+        .into_iter()
+        .filter(|s| s.metadata.as_ref().unwrap().name == "long")
+        .count();
+    assert_eq!(long_sandboxes, 1, "{}", world.logs());
 
     // The checkpoint API through the API server's node proxy, answering as the kubelet does.
     let proxy = |path: &str| {
