@@ -9,6 +9,7 @@ pub mod backend;
 pub mod catalogue;
 pub mod image;
 pub mod kubelet;
+pub mod policy;
 #[doc(hidden)]
 pub mod testing;
 

@@ -27,7 +27,7 @@ const ARCHIVE: &str =
 
 pub struct FakeKubelet {
     pub url: String,
-    pub ca: Ca,
+    pub ca: Arc<Ca>,
     /// Request targets (path and query) received, in order.
     pub requests: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -43,7 +43,12 @@ impl FakeKubelet {
     /// Serves one pod (`default/web` unless the behaviour names another) with containers `app` (checkpoints), `broken` (CRIU fails) and
     /// `slow` (never finishes within a test's timeout).
     pub async fn start(behaviour: Behaviour) -> Self {
-        let ca = Ca::new("kubelet-ca");
+        Self::start_with(Arc::new(Ca::new("kubelet-ca")), behaviour).await
+    }
+
+    /// A kubelet whose serving certificate `ca` signs and that trusts the client certificates
+    /// it signs: several kubelets of one cluster.
+    pub async fn start_with(ca: Arc<Ca>, behaviour: Behaviour) -> Self {
         let (_, server_der, server_key) = ca.sign("node-1", &["127.0.0.1", "localhost"]);
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.der.clone()).unwrap();

@@ -153,12 +153,16 @@ pub struct ByonRemoveArgs {
     /// Private key: a key name in ~/.ssh/ or a path (default the cluster's).
     #[arg(short = 'i', long)]
     pub key: Option<String>,
-    /// Remove the Node even when the host cannot be reached to reset it.
+    /// Remove the Node even when the host cannot be reached to reset it, and drain it even
+    /// when a beforeDrain checkpoint of one of its pods fails.
     #[arg(long)]
     pub force: bool,
     /// How long the drain may wait on PodDisruptionBudgets, in seconds.
     #[arg(long = "drain-timeout", default_value_t = 300)]
     pub drain_timeout_secs: u64,
+    /// How beforeDrain checkpoints ask the kubelet.
+    #[command(flatten)]
+    pub kubelet: KubeletAccess,
 }
 
 #[derive(Subcommand, Debug)]
@@ -236,6 +240,13 @@ pub enum Checkpoint {
         after_help = "Example:\n  clouder checkpoint restore demo shop.web-0.app.20261125t180812345z --name web-0-restored"
     )]
     Restore(CheckpointRestoreArgs),
+    /// Run the CheckpointPolicy controller against a cluster, from here.
+    #[command(
+        after_help = "Policies select pods and say when to checkpoint them (schedule, idleFor) and where to\nstore the images; see `clouder checkpoint crd`. The controller runs until stopped.\n\nExamples:\n  clouder checkpoint crd | clouder kubectl demo apply -f -\n  clouder checkpoint controller demo\n  clouder checkpoint controller demo --once -o json"
+    )]
+    Controller(CheckpointControllerArgs),
+    /// Print the CheckpointPolicy CustomResourceDefinition (YAML), to apply to a cluster.
+    Crd,
 }
 
 #[derive(Args, Debug)]
@@ -262,6 +273,29 @@ pub struct CheckpointCreateArgs {
     /// Use this checkpoint archive (already taken) instead of asking the kubelet.
     #[arg(long)]
     pub archive: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeAccess,
+    /// Keep at most N checkpoints of this container (older ones are deleted).
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// Delete this container's checkpoints older than this many hours.
+    #[arg(long)]
+    pub max_age_hours: Option<u64>,
+}
+
+/// How the kubelet is asked for a checkpoint and its node reached for the archive.
+#[derive(Args, Debug, Clone)]
+pub struct NodeAccess {
+    #[command(flatten)]
+    pub kubelet: KubeletAccess,
+    /// How to reach the node to fetch the archive.
+    #[command(flatten)]
+    pub ssh: SshFlags,
+}
+
+/// How the kubelet is asked for a checkpoint.
+#[derive(Args, Debug, Clone, Default)]
+pub struct KubeletAccess {
     /// Ask the kubelet on its node (the Node's address and kubelet port, the
     /// apiserver-kubelet-client certificate from `get-config`) instead of through the API
     /// server's node proxy.
@@ -271,15 +305,23 @@ pub struct CheckpointCreateArgs {
     /// cluster CA of the kubeconfig).
     #[arg(long, requires = "direct")]
     pub kubelet_ca: Option<PathBuf>,
-    /// How to reach the node to fetch the archive.
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointControllerArgs {
+    /// The cluster.
+    pub cluster: String,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Keep at most N checkpoints of this container (older ones are deleted).
+    pub node: NodeAccess,
+    /// Seconds between looks at each policy (sooner when a schedule fires).
+    #[arg(long, default_value_t = 60)]
+    pub tick: u64,
+    /// Seconds the runtime may take per checkpoint.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Reconcile every policy once, report, and exit (e.g. from cron).
     #[arg(long)]
-    pub keep: Option<usize>,
-    /// Delete this container's checkpoints older than this many hours.
-    #[arg(long)]
-    pub max_age_hours: Option<u64>,
+    pub once: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -683,11 +725,15 @@ pub struct ScaleArgs {
     /// How long a drain may wait on PodDisruptionBudgets, in seconds.
     #[arg(long = "drain-timeout", default_value_t = 300)]
     pub drain_timeout_secs: u64,
-    /// Do not ask before removing workers.
+    /// Do not ask before removing workers, and drain them even when a beforeDrain checkpoint
+    /// of one of their pods fails.
     #[arg(short = 'f', long)]
     pub force: bool,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// How beforeDrain checkpoints ask the kubelet.
+    #[command(flatten)]
+    pub kubelet: KubeletAccess,
 }
 
 #[derive(Args, Debug)]

@@ -6,9 +6,11 @@ use super::bootstrap::{
     Formation, Target, cluster_inputs, connect_fleet, node_inputs, ssh_formation,
 };
 use super::converge::{lock_holder, take_lock};
-use super::{kube_client, resolve_name};
+use super::{checkpoint, kube_client, resolve_name};
 use crate::Usage;
-use crate::cli::{Byon, ByonAddArgs, ByonClusterArgs, ByonRemoveArgs, Global, SshFlags};
+use crate::cli::{
+    Byon, ByonAddArgs, ByonClusterArgs, ByonRemoveArgs, Global, NodeAccess, SshFlags,
+};
 use crate::home::Home;
 use crate::output::{emit, table};
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -351,7 +353,16 @@ async fn remove(home: &Home, g: &Global, args: ByonRemoveArgs) -> Result<()> {
         timeout: Duration::from_secs(args.drain_timeout_secs),
         ..DrainOptions::default()
     };
+    let access = NodeAccess {
+        kubelet: args.kubelet.clone(),
+        ssh: flags.clone(),
+    };
+    let held =
+        checkpoint::drain::before_drain(home, g, &client, &name, &host.node, &access, args.force)
+            .await?;
     let report = drain::drain(&client, &host.node, &options).await?;
+    let moved = checkpoint::drain::after_drain(&client, held, options.timeout).await;
+    let (moved_text, restored) = checkpoint::drain::report(&moved);
     let fleet = connect_fleet(home, g, &cluster, Some(&flags))?;
     let target = Host {
         address: host.address.clone(),
@@ -387,15 +398,17 @@ async fn remove(home: &Home, g: &Global, args: ByonRemoveArgs) -> Result<()> {
     store.delete_resource(&name, &Joined::id(&host.node))?;
     let out = serde_json::json!({
         "cluster": name, "node": host.node, "evicted": report.evicted, "reset": reset.is_ok(),
+        "moved": moved,
     });
     emit(g.output, &out, || {
         format!(
-            "{} removed from {name}: {} pod(s) evicted, host {}\n",
+            "{moved_text}{} removed from {name}: {} pod(s) evicted, host {}\n",
             host.node,
             report.evicted.len(),
             if reset.is_ok() { "reset" } else { "NOT reset" }
         )
-    })
+    })?;
+    restored
 }
 
 fn ls(home: &Home, g: &Global, args: ByonClusterArgs) -> Result<()> {

@@ -1,8 +1,8 @@
 //! `scale NAME -w N`: the `workers` pool to N machines, through the same converge as `apply`.
 
-use super::{confirm, converge, resolve_name};
+use super::{checkpoint, confirm, converge, resolve_name};
 use crate::Usage;
-use crate::cli::{Global, RunFlags, ScaleArgs};
+use crate::cli::{Global, NodeAccess, RunFlags, ScaleArgs};
 use crate::home::Home;
 use anyhow::{Context as _, Result, bail};
 use clouder_kube::DrainOptions;
@@ -41,12 +41,22 @@ pub async fn scale(home: &Home, g: &Global, args: ScaleArgs) -> Result<()> {
         if record.setup_complete {
             let kubeconfig = super::kube::kubeconfig_for(home, &name, args.kubeconfig.as_deref())?;
             let machines = super::kube::pool_machines(&home.store()?, &name, &pool.name)?;
-            let options = DrainOptions {
-                timeout: Duration::from_secs(args.drain_timeout_secs),
-                ..DrainOptions::default()
+            let how = How {
+                home,
+                g,
+                cluster: &name,
+                options: DrainOptions {
+                    timeout: Duration::from_secs(args.drain_timeout_secs),
+                    ..DrainOptions::default()
+                },
+                access: NodeAccess {
+                    kubelet: args.kubelet.clone(),
+                    ssh: args.ssh.clone(),
+                },
+                force: args.force,
             };
             let (drained, failure) =
-                drain_least_loaded(&kubeconfig, &machines, removing as usize, &options, g).await;
+                drain_least_loaded(&kubeconfig, &machines, removing as usize, &how).await;
             if let Some(err) = failure {
                 // Machines whose nodes are already gone are removed now; the rest stay.
                 if !drained.is_empty() {
@@ -89,6 +99,17 @@ async fn converge_pool(
     converge::converge(home, g, cluster, &run).await
 }
 
+/// How workers are drained: beforeDrain checkpoints (a failure stops the drain unless
+/// `force`), the drain, the restores.
+struct How<'a> {
+    home: &'a Home,
+    g: &'a Global,
+    cluster: &'a str,
+    options: DrainOptions,
+    access: NodeAccess,
+    force: bool,
+}
+
 /// Drains the `count` least-loaded workers that are machines of the pool and deletes their Nodes;
 /// returns the machine indexes drained, and what stopped it early. Nothing is drained unless
 /// enough machines are known.
@@ -96,11 +117,10 @@ async fn drain_least_loaded(
     kubeconfig: &Path,
     machines: &BTreeMap<String, u32>,
     count: usize,
-    options: &DrainOptions,
-    g: &Global,
+    how: &How<'_>,
 ) -> (Vec<u32>, Option<anyhow::Error>) {
     let mut indexes = Vec::new();
-    let failure = drain_into(kubeconfig, machines, count, options, g, &mut indexes)
+    let failure = drain_into(kubeconfig, machines, count, how, &mut indexes)
         .await
         .err();
     (indexes, failure)
@@ -110,8 +130,7 @@ async fn drain_into(
     kubeconfig: &Path,
     machines: &BTreeMap<String, u32>,
     count: usize,
-    options: &DrainOptions,
-    g: &Global,
+    how: &How<'_>,
     indexes: &mut Vec<u32>,
 ) -> Result<()> {
     let client = clouder_kube::connect(kubeconfig).await?;
@@ -127,8 +146,21 @@ async fn drain_into(
             chosen.len()
         );
     }
+    let mut moved = Vec::new();
     for (node, index) in chosen {
-        let report = drain::drain(&client, &node, options).await?;
+        let (home, g) = (how.home, how.g);
+        let held = checkpoint::drain::before_drain(
+            home,
+            g,
+            &client,
+            how.cluster,
+            &node,
+            &how.access,
+            how.force,
+        )
+        .await?;
+        let report = drain::drain(&client, &node, &how.options).await?;
+        moved.extend(checkpoint::drain::after_drain(&client, held, how.options.timeout).await);
         drain::remove(&client, &node).await?;
         if !g.quiet {
             eprintln!(
@@ -139,5 +171,9 @@ async fn drain_into(
         }
         indexes.push(index);
     }
-    Ok(())
+    let (text, restored) = checkpoint::drain::report(&moved);
+    if !how.g.quiet {
+        eprint!("{text}");
+    }
+    restored
 }

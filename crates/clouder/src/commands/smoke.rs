@@ -365,8 +365,10 @@ impl Run<'_> {
                     labels: [("clouder.io/smoke-test".to_string(), run.namespace.clone())].into(),
                     retention: Default::default(),
                     archive: None,
-                    kubelet: take::Kubelet::Proxy,
-                    ssh: run.args.ssh.clone(),
+                    access: crate::cli::NodeAccess {
+                        kubelet: Default::default(),
+                        ssh: run.args.ssh.clone(),
+                    },
                 };
                 let taken = take::take(run.home, run.g, &run.client, &request)
                     .await

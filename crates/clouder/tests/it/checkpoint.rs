@@ -27,7 +27,7 @@ async fn running_pod(kube: &clouder_testkube::TestKube) {
 }
 
 /// Reports the named containers of a pod as running, as its kubelet does.
-async fn play_kubelet(pods: &Api<Pod>, name: &str, running: &[&str]) {
+pub async fn play_kubelet(pods: &Api<Pod>, name: &str, running: &[&str]) {
     let statuses: Vec<_> = running
         .iter()
         .map(|c| serde_json::json!({"name": c, "ready": true, "restartCount": 0, "image": "i", "imageID": "i", "state": {"running": {"startedAt": "2026-11-25T18:00:00Z"}}}))
@@ -38,7 +38,7 @@ async fn play_kubelet(pods: &Api<Pod>, name: &str, running: &[&str]) {
         .unwrap();
 }
 
-fn json(out: &str) -> serde_json::Value {
+pub fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
@@ -337,26 +337,14 @@ async fn restore_creates_a_pod_from_the_checkpoint_image_and_waits_until_it_runs
 }
 
 /// A `provider: ssh` cluster set up by clouder whose hosts are `hosts` (`address:port`, logged in
-/// as root with the lab's key) and whose API is a clouder-testkube.
+/// as root with the lab's key) and whose API is `kube`.
 pub async fn ssh_cluster(
     env: &Env,
     name: &str,
     key: &std::path::Path,
     hosts: &[String],
+    kube: clouder_testkube::TestKube,
 ) -> clouder_testkube::TestKube {
-    let kube = clouder_testkube::TestKube::start().await.unwrap();
-    record_ssh_cluster(env, name, key, hosts, &kube);
-    kube
-}
-
-/// Records the `provider: ssh` cluster of [`ssh_cluster`] whose API is `kube`.
-pub fn record_ssh_cluster(
-    env: &Env,
-    name: &str,
-    key: &std::path::Path,
-    hosts: &[String],
-    kube: &clouder_testkube::TestKube,
-) {
     use clouder_state::StateStore;
     let dir = env.home().join("kubeadm").join(name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -391,6 +379,7 @@ pub fn record_ssh_cluster(
             updated_at: 0,
         })
         .unwrap();
+    kube
 }
 
 /// A Ready Node whose kubelet listens at `localhost:kubelet_port` (its Hostname address, the
@@ -409,6 +398,8 @@ pub async fn kubelet_node(
         "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": "localhost"}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "conditions": [{"type": "Ready", "status": "True"}],
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
     }});
     nodes
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
@@ -416,8 +407,14 @@ pub async fn kubelet_node(
         .unwrap();
 }
 
-/// A pod `NAMESPACE/NAME` on `node` whose container `app` runs.
-pub async fn pod_on(kube: &clouder_testkube::TestKube, namespace: &str, name: &str, node: &str) {
+/// A pod `NAMESPACE/NAME` labelled `app: LABEL` on `node` whose one container runs.
+pub async fn pod_on(
+    kube: &clouder_testkube::TestKube,
+    (namespace, name): (&str, &str),
+    node: &str,
+    container: &str,
+    label: &str,
+) {
     let client = kube.client().await.unwrap();
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let body =
@@ -425,12 +422,12 @@ pub async fn pod_on(kube: &clouder_testkube::TestKube, namespace: &str, name: &s
     let _ = ns.create(&PostParams::default(), &body).await;
     let pods: Api<Pod> = Api::namespaced(client, namespace);
     let pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1"}]},
+        "metadata": {"name": name, "labels": {"app": label}},
+        "spec": {"nodeName": node, "containers": [{"name": container, "image": "app:1"}]},
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    play_kubelet(&pods, name, &["app"]).await;
+    play_kubelet(&pods, name, &[container]).await;
 }
 
 /// The kubelet client certificate `get-config` would have fetched, signed by the fake
@@ -446,7 +443,7 @@ pub fn kubelet_client(env: &Env, cluster: &str, kubelet: &FakeKubelet) -> String
 }
 
 /// The files under `dir`, recursively.
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -471,6 +468,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
         "ssh",
         &lab.client_key(),
         &[format!("{address}:22"), refusing],
+        testkube().await,
     )
     .await;
     // Unrooted lab hosts see this machine's files: the kubelet "wrote" the archive here.
@@ -492,7 +490,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
     kubelet_node(&kube, "w-0", &address, port).await;
     kubelet_node(&kube, "w-1", "192.0.2.99", port).await;
     kubelet_node(&kube, "w-2", "127.0.0.1", port).await;
-    pod_on(&kube, "shop", "web-0", "w-0").await;
+    pod_on(&kube, ("shop", "web-0"), "w-0", "app", "web").await;
     let ca = kubelet_client(&env, "ssh", &kubelet);
     let layout = env.dir.path().join("layout");
     let tmp = env.dir.path().join("tmp");
@@ -552,7 +550,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
     );
 
     // A node clouder has no host for is refused before its kubelet is asked.
-    pod_on(&kube, "shop", "web-1", "w-1").await;
+    pod_on(&kube, ("shop", "web-1"), "w-1", "app", "web").await;
     let asked = kubelet.requests.lock().unwrap().len();
     let unknown = create("web-1");
     assert_eq!(unknown.status.code(), Some(2));
@@ -568,7 +566,7 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
         "the kubelet was not asked"
     );
 
-    pod_on(&kube, "shop", "web-2", "w-2").await;
+    pod_on(&kube, ("shop", "web-2"), "w-2", "app", "web").await;
     let unreachable = create("web-2");
     assert_eq!(unreachable.status.code(), Some(1));
     assert!(
@@ -584,4 +582,8 @@ async fn create_fetches_the_archive_from_the_node_over_ssh_and_deletes_it_there(
         1,
         "only the one that was stored: {listed}"
     );
+}
+
+pub async fn testkube() -> clouder_testkube::TestKube {
+    clouder_testkube::TestKube::start().await.unwrap()
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod byoc;
 mod byon;
 mod checkpoint;
+mod checkpoint_policy;
 mod cost;
 mod harness;
 mod kube;

@@ -4,7 +4,7 @@
 //! clouder (the kubelet runs in its network namespace; the archives it has the runtime write are
 //! what the host serves at /var/lib/kubelet/checkpoints).
 
-use super::checkpoint::record_ssh_cluster;
+use super::checkpoint::ssh_cluster;
 use super::harness::{Env, text};
 use clouder_checkpoint::backend::Registry;
 use clouder_testenv::Lab;
@@ -141,7 +141,7 @@ impl World {
 
         // clouder knows the cluster: its kubeconfig, and the node as a `provider: ssh` host.
         let hosts = [format!("{}:22", host.address)];
-        record_ssh_cluster(&env, name, &lab.client_key(), &hosts, &kube);
+        let kube = ssh_cluster(&env, name, &lab.client_key(), &hosts, kube).await;
         let nodes: Api<Node> = Api::all(kube.client().await.unwrap());
         let deadline = Instant::now() + Duration::from_secs(60);
         while nodes.get_opt("smoke-node").await.unwrap().is_none() {

@@ -11,12 +11,15 @@ use crate::output;
 use anyhow::{Context as _, Result, anyhow};
 use clouder_checkpoint::backend;
 use clouder_checkpoint::catalogue::{self, Retention};
+use clouder_checkpoint::policy::CheckpointPolicy;
 use clouder_state::{CheckpointRecord, StateStore};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use std::time::{Duration, Instant};
 use take::target;
 
+mod controller;
+pub mod drain;
 mod node;
 pub mod take;
 
@@ -27,6 +30,12 @@ pub async fn run(home: &Home, g: &Global, command: Checkpoint) -> Result<()> {
         Checkpoint::Show(args) => show(home, g, args),
         Checkpoint::Rm(args) => rm(home, g, args).await,
         Checkpoint::Restore(args) => restore(home, g, args).await,
+        Checkpoint::Controller(args) => controller::run(home, g, args).await,
+        Checkpoint::Crd => {
+            let crd = <CheckpointPolicy as kube::CustomResourceExt>::crd();
+            print!("{}", serde_yaml_ng::to_string(&crd)?);
+            Ok(())
+        }
     }
 }
 
@@ -61,13 +70,7 @@ async fn create(home: &Home, g: &Global, args: CheckpointCreateArgs) -> Result<(
             max_age: args.max_age_hours.map(|h| Duration::from_secs(h * 3600)),
         },
         archive: args.archive,
-        kubelet: match args.direct {
-            true => take::Kubelet::Direct {
-                ca: args.kubelet_ca,
-            },
-            false => take::Kubelet::Proxy,
-        },
-        ssh: args.ssh,
+        access: args.node,
     };
     let taken = take::take(home, g, &client, &request).await?;
     output::emit(g.output, &taken, || {
@@ -159,7 +162,7 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
     let client = kube_client(home, &args.cluster).await?;
     let name = args.name.unwrap_or_else(|| format!("{}-restored", r.pod));
     let wait = Duration::from_secs(args.wait);
-    let done = restore_pod(&client, &r, &name, args.node.as_deref(), wait).await?;
+    let done = restore_pod(&client, &r, &name, args.node, wait).await?;
     output::emit(g.output, &done, || {
         format!(
             "restored {} as pod {} on {} in {:.1}s\n",
@@ -168,7 +171,6 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
     })
 }
 
-/// A checkpoint running again.
 #[derive(Debug, serde::Serialize)]
 pub struct Restored {
     pub pod: String,
@@ -177,13 +179,13 @@ pub struct Restored {
     pub seconds: f64,
 }
 
-/// Creates pod `name` (on `node`, else where the scheduler puts it) whose container image is the
-/// checkpoint image, and waits up to `wait` until its container runs.
+/// Creates pod `name` whose container image is the checkpoint image (on `node`, or where the
+/// scheduler puts it) and waits until its container runs.
 pub async fn restore_pod(
     client: &kube::Client,
     r: &CheckpointRecord,
     name: &str,
-    node: Option<&str>,
+    node: Option<String>,
     wait: Duration,
 ) -> Result<Restored> {
     let pod: Pod = serde_json::from_value(serde_json::json!({

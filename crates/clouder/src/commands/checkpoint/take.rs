@@ -6,7 +6,7 @@
 
 use super::node;
 use crate::Usage;
-use crate::cli::{Global, SshFlags};
+use crate::cli::{Global, NodeAccess};
 use crate::home::Home;
 use anyhow::{Context as _, Result, anyhow};
 use base64::Engine as _;
@@ -36,19 +36,9 @@ pub struct Request {
     pub retention: Retention,
     /// An archive already taken: the kubelet is not asked.
     pub archive: Option<PathBuf>,
-    pub kubelet: Kubelet,
-    pub ssh: SshFlags,
-}
-
-/// How the kubelet is asked.
-#[derive(Debug, Clone, Default)]
-pub enum Kubelet {
-    /// `/api/v1/nodes/NODE/proxy` on the API server (needs `nodes/proxy`).
-    #[default]
-    Proxy,
-    /// The node's kubelet port, with the `apiserver-kubelet-client` certificate `get-config`
-    /// fetched; its serving certificate checked against `ca` (default: the cluster CA).
-    Direct { ca: Option<PathBuf> },
+    /// Through the API server's node proxy (`/api/v1/nodes/NODE/proxy`, needs `nodes/proxy`)
+    /// or on the node's kubelet port; and how the node is logged in to.
+    pub access: NodeAccess,
 }
 
 /// A stored checkpoint.
@@ -143,11 +133,12 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
                 .await
                 .with_context(|| format!("reading node {}", target.node))?;
             // Reached before the kubelet writes anything there.
-            let reached = node::reach(home, &req.cluster, &node, &req.ssh)?;
-            let session = reached.connect(home, g, &req.ssh).await?;
-            let on_node = match &req.kubelet {
-                Kubelet::Proxy => through_api_server(client, req, &target).await,
-                Kubelet::Direct { ca } => on_node(home, req, &target, &node, ca.as_ref()).await,
+            let ssh = &req.access.ssh;
+            let reached = node::reach(home, &req.cluster, &node, ssh)?;
+            let session = reached.connect(home, g, ssh).await?;
+            let on_node = match req.access.kubelet.direct {
+                false => through_api_server(client, req, &target).await,
+                true => on_node(home, req, &target, &node).await,
             };
             let file = match on_node {
                 Ok(path) => reached.fetch(&session, &path).await,
@@ -308,13 +299,7 @@ fn cluster_ca(home: &Home, cluster: &str) -> Result<Vec<u8>> {
 }
 
 /// Asks the kubelet on its node, with the `apiserver-kubelet-client` certificate.
-async fn on_node(
-    home: &Home,
-    req: &Request,
-    target: &Target,
-    node: &Node,
-    ca: Option<&PathBuf>,
-) -> Result<String> {
+async fn on_node(home: &Home, req: &Request, target: &Target, node: &Node) -> Result<String> {
     let dir = home.cluster_dir(&req.cluster);
     let read = |file: &str| {
         std::fs::read(dir.join(file)).map_err(|e| {
@@ -329,7 +314,7 @@ async fn on_node(
         cert_pem: read("apiserver-kubelet-client.crt")?,
         key_pem: read("apiserver-kubelet-client.key")?,
     };
-    let ca = match ca {
+    let ca = match &req.access.kubelet.kubelet_ca {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => cluster_ca(home, &req.cluster)?,
     };
