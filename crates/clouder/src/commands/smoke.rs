@@ -50,7 +50,9 @@ pub struct Step {
 pub struct Counter {
     pub image: String,
     pub node: Option<String>,
-    /// The last count in the checkpoint (its container log).
+    /// The last count read from the pod's log just before the checkpoint was asked for.
+    pub before_checkpoint: Option<u64>,
+    /// The last count in the checkpoint's container log.
     pub checkpointed: Option<u64>,
     pub checkpoint: Option<String>,
     pub restored_node: Option<String>,
@@ -68,16 +70,23 @@ pub struct Report {
     pub cleaned_up: bool,
 }
 
-/// Pure: whether the restored counter continued from its checkpoint. The runtime copies the log
-/// into the archive after the dump, so the restored process prints the checkpointed value or the
-/// next one first; anything else is a process that did not keep its memory.
-pub fn verdict(checkpointed: u64, restored: &[u64]) -> std::result::Result<String, String> {
+/// Pure: whether the restored counter continued from its checkpoint. The process's count when
+/// it was dumped lies between `before` (the last count seen before asking for the checkpoint)
+/// and `checkpointed` (the last in the archive's log, which the runtime copies after the dump,
+/// while the container runs on): the restored process counts on from there, so its first count
+/// is above `before` and at most one past `checkpointed`. A process that lost its memory starts
+/// again from zero.
+pub fn verdict(
+    before: u64,
+    checkpointed: u64,
+    restored: &[u64],
+) -> std::result::Result<String, String> {
     let Some(&first) = restored.first() else {
         return Err("the restored counter printed nothing".into());
     };
-    if first < checkpointed {
+    if first <= before {
         return Err(format!(
-            "the restored counter started at {first}, but its checkpoint holds {checkpointed}: the process's memory did not survive the restore"
+            "the restored counter started at {first}, but it had counted to {before} before its checkpoint (the checkpoint holds {checkpointed}): the process's memory did not survive the restore"
         ));
     }
     if first > checkpointed + 1 {
@@ -92,7 +101,7 @@ pub fn verdict(checkpointed: u64, restored: &[u64]) -> std::result::Result<Strin
         ));
     }
     Ok(format!(
-        "checkpointed at {checkpointed}, restored counting {}",
+        "counted to {before} before the checkpoint ({checkpointed} in it), restored counting {}",
         restored
             .iter()
             .map(u64::to_string)
@@ -370,6 +379,8 @@ impl Run<'_> {
                         ssh: run.args.ssh.clone(),
                     },
                 };
+                let before = run.counts_of("counter", None).await?.last().copied();
+                run.counter.before_checkpoint = before;
                 let taken = take::take(run.home, run.g, &run.client, &request)
                     .await
                     .map_err(|e| format!("{e:#}"))?;
@@ -452,9 +463,10 @@ impl Run<'_> {
                 .await?;
             run.counter.restored = restored.iter().take(10).copied().collect();
             let checkpointed = run.counter.checkpointed.unwrap_or_default();
+            let before = run.counter.before_checkpoint.unwrap_or_default();
             Ok((
                 Outcome::Passed,
-                verdict(checkpointed, &run.counter.restored)?,
+                verdict(before, checkpointed, &run.counter.restored)?,
                 (),
             ))
         })
@@ -558,28 +570,32 @@ mod tests {
     #[test]
     fn memory_survived_only_when_the_count_goes_on() {
         assert_eq!(
-            verdict(41, &[42, 43, 44]).unwrap(),
-            "checkpointed at 41, restored counting 42, 43, 44"
+            verdict(39, 41, &[42, 43, 44]).unwrap(),
+            "counted to 39 before the checkpoint (41 in it), restored counting 42, 43, 44"
         );
         assert!(
-            verdict(41, &[41, 42, 43]).is_ok(),
-            "the archived last value again"
+            verdict(39, 41, &[40, 41, 42]).is_ok(),
+            "counts copied into the archive after the dump"
         );
         assert_eq!(
-            verdict(41, &[0, 1, 2]).unwrap_err(),
-            "the restored counter started at 0, but its checkpoint holds 41: the process's memory did not survive the restore"
+            verdict(39, 41, &[0, 1, 2]).unwrap_err(),
+            "the restored counter started at 0, but it had counted to 39 before its checkpoint (the checkpoint holds 41): the process's memory did not survive the restore"
         );
         assert!(
-            verdict(41, &[90, 91])
+            verdict(39, 41, &[90, 91])
                 .unwrap_err()
                 .contains("not the checkpointed process")
         );
         assert!(
-            verdict(41, &[42, 44])
+            verdict(39, 41, &[42, 44])
                 .unwrap_err()
                 .contains("does not count on: 42 then 44")
         );
-        assert!(verdict(41, &[]).is_err());
+        assert!(verdict(39, 41, &[]).is_err());
+        assert!(
+            verdict(39, 41, &[39, 40]).is_err(),
+            "not past what it had counted before"
+        );
     }
 
     #[test]
