@@ -30,7 +30,7 @@ impl Drop for Kubelet {
 
 /// The stand-in kubelet in the lab host's network namespace, rooted at `root`, running pods
 /// through `node`'s containerd; its output appended to `log`.
-fn spawn_kubelet(lab: &Lab, root: &Path, node: &CriNode, log: &Path) -> Kubelet {
+fn spawn_kubelet(lab: &Lab, root: &Path, node: &CriNode, log: &Path, extra: &[&str]) -> Kubelet {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -55,6 +55,7 @@ fn spawn_kubelet(lab: &Lab, root: &Path, node: &CriNode, log: &Path) -> Kubelet 
             ))
             .arg(format!("--node-ip={}", host.address))
             .arg("--hostname-override=smoke-node")
+            .args(extra)
             .env(ROOT_ENV, root)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -137,7 +138,7 @@ impl World {
         std::os::unix::fs::symlink(&checkpoints, root.join("var/lib/kubelet/checkpoints")).unwrap();
         kube.write_kubeconfig(root.join("kubelet.conf")).unwrap();
         let kubelet_log = env.dir.path().join("kubelet.log");
-        let kubelet = spawn_kubelet(&lab, &root, &node, &kubelet_log);
+        let kubelet = spawn_kubelet(&lab, &root, &node, &kubelet_log, &[]);
 
         // clouder knows the cluster: its kubeconfig, and the node as a `provider: ssh` host.
         let hosts = [format!("{}:22", host.address)];
@@ -183,11 +184,12 @@ impl World {
         self.env.run_with(&args, extra_env)
     }
 
-    /// Stops the kubelet (its pods keep running in the runtime) and starts it again.
-    fn restart_kubelet(&mut self) {
+    /// Stops the kubelet (its pods keep running in the runtime) and starts it again with `extra`
+    /// flags.
+    fn restart_kubelet(&mut self, extra: &[&str]) {
         let _ = self.kubelet.0.kill();
         let _ = self.kubelet.0.wait();
-        self.kubelet = spawn_kubelet(&self.lab, &self.root, &self.node, &self.kubelet_log);
+        self.kubelet = spawn_kubelet(&self.lab, &self.root, &self.node, &self.kubelet_log, extra);
     }
 
     fn logs(&self) -> String {
@@ -478,7 +480,7 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
 
     // A restarted kubelet takes over the pods the runtime runs: none is started twice.
     let mut world = world;
-    world.restart_kubelet();
+    world.restart_kubelet(&[]);
     let sandboxes = async || {
         world
             .node
@@ -546,6 +548,21 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
             Err(kube::Error::Api(e)) => assert_eq!((e.code, e.message.trim()), (404, expected)),
             other => panic!("{target}: {other:?}"),
         }
+    }
+
+    // With the ContainerCheckpoint gate off the route does not exist: go-restful's plain 404.
+    world.restart_kubelet(&["--feature-gates=ContainerCheckpoint=false"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.request_text(proxy("long/main")).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                assert_eq!(e.message.trim(), "404 page not found");
+                break;
+            }
+            // Not listening yet (503 from the API server) or still the old kubelet.
+            other => assert!(Instant::now() < deadline, "{other:?}\n{}", world.logs()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // Deleted pods leave the runtime.
