@@ -184,6 +184,18 @@ impl World {
         self.env.run_with(&args, extra_env)
     }
 
+    /// The pod sandboxes in the runtime.
+    async fn sandboxes(&self) -> Vec<clouder_checkpoint::cri::api::PodSandbox> {
+        let request = clouder_checkpoint::cri::api::ListPodSandboxRequest::default();
+        let mut runtime = self.node.cri.runtime();
+        runtime
+            .list_pod_sandbox(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+    }
+
     /// Stops the kubelet (its pods keep running in the runtime) and starts it again with `extra`
     /// flags.
     fn restart_kubelet(&mut self, extra: &[&str]) {
@@ -481,17 +493,6 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
     // A restarted kubelet takes over the pods the runtime runs: none is started twice.
     let mut world = world;
     world.restart_kubelet(&[]);
-    let sandboxes = async || {
-        world
-            .node
-            .cri
-            .runtime()
-            .list_pod_sandbox(clouder_checkpoint::cri::api::ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .items
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&world.kubelet_log)
         .unwrap()
@@ -501,7 +502,8 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let long_sandboxes = sandboxes()
+    let long_sandboxes = world
+        .sandboxes()
         .await
         .into_iter()
         .filter(|s| s.metadata.as_ref().unwrap().name == "long")
@@ -571,15 +573,7 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let sandboxes = world
-            .node
-            .cri
-            .runtime()
-            .list_pod_sandbox(clouder_checkpoint::cri::api::ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
+        let sandboxes = world.sandboxes().await;
         if sandboxes.is_empty()
             && pods
                 .list(&Default::default())
