@@ -9,7 +9,6 @@ mod support;
 use clouder_checkpoint::cri::api;
 use clouder_checkpoint::{CheckpointImage, backend::Registry, push};
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use support::{Node, RegistryPeer, busybox_image, cri_rootfs};
 
@@ -52,7 +51,7 @@ echo "counter: $(grep -v VmRSS /tmp/counter.log | tail -1)"
     // cri-node.sh bind-mounts DIR/checkpoints at /checkpoints.
     std::fs::create_dir_all(dir.path().join("checkpoints")).unwrap();
     std::fs::write(dir.path().join("checkpoints/counter.sh"), counter_script()).unwrap();
-    let node_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/cri-node.sh");
+    let node_script = support::node_script();
     let out = std::process::Command::new("unshare")
         .args(["-m", "-p", "-f", "--kill-child"])
         .arg(node_script)

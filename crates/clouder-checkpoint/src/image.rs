@@ -177,6 +177,25 @@ impl CheckpointImage {
     }
 }
 
+/// The last line the container wrote before its checkpoint: the last message of the archive's
+/// `container.log` (CRI format, `TIME STREAM TAG MESSAGE`), if it has one. Blocking.
+pub fn last_output(archive: &Path) -> std::io::Result<Option<String>> {
+    let mut tar = tar::Archive::new(std::fs::File::open(archive)?);
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        if entry.path()?.to_string_lossy().trim_start_matches("./") == "container.log" {
+            let mut log = String::new();
+            entry.read_to_string(&mut log)?;
+            return Ok(log
+                .lines()
+                .filter_map(|line| line.splitn(4, ' ').nth(3))
+                .next_back()
+                .map(str::to_string));
+        }
+    }
+    Ok(None)
+}
+
 /// An uncompressed tar file as a layer blob.
 pub fn layer_of(tar: &Path) -> Result<Blob> {
     let (digest, size) = sha256_file(tar).map_err(|source| ImageError::Read {

@@ -7,7 +7,6 @@
 
 pub mod backend;
 pub mod catalogue;
-pub mod cri;
 pub mod image;
 pub mod kubelet;
 pub mod policy;
@@ -15,4 +14,6 @@ pub mod policy;
 pub mod testing;
 
 pub use backend::{Backend, BackendError, PushReport, push};
+/// The CRI client lives in its own crate (the kubelet stand-in uses it too).
+pub use clouder_cri as cri;
 pub use image::{CheckpointImage, ImageError, Metadata, OciImage};

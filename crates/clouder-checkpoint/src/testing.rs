@@ -1,5 +1,8 @@
 //! Test helpers shared with other crates' tests: not part of the API.
 
+use crate::image::{Content, OciImage, layer_of};
+use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A checkpoint archive shaped like the runtime's (metadata files, CRIU images, the container
@@ -36,4 +39,54 @@ pub fn fake_archive(dir: &Path, name: &str, pages: usize, checkpointed_at: &str)
     }
     tar.into_inner().unwrap();
     path
+}
+
+/// An image with `busybox` (static) and its applets as symlinks, whose entrypoint sleeps: the
+/// pods' sandbox image and the counter's image. Written as a layer tar under `dir`.
+pub fn busybox_image(dir: &Path, busybox: &Path) -> OciImage {
+    let layer = dir.join("busybox-layer.tar");
+    let mut tar = tar::Builder::new(std::fs::File::create(&layer).unwrap());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_size(0);
+    header.set_mtime(0);
+    for d in ["bin", "tmp", "proc", "sys", "dev", "etc"] {
+        tar.append_data(&mut header.clone(), d, std::io::empty())
+            .unwrap();
+    }
+    let bytes = std::fs::read(busybox).unwrap();
+    let mut file = tar::Header::new_gnu();
+    file.set_mode(0o755);
+    file.set_size(bytes.len() as u64);
+    file.set_mtime(0);
+    tar.append_data(&mut file, "bin/busybox", bytes.as_slice())
+        .unwrap();
+    for applet in ["sh", "sleep", "cat", "echo", "head", "tr", "ls", "ps"] {
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_mode(0o777);
+        link.set_size(0);
+        link.set_mtime(0);
+        tar.append_link(&mut link, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    tar.into_inner().unwrap();
+    let config = ImageConfigurationBuilder::default().config(
+        ConfigBuilder::default()
+            .entrypoint(vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                "while :; do sleep 3600; done".to_string(),
+            ])
+            .env(vec!["PATH=/bin".to_string()])
+            .build()
+            .unwrap(),
+    );
+    OciImage::build(
+        config,
+        vec![(layer_of(&layer).unwrap(), Content::File(layer))],
+        HashMap::new(),
+    )
+    .unwrap()
 }

@@ -37,18 +37,12 @@ fn counts(log: &str, since: jiff::Timestamp) -> Vec<u64> {
 
 /// The last counter value in the container log that the runtime put into the archive.
 fn last_count_in_archive(archive: &std::path::Path) -> u64 {
-    let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    for entry in tar.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().to_str() == Some("container.log") {
-            let mut log = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut log).unwrap();
-            return *counts(&log, jiff::Timestamp::UNIX_EPOCH)
-                .last()
-                .expect("the archived log has counts");
-        }
-    }
-    panic!("the archive has no container.log");
+    clouder_checkpoint::image::last_output(archive)
+        .unwrap()
+        .expect("the archived log has counts")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 async fn wait_until<T>(what: &str, node: &Node, mut probe: impl FnMut() -> Option<T>) -> T {

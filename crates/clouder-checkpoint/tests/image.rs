@@ -118,3 +118,15 @@ fn what_is_not_a_checkpoint_archive_is_refused_clearly() {
     let err = CheckpointImage::from_archive(&dir.path().join("missing.tar"), None).unwrap_err();
     assert!(matches!(err, ImageError::Read { .. }), "{err:?}");
 }
+
+#[test]
+fn the_last_output_before_the_checkpoint_is_read_from_the_archived_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = fake_archive(dir.path(), "a.tar", 4096, AT);
+    assert_eq!(
+        clouder_checkpoint::image::last_output(&archive)
+            .unwrap()
+            .as_deref(),
+        Some("41")
+    );
+}

@@ -188,6 +188,11 @@ impl Lab {
         self.dir.path().join("client")
     }
 
+    /// This machine's address on the lab's bridge: what the hosts reach it at.
+    pub fn gateway(&self) -> String {
+        format!("{}.1", self.subnet)
+    }
+
     /// An address on the lab's subnet with nothing behind it.
     pub fn unreachable(&self) -> String {
         format!("{}.250", self.subnet)
@@ -252,6 +257,14 @@ impl Lab {
 }
 
 impl LabHost {
+    /// `program` run in this host's network namespace (with this machine's files): a daemon
+    /// that listens on the host's address.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns]).arg(program);
+        cmd
+    }
+
     /// (Re)starts sshd; `same_key: false` gives the host a new host key, like a rebuilt machine.
     pub fn start_sshd(&mut self, client_key: &Path, same_key: bool) {
         self.stop_sshd();

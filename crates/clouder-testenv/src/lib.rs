@@ -4,6 +4,7 @@
 //! Needs root and what `scripts/peers.sh` installs.
 
 pub mod azurite;
+pub mod cri;
 pub mod endpoint;
 pub mod images;
 pub mod kubelet;

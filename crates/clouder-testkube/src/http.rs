@@ -167,6 +167,9 @@ pub async fn handle(
         return Ok(error_response(&ApiError::unauthorized()));
     };
     let path = req.uri().path().trim_end_matches('/').to_string();
+    if let Some(forward) = crate::proxy::forwarded(&path) {
+        return Ok(forward_to_kubelet(&app, &user, forward, req).await);
+    }
     let query = Query::parse(req.uri().query());
     if let Some(r) = discovery::serve(&app, &path, &query) {
         return Ok(r);
@@ -213,6 +216,42 @@ pub async fn handle(
     let response = verbs::dispatch(&app, call).unwrap_or_else(|e| error_response(&e));
     tracing::debug!(%method, %path, status = response.status().as_u16(), user = user.name(), "request");
     Ok(response)
+}
+
+/// Logs for admins and readers, the node proxy for admins only (as `nodes/proxy` is granted).
+async fn forward_to_kubelet(
+    app: &App,
+    user: &User,
+    forward: crate::proxy::Forward,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let allowed = match forward {
+        crate::proxy::Forward::Log { .. } => matches!(user, User::Admin | User::Reader),
+        crate::proxy::Forward::Node { .. } => *user == User::Admin,
+    };
+    if !allowed {
+        return error_response(&ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "User \"{}\" cannot reach the kubelet through the API server",
+                user.name()
+            ),
+        ));
+    }
+    let method = req.method().clone();
+    let query = req.uri().query().map(String::from);
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error_response(&ApiError::bad_request(format!(
+                "reading the request body: {e}"
+            )));
+        }
+    };
+    crate::proxy::serve(app, forward, method, query.as_deref(), body)
+        .await
+        .unwrap_or_else(|e| error_response(&e))
 }
 
 fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {

@@ -25,6 +25,10 @@ pub struct NodeConfig {
     pub internal_ip: Option<String>,
     /// What `nodeInfo.kubeletVersion` reports.
     pub kubelet_version: String,
+    /// Where the kubelet API is served (`daemonEndpoints`), on the InternalIP address.
+    pub kubelet_port: u16,
+    /// What `nodeInfo.containerRuntimeVersion` reports, e.g. `containerd://2.1.0`.
+    pub runtime_version: String,
 }
 
 impl NodeConfig {
@@ -47,6 +51,8 @@ impl NodeConfig {
             taints: Vec::new(),
             internal_ip: None,
             kubelet_version: "v1.36.0".into(),
+            kubelet_port: 10250,
+            runtime_version: "containerd://2.1.0".into(),
         }
     }
 
@@ -129,8 +135,9 @@ impl NodeConfig {
                     condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
                 ],
                 "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": self.name}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
                 "nodeInfo": {
-                    "kubeletVersion": self.kubelet_version, "kubeProxyVersion": "", "containerRuntimeVersion": "containerd://2.1.0",
+                    "kubeletVersion": self.kubelet_version, "kubeProxyVersion": "", "containerRuntimeVersion": self.runtime_version,
                     "osImage": "Debian GNU/Linux 12 (bookworm)", "operatingSystem": "linux", "architecture": "amd64",
                     "kernelVersion": "6.1.0", "machineID": "", "systemUUID": "", "bootID": "",
                 },

@@ -22,6 +22,7 @@ mod patch;
 mod persist;
 mod printers;
 mod protobuf;
+mod proxy;
 pub mod resources;
 mod schema;
 pub mod selectors;
@@ -76,6 +77,8 @@ pub(crate) struct App {
     reader_token: String,
     /// `host:port`, as `/api` advertises it.
     address: String,
+    /// How the server reaches kubelets (logs, node proxy).
+    kubelet_client: reqwest::Client,
 }
 
 impl App {
@@ -124,6 +127,9 @@ pub struct Options {
     /// Keep the CA, tokens and a snapshot of the objects here, and start from them when present,
     /// so that a restarted server is the same server.
     pub state_dir: Option<std::path::PathBuf>,
+    /// The certificate and key (PEM) the server presents to kubelets, as kube-apiserver's
+    /// `--kubelet-client-certificate`/`--kubelet-client-key` (kubeadm's `apiserver-kubelet-client`).
+    pub kubelet_client: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -136,6 +142,7 @@ impl Default for Options {
             watch_backlog: 4096,
             controllers: false,
             state_dir: None,
+            kubelet_client: None,
         }
     }
 }
@@ -236,6 +243,7 @@ impl TestKube {
             admin_token,
             reader_token,
             address: addr.to_string(),
+            kubelet_client: proxy::kubelet_client(options.kubelet_client.as_ref()),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
         let controllers = controllers::spawn(app.clone(), options.controllers);

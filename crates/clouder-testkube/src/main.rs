@@ -36,6 +36,12 @@ enum Command {
         /// Run the workload controllers, the scheduler and node lifecycle.
         #[arg(long)]
         controllers: bool,
+        /// The client certificate (PEM) presented to kubelets, for logs and the node proxy.
+        #[arg(long, requires = "kubelet_client_key")]
+        kubelet_client_certificate: Option<PathBuf>,
+        /// Its key (PEM).
+        #[arg(long, requires = "kubelet_client_certificate")]
+        kubelet_client_key: Option<PathBuf>,
     },
     /// A stand-in for kubeadm on a test host: init, join, token, upload-certs, reset.
     Kubeadm(clouder_testkube::standin::kubeadm::Args),
@@ -49,14 +55,27 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let (dir, bind, port, sans, controllers) = match Cli::parse().command {
+    let (dir, bind, port, sans, controllers, kubelet_client) = match Cli::parse().command {
         Command::Serve {
             dir,
             bind,
             port,
             sans,
             controllers,
-        } => (dir, bind, port, sans, controllers),
+            kubelet_client_certificate,
+            kubelet_client_key,
+        } => {
+            let kubelet_client = match (kubelet_client_certificate, kubelet_client_key) {
+                (Some(cert), Some(key)) => Some((
+                    std::fs::read_to_string(&cert)
+                        .with_context(|| format!("reading {}", cert.display()))?,
+                    std::fs::read_to_string(&key)
+                        .with_context(|| format!("reading {}", key.display()))?,
+                )),
+                _ => None,
+            };
+            (dir, bind, port, sans, controllers, kubelet_client)
+        }
         Command::Kubeadm(args) => {
             let code = clouder_testkube::standin::kubeadm::main(args).await;
             std::process::exit(code)
@@ -77,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         sans,
         controllers,
         state_dir: Some(dir.clone()),
+        kubelet_client,
         ..Default::default()
     })
     .await?;

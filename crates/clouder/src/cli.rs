@@ -422,7 +422,9 @@ pub enum Kubeadm {
     #[command(after_help = "Example:\n  clouder kubeadm prune demo --force")]
     Prune(PruneArgs),
     /// Ingress check, then checkpoint/restore of a counter pod.
-    #[command(after_help = "Example:\n  clouder kubeadm smoke-test demo --no-cleanup")]
+    #[command(
+        after_help = "Examples:\n  clouder kubeadm smoke-test demo --to registry.example.com/clouder/checkpoints\n  clouder kubeadm smoke-test demo -u admin -i demo-key --no-cleanup -o json"
+    )]
     SmokeTest(SmokeArgs),
     /// Install the NGINX ingress controller with a cloud load balancer.
     #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-nginx demo")]
@@ -759,6 +761,15 @@ pub struct SmokeArgs {
     /// Keep the test resources for inspection.
     #[arg(long)]
     pub no_cleanup: bool,
+    /// The counter's image (a shell with `sleep`): offline clusters name a mirror.
+    #[arg(long, env = "CLOUDER_SMOKE_IMAGE", default_value = "busybox:1.37")]
+    pub image: String,
+    /// Where to store the counter's checkpoint image: a registry the nodes pull from.
+    #[arg(long, env = "CLOUDER_CHECKPOINT_TO")]
+    pub to: String,
+    /// Seconds each step may take.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
 }
 
 #[derive(Args, Debug)]

@@ -1,268 +1,25 @@
 //! Real peers for the checkpoint tests: Debian's docker-registry and containerd 2.1 + runc +
-//! CRIU 4.x in the trixie root filesystem that `scripts/peers.sh` builds. Each test starts its
-//! own, on free ports and in temporary directories, and stops them when dropped.
+//! CRIU 4.x (clouder-testenv's [`Node`]). Each test starts its own, on free ports and in
+//! temporary directories, and stops them when dropped.
 
 #![allow(dead_code)]
 
-use clouder_checkpoint::cri::{Cri, api};
-use clouder_checkpoint::image::{Content, OciImage, layer_of};
-use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[allow(unused_imports)]
+pub use clouder_testenv::kubelet;
 
+use clouder_checkpoint::cri::api;
+use clouder_checkpoint::image::OciImage;
+use std::collections::HashMap;
+use std::path::Path;
+
+#[allow(unused_imports)]
+pub use clouder_testenv::cri::{CriNode as Node, cri_rootfs, node_script};
 #[allow(unused_imports)]
 pub use clouder_testenv::registry::{RegistryPeer, free_port, installed, wait_for};
 
-/// The trixie root filesystem with containerd, runc, CRIU, iptables and busybox.
-pub fn cri_rootfs() -> PathBuf {
-    installed(
-        "CLOUDER_TEST_CRI_ROOTFS",
-        "/var/tmp/clouder-rootfs/trixie-cri",
-        "usr/sbin/criu",
-    )
-}
-
-/// An image with busybox (static) and its applets as symlinks, whose entrypoint sleeps: the
-/// pods' sandbox image and the counter's image. Written as a layer tar under `dir`.
+/// The busybox image of the trixie root filesystem: the pods' sandbox image and the counter's.
 pub fn busybox_image(dir: &Path) -> OciImage {
-    let busybox = cri_rootfs().join("usr/bin/busybox");
-    let layer = dir.join("busybox-layer.tar");
-    let mut tar = tar::Builder::new(std::fs::File::create(&layer).unwrap());
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Directory);
-    header.set_mode(0o755);
-    header.set_size(0);
-    header.set_mtime(0);
-    for d in ["bin", "tmp", "proc", "sys", "dev", "etc"] {
-        tar.append_data(&mut header.clone(), d, std::io::empty())
-            .unwrap();
-    }
-    let bytes = std::fs::read(&busybox).unwrap();
-    let mut file = tar::Header::new_gnu();
-    file.set_mode(0o755);
-    file.set_size(bytes.len() as u64);
-    file.set_mtime(0);
-    tar.append_data(&mut file, "bin/busybox", bytes.as_slice())
-        .unwrap();
-    for applet in ["sh", "sleep", "cat", "echo", "head", "tr", "ls", "ps"] {
-        let mut link = tar::Header::new_gnu();
-        link.set_entry_type(tar::EntryType::Symlink);
-        link.set_mode(0o777);
-        link.set_size(0);
-        link.set_mtime(0);
-        tar.append_link(&mut link, format!("bin/{applet}"), "busybox")
-            .unwrap();
-    }
-    tar.into_inner().unwrap();
-    let config = ImageConfigurationBuilder::default().config(
-        ConfigBuilder::default()
-            .entrypoint(vec![
-                "/bin/sh".to_string(),
-                "-c".to_string(),
-                "while :; do sleep 3600; done".to_string(),
-            ])
-            .env(vec!["PATH=/bin".to_string()])
-            .build()
-            .unwrap(),
-    );
-    OciImage::build(
-        config,
-        vec![(layer_of(&layer).unwrap(), Content::File(layer))],
-        HashMap::new(),
-    )
-    .unwrap()
-}
-
-/// containerd 2.1 with runc and CRIU in the trixie root filesystem, in its own mount and pid
-/// namespaces; killing the `unshare` kills every process of the node.
-pub struct Node {
-    child: Child,
-    pub dir: tempfile::TempDir,
-    pub cri: Cri,
-}
-
-impl Node {
-    /// Starts containerd; `sandbox_image` (pullable from a registry) is its pause image.
-    pub async fn start(sandbox_image: &str) -> Self {
-        let rootfs = cri_rootfs();
-        // Under /var/tmp, not a tmpfs /tmp: overlay upper dirs and CRIU images want a real disk.
-        let dir = tempfile::Builder::new()
-            .prefix("clouder-cri-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            containerd_config(sandbox_image),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/cri-node.sh");
-        let child = Command::new("unshare")
-            .args(["-m", "-p", "-f", "--kill-child"])
-            .arg(script)
-            .arg(&rootfs)
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("unshare (util-linux)");
-        let socket = dir.path().join("run/containerd/containerd.sock");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let cri = loop {
-            if socket.exists()
-                && let Ok(cri) = Cri::connect(&socket).await
-                && cri.version().await.is_ok()
-            {
-                break cri;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "containerd did not start: {}",
-                    std::fs::read_to_string(dir.path().join("containerd.log")).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        Node { child, dir, cri }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-
-    /// A checkpoint archive's path inside the node, and the same file seen from the test.
-    pub fn archive(&self, name: &str) -> (String, PathBuf) {
-        (
-            format!("/checkpoints/{name}"),
-            self.dir.path().join("checkpoints").join(name),
-        )
-    }
-
-    /// A pod sandbox as the kubelet would ask for it, on the node's network (no CNI needed).
-    pub async fn run_pod(&self, name: &str, uid: &str) -> (String, api::PodSandboxConfig) {
-        let config = api::PodSandboxConfig {
-            metadata: Some(api::PodSandboxMetadata {
-                name: name.to_string(),
-                uid: uid.to_string(),
-                namespace: "default".to_string(),
-                attempt: 0,
-            }),
-            log_directory: format!("/var/log/pods/default_{name}_{uid}"),
-            labels: HashMap::from([
-                ("io.kubernetes.pod.name".to_string(), name.to_string()),
-                (
-                    "io.kubernetes.pod.namespace".to_string(),
-                    "default".to_string(),
-                ),
-                ("io.kubernetes.pod.uid".to_string(), uid.to_string()),
-            ]),
-            linux: Some(api::LinuxPodSandboxConfig {
-                security_context: Some(api::LinuxSandboxSecurityContext {
-                    namespace_options: Some(namespaces()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let id = self
-            .cri
-            .runtime()
-            .run_pod_sandbox(api::RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}\n{}", self.log()))
-            .into_inner()
-            .pod_sandbox_id;
-        (id, config)
-    }
-
-    /// The container's log (CRI format), read from outside the node.
-    pub fn container_log(&self, pod: &api::PodSandboxConfig, log_path: &str) -> String {
-        let dir = pod.log_directory.trim_start_matches("/var/log/pods/");
-        std::fs::read_to_string(self.dir.path().join("pods").join(dir).join(log_path))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            print_criu_logs(self.dir.path());
-            if std::env::var_os("CLOUDER_TEST_KEEP").is_some() {
-                self.dir.disable_cleanup(true);
-                eprintln!("kept {}", self.dir.path().display());
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// containerd's configuration: native snapshotter (no overlay in overlay), the pinned sandbox
-/// image, and the settings that runc needs in a nested pid namespace.
-fn containerd_config(sandbox_image: &str) -> String {
-    format!(
-        r#"version = 3
-root = "/var/lib/containerd"
-state = "/run/containerd"
-
-[grpc]
-  address = "/run/containerd/containerd.sock"
-
-[plugins.'io.containerd.cri.v1.images']
-  snapshotter = "native"
-  [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = "{sandbox_image}"
-
-[plugins.'io.containerd.cri.v1.runtime']
-  enable_cdi = false
-  restrict_oom_score_adj = true
-
-[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]
-  platform = "linux/amd64"
-  snapshotter = "native"
-"#
-    )
-}
-
-/// CRIU's own logs under the node's directories: the reason behind "criu failed".
-fn print_criu_logs(dir: &Path) {
-    let mut pending = vec![dir.join("run"), dir.join("lib")];
-    while let Some(d) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                pending.push(path);
-            } else if name.ends_with("restore.log") || name == "criu.log" {
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                let tail: Vec<_> = text.lines().rev().take(40).collect();
-                eprintln!("--- {} (last lines)", path.display());
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-/// The node's network, and a pid namespace per container as the kubelet asks unless the pod
-/// shares its process namespace: a restored process gets its own pids back, never colliding.
-pub fn namespaces() -> api::NamespaceOption {
-    api::NamespaceOption {
-        network: api::NamespaceMode::Node as i32,
-        pid: api::NamespaceMode::Container as i32,
-        ..Default::default()
-    }
+    clouder_checkpoint::testing::busybox_image(dir, &cri_rootfs().join("usr/bin/busybox"))
 }
 
 #[allow(unused_imports)]
@@ -297,13 +54,7 @@ pub fn counter_container(
         command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         log_path: "counter/0.log".into(),
         labels,
-        linux: Some(api::LinuxContainerConfig {
-            security_context: Some(api::LinuxContainerSecurityContext {
-                namespace_options: Some(namespaces()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: Some(clouder_checkpoint::cri::node_network_container()),
         ..Default::default()
     }
 }

@@ -7,6 +7,8 @@ pub mod config;
 pub mod kubeadm;
 pub mod kubelet;
 pub mod pki;
+pub mod runtime;
+pub mod server;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -12,12 +12,12 @@ mod kube;
 mod kubeconfig;
 mod node_agent;
 mod passthrough;
-mod pending;
 mod prune;
 mod scale;
 mod secrets;
 mod services;
 mod setup;
+mod smoke;
 mod storage;
 mod terminate;
 mod terraform;
@@ -150,12 +150,7 @@ async fn dispatch(home: &Home, g: &Global, command: Command) -> Result<()> {
             Kubeadm::Setup(a) => setup::setup(home, g, a).await,
             Kubeadm::GetConfig(a) => kubeconfig::get_config(home, g, a).await,
             Kubeadm::Prune(a) => prune::prune(home, g, a).await,
-            Kubeadm::SmokeTest(a) => pending::not_yet(
-                home,
-                a.name,
-                "smoke-test",
-                "the Kubernetes layer and checkpoint/restore",
-            ),
+            Kubeadm::SmokeTest(a) => smoke::smoke_test(home, g, a).await,
             Kubeadm::EnableIngressNginx(a) => {
                 kube::enable_ingress(home, g, a, clouder_kube::addons::Addon::IngressNginx).await
             }

@@ -17,6 +17,7 @@ mod parity;
 mod resume;
 mod services;
 mod setup;
+mod smoke;
 mod ssh_provider;
 mod state;
 mod state_azblob;

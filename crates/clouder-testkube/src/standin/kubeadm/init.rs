@@ -128,6 +128,8 @@ pub(super) async fn init(
         format!("--bind={advertise}"),
         format!("--port={port}"),
         "--controllers".into(),
+        format!("--kubelet-client-certificate={PKI}/apiserver-kubelet-client.crt"),
+        format!("--kubelet-client-key={PKI}/apiserver-kubelet-client.key"),
     ];
     let version = cluster
         .kubernetes_version

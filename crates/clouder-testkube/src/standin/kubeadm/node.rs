@@ -44,9 +44,13 @@ pub(super) fn start_kubelet(
         &format!("KUBELET_KUBEADM_ARGS=\"{}\"\n", flags.join(" ")),
         0o644,
     )?;
-    let kubelet = kubelet.cloned().unwrap_or_else(
+    let mut kubelet = kubelet.cloned().unwrap_or_else(
         || json!({"apiVersion": config::KUBELET_API, "kind": "KubeletConfiguration"}),
     );
+    // kubeadm's default: the kubelet API trusts client certificates of the cluster CA.
+    if kubelet["authentication"]["x509"]["clientCAFile"].is_null() {
+        kubelet["authentication"]["x509"]["clientCAFile"] = json!(format!("{}/ca.crt", super::PKI));
+    }
     host.write(
         KUBELET_CONFIG,
         &serde_yaml_ng::to_string(&kubelet).expect("YAML"),

@@ -139,10 +139,15 @@ fn show(home: &Home, g: &Global, args: CheckpointIdArgs) -> Result<()> {
 }
 
 async fn rm(home: &Home, g: &Global, args: CheckpointIdArgs) -> Result<()> {
-    let r = record(home, &args.id)?;
-    let backend = backend::open(&r.backend).await?;
-    let removed = catalogue::remove(&home.store()?, backend.as_ref(), &r.id).await?;
+    let removed = forget(home, &args.id).await?;
     output::emit(g.output, &removed, || format!("removed {}\n", removed.id))
+}
+
+/// Deletes a checkpoint's image from its backend and its record from the catalogue.
+pub async fn forget(home: &Home, id: &str) -> Result<CheckpointRecord> {
+    let r = record(home, id)?;
+    let backend = backend::open(&r.backend).await?;
+    Ok(catalogue::remove(&home.store()?, backend.as_ref(), &r.id).await?)
 }
 
 async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result<()> {

@@ -49,6 +49,8 @@ pub struct Taken {
     pub reused_blobs: usize,
     /// Checkpoints retention dropped.
     pub dropped: Vec<String>,
+    /// The last line the container wrote before the checkpoint (its log in the archive).
+    pub last_output: Option<String>,
     pub seconds: f64,
 }
 
@@ -148,9 +150,15 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
         }
     };
     let node = target.node.clone();
-    let image =
-        tokio::task::spawn_blocking(move || CheckpointImage::from_archive(&archive, Some(&node)))
-            .await??;
+    let (image, last_output) = tokio::task::spawn_blocking(move || {
+        let image = CheckpointImage::from_archive(&archive, Some(&node))?;
+        // The container's log is in the archive too; it is only reported, so unreadable is none.
+        let last = clouder_checkpoint::image::last_output(&archive)
+            .ok()
+            .flatten();
+        anyhow::Ok((image, last))
+    })
+    .await??;
     let m = &image.metadata;
     let archived = (
         m.namespace.as_deref(),
@@ -194,6 +202,7 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
         uploaded_bytes: report.bytes_uploaded,
         reused_blobs: report.skipped.len(),
         dropped,
+        last_output,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

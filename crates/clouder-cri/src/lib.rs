@@ -164,3 +164,35 @@ pub fn image_spec(image: &str) -> api::ImageSpec {
         ..Default::default()
     }
 }
+
+/// The node's network (no CNI needed), and a pid namespace per container as the kubelet asks
+/// unless the pod shares its process namespace: a restored process gets its own pids back.
+pub fn node_network() -> api::NamespaceOption {
+    api::NamespaceOption {
+        network: api::NamespaceMode::Node as i32,
+        pid: api::NamespaceMode::Container as i32,
+        ..Default::default()
+    }
+}
+
+/// A sandbox's Linux settings with [`node_network`] namespaces.
+pub fn node_network_sandbox() -> api::LinuxPodSandboxConfig {
+    api::LinuxPodSandboxConfig {
+        security_context: Some(api::LinuxSandboxSecurityContext {
+            namespace_options: Some(node_network()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A container's Linux settings with [`node_network`] namespaces.
+pub fn node_network_container() -> api::LinuxContainerConfig {
+    api::LinuxContainerConfig {
+        security_context: Some(api::LinuxContainerSecurityContext {
+            namespace_options: Some(node_network()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

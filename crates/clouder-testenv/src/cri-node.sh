@@ -16,6 +16,9 @@ mount --bind "$dir/run" "$root/run"
 mount --bind "$dir/lib" "$root/var/lib/containerd"
 mount --bind "$dir/pods" "$root/var/log/pods"
 mount --bind "$dir/checkpoints" "$root/checkpoints"
+# Where a kubelet asks the runtime to write checkpoint archives.
+mkdir -p "$root/var/lib/kubelet/checkpoints"
+mount --bind "$dir/checkpoints" "$root/var/lib/kubelet/checkpoints"
 cp "$dir/config.toml" "$root/etc/containerd/config.toml"
 # runc has CRIU read this file: keep CRIU's log of the last dump or restore where the test sees it.
 mkdir -p "$root/etc/criu"
