@@ -340,6 +340,16 @@ impl Kubelet {
     /// soon as it is bound, and a pod being deleted there is finished, as a healthy kubelet
     /// would. Stops when the handle is dropped.
     pub fn start(&self) -> AutoKubelet {
+        self.spawn(true)
+    }
+
+    /// Like [`Kubelet::start`], but only finishes graceful deletions on Ready nodes: for tests
+    /// that write the running pods' statuses themselves.
+    pub fn start_finishing_deletions(&self) -> AutoKubelet {
+        self.spawn(false)
+    }
+
+    fn spawn(&self, runs_pods: bool) -> AutoKubelet {
         let me = self.clone();
         let task = tokio::spawn(async move {
             // With backoff: once the server is gone, errors must not come back-to-back, or this
@@ -358,7 +368,7 @@ impl Kubelet {
             .map(|_| ());
             let mut changes = std::pin::pin!(futures::stream::select(pods, nodes));
             while changes.next().await.is_some() {
-                if let Err(e) = me.sweep().await {
+                if let Err(e) = me.sweep(runs_pods).await {
                     tracing::debug!("kubelet sweep: {e}");
                 }
             }
@@ -366,14 +376,16 @@ impl Kubelet {
         AutoKubelet { task }
     }
 
-    async fn sweep(&self) -> kube::Result<()> {
+    async fn sweep(&self, runs_pods: bool) -> kube::Result<()> {
         let nodes = Api::<Node>::all(self.client.clone())
             .list(&ListParams::default())
             .await?;
         for node in nodes.items.iter().filter(|n| node_ready(n)) {
             let name = node.metadata.name.as_deref().unwrap_or_default();
             self.finish_deletions_on(name).await?;
-            self.run_pods_on(name).await?;
+            if runs_pods {
+                self.run_pods_on(name).await?;
+            }
         }
         Ok(())
     }

@@ -371,6 +371,9 @@ async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
     let (on_node, kubelet) = kubelet_with_archive_on(&lab).await;
     kubelet_node(&kube, "box-1", &address, port(&kubelet)).await;
     kubelet_node(&kube, "w-9", "192.0.2.9", port(&kubelet)).await;
+    // The nodes' kubelets finish the deletions of evicted pods (their containers stopped).
+    let _kubelets =
+        clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start_finishing_deletions();
     pod_on(&kube, ("shop", "web-0"), "box-1", "app", "agent").await;
     pod_on(&kube, ("shop", "other"), "box-1", "app", "web").await;
     let kubelet_ca = kubelet_client(&env, "by", &kubelet);
@@ -441,6 +444,9 @@ async fn a_failed_before_drain_checkpoint_stops_the_drain_unless_forced() {
     let client = kube.client().await.unwrap();
     let kubelet = kubelet_of("shop/web-1", None, None).await;
     kubelet_node(&kube, "box-2", &address, port(&kubelet)).await;
+    // The nodes' kubelets finish the deletions of evicted pods (their containers stopped).
+    let _kubelets =
+        clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start_finishing_deletions();
     pod_on(&kube, ("shop", "web-1"), "box-2", "app", "agent").await;
     let kubelet_ca = kubelet_client(&env, "bf", &kubelet);
     before_drain_policy(&client, &env).await;
@@ -577,6 +583,9 @@ async fn scale_down_checkpoints_before_draining_and_restores_elsewhere() {
     let (on_node, kubelet) = kubelet_with_archive_on(&lab).await;
     kubelet_node(&kube, "w0", &w0, port(&kubelet)).await;
     kubelet_node(&kube, "w1", &w1, port(&kubelet)).await;
+    // The nodes' kubelets finish the deletions of evicted pods (their containers stopped).
+    let _kubelets =
+        clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start_finishing_deletions();
     // w0 runs one pod, w1 two: w0 is the one to go.
     pod_on(&kube, ("shop", "web-0"), "w0", "app", "agent").await;
     pod_on(&kube, ("shop", "db-0"), "w1", "app", "db").await;
