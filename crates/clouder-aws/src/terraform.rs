@@ -3,7 +3,6 @@
 //! users change (region, counts, sizes, admin CIDRs, the SSH key) and the outputs setup reads.
 
 use crate::cloud::Scope;
-use crate::resources::CONTROL_PLANE_POOL;
 use clouder_engine::terraform::{Terraform, per_index, pool_indexes};
 use clouder_engine::{Error, Graph};
 use clouder_spec::Cluster;
@@ -101,25 +100,10 @@ pub fn document(scope: &Scope, cluster: &Cluster, graph: &Graph) -> Result<Terra
                 ),
             ),
         )?;
-    let cp = &spec.control_plane;
-    let pools = std::iter::once((
-        CONTROL_PLANE_POOL,
-        cp.count,
-        &cp.size,
-        cp.os_disk_gb,
-        &[][..],
-    ))
-    .chain(spec.node_pools.iter().map(|p| {
-        (
-            p.name.as_str(),
-            p.count,
-            &p.size,
-            p.os_disk_gb,
-            p.retired.as_slice(),
-        )
-    }));
     let mut nodes = serde_json::Map::new();
-    for (pool, count, size, disk_gb, retired) in pools {
+    for p in spec.machine_pools() {
+        let (pool, count, size, disk_gb, retired) =
+            (p.name, p.count, p.size, p.os_disk_gb, p.retired);
         tf = tf
             .merge(pool_indexes(&pool_local(pool), count, retired)?)?
             .variable(

@@ -126,25 +126,42 @@ impl Credential {
     }
 
     pub async fn token(&self, http: &reqwest::Client) -> Result<String, String> {
+        let cache = match self {
+            Credential::Static(token) => return Ok(token.clone()),
+            Credential::ClientSecret { cached, .. }
+            | Credential::Federated { cached, .. }
+            | Credential::ManagedIdentity { cached, .. }
+            | Credential::AzureCli { cached } => cached,
+        };
+        let mut cached = cache.lock().await;
+        if let Some((token, until)) = cached.as_ref()
+            && *until > Instant::now()
+        {
+            return Ok(token.clone());
+        }
+        let (token, lifetime) = self.fetch(http).await?;
+        *cached = Some((token.clone(), fresh_until(lifetime)));
+        Ok(token)
+    }
+
+    /// A new token from the source, with its lifetime in seconds.
+    async fn fetch(&self, http: &reqwest::Client) -> Result<(String, u64), String> {
+        let entra = |authority: &str, tenant: &str| {
+            format!(
+                "{}/{tenant}/oauth2/v2.0/token",
+                authority.trim_end_matches('/')
+            )
+        };
         match self {
-            Credential::Static(token) => Ok(token.clone()),
+            Credential::Static(token) => Ok((token.clone(), u64::MAX)),
             Credential::ClientSecret {
                 authority,
                 tenant,
                 client_id,
                 secret,
-                cached,
+                ..
             } => {
-                let mut cached = cached.lock().await;
-                if let Some((token, until)) = cached.as_ref()
-                    && *until > Instant::now()
-                {
-                    return Ok(token.clone());
-                }
-                let url = format!(
-                    "{}/{tenant}/oauth2/v2.0/token",
-                    authority.trim_end_matches('/')
-                );
+                let url = entra(authority, tenant);
                 let form = [
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id.as_str()),
@@ -152,27 +169,18 @@ impl Credential {
                     ("scope", SCOPE),
                 ];
                 let body = token_response(http.post(&url).form(&form), &url).await?;
-                remember(
-                    &mut cached,
-                    &body,
-                    "the service principal could not sign in",
-                )
+                issued(&body, "the service principal could not sign in")
             }
             Credential::Federated {
                 authority,
                 tenant,
                 client_id,
                 file,
-                cached,
+                ..
             } => {
-                let mut cached = cached.lock().await;
-                if let Some((token, until)) = cached.as_ref()
-                    && *until > Instant::now()
-                {
-                    return Ok(token.clone());
-                }
                 let assertion = std::fs::read_to_string(file)
                     .map_err(|e| format!("reading the federated token {file}: {e}"))?;
+                let url = entra(authority, tenant);
                 let form = [
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id.as_str()),
@@ -183,28 +191,14 @@ impl Credential {
                     ("client_assertion", assertion.trim()),
                     ("scope", SCOPE),
                 ];
-                let url = format!(
-                    "{}/{tenant}/oauth2/v2.0/token",
-                    authority.trim_end_matches('/')
-                );
                 let body = token_response(http.post(&url).form(&form), &url).await?;
-                remember(
-                    &mut cached,
-                    &body,
-                    "the workload identity could not sign in",
-                )
+                issued(&body, "the workload identity could not sign in")
             }
             Credential::ManagedIdentity {
                 endpoint,
                 client_id,
-                cached,
+                ..
             } => {
-                let mut cached = cached.lock().await;
-                if let Some((token, until)) = cached.as_ref()
-                    && *until > Instant::now()
-                {
-                    return Ok(token.clone());
-                }
                 let url = format!(
                     "{}/metadata/identity/oauth2/token",
                     endpoint.trim_end_matches('/')
@@ -215,21 +209,15 @@ impl Credential {
                 }
                 let request = http.get(&url).query(&query).header("Metadata", "true");
                 let body = token_response(request, &url).await?;
-                remember(&mut cached, &body, "the managed identity gave no token")
+                issued(&body, "the managed identity gave no token")
             }
-            Credential::AzureCli { cached } => {
-                let mut cached = cached.lock().await;
-                if let Some((token, until)) = cached.as_ref()
-                    && *until > Instant::now()
-                {
-                    return Ok(token.clone());
-                }
+            Credential::AzureCli { .. } => {
                 let out = tokio::process::Command::new("az")
                     .args([
                         "account",
                         "get-access-token",
                         "--resource",
-                        "https://management.azure.com/",
+                        RESOURCE,
                         "-o",
                         "json",
                     ])
@@ -251,8 +239,7 @@ impl Credential {
                     .as_u64()
                     .and_then(|at| at.checked_sub(now_unix()))
                     .unwrap_or(1800);
-                *cached = Some((token.to_string(), fresh_until(lifetime)));
-                Ok(token.to_string())
+                Ok((token.to_string(), lifetime))
             }
         }
     }
@@ -269,13 +256,9 @@ async fn token_response(request: reqwest::RequestBuilder, url: &str) -> Result<V
         .map_err(|e| format!("reading the token from {url}: {e}"))
 }
 
-/// The token of an OAuth answer, cached for its lifetime (`expires_in`, a number or, from
-/// IMDS, a string of one); else the endpoint's reason.
-fn remember(
-    cached: &mut Option<(String, Instant)>,
-    body: &Value,
-    failed: &str,
-) -> Result<String, String> {
+/// The token of an OAuth answer and its lifetime (`expires_in`, a number or, from IMDS, a
+/// string of one); else the endpoint's reason.
+fn issued(body: &Value, failed: &str) -> Result<(String, u64), String> {
     let token = body["access_token"].as_str().ok_or_else(|| {
         let reason = body["error_description"]
             .as_str()
@@ -288,8 +271,7 @@ fn remember(
         other => other.as_u64(),
     }
     .unwrap_or(3600);
-    *cached = Some((token.to_string(), fresh_until(lifetime)));
-    Ok(token.to_string())
+    Ok((token.to_string(), lifetime))
 }
 
 /// Refreshes five minutes before the token expires.

@@ -422,25 +422,10 @@ pub fn document(
                 Some(json!(public_key.trim())),
             ),
         )?;
-    let cp = &spec.control_plane;
-    let pools = std::iter::once((
-        CONTROL_PLANE_POOL,
-        cp.count,
-        &cp.size,
-        cp.os_disk_gb,
-        &[][..],
-    ))
-    .chain(spec.node_pools.iter().map(|p| {
-        (
-            p.name.as_str(),
-            p.count,
-            &p.size,
-            p.os_disk_gb,
-            p.retired.as_slice(),
-        )
-    }));
     let mut nodes = serde_json::Map::new();
-    for (pool, count, size, disk_gb, retired) in pools {
+    for p in spec.machine_pools() {
+        let (pool, count, size, disk_gb, retired) =
+            (p.name, p.count, p.size, p.os_disk_gb, p.retired);
         let local = pool_local(pool);
         let prefix = scope.name(&name_prefix(pool));
         // The control plane's first machine is `<c>-master`, the others `<c>-master-N`.

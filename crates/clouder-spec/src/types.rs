@@ -509,6 +509,42 @@ fn default_node_pools() -> Vec<NodePool> {
     vec![NodePool::workers(3)]
 }
 
+/// The control plane's pool name, beside the node pools'.
+pub const CONTROL_PLANE_POOL: &str = "control-plane";
+
+/// One pool of machines as the clouds build them: the control plane or a node pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MachinePool<'a> {
+    pub name: &'a str,
+    pub count: u32,
+    pub size: &'a str,
+    pub os_disk_gb: u32,
+    /// Indexes a drained scale-down retired (none for the control plane).
+    pub retired: &'a [u32],
+}
+
+impl ClusterSpec {
+    /// The control plane, then the node pools.
+    pub fn machine_pools(&self) -> Vec<MachinePool<'_>> {
+        let cp = &self.control_plane;
+        std::iter::once(MachinePool {
+            name: CONTROL_PLANE_POOL,
+            count: cp.count,
+            size: &cp.size,
+            os_disk_gb: cp.os_disk_gb,
+            retired: &[],
+        })
+        .chain(self.node_pools.iter().map(|p| MachinePool {
+            name: &p.name,
+            count: p.count,
+            size: &p.size,
+            os_disk_gb: p.os_disk_gb,
+            retired: &p.retired,
+        }))
+        .collect()
+    }
+}
+
 impl NodePool {
     /// The default pool, `workers`, with `count` machines.
     pub fn workers(count: u32) -> Self {

@@ -41,7 +41,7 @@ pub mod ids {
 }
 
 /// The pool name control-plane machines are listed under.
-pub const CONTROL_PLANE_POOL: &str = "control-plane";
+pub use clouder_spec::CONTROL_PLANE_POOL;
 
 /// Builds the AWS graph of a validated cluster spec. `public_key` is the OpenSSH public key
 /// installed on every machine. Share `scope` with an [`crate::AwsInventory`] so a plan lists

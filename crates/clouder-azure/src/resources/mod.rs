@@ -43,7 +43,7 @@ pub mod ids {
     }
 }
 
-pub const CONTROL_PLANE_POOL: &str = "control-plane";
+pub use clouder_spec::CONTROL_PLANE_POOL;
 
 /// The resource group a cluster lives in: `-g` / `spec.resourceGroup`, else `<c>-rg`.
 pub fn resource_group_name(cluster: &Cluster) -> String {
