@@ -1,7 +1,7 @@
 //! `clouder-testkube kubelet`: registers this host's Node (name, labels, taints, InternalIP and
 //! version from its flags, as kubeadm writes them) and keeps it Ready: a Lease heartbeat, the
-//! Node's conditions, and the pods bound to it. With a live `--container-runtime-endpoint` the
-//! pods run for real through CRI ([`super::runtime`]) and the kubelet API is served on its port
+//! Node's conditions, and the pods bound to it. With `CLOUDER_STANDIN_CRI=1` and a live
+//! `--container-runtime-endpoint` the pods run for real through CRI ([`super::runtime`]) and the kubelet API is served on its port
 //! ([`super::server`]); without one, no containers run: bound pods are reported running and
 //! their graceful deletions finished.
 
@@ -259,9 +259,10 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     node.kubelet_port = settings.port;
     let text = std::fs::read_to_string(args.kubeconfig.as_ref().expect("required by clap"))?;
     let client = super::client(&text).await.map_err(anyhow::Error::msg)?;
+    let wanted = std::env::var(super::CRI_ENV).is_ok_and(|v| v == "1");
     let cri = match &args.container_runtime_endpoint {
-        Some(endpoint) => runtime_at(endpoint).await,
-        None => None,
+        Some(endpoint) if wanted => runtime_at(endpoint).await,
+        _ => None,
     };
     let runs_containers = cri.is_some();
     if let Some(cri) = cri {

@@ -23,6 +23,10 @@ pub const LOG: &str = "/var/log/kubeadm-standin.log";
 pub const VERSION_ENV: &str = "CLOUDER_STANDIN_VERSION";
 /// Where the stand-ins act instead of `/` (tests); units are then not started.
 pub const ROOT_ENV: &str = "CLOUDER_STANDIN_ROOT";
+/// Set to `1`, the kubelet stand-in runs pods through the CRI runtime of
+/// `--container-runtime-endpoint` (when it answers). Otherwise it only reports them running:
+/// hosts whose containerd is real but cannot pull images (lab hosts offline) keep working.
+pub const CRI_ENV: &str = "CLOUDER_STANDIN_CRI";
 
 /// The version the package says it is (`v1.33.2`), else the one whose API testkube serves.
 pub fn version() -> String {

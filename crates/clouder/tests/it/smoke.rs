@@ -10,7 +10,7 @@ use clouder_checkpoint::backend::Registry;
 use clouder_testenv::Lab;
 use clouder_testenv::cri::{CriNode, cri_rootfs};
 use clouder_testenv::registry::{RegistryPeer, free_port};
-use clouder_testkube::standin::{ROOT_ENV, pki};
+use clouder_testkube::standin::{CRI_ENV, ROOT_ENV, pki};
 use clouder_testkube::{Options, TestKube};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
@@ -57,6 +57,7 @@ fn spawn_kubelet(lab: &Lab, root: &Path, node: &CriNode, log: &Path, extra: &[&s
             .arg("--hostname-override=smoke-node")
             .args(extra)
             .env(ROOT_ENV, root)
+            .env(CRI_ENV, "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
