@@ -503,3 +503,120 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
         "no init or join the second time"
     );
 }
+
+/// High availability: three control planes and a worker. The first control plane inits with
+/// its certificates uploaded; the other two join as control planes with the certificate key
+/// (their control-plane manifests written, the CA the same), the worker joins as a worker; all
+/// four Nodes are Ready, the control planes labelled and tainted; a re-run changes nothing.
+#[test]
+fn three_control_planes_and_a_worker_form_one_cluster() {
+    let kit = NodeKit::shared(K8S_PACKAGE);
+    let (repo, guest) = kit.share();
+    let lab = Lab::start_rooted_with(4, &[(repo, &guest)]);
+    let env = Env::new();
+    let mut body = kit_spec_text(&lab, 4, kit, "ha");
+    for host in &lab.hosts[1..3] {
+        let worker = format!("{{address: {}, role: worker}}", host.address);
+        assert!(body.contains(&worker), "{body}");
+        body = body.replace(
+            &worker,
+            &format!("{{address: {}, role: control-plane}}", host.address),
+        );
+    }
+    let file = write(env.dir.path(), "ha.yaml", &body);
+    let f = file.to_str().unwrap();
+
+    let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        rows(&first).iter().all(|row| row["ok"] == true),
+        "{}",
+        text(&first.stdout)
+    );
+    assert_eq!(
+        inits_and_joins(&lab),
+        [(1, 0), (0, 1), (0, 1), (0, 1)],
+        "one init, then one join on every other host"
+    );
+    let init = kubeadm_calls(&lab, 0);
+    let (init_args, _) = init.iter().find(|(a, _)| a[0] == "init").unwrap();
+    assert!(
+        init_args.iter().any(|a| a == "--upload-certs"),
+        "{init_args:?}"
+    );
+    let ca = lab
+        .written_by_host(0, "/etc/kubernetes/pki/ca.crt")
+        .unwrap();
+    for host in 1..4 {
+        let calls = kubeadm_calls(&lab, host);
+        let (_, config) = calls.iter().find(|(a, _)| a[0] == "join").unwrap();
+        let control_plane = host < 3;
+        assert_eq!(
+            config.contains("certificateKey:"),
+            control_plane,
+            "host {host}: {config}"
+        );
+        assert_eq!(
+            lab.written_by_host(host, "/etc/kubernetes/manifests/kube-apiserver.yaml")
+                .is_some(),
+            control_plane,
+            "host {host}'s control-plane manifests"
+        );
+        assert_eq!(
+            lab.written_by_host(host, "/etc/kubernetes/pki/ca.crt")
+                .as_ref(),
+            Some(&ca)
+        );
+    }
+
+    let kubeconfig = env.home().join("kubeadm/ha/kubeconfig");
+    let nodes: Value =
+        serde_json::from_str(&kubectl(&kubeconfig, &["get", "nodes", "-o", "json"])).unwrap();
+    let nodes = nodes["items"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4, "{nodes:?}");
+    for (i, host) in lab.hosts.iter().enumerate() {
+        let node = nodes
+            .iter()
+            .find(|n| {
+                n["status"]["addresses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["type"] == "InternalIP" && a["address"] == host.address.as_str())
+            })
+            .unwrap_or_else(|| panic!("no node with InternalIP {}: {nodes:?}", host.address));
+        let ready = node["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        assert!(ready, "{node}");
+        let control_plane = i < 3;
+        let labelled = node["metadata"]["labels"]
+            .get("node-role.kubernetes.io/control-plane")
+            .is_some();
+        let tainted = node["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["key"] == "node-role.kubernetes.io/control-plane" && t["effect"] == "NoSchedule"
+            });
+        assert_eq!(
+            (labelled, tainted),
+            (control_plane, control_plane),
+            "{node}"
+        );
+    }
+
+    let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    for row in rows(&again) {
+        assert_eq!(row["applied"], serde_json::json!([]), "{row}");
+    }
+    assert_eq!(
+        inits_and_joins(&lab),
+        [(1, 0), (0, 1), (0, 1), (0, 1)],
+        "no init or join the second time"
+    );
+}
