@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: UpgradeCommand,
     },
+    /// Manage configuration for a kubeadm cluster persisted in a ConfigMap in the cluster.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Performs a best effort revert of changes made to this host by 'kubeadm init' or 'kubeadm join'.
     Reset {
         #[arg(short, long)]
@@ -137,6 +142,15 @@ enum UpgradeCommand {
     },
     /// Upgrade commands for a node in the cluster.
     Node,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ConfigCommand {
+    /// Read a file containing the kubeadm configuration API and report any validation problems.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -308,7 +322,25 @@ pub async fn run(host: &Host, args: Args) -> Result<String, String> {
             UpgradeCommand::Node => upgrade::node(host).await,
         },
         Command::Reset { force } => reset(host, force),
+        Command::Config {
+            command: ConfigCommand::Validate { config },
+        } => validate(&config),
     }
+}
+
+/// `kubeadm config validate`: the documents decoded strictly and their values checked, as
+/// `init` and `join` would; kubeadm prints `ok` when there is nothing to report.
+fn validate(file: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("unable to read config from {:?}: {e}", file.display()))?;
+    let docs = config::parse(&text)?;
+    if let Some(init) = &docs.init {
+        config::validate_init(init, &docs.cluster.clone().unwrap_or_default())?;
+    }
+    if let Some(join) = &docs.join {
+        config::validate_join(join)?;
+    }
+    Ok("ok\n".into())
 }
 
 fn random_hex(bytes: usize) -> String {
