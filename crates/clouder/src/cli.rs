@@ -766,7 +766,7 @@ pub struct SmokeArgs {
     pub image: String,
     /// Where to store the counter's checkpoint image: a registry the nodes pull from.
     #[arg(long, env = "CLOUDER_CHECKPOINT_TO")]
-    pub to: String,
+    pub to: Option<String>,
     /// Seconds each step may take.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,

@@ -177,6 +177,8 @@ struct Run<'a> {
     home: &'a Home,
     g: &'a Global,
     args: &'a SmokeArgs,
+    /// Where the counter's checkpoint image goes.
+    to: String,
     cluster: String,
     namespace: String,
     client: kube::Client,
@@ -369,7 +371,7 @@ impl Run<'_> {
                     namespace: run.namespace.clone(),
                     pod: "counter".into(),
                     container: Some("counter".into()),
-                    to: run.args.to.clone(),
+                    to: run.to.clone(),
                     timeout: run.timeout.as_secs(),
                     labels: [("clouder.io/smoke-test".to_string(), run.namespace.clone())].into(),
                     retention: Default::default(),
@@ -496,6 +498,15 @@ impl Run<'_> {
 
 pub async fn smoke_test(home: &Home, g: &Global, args: SmokeArgs) -> Result<()> {
     let cluster = super::resolve_name(home, args.name.clone())?;
+    // The restore proves the image comes back from where nodes pull it, so one is needed.
+    let Some(to) = args.to.clone() else {
+        return Err(crate::Usage(format!(
+            "smoke-test {cluster} restores the counter from its checkpoint image, which must be \
+             where the nodes pull images from: pass --to HOST[:PORT]/REPO (a registry) or set \
+             CLOUDER_CHECKPOINT_TO; nothing was created"
+        ))
+        .into());
+    };
     let client = super::kube_client(home, &cluster, None).await?;
     let namespace = format!(
         "clouder-smoke-{:x}{:x}",
@@ -512,6 +523,7 @@ pub async fn smoke_test(home: &Home, g: &Global, args: SmokeArgs) -> Result<()> 
         home,
         g,
         args: &args,
+        to,
         cluster,
         namespace,
         client,
