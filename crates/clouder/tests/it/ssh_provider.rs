@@ -356,6 +356,34 @@ pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// The cluster's Nodes, as the real kubectl lists them.
+fn cluster_nodes(kubeconfig: &std::path::Path) -> Vec<Value> {
+    let nodes: Value =
+        serde_json::from_str(&kubectl(kubeconfig, &["get", "nodes", "-o", "json"])).unwrap();
+    nodes["items"].as_array().unwrap().clone()
+}
+
+/// The Node whose InternalIP is `address`, asserted Ready.
+fn ready_node_at<'a>(nodes: &'a [Value], address: &str) -> &'a Value {
+    let node = nodes
+        .iter()
+        .find(|n| {
+            n["status"]["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["type"] == "InternalIP" && a["address"] == address)
+        })
+        .unwrap_or_else(|| panic!("no node with InternalIP {address}: {nodes:?}"));
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    assert!(ready, "{node}");
+    node
+}
+
 #[test]
 fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
     let kit = NodeKit::shared(K8S_PACKAGE);
@@ -394,27 +422,10 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
 
     // The fetched kubeconfig works from here, with the real kubectl.
     let kubeconfig = env.home().join("kubeadm/kit/kubeconfig");
-    let nodes: Value =
-        serde_json::from_str(&kubectl(&kubeconfig, &["get", "nodes", "-o", "json"])).unwrap();
-    let nodes = nodes["items"].as_array().unwrap();
+    let nodes = cluster_nodes(&kubeconfig);
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     for (i, host) in lab.hosts.iter().enumerate() {
-        let node = nodes
-            .iter()
-            .find(|n| {
-                n["status"]["addresses"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a["type"] == "InternalIP" && a["address"] == host.address.as_str())
-            })
-            .unwrap_or_else(|| panic!("no node with InternalIP {}: {nodes:?}", host.address));
-        let ready = node["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        assert!(ready, "{node}");
+        let node = ready_node_at(&nodes, &host.address);
         assert_eq!(
             node["status"]["nodeInfo"]["kubeletVersion"],
             format!("v{K8S}")
@@ -570,27 +581,10 @@ fn three_control_planes_and_a_worker_form_one_cluster() {
     }
 
     let kubeconfig = env.home().join("kubeadm/ha/kubeconfig");
-    let nodes: Value =
-        serde_json::from_str(&kubectl(&kubeconfig, &["get", "nodes", "-o", "json"])).unwrap();
-    let nodes = nodes["items"].as_array().unwrap();
+    let nodes = cluster_nodes(&kubeconfig);
     assert_eq!(nodes.len(), 4, "{nodes:?}");
     for (i, host) in lab.hosts.iter().enumerate() {
-        let node = nodes
-            .iter()
-            .find(|n| {
-                n["status"]["addresses"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a["type"] == "InternalIP" && a["address"] == host.address.as_str())
-            })
-            .unwrap_or_else(|| panic!("no node with InternalIP {}: {nodes:?}", host.address));
-        let ready = node["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        assert!(ready, "{node}");
+        let node = ready_node_at(&nodes, &host.address);
         let control_plane = i < 3;
         let labelled = node["metadata"]["labels"]
             .get("node-role.kubernetes.io/control-plane")
