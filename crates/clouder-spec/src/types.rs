@@ -125,6 +125,19 @@ pub struct Storage {
     /// A new user's quota.
     #[serde(default = "default_storage_quota")]
     pub default_quota: String,
+    /// The image the node agent DaemonSet runs (clouder itself); absent: clouder's release image
+    /// of this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_image: Option<String>,
+}
+
+/// clouder's own image, which the in-cluster parts (the node agent) run.
+pub const AGENT_IMAGE: &str = concat!("ghcr.io/datalayer/clouder:v", env!("CARGO_PKG_VERSION"));
+
+impl Storage {
+    pub fn agent_image(&self) -> &str {
+        self.agent_image.as_deref().unwrap_or(AGENT_IMAGE)
+    }
 }
 
 /// NFS: one of `inCluster` or `existing`.

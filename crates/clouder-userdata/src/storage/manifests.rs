@@ -62,16 +62,38 @@ impl Backend {
     }
 }
 
+/// What the spec's `storage:` section asks `kubeadm apply` to converge: the shared filesystem,
+/// then the node agent that attaches its folders.
+pub struct ForSpec {
+    pub shared: Vec<Value>,
+    pub agent: Vec<Value>,
+}
+
+pub fn for_spec(storage: &clouder_spec::Storage) -> Result<ForSpec, Error> {
+    let backend = Backend::from_spec(storage)?;
+    Ok(ForSpec {
+        shared: render(&backend, &storage.capacity, &storage.namespace),
+        agent: node_agent(&backend, storage.agent_image(), &storage.mount_path),
+    })
+}
+
+fn namespace(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"clouder.io/managed": "true"}},
+    })
+}
+
 /// The objects, in the order to apply them; the claim goes to `claim_namespace`, where the
 /// runtime pods run (a pod can only mount a claim of its own namespace).
 pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<Value> {
     let labels =
         json!({"app.kubernetes.io/name": SERVER, "app.kubernetes.io/managed-by": "clouder"});
-    let mut objects = vec![json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": {"clouder.io/managed": "true"}},
-    })];
+    let mut objects = vec![namespace(NAMESPACE)];
+    if claim_namespace != NAMESPACE {
+        objects.push(namespace(claim_namespace));
+    }
     if let Backend::InCluster {
         storage_class,
         size,

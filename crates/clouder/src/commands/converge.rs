@@ -46,15 +46,29 @@ pub async fn plan(home: &Home, g: &Global, args: PlanArgs) -> Result<()> {
     .await?;
     progress.finish();
     let cost = super::cost::when(args.cost, home, &target)?;
-    let set_up = store
+    let addons = planned_addons(home, &store, &cluster).await?;
+    print_plan(g, cluster.name(), &planned, target.calls(), cost, addons)
+}
+
+/// Whether the cluster answers through the Kubernetes API: set up, with its kubeconfig here.
+fn answers(home: &Home, store: &dyn StateStore, cluster: &Cluster) -> Result<bool> {
+    Ok(store
         .cluster(cluster.name())?
-        .is_some_and(|r| r.setup_complete);
-    let addons = if set_up && home.kubeconfig(cluster.name()).exists() {
-        Some(super::kube::plan_addons(home, &cluster).await?)
+        .is_some_and(|r| r.setup_complete)
+        && home.kubeconfig(cluster.name()).exists())
+}
+
+/// What converging a set-up cluster's addons would change (nothing to say before setup).
+async fn planned_addons(
+    home: &Home,
+    store: &dyn StateStore,
+    cluster: &Cluster,
+) -> Result<Option<super::kube::AddonsOutcome>> {
+    Ok(if answers(home, store, cluster)? {
+        Some(super::kube::plan_addons(home, cluster).await?)
     } else {
         None
-    };
-    print_plan(g, cluster.name(), &planned, target.calls(), cost, addons)
+    })
 }
 
 /// The spec of `-f FILE`, or the last applied spec of the named (or default) cluster.
@@ -275,6 +289,9 @@ struct ApplyOutput<'a> {
     plan: Counts,
     result: &'a ApplySummary,
     calls: Calls,
+    /// A set-up cluster: what converging its addons changed, per addon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addons: Option<super::kube::AddonsOutcome>,
 }
 
 pub(super) async fn converge(
@@ -316,7 +333,8 @@ pub(super) async fn converge(
     if run.dry_run {
         progress.finish();
         let cost = super::cost::when(run.cost, home, &target)?;
-        return print_plan(g, name, &planned, target.calls(), cost, None);
+        let addons = planned_addons(home, &store, &cluster).await?;
+        return print_plan(g, name, &planned, target.calls(), cost, addons);
     }
 
     let holder = lock_holder(std::process::id());
@@ -365,8 +383,13 @@ pub(super) async fn converge(
     store.put_cluster(&record(status))?;
     store.unlock(name, &holder)?;
     let summary = result?;
+    // A set-up cluster's addons and storage follow its spec too; machines come first.
+    let mut addons = None;
     if summary.ok() {
         write_reference(home, &store, &cluster, ctx.as_ref(), &target.cloud.region())?;
+        if answers(home, &store, &cluster)? {
+            addons = Some(super::kube::converge_addons(home, &cluster).await?);
+        }
     }
 
     let out = ApplyOutput {
@@ -374,6 +397,7 @@ pub(super) async fn converge(
         plan: counts(&planned),
         result: &summary,
         calls: target.calls(),
+        addons,
     };
     if !run.silent {
         report(g, name, &out, &summary)?;
@@ -403,11 +427,15 @@ fn report(g: &Global, name: &str, out: &ApplyOutput, summary: &ApplySummary) -> 
             summary.unchanged,
             out.calls.total,
             out.calls.mutating
-        ) + &if summary.ok() {
-            format!("Next: clouder kubeadm info {name}\n")
-        } else {
-            String::new()
-        }
+        ) + &out
+            .addons
+            .as_ref()
+            .map_or_else(String::new, super::kube::render)
+            + &if summary.ok() {
+                format!("Next: clouder kubeadm info {name}\n")
+            } else {
+                String::new()
+            }
     })
 }
 

@@ -11,6 +11,7 @@ use clouder_kube::addons::{self, Addon, Cloud};
 use clouder_kube::{Applier, ObjectRef};
 use clouder_spec::{Cluster, Provider};
 use clouder_state::{ClusterRecord, StateStore, now};
+use futures::future::try_join_all;
 use kube::api as kube_objects;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -110,6 +111,28 @@ pub fn wanted(cluster: &Cluster) -> Vec<Addon> {
     wanted
 }
 
+/// What the spec asks for beyond the addons proper, in the order to converge it: its
+/// ClusterIssuer, then the shared storage for user folders and the node agent on it.
+fn extras(cluster: &Cluster) -> Result<Vec<(&'static str, Vec<kube_objects::DynamicObject>)>> {
+    let mut extras = Vec::new();
+    if let Some(objects) = issuer(cluster)? {
+        extras.push(("cluster-issuer", objects));
+    }
+    if let Some(storage) = &cluster.spec.storage {
+        let objects = clouder_userdata::storage::manifests::for_spec(storage)?;
+        let dynamic = |values: Vec<serde_json::Value>| {
+            values
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<Vec<kube_objects::DynamicObject>, _>>()
+                .context("rendering the storage objects")
+        };
+        extras.push(("user-storage", dynamic(objects.shared)?));
+        extras.push(("node-agent", dynamic(objects.agent)?));
+    }
+    Ok(extras)
+}
+
 /// The spec's ClusterIssuer, for its cert-manager.
 fn issuer(cluster: &Cluster) -> Result<Option<Vec<kube_objects::DynamicObject>>> {
     let Some(cm) = &cluster.spec.addons.cert_manager else {
@@ -167,8 +190,8 @@ pub async fn plan_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOutcome
         let planned = applier.plan(&addons::render(addon, &ctx)?).await?;
         outcomes.push(tally(addon.name(), &planned));
     }
-    if let Some(objects) = issuer(cluster)? {
-        outcomes.push(tally("cluster-issuer", &applier.plan(&objects).await?));
+    for (name, objects) in extras(cluster)? {
+        outcomes.push(tally(name, &applier.plan(&objects).await?));
     }
     Ok(AddonsOutcome {
         cluster: name,
@@ -188,8 +211,15 @@ pub async fn converge_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOut
         .iter()
         .map(|i| tally(i.addon.name(), &i.applied))
         .collect();
-    if let Some(objects) = issuer(cluster)? {
-        outcomes.push(tally("cluster-issuer", &applier.apply(&objects).await?));
+    for (name, objects) in extras(cluster)? {
+        outcomes.push(tally(name, &applier.apply(&objects).await?));
+        let refs: Vec<ObjectRef> = objects.iter().map(ObjectRef::of).collect();
+        let timeout = Duration::from_secs(600);
+        try_join_all(
+            refs.iter()
+                .map(|o| clouder_kube::wait::rollout(&applier, o, timeout)),
+        )
+        .await?;
     }
     Ok(AddonsOutcome {
         cluster: name,

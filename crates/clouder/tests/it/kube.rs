@@ -516,3 +516,85 @@ async fn apply_of_an_adopted_cluster_converges_its_addons_from_the_spec() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_of_a_set_up_cloud_cluster_converges_its_addons_and_user_storage() {
+    let name = "stow";
+    let cluster = set_up(name).await;
+    let SetUp {
+        env, store, client, ..
+    } = &cluster;
+    let mut spec = store.cluster(name).unwrap().unwrap().spec;
+    spec["spec"]["storage"] = serde_json::json!({
+        "nfs": {"inCluster": {"size": "200Gi"}},
+        "agentImage": "registry.example/clouder:dev",
+    });
+    let file = write(env.dir.path(), "stow.yaml", &spec.to_string());
+    let file = file.to_str().unwrap();
+    let apply = |extra: &[&str]| -> serde_json::Value {
+        let args = [&["kubeadm", "apply", "-f", file, "-o", "json"], extra].concat();
+        serde_json::from_str(&env.ok(&args)).unwrap()
+    };
+    let addon = |out: &serde_json::Value, name: &str| -> serde_json::Value {
+        out["addons"]["addons"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["addon"] == name))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+            .clone()
+    };
+
+    let planned = apply(&["--dry-run"]);
+    assert_eq!(
+        planned["summary"]["create"], 0,
+        "the machines stand: {planned}"
+    );
+    assert!(addon(&planned, "user-storage")["created"].as_u64() > Some(0));
+
+    let applied = apply(&[]);
+    assert_eq!(applied["result"]["created"], 0, "{applied}");
+    for name in ["aws-ebs-csi", "user-storage", "node-agent"] {
+        assert!(
+            addon(&applied, name)["created"].as_u64() > Some(0),
+            "{name}: {applied}"
+        );
+    }
+    let pv: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(client.clone());
+    let pv = pv.get("clouder-userdata").await.unwrap().spec.unwrap();
+    assert_eq!(
+        pv.persistent_volume_reclaim_policy.as_deref(),
+        Some("Retain")
+    );
+    assert_eq!(pv.access_modes, Some(vec!["ReadWriteMany".to_string()]));
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), "runtimes");
+    let claim = claims.get("clouder-userdata").await.unwrap().spec.unwrap();
+    assert_eq!(claim.volume_name.as_deref(), Some("clouder-userdata"));
+    // Applied means rolled out: the NFS server runs, and the agent runs on every node.
+    let servers: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(client.clone(), "clouder-storage");
+    let server = servers.get("clouder-nfs").await.unwrap().status.unwrap();
+    assert_eq!(server.ready_replicas, Some(1));
+    let agents: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+        Api::namespaced(client.clone(), "clouder-storage");
+    let agent = agents.get("clouder-node-agent").await.unwrap();
+    let status = agent.status.clone().unwrap();
+    assert_eq!(
+        (status.desired_number_scheduled, status.number_ready),
+        (4, 4),
+        "the control plane and three workers"
+    );
+    let agent = serde_json::to_value(&agent).unwrap();
+    assert_eq!(
+        agent.pointer("/spec/template/spec/containers/0/image"),
+        Some(&serde_json::json!("registry.example/clouder:dev"))
+    );
+
+    let again = apply(&[]);
+    for a in again["addons"]["addons"].as_array().unwrap() {
+        assert_eq!(
+            (a["created"].as_u64(), a["configured"].as_u64()),
+            (Some(0), Some(0)),
+            "a re-run changes nothing: {again}"
+        );
+    }
+}
