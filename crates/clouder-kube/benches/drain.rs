@@ -63,7 +63,7 @@ async fn addon_figures() -> (usize, Duration, Duration) {
         cluster: "bench".into(),
         cloud: Cloud::Aws,
         region: "eu-west-1".into(),
-        minor: 36,
+        minor: 35,
         azure_cloud_config: None,
         efs_file_system: None,
     };

@@ -46,7 +46,8 @@ fn context(cloud: Cloud) -> Context {
         cluster: "demo".into(),
         cloud,
         region: "eu-west-1".into(),
-        minor: 36,
+        // The newest minor every addon has a release for (ingress-nginx stops at 1.35).
+        minor: 35,
         azure_cloud_config: (cloud == Cloud::Azure).then(|| {
             serde_json::json!({"cloud": "AzurePublicCloud", "useManagedIdentityExtension": true,
                 "userAssignedIdentityID": "client-id-1", "resourceGroup": "demo-rg"})
@@ -102,7 +103,12 @@ fn every_addon_renders_for_every_pinned_minor_and_cloud() {
             };
             let ctx = Context { cloud, ..ctx };
             for addon in all {
-                let objects = addons::render(addon, &ctx).unwrap();
+                // An addon with no release for the minor is refused (tested below).
+                let Ok(objects) = addons::render(addon, &ctx) else {
+                    let pins = addons::Pins::for_minor(minor).unwrap();
+                    assert!(addon.version(&pins, minor).is_err(), "{}", addon.name());
+                    continue;
+                };
                 assert!(!objects.is_empty());
                 for o in &objects {
                     let labels = o.metadata.labels.as_ref().unwrap();
@@ -366,7 +372,7 @@ async fn status_reports_nodes_and_addon_health() {
     );
     assert_eq!(
         nginx.version,
-        addons::Pins::for_minor(36).unwrap().ingress_nginx
+        addons::Pins::for_minor(35).unwrap().ingress_nginx.unwrap()
     );
 
     // A worker going NotReady takes its pods' readiness with it: the addon is reported unhealthy.
@@ -397,4 +403,89 @@ async fn status_reports_nodes_and_addon_health() {
         "{s:?}"
     );
     assert_eq!(s.nodes.iter().filter(|n| !n.ready).count(), 2);
+}
+
+/// Roles every Kubernetes API server has (bootstrap policy); anything else must come with the addon.
+const BUILT_IN_ROLES: [(&str, &str); 1] = [("Role", "extension-apiserver-authentication-reader")];
+
+#[test]
+fn every_workload_runs_as_its_own_service_account_bound_to_roles_that_exist() {
+    for cloud in [Cloud::Aws, Cloud::Azure] {
+        let ctx = Context {
+            minor: 35,
+            ..context(cloud)
+        };
+        let mut all = addons::cloud_addons(cloud).to_vec();
+        all.extend([
+            Addon::AwsEfsCsi,
+            Addon::IngressNginx,
+            Addon::IngressTraefik,
+            Addon::CertManager,
+        ]);
+        for addon in all {
+            let objects = addons::render(addon, &ctx).unwrap();
+            let has = |kind: &str, name: &str| {
+                objects.iter().any(|o| {
+                    ObjectRef::of(o).kind == kind && o.metadata.name.as_deref() == Some(name)
+                })
+            };
+            for o in &objects {
+                let kind = ObjectRef::of(o).kind;
+                if kind.ends_with("Binding") {
+                    let role = &o.data["roleRef"];
+                    let (role_kind, role_name) = (
+                        role["kind"].as_str().unwrap(),
+                        role["name"].as_str().unwrap(),
+                    );
+                    assert!(
+                        has(role_kind, role_name)
+                            || BUILT_IN_ROLES.contains(&(role_kind, role_name)),
+                        "{}: {kind} {:?} refers to {role_kind} {role_name}, which nothing creates",
+                        addon.name(),
+                        o.metadata.name
+                    );
+                }
+                if ["Deployment", "DaemonSet", "StatefulSet"].contains(&kind.as_str()) {
+                    let account = o.data["spec"]["template"]["spec"]["serviceAccountName"].as_str();
+                    assert!(
+                        account.is_some_and(|a| has("ServiceAccount", a)),
+                        "{}: {kind} {:?} runs as {account:?}, not an account of its own",
+                        addon.name(),
+                        o.metadata.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn versions_follow_upstream_support_per_minor() {
+    let pins = |minor| addons::Pins::for_minor(minor).unwrap();
+    // cloud-provider-azure's minor matches Kubernetes', from oss/v2 since 1.32.
+    for minor in 31..=36 {
+        let ccm = pins(minor).azure_ccm.unwrap();
+        assert!(ccm.starts_with(&format!("v1.{minor}.")), "{minor}: {ccm}");
+    }
+    assert_eq!(pins(31).azure_ccm_repository, "oss/kubernetes");
+    assert_eq!(pins(32).azure_ccm_repository, "oss/v2/kubernetes");
+    let refused = |addon: Addon, minor: u32| {
+        let ctx = Context {
+            minor,
+            ..context(Cloud::Azure)
+        };
+        addons::render(addon, &ctx).unwrap_err().to_string()
+    };
+    assert_eq!(
+        refused(Addon::AzureCloudProvider, 37),
+        "azure-cloud-provider: cloud-provider-azure has no release for Kubernetes 1.37"
+    );
+    assert!(
+        refused(Addon::IngressNginx, 36).contains("retired upstream"),
+        "{}",
+        refused(Addon::IngressNginx, 36)
+    );
+    assert_eq!(pins(35).ingress_nginx, Some("v1.15.1"));
+    assert_eq!(pins(32).cert_manager, Some("v1.17.4"));
+    assert_eq!(pins(36).cert_manager, Some("v1.21.1"));
 }

@@ -426,7 +426,8 @@ pub enum Kubeadm {
         after_help = "Examples:\n  clouder kubeadm smoke-test demo --to registry.example.com/clouder/checkpoints\n  clouder kubeadm smoke-test demo -u admin -i demo-key --no-cleanup -o json"
     )]
     SmokeTest(SmokeArgs),
-    /// Install the NGINX ingress controller with a cloud load balancer.
+    /// Install the NGINX ingress controller with a cloud load balancer (retired upstream in March
+    /// 2026, Kubernetes ≤ 1.35: prefer Traefik).
     #[command(after_help = "Example:\n  clouder kubeadm enable-ingress-nginx demo")]
     EnableIngressNginx(KubeTarget),
     /// Install the Traefik ingress controller with a cloud load balancer.
@@ -544,6 +545,9 @@ pub struct RunFlags {
     /// Set by commands that converge as one step of their own and report for themselves.
     #[arg(skip)]
     pub silent: bool,
+    /// Set by commands that change only machines (scale, prune): the addons stay as they are.
+    #[arg(skip)]
+    pub machines_only: bool,
 }
 
 #[derive(Args, Debug)]

@@ -67,18 +67,25 @@ impl Addon {
         }
     }
 
-    /// The pinned version clouder reports for this addon.
-    fn version(self, pins: &Pins) -> &'static str {
+    /// The pinned version of this addon for the pins' minor, or why there is none.
+    pub fn version(self, pins: &Pins, minor: u32) -> Result<&'static str> {
+        let missing = |why: &str| Error::Refused(format!("{}: {why} 1.{minor}", self.name()));
         match self {
-            Addon::AwsEbsCsi => pins.ebs_csi,
-            Addon::AwsEfsCsi => pins.efs_csi,
-            Addon::AwsLoadBalancerController => pins.aws_lbc,
-            Addon::AzureCloudProvider => pins.azure_ccm,
-            Addon::AzureDiskCsi => pins.azure_disk_csi,
-            Addon::AzureFileCsi => pins.azure_file_csi,
-            Addon::IngressNginx => pins.ingress_nginx,
-            Addon::IngressTraefik => pins.traefik,
-            Addon::CertManager => pins.cert_manager,
+            Addon::AwsEbsCsi => Ok(pins.ebs_csi),
+            Addon::AwsEfsCsi => Ok(pins.efs_csi),
+            Addon::AwsLoadBalancerController => Ok(pins.aws_lbc),
+            Addon::AzureCloudProvider => pins
+                .azure_ccm
+                .ok_or_else(|| missing("cloud-provider-azure has no release for Kubernetes")),
+            Addon::AzureDiskCsi => Ok(pins.azure_disk_csi),
+            Addon::AzureFileCsi => Ok(pins.azure_file_csi),
+            Addon::IngressNginx => pins.ingress_nginx.ok_or_else(|| {
+                missing("ingress-nginx is retired upstream (no release after March 2026; use ingress-traefik) and supports no Kubernetes")
+            }),
+            Addon::IngressTraefik => Ok(pins.traefik),
+            Addon::CertManager => pins
+                .cert_manager
+                .ok_or_else(|| missing("no cert-manager release supports Kubernetes")),
         }
     }
 }
@@ -155,6 +162,7 @@ fn substitute(source: &str, template: &str, vars: &BTreeMap<&str, String>) -> Re
 /// The objects of `addon` for `ctx`, labelled as clouder's.
 pub fn render(addon: Addon, ctx: &Context) -> Result<Vec<DynamicObject>> {
     let pins = Pins::for_minor(ctx.minor)?;
+    let version = addon.version(&pins, ctx.minor)?;
     let mut vars = pins.vars();
     vars.insert("cluster", ctx.cluster.clone());
     vars.insert("region", ctx.region.clone());
@@ -178,7 +186,7 @@ pub fn render(addon: Addon, ctx: &Context) -> Result<Vec<DynamicObject>> {
         labels.insert(MANAGED_BY.into(), "clouder".into());
         meta.annotations
             .get_or_insert_with(Default::default)
-            .insert(VERSION_ANNOTATION.into(), addon.version(&pins).into());
+            .insert(VERSION_ANNOTATION.into(), version.into());
         if load_balancer {
             let extra = load_balancer_annotations(ctx.cloud);
             let annotations = meta.annotations.get_or_insert_with(Default::default);

@@ -13,17 +13,23 @@ pub struct Pins {
     pub csi_attacher: &'static str,
     pub csi_resizer: &'static str,
     pub csi_registrar: &'static str,
-    pub azure_ccm: &'static str,
+    /// None: cloud-provider-azure has no release for this minor yet.
+    pub azure_ccm: Option<&'static str>,
+    /// Where that release's images are (`oss/v2/kubernetes` from 1.32 on).
+    pub azure_ccm_repository: &'static str,
     pub azure_disk_csi: &'static str,
     pub azure_file_csi: &'static str,
-    pub ingress_nginx: &'static str,
+    /// None: no ingress-nginx release supports this minor (the project is retired).
+    pub ingress_nginx: Option<&'static str>,
     pub traefik: &'static str,
-    pub cert_manager: &'static str,
+    /// None: no cert-manager release supports this minor yet.
+    pub cert_manager: Option<&'static str>,
 }
 
 /// The oldest and newest Kubernetes minors clouder has pins for.
 pub const MINORS: std::ops::RangeInclusive<u32> = 31..=37;
 
+// Checked against the upstream repositories' tags and compatibility tables (2026-08 snapshots).
 const BASE: Pins = Pins {
     ebs_csi: "v1.44.0",
     efs_csi: "v2.1.8",
@@ -32,12 +38,13 @@ const BASE: Pins = Pins {
     csi_attacher: "v4.8.1",
     csi_resizer: "v1.13.2",
     csi_registrar: "v2.13.0",
-    azure_ccm: "v1.33.0",
+    azure_ccm: None,
+    azure_ccm_repository: "oss/v2/kubernetes",
     azure_disk_csi: "v1.33.0",
     azure_file_csi: "v1.33.0",
-    ingress_nginx: "v1.12.1",
-    traefik: "v3.3.4",
-    cert_manager: "v1.17.1",
+    ingress_nginx: None,
+    traefik: "v3.7.9",
+    cert_manager: None,
 };
 
 impl Pins {
@@ -49,13 +56,36 @@ impl Pins {
                 MINORS.end()
             )));
         }
-        // The Azure cloud provider is released in step with Kubernetes: its minor must match.
+        // cloud-provider-azure is released in step with Kubernetes: its minor must match.
         let azure_ccm = match minor {
-            31 => "v1.31.4",
-            32 => "v1.32.3",
-            _ => BASE.azure_ccm,
+            31 => Some("v1.31.14"),
+            32 => Some("v1.32.20"),
+            33 => Some("v1.33.17"),
+            34 => Some("v1.34.13"),
+            35 => Some("v1.35.8"),
+            36 => Some("v1.36.5"),
+            _ => None,
         };
-        Ok(Pins { azure_ccm, ..BASE })
+        let azure_ccm_repository = if minor <= 31 {
+            "oss/kubernetes"
+        } else {
+            BASE.azure_ccm_repository
+        };
+        // Retired in March 2026; its last line (1.15) supports 1.31–1.35.
+        let ingress_nginx = (minor <= 35).then_some("v1.15.1");
+        // 1.17 (1.29–1.33, end of life) for the minors 1.21 (1.33–1.36) does not cover.
+        let cert_manager = match minor {
+            ..=32 => Some("v1.17.4"),
+            33..=36 => Some("v1.21.1"),
+            _ => None,
+        };
+        Ok(Pins {
+            azure_ccm,
+            azure_ccm_repository,
+            ingress_nginx,
+            cert_manager,
+            ..BASE
+        })
     }
 
     /// The manifests' `${name}` variables.
@@ -68,12 +98,13 @@ impl Pins {
             ("csi_attacher", self.csi_attacher),
             ("csi_resizer", self.csi_resizer),
             ("csi_registrar", self.csi_registrar),
-            ("azure_ccm", self.azure_ccm),
+            ("azure_ccm", self.azure_ccm.unwrap_or_default()),
+            ("azure_ccm_repository", self.azure_ccm_repository),
             ("azure_disk_csi", self.azure_disk_csi),
             ("azure_file_csi", self.azure_file_csi),
-            ("ingress_nginx", self.ingress_nginx),
+            ("ingress_nginx", self.ingress_nginx.unwrap_or_default()),
             ("traefik", self.traefik),
-            ("cert_manager", self.cert_manager),
+            ("cert_manager", self.cert_manager.unwrap_or_default()),
         ]
         .into_iter()
         .map(|(k, v)| (k, v.to_string()))

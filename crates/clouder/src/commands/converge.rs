@@ -387,7 +387,7 @@ pub(super) async fn converge(
     let mut addons = None;
     if summary.ok() {
         write_reference(home, &store, &cluster, ctx.as_ref(), &target.cloud.region())?;
-        if answers(home, &store, &cluster)? {
+        if !run.machines_only && answers(home, &store, &cluster)? {
             addons = Some(super::kube::converge_addons(home, &cluster).await?);
         }
     }

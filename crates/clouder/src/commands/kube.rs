@@ -305,8 +305,17 @@ struct AddonRow<'a> {
 
 /// `enable-ingress-nginx|traefik NAME`: the controller behind the cloud's load balancer.
 pub async fn enable_ingress(home: &Home, g: &Global, args: KubeTarget, addon: Addon) -> Result<()> {
+    if addon == Addon::IngressNginx {
+        eprintln!(
+            "warning: ingress-nginx is retired upstream (no fixes after March 2026, no release for Kubernetes 1.36+); prefer enable-ingress-traefik"
+        );
+    }
     let t = target(home, args.name, args.kubeconfig.as_deref()).await?;
     let ctx = addon_context(&t.cluster)?;
+    // No release of the addon for this Kubernetes: a validation error, before any change.
+    addon
+        .version(&addons::Pins::for_minor(ctx.minor)?, ctx.minor)
+        .map_err(|e| Usage(e.to_string()))?;
     let timeout = Duration::from_secs(args.timeout_secs);
     let installed = addons::install(&t.applier, &[addon], &ctx, timeout).await?;
     let objects = installed

@@ -146,6 +146,7 @@ pub async fn prune(home: &Home, g: &Global, args: PruneArgs) -> Result<()> {
             concurrency: 16,
             force_unlock: false,
             silent: true,
+            machines_only: true,
         };
         let cluster = clouder_spec::finish(cluster, "prune")?;
         converge::converge(home, g, cluster, &run).await?;

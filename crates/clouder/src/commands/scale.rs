@@ -95,6 +95,7 @@ async fn converge_pool(
         concurrency,
         force_unlock: false,
         silent: false,
+        machines_only: true,
     };
     converge::converge(home, g, cluster, &run).await
 }

@@ -306,7 +306,7 @@ impl Run<'_> {
             let Some(address) = ingress_state(&workloads, &addresses)? else {
                 return Ok((
                     Outcome::Skipped,
-                    format!("the cluster has no ingress controller (clouder kubeadm enable-ingress-nginx {})", run.cluster),
+                    format!("the cluster has no ingress controller (clouder kubeadm enable-ingress-traefik {})", run.cluster),
                     (),
                 ));
             };

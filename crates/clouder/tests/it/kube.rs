@@ -85,9 +85,18 @@ async fn adopt_then_ingress_on_and_off_then_terminate_only_forgets() {
         0o600
     );
 
+    // ingress-nginx is retired: refused on this 1.36 API server, before anything is applied.
+    let retired = env.run(&["kubeadm", "enable-ingress-nginx", "legacy"]);
+    assert_eq!(retired.status.code(), Some(2), "{}", text(&retired.stderr));
+    assert!(
+        text(&retired.stderr).contains("retired upstream"),
+        "{}",
+        text(&retired.stderr)
+    );
+
     let enabled: serde_json::Value = serde_json::from_str(&env.ok(&[
         "kubeadm",
-        "enable-ingress-nginx",
+        "enable-ingress-traefik",
         "legacy",
         "--timeout",
         "30",
@@ -102,15 +111,20 @@ async fn adopt_then_ingress_on_and_off_then_terminate_only_forgets() {
             .all(|o| o.as_str().unwrap().ends_with(" created")),
         "{enabled}"
     );
-    let services: Api<Service> = Api::namespaced(client.clone(), "ingress-nginx");
-    let lb = services.get("ingress-nginx-controller").await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "traefik");
+    let lb = services.get("traefik").await.unwrap();
     assert_eq!(
         lb.metadata.annotations.unwrap()["service.beta.kubernetes.io/aws-load-balancer-type"],
         "external"
     );
-    let again: serde_json::Value =
-        serde_json::from_str(&env.ok(&["kubeadm", "enable-ingress-nginx", "legacy", "-o", "json"]))
-            .unwrap();
+    let again: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "kubeadm",
+        "enable-ingress-traefik",
+        "legacy",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
     let objects = again["objects"].as_array().unwrap();
     assert!(
         objects
@@ -122,28 +136,19 @@ async fn adopt_then_ingress_on_and_off_then_terminate_only_forgets() {
     let info: serde_json::Value =
         serde_json::from_str(&env.ok(&["kubeadm", "info", "legacy", "-o", "json"])).unwrap();
     assert_eq!(info["live"]["nodes"].as_array().unwrap().len(), 3, "{info}");
-    assert_eq!(info["live"]["addons"][0]["name"], "ingress-nginx", "{info}");
+    assert_eq!(
+        info["live"]["addons"][0]["name"], "ingress-traefik",
+        "{info}"
+    );
     assert_eq!(info["live"]["addons"][0]["healthy"], true, "{info}");
 
     // Without a terminal or --force it refuses and deletes nothing.
-    let refused = env.run(&["kubeadm", "disable-ingress-nginx", "legacy"]);
+    let refused = env.run(&["kubeadm", "disable-ingress-traefik", "legacy"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("--force"));
-    assert!(
-        services
-            .get_opt("ingress-nginx-controller")
-            .await
-            .unwrap()
-            .is_some()
-    );
-    env.ok(&["kubeadm", "disable-ingress-nginx", "legacy", "--force"]);
-    assert!(
-        services
-            .get_opt("ingress-nginx-controller")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(services.get_opt("traefik").await.unwrap().is_some());
+    env.ok(&["kubeadm", "disable-ingress-traefik", "legacy", "--force"]);
+    assert!(services.get_opt("traefik").await.unwrap().is_none());
 
     // A cluster clouder did not create is forgotten, never deleted.
     let out = env.ok(&["kubeadm", "terminate", "legacy", "--force"]);
