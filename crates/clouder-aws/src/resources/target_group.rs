@@ -6,7 +6,9 @@ use crate::cloud::{AwsCloud, Found, Scope, absent, classify};
 use crate::resources::CONTROL_PLANE_POOL;
 use crate::terraform::{local, names, pool_local, reference, tags};
 use async_trait::async_trait;
-use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+use aws_sdk_elasticloadbalancingv2::types::{
+    ProtocolEnum, TargetDescription, TargetGroupAttribute, TargetTypeEnum,
+};
 use clouder_engine::terraform::Terraform;
 use clouder_engine::{Error, Observed, Outputs, Resource};
 use serde_json::json;
@@ -17,6 +19,25 @@ pub const KIND: &str = "aws_lb_target_group";
 const API_PORT: i32 = 6443;
 /// Marks a control plane that does not exist yet.
 const PENDING: &str = "(new)";
+/// With client IPs preserved, an NLB drops a target's connection to itself through it (AWS's
+/// documented hairpin limit), and a control plane reaches the API through the NLB: off.
+const PRESERVE_CLIENT_IP: &str = "preserve_client_ip.enabled";
+
+async fn preserves_client_ip(cloud: &AwsCloud, arn: &str) -> Result<bool, Error> {
+    let out = absent(
+        "reading target group attributes",
+        cloud
+            .elb
+            .describe_target_group_attributes()
+            .target_group_arn(arn)
+            .send()
+            .await,
+    )?;
+    Ok(out
+        .iter()
+        .flat_map(|o| o.attributes())
+        .any(|a| a.key() == Some(PRESERVE_CLIENT_IP) && a.value() == Some("true")))
+}
 
 pub struct TargetGroup {
     pub scope: Arc<Scope>,
@@ -60,7 +81,9 @@ pub async fn list(cloud: &AwsCloud, cluster: &str) -> Result<Vec<Found>, Error> 
         let arn = tg.target_group_arn().unwrap_or_default();
         found.push(Found {
             resource_id: Some(ids::API_TARGET_GROUP.to_string()),
-            observed: Observed::new(arn).with("targets", targets(cloud, arn).await?),
+            observed: Observed::new(arn)
+                .with("targets", targets(cloud, arn).await?)
+                .with("preserve_client_ip", preserves_client_ip(cloud, arn).await?),
         });
     }
     Ok(found)
@@ -128,6 +151,9 @@ impl Resource for TargetGroup {
             .map(|t| format!("+ target {t}"))
             .collect();
         changes.extend(have.difference(&want).map(|t| format!("- target {t}")));
+        if found.attrs.get("preserve_client_ip") == Some(&json!(true)) {
+            changes.push(format!("{PRESERVE_CLIENT_IP}: true → false"));
+        }
         changes
     }
     async fn create(&self, deps: &Outputs) -> Result<Observed, Error> {
@@ -187,10 +213,24 @@ impl Resource for TargetGroup {
                 .await
                 .map_err(|e| classify("deregistering old control planes", e))?;
         }
+        if found.attrs.get("preserve_client_ip") != Some(&json!(false)) {
+            elb.modify_target_group_attributes()
+                .target_group_arn(&found.cloud_id)
+                .attributes(
+                    TargetGroupAttribute::builder()
+                        .key(PRESERVE_CLIENT_IP)
+                        .value("false")
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| classify("turning off client IP preservation", e))?;
+        }
         let want: Vec<String> = want.into_iter().collect();
         Ok(Observed::new(&found.cloud_id)
             .with("targets", want.clone())
-            .with("want", want))
+            .with("want", want)
+            .with("preserve_client_ip", false))
     }
     fn terraform(&self) -> Result<Option<Terraform>, Error> {
         let s = &self.scope;
@@ -201,6 +241,7 @@ impl Resource for TargetGroup {
             "protocol": "TCP",
             "vpc_id": reference(names::VPC, "id"),
             "target_type": "instance",
+            "preserve_client_ip": "false",
             "health_check": { "protocol": "TCP" },
             "tags": tags(s, ids::API_TARGET_GROUP, &name),
         });

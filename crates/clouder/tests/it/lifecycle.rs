@@ -112,6 +112,20 @@ async fn create_is_tagged_secure_and_converges_then_terminate_leaves_nothing() {
         1,
         "the control plane is the API target"
     );
+    // A control plane reaches the API through the NLB: no hairpin drop of its own connections.
+    let attributes = cloud
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(tg)
+        .send()
+        .await
+        .unwrap();
+    let preserve = attributes
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some("preserve_client_ip.enabled"))
+        .and_then(|a| a.value());
+    assert_eq!(preserve, Some("false"), "{attributes:?}");
 
     // The same input again changes nothing.
     let again = env.create(name, 2, &[]);
