@@ -20,11 +20,9 @@ fn main() {
     std::fs::create_dir_all(&source).unwrap();
     std::fs::write(source.join("notebook.ipynb"), vec![b'x'; 1 << 20]).unwrap();
     let policy = Policy {
-        storage_root: storage.path().to_path_buf(),
-        mount_root: mounts.path().to_path_buf(),
-        cgroup_marker: None,
         // The quota check scans the folder, as an attach of a watched user does.
         quota_bytes: Some(10 << 30),
+        ..Policy::new(storage.path(), mounts.path())
     };
     let target = mounts.path().join("home/user");
     let process = Contained::start().expect("a process in its own mount namespace (run as root)");

@@ -1258,9 +1258,12 @@ pub struct AgentRunArgs {
     /// A kubeconfig (default: the pod's service account).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Seconds between passes.
-    #[arg(long, default_value_t = 2)]
-    pub interval: u64,
+    /// The `/proc` of the runtime's pid namespace (the node's: `/proc` with hostPID).
+    #[arg(long, default_value = "/proc")]
+    pub proc: PathBuf,
+    /// Where the agent mounts each warm pod's secrets tmpfs, in its own container.
+    #[arg(long, default_value = "/run/clouder-agent/secrets")]
+    pub secrets_root: PathBuf,
 }
 
 #[derive(Args, Debug)]
