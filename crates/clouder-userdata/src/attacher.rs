@@ -13,6 +13,7 @@ use crate::podspec::SECRETS_DIR;
 use crate::secret_files::SecretFiles;
 use crate::secrets::SECRET_NAME;
 use crate::storage::folders::Folders;
+use crate::storage::place::Local;
 use crate::storage::{USERS_DIR, check_user, user_namespace};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -263,7 +264,10 @@ impl<'a> Agent<'a> {
         check_user(user)?;
         let root = &self.policy.storage_root;
         // Users the folder index knows are held to their quota.
-        let folder = Folders::open(root, 0).and_then(|f| f.show(user)).ok();
+        let folder = match Folders::open(&Local, root, 0).await {
+            Ok(folders) => folders.show(user).await.ok(),
+            Err(_) => None,
+        };
         if let Some(f) = folder.filter(|f| f.over_quota) {
             return Err(Error::Refused(format!(
                 "user {user} is over quota ({} of {} bytes)",

@@ -1136,14 +1136,15 @@ pub enum Storage {
     MountSpec(MountSpecArgs),
 }
 
-/// Where the shared filesystem is mounted where this command runs (a node, or the NFS server).
+/// The cluster whose shared filesystem holds the folders.
 #[derive(Args, Debug)]
 pub struct StorageRootArgs {
     /// The cluster.
     pub cluster: String,
-    /// The shared filesystem's mount.
+    /// Work here, on this mount of the shared filesystem (a node, or the NFS server); without
+    /// it, on the node that has the filesystem, over SSH.
     #[arg(long, env = "CLOUDER_STORAGE_ROOT")]
-    pub root: PathBuf,
+    pub root: Option<PathBuf>,
     /// The runtime's group, which owns the folders.
     #[arg(long, default_value_t = 100)]
     pub fs_group: u32,

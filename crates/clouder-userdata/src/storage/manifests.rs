@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "clouder-storage";
 pub const CLAIM: &str = "clouder-userdata";
-const SERVER: &str = "clouder-nfs";
+pub(crate) const SERVER: &str = "clouder-nfs";
 /// Kubernetes' own NFS server test image: exports `/exports` as the NFSv4 root (`fsid=0`), so
 /// the export path is `/`. (`registry.k8s.io/volume-nfs:0.8`, assumed before, is a Docker
 /// schema 1 image that containerd 2, which the nodes run, no longer pulls.)
@@ -227,7 +227,7 @@ fn claim(name: &str, capacity: &str, namespace: &str) -> Value {
 }
 
 /// The node agent's volume and claim of the shared filesystem (Ceph).
-fn agent_volume() -> String {
+pub(crate) fn agent_volume() -> String {
     format!("{CLAIM}-agent")
 }
 
@@ -285,7 +285,7 @@ fn rook_objects(filesystem: &str) -> Vec<Value> {
 
 /// Where the agent's container sees the shared filesystem.
 pub const AGENT_STORAGE_ROOT: &str = "/mnt/clouder-userdata";
-const AGENT: &str = "clouder-node-agent";
+pub(crate) const AGENT: &str = "clouder-node-agent";
 
 /// The node agent: a DaemonSet (host PID namespace and privileges to enter containers' mount
 /// namespaces, the shared filesystem mounted over NFS, the CRI socket) with a service account

@@ -402,9 +402,12 @@ async fn the_agent_watches_pods_and_secrets_of_its_node() {
         assert_eq!(tmpfs_left(), 0, "the secrets' tmpfs is wiped");
 
         // A user over quota is refused, with the reason on the pod and nothing mounted.
+        let local = clouder_userdata::storage::place::Local;
         let folders =
-            clouder_userdata::storage::folders::Folders::open(lab.storage.path(), 0).unwrap();
-        let bob = folders.create("bob", 1024).unwrap();
+            clouder_userdata::storage::folders::Folders::open(&local, lab.storage.path(), 0)
+                .await
+                .unwrap();
+        let bob = folders.create("bob", 1024).await.unwrap();
         std::fs::write(bob.path.join("big"), vec![0u8; 64 * 1024]).unwrap();
         let before = proc.mountinfo();
         assign(&pods, "warm-0", Some("bob")).await;

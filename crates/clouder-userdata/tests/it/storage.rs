@@ -5,9 +5,11 @@ use crate::support::testkube;
 use clouder_userdata::Error;
 use clouder_userdata::storage::folders::Folders;
 use clouder_userdata::storage::manifests::{Backend, CLAIM, render};
+use clouder_userdata::storage::place::{Local, Place, Remote};
 use clouder_userdata::storage::quota::Quota;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,45 +17,224 @@ fn gid() -> u32 {
     std::fs::metadata("/proc/self").unwrap().gid()
 }
 
-#[test]
-fn folders_lifecycle_with_scanned_usage() {
+#[tokio::test]
+async fn folders_lifecycle_with_scanned_usage() {
     let root = tempfile::tempdir().unwrap();
-    let folders = Folders::open(root.path(), gid()).unwrap();
+    folders_lifecycle(&Local, root.path()).await;
+}
+
+/// Everything `storage user` does, at `place` under `root` (a folder on a filesystem without
+/// quotas, which the test reads here).
+async fn folders_lifecycle(place: &dyn Place, root: &Path) {
+    let folders = Folders::open(place, root, gid()).await.unwrap();
     assert_eq!(folders.quota(), &Quota::Scan);
-    let alice = folders.create("alice", 1 << 20).unwrap();
+    let alice = folders.create("alice", 1 << 20).await.unwrap();
     let meta = std::fs::metadata(&alice.path).unwrap();
     assert_eq!(
         (meta.gid(), meta.permissions().mode() & 0o7777),
         (gid(), 0o2770)
     );
     assert!(!alice.over_quota && !alice.enforced);
-    assert!(matches!(folders.create("alice", 1), Err(Error::Invalid(m)) if m.contains("already")));
-    assert!(matches!(folders.create("../x", 1), Err(Error::Invalid(_))));
+    assert!(
+        matches!(folders.create("alice", 1).await, Err(Error::Invalid(m)) if m.contains("already"))
+    );
+    assert!(matches!(
+        folders.create("../x", 1).await,
+        Err(Error::Invalid(_))
+    ));
 
     std::fs::write(alice.path.join("data"), vec![1u8; 2 << 20]).unwrap();
-    let shown = folders.show("alice").unwrap();
+    let shown = folders.show("alice").await.unwrap();
     assert!(shown.used_bytes >= 2 << 20 && shown.over_quota, "{shown:?}");
-    let resized = folders.resize("alice", 10 << 20).unwrap();
+    let resized = folders.resize("alice", 10 << 20).await.unwrap();
     assert!(!resized.over_quota);
-    folders.create("bob", 1 << 20).unwrap();
-    let users: Vec<String> = folders.ls().unwrap().into_iter().map(|f| f.user).collect();
+    folders.create("bob", 1 << 20).await.unwrap();
+    let users: Vec<String> = folders
+        .ls()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.user)
+        .collect();
     assert_eq!(users, ["alice", "bob"]);
 
     // Kept for the grace period, then purged.
     let kept = folders
         .rm("alice", false, Duration::from_secs(3600))
+        .await
         .unwrap();
     assert!(kept.path.join("data").exists() && kept.purge_after.is_some());
-    assert!(matches!(folders.show("alice"), Err(Error::Invalid(_))));
-    assert!(folders.purge_expired().unwrap().is_empty());
-    let gone = folders.rm("bob", false, Duration::ZERO).unwrap();
-    assert_eq!(folders.purge_expired().unwrap(), vec![gone.clone()]);
+    assert!(matches!(
+        folders.show("alice").await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(folders.purge_expired().await.unwrap().is_empty());
+    let gone = folders.rm("bob", false, Duration::ZERO).await.unwrap();
+    assert_eq!(folders.purge_expired().await.unwrap(), vec![gone.clone()]);
     assert!(!gone.path.exists() && kept.path.exists());
-    folders.create("carol", 1).unwrap();
+    folders.create("carol", 1).await.unwrap();
     let purged = folders
         .rm("carol", true, Duration::from_secs(3600))
+        .await
         .unwrap();
     assert!(!purged.path.exists() && purged.purge_after.is_none());
+}
+
+/// The same, over SSH on a real sshd host (a lab host: its own network namespace, this
+/// machine's filesystem, so the test reads what the host did).
+#[tokio::test(flavor = "multi_thread")]
+async fn folders_over_ssh_on_the_node_that_has_them() {
+    use clouder_node::fleet::{Fleet, MemoryPins};
+    let lab = clouder_testenv::Lab::start(1);
+    let fleet = Fleet::new(
+        clouder_node::ssh::load_key(&lab.client_key()).unwrap(),
+        std::sync::Arc::new(MemoryPins::default()),
+    );
+    let host = clouder_node::Host::new(&lab.hosts[0].address, "root");
+    let session = fleet.connect(&host).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    folders_lifecycle(&Remote(session), root.path()).await;
+    let index = std::fs::metadata(root.path().join(".clouder/folders.json")).unwrap();
+    assert_eq!(index.permissions().mode() & 0o777, 0o600);
+}
+
+/// Every script the folders are kept with passes shellcheck, with paths that need quoting.
+#[test]
+fn folder_scripts_pass_shellcheck() {
+    use clouder_userdata::storage::place::scripts;
+    let odd = Path::new("/srv/user data/it's");
+    let other = Path::new("/srv/trash/a b.1");
+    let all = [
+        scripts::is_folder(odd),
+        scripts::read(odd),
+        scripts::write(odd, "{\"users\": {}}"),
+        scripts::make_folder(odd, 100),
+        scripts::keep(odd, other),
+        scripts::delete(&[odd, other]),
+        scripts::usage(&[odd, other]),
+        scripts::filesystem(odd),
+        scripts::xfs_quota(odd, "limit -p bhard=1024 1001"),
+    ];
+    for text in all {
+        let mut child = Command::new("shellcheck")
+            .args(["--shell=bash", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("shellcheck (scripts/peers.sh installs it)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// Through the cluster: the NFS server pod's disk (its CSI volume's kubelet path) on its node,
+/// or a node agent's mount for an existing export; refused while nothing runs.
+#[tokio::test]
+async fn the_shared_filesystem_is_found_in_the_cluster() {
+    use clouder_userdata::storage::locate::locate;
+    use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let (_kube, client) = testkube(false).await;
+    let node: Node =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "n1"}})).unwrap();
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+    let address = serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.7"}]}});
+    Api::<Node>::all(client.clone())
+        .patch_status("n1", &PatchParams::default(), &Patch::Merge(&address))
+        .await
+        .unwrap();
+    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "clouder-storage"}}))
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "clouder-storage");
+    let in_cluster = Backend::InCluster {
+        storage_class: None,
+        size: "1Ti".into(),
+        image: "nfs".into(),
+    };
+    let existing = Backend::Existing {
+        server: "fs-1.efs".into(),
+        path: "/".into(),
+    };
+    for backend in [&in_cluster, &existing] {
+        let none = locate(&client, backend).await;
+        assert!(
+            matches!(&none, Err(Error::Failed(m)) if m.contains("not running")),
+            "{none:?}"
+        );
+    }
+    let run = |name: &str, labels: serde_json::Value| {
+        serde_json::from_value::<Pod>(serde_json::json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+        }))
+        .unwrap()
+    };
+    let running = serde_json::json!({"status": {"phase": "Running"}});
+    for (name, labels) in [
+        ("clouder-nfs-0", serde_json::json!({})),
+        (
+            "clouder-node-agent-x",
+            serde_json::json!({"app.kubernetes.io/name": "clouder-node-agent"}),
+        ),
+    ] {
+        pods.create(&PostParams::default(), &run(name, labels))
+            .await
+            .unwrap();
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&running))
+            .await
+            .unwrap();
+    }
+    let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "exports-clouder-nfs-0"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-0a1b", "resources": {"requests": {"storage": "1Ti"}}},
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), "clouder-storage")
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
+    let uid = |name: &str| {
+        let pods = pods.clone();
+        let name = name.to_string();
+        async move { pods.get(&name).await.unwrap().metadata.uid.unwrap() }
+    };
+    let server = locate(&client, &in_cluster).await.unwrap();
+    assert_eq!(
+        (server.node.as_str(), server.address.as_str()),
+        ("n1", "10.0.0.7")
+    );
+    assert_eq!(
+        server.path,
+        Path::new(&format!(
+            "/var/lib/kubelet/pods/{}/volumes/kubernetes.io~csi/pvc-0a1b/mount",
+            uid("clouder-nfs-0").await
+        ))
+    );
+    let agent = locate(&client, &existing).await.unwrap();
+    assert_eq!(
+        agent.path,
+        Path::new(&format!(
+            "/var/lib/kubelet/pods/{}/volumes/kubernetes.io~nfs/userdata",
+            uid("clouder-node-agent-x").await
+        ))
+    );
 }
 
 /// A loop-mounted XFS with project quotas, or why there cannot be one here.
@@ -116,8 +297,8 @@ impl Drop for XfsLoop {
     }
 }
 
-#[test]
-fn xfs_project_quotas_are_enforced() {
+#[tokio::test]
+async fn xfs_project_quotas_are_enforced() {
     let xfs = match XfsLoop::mount() {
         Ok(x) => x,
         Err(why) => {
@@ -129,20 +310,20 @@ fn xfs_project_quotas_are_enforced() {
             return;
         }
     };
-    let folders = Folders::open(&xfs.root(), gid()).unwrap();
+    let folders = Folders::open(&Local, &xfs.root(), gid()).await.unwrap();
     assert!(
         matches!(folders.quota(), Quota::Xfs { .. }),
         "{:?}",
         folders.quota()
     );
-    let alice = folders.create("alice", 1 << 20).unwrap();
+    let alice = folders.create("alice", 1 << 20).await.unwrap();
     assert!(alice.enforced);
     let over = std::fs::write(alice.path.join("big"), vec![0u8; 4 << 20]);
     assert!(
         over.is_err(),
         "the filesystem refuses writes over the quota"
     );
-    let shown = folders.show("alice").unwrap();
+    let shown = folders.show("alice").await.unwrap();
     assert!(
         shown.used_bytes <= 1 << 20 && shown.used_bytes > 0,
         "{shown:?}"
