@@ -79,8 +79,8 @@ struct Attached {
 }
 
 enum Change {
-    Pod(watcher::Result<watcher::Event<Pod>>),
-    Secret(watcher::Result<watcher::Event<Secret>>),
+    Pod(Box<watcher::Result<watcher::Event<Pod>>>),
+    Secret(Box<watcher::Result<watcher::Event<Secret>>>),
 }
 
 /// The node agent.
@@ -130,7 +130,7 @@ impl<'a> Agent<'a> {
         let on_node = watcher::Config::default().fields(&format!("spec.nodeName={}", self.node));
         let pods = watcher(Api::<Pod>::all(self.client.clone()), on_node)
             .default_backoff()
-            .map(Change::Pod)
+            .map(|event| Change::Pod(Box::new(event)))
             .boxed();
         let secrets = match self.secrets_root {
             Some(_) => {
@@ -139,7 +139,7 @@ impl<'a> Agent<'a> {
                     watcher::Config::default().fields(&format!("metadata.name={SECRET_NAME}"));
                 watcher(Api::<Secret>::all(self.client.clone()), named)
                     .default_backoff()
-                    .map(Change::Secret)
+                    .map(|event| Change::Secret(Box::new(event)))
                     .boxed()
             }
             None => futures::stream::pending().boxed(),
@@ -148,16 +148,20 @@ impl<'a> Agent<'a> {
         while let Some(change) = changes.next().await {
             use watcher::Event::{Apply, Delete, InitApply};
             let outcome = match change {
-                Change::Pod(Ok(Apply(pod) | InitApply(pod))) => self.pod_changed(&pod).await,
-                Change::Pod(Ok(Delete(pod))) => self.pod_gone(&pod),
-                Change::Secret(Ok(Apply(secret) | InitApply(secret))) => {
-                    self.secret_changed(&secret, secret_data(&secret))
-                }
-                Change::Secret(Ok(Delete(secret))) => self.secret_changed(&secret, BTreeMap::new()),
-                Change::Pod(Ok(_)) | Change::Secret(Ok(_)) => Ok(None),
-                Change::Pod(Err(e)) | Change::Secret(Err(e)) => {
-                    Err(Error::Failed(format!("watching node {}: {e}", self.node)))
-                }
+                Change::Pod(event) => match *event {
+                    Ok(Apply(pod) | InitApply(pod)) => self.pod_changed(&pod).await,
+                    Ok(Delete(pod)) => self.pod_gone(&pod),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(self.watch_failed(e)),
+                },
+                Change::Secret(event) => match *event {
+                    Ok(Apply(secret) | InitApply(secret)) => {
+                        self.secret_changed(&secret, secret_data(&secret))
+                    }
+                    Ok(Delete(secret)) => self.secret_changed(&secret, BTreeMap::new()),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(self.watch_failed(e)),
+                },
             };
             match outcome {
                 Ok(Some(done)) => tracing::info!("{done}"),
@@ -252,6 +256,10 @@ impl<'a> Agent<'a> {
         }
         Ok((rewritten > 0)
             .then(|| format!("secrets of namespace {ns} rewritten in {rewritten} pod(s)")))
+    }
+
+    fn watch_failed(&self, e: watcher::Error) -> Error {
+        Error::Failed(format!("watching node {}: {e}", self.node))
     }
 
     fn known(&self, uid: &str) -> Option<String> {
