@@ -116,24 +116,7 @@ fn folder_scripts_pass_shellcheck() {
         scripts::xfs_quota(odd, "limit -p bhard=1024 1001"),
     ];
     for text in all {
-        let mut child = Command::new("shellcheck")
-            .args(["--shell=bash", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("shellcheck (scripts/peers.sh installs it)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{text}\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        clouder_testenv::shellcheck("a folder script", &text);
     }
 }
 
