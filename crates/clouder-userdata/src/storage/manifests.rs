@@ -5,6 +5,7 @@
 
 use crate::Error;
 use crate::secrets::SECRET_NAME;
+use clouder_spec::Provider;
 use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "clouder-storage";
@@ -38,13 +39,27 @@ pub struct RookChart {
     pub namespace: &'static str,
 }
 
+/// The in-cluster NFS server's disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disk {
+    /// A StorageClass the spec names (XFS mounted with `prjquota` for enforced quotas).
+    Class(String),
+    /// [`XFS_CLASS`] on the cloud's disk CSI driver, made with the server: XFS with project
+    /// quotas, `Retain`.
+    Xfs(Provider),
+    /// The cluster's default class (no cloud disk known: quotas are watched, not enforced).
+    Default,
+}
+
+/// The StorageClass of the NFS server's disk on AWS and Azure.
+pub const XFS_CLASS: &str = "clouder-nfs-xfs";
+
 /// Where the shared filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// An NFS server in the cluster, on a `size` disk of `storage_class`.
+    /// An NFS server in the cluster, on a `size` disk.
     InCluster {
-        /// Absent: the cluster's default StorageClass.
-        storage_class: Option<String>,
+        disk: Disk,
         size: String,
         image: String,
     },
@@ -67,8 +82,12 @@ impl Backend {
         })
     }
 
-    /// The backend the spec's `storage:` section names (checked by clouder-spec already).
-    pub fn from_spec(storage: &clouder_spec::Storage) -> Result<Backend, Error> {
+    /// The backend the spec's `storage:` section names (checked by clouder-spec already), on
+    /// the cluster's `provider`.
+    pub fn from_spec(
+        storage: &clouder_spec::Storage,
+        provider: Provider,
+    ) -> Result<Backend, Error> {
         if let Some(ceph) = &storage.ceph {
             return Ok(Backend::Ceph {
                 filesystem: ceph.filesystem.clone().unwrap_or_else(|| CLAIM.into()),
@@ -80,7 +99,11 @@ impl Backend {
             .ok_or_else(|| Error::Invalid("spec.storage: needs `nfs` or `ceph`".into()))?;
         match (&nfs.in_cluster, &nfs.existing) {
             (Some(server), _) => Ok(Backend::InCluster {
-                storage_class: server.storage_class.clone(),
+                disk: match (&server.storage_class, provider) {
+                    (Some(class), _) => Disk::Class(class.clone()),
+                    (None, Provider::Aws | Provider::Azure) => Disk::Xfs(provider),
+                    (None, Provider::Ssh) => Disk::Default,
+                },
                 size: server.size.clone(),
                 image: DEFAULT_SERVER_IMAGE.into(),
             }),
@@ -105,12 +128,7 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
         "kind": "Namespace",
         "metadata": {"name": NAMESPACE, "labels": {"clouder.io/managed": "true"}},
     })];
-    if let Backend::InCluster {
-        storage_class,
-        size,
-        image,
-    } = backend
-    {
+    if let Backend::InCluster { disk, size, image } = backend {
         objects.push(json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -124,12 +142,17 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
                 ],
             },
         }));
-        let mut disk = json!({
+        let mut claim = json!({
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": size}},
         });
-        if let Some(class) = storage_class {
-            disk["storageClassName"] = json!(class);
+        match disk {
+            Disk::Class(class) => claim["storageClassName"] = json!(class),
+            Disk::Xfs(provider) => {
+                objects.push(xfs_class(*provider));
+                claim["storageClassName"] = json!(XFS_CLASS);
+            }
+            Disk::Default => {}
         }
         objects.push(json!({
                 "apiVersion": "apps/v1",
@@ -159,7 +182,7 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
                     },
                     "volumeClaimTemplates": [{
                         "metadata": {"name": "exports"},
-                        "spec": disk,
+                        "spec": claim,
                     }],
                 },
             }));
@@ -173,6 +196,31 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
     objects.push(shared_volume(backend, CLAIM, capacity, claim_namespace));
     objects.push(claim(CLAIM, capacity, claim_namespace));
     objects
+}
+
+/// A cloud disk formatted XFS and mounted with project quotas, kept when its claim goes.
+fn xfs_class(provider: Provider) -> Value {
+    let (provisioner, parameters) = match provider {
+        Provider::Azure => (
+            "disk.csi.azure.com",
+            json!({"skuName": "Premium_LRS", "fsType": "xfs"}),
+        ),
+        _ => (
+            "ebs.csi.aws.com",
+            json!({"type": "gp3", "csi.storage.k8s.io/fstype": "xfs"}),
+        ),
+    };
+    json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": XFS_CLASS},
+        "provisioner": provisioner,
+        "parameters": parameters,
+        "mountOptions": ["prjquota"],
+        "reclaimPolicy": "Retain",
+        "allowVolumeExpansion": true,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    })
 }
 
 /// The `Retain` volume of the shared filesystem's root, bound to claim `name` in `namespace`.

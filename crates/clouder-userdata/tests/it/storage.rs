@@ -2,9 +2,10 @@
 //! usage scan otherwise) and the shared filesystem's manifests on testkube.
 
 use crate::support::testkube;
+use clouder_spec::Provider;
 use clouder_userdata::Error;
 use clouder_userdata::storage::folders::Folders;
-use clouder_userdata::storage::manifests::{Backend, CLAIM, render};
+use clouder_userdata::storage::manifests::{Backend, CLAIM, Disk, render};
 use clouder_userdata::storage::place::{Local, Place, Remote};
 use clouder_userdata::storage::quota::Quota;
 use std::io::Write;
@@ -147,7 +148,7 @@ async fn the_shared_filesystem_is_found_in_the_cluster() {
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "clouder-storage");
     let in_cluster = Backend::InCluster {
-        storage_class: None,
+        disk: Disk::Default,
         size: "1Ti".into(),
         image: "nfs".into(),
     };
@@ -317,14 +318,23 @@ async fn xfs_project_quotas_are_enforced() {
 fn the_spec_names_the_backend() {
     let spec = "apiVersion: clouder.io/v1alpha1\nkind: Cluster\nmetadata: {name: demo}\nspec:\n  provider: aws\n  adminCidrs: [203.0.113.7/32]\n  storage:\n    nfs: {inCluster: {size: 200Gi}}\n";
     let cluster = clouder_spec::parse("c.yaml", spec).unwrap();
-    let backend = Backend::from_spec(cluster.spec.storage.as_ref().unwrap()).unwrap();
+    let storage = cluster.spec.storage.as_ref().unwrap();
+    let backend = Backend::from_spec(storage, Provider::Aws).unwrap();
     assert!(
-        matches!(backend, Backend::InCluster { storage_class: None, ref size, .. } if size == "200Gi")
+        matches!(backend, Backend::InCluster { disk: Disk::Xfs(Provider::Aws), ref size, .. } if size == "200Gi")
     );
+    let on_hosts = Backend::from_spec(storage, Provider::Ssh).unwrap();
+    assert!(matches!(
+        on_hosts,
+        Backend::InCluster {
+            disk: Disk::Default,
+            ..
+        }
+    ));
     let ceph = spec.replace("nfs: {inCluster: {size: 200Gi}}", "ceph: {}");
     let cluster = clouder_spec::parse("c.yaml", &ceph).unwrap();
     assert_eq!(
-        Backend::from_spec(cluster.spec.storage.as_ref().unwrap()).unwrap(),
+        Backend::from_spec(cluster.spec.storage.as_ref().unwrap(), Provider::Aws).unwrap(),
         Backend::Ceph {
             filesystem: CLAIM.into()
         }
@@ -334,7 +344,7 @@ fn the_spec_names_the_backend() {
 #[tokio::test]
 async fn manifests_are_golden_and_apply() {
     let in_cluster = Backend::InCluster {
-        storage_class: Some("gp3".into()),
+        disk: Disk::Xfs(Provider::Aws),
         size: "500Gi".into(),
         image: clouder_userdata::storage::manifests::DEFAULT_SERVER_IMAGE.into(),
     };

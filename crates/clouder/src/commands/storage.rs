@@ -53,7 +53,7 @@ async fn place(
             "cluster `{name}` has no `storage:` section in its spec"
         ))
     })?;
-    let backend = Backend::from_spec(storage).map_err(userdata_error)?;
+    let backend = Backend::from_spec(storage, cluster.spec.provider).map_err(userdata_error)?;
     let client = kube_client(home, name, None).await?;
     let at = locate(&client, &backend).await.map_err(userdata_error)?;
     let formation = ssh_formation(&cluster, None);
