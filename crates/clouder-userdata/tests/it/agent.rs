@@ -349,9 +349,10 @@ async fn the_agent_watches_pods_and_secrets_of_its_node() {
     put_secret(&client, &[("API_TOKEN", MARKER)]).await;
     let pods = runtime_pod(&client, "warm-0").await;
     let secret_file = proc.sees(Path::new(SECRETS_DIR)).join("API_TOKEN");
-    let tmpfs_left = || std::fs::read_dir(secrets_root.path()).unwrap().count();
+    let restarted_root = tempfile::tempdir_in("/run").unwrap();
+    let tmpfs_left = || std::fs::read_dir(restarted_root.path()).unwrap().count();
 
-    let test = async {
+    let before_restart = async {
         assign(&pods, "warm-0", Some("alice")).await;
         std::fs::write(lab.alice().join("hello"), "from the shared filesystem").unwrap();
         eventually("alice attached", || async {
@@ -388,6 +389,40 @@ async fn the_agent_watches_pods_and_secrets_of_its_node() {
         assert_eq!(
             std::fs::read_to_string(secret_file.with_file_name("DB_URL")).unwrap(),
             "postgres://db"
+        );
+    };
+    tokio::select! {
+        () = agent.run() => panic!("the agent stopped"),
+        () = before_restart => {}
+    }
+
+    // The agent restarts: its container, and the tmpfs mounts it made there, are gone; the new
+    // one knows nothing but what the pod says, binds alice afresh and keeps her files current.
+    drop(agent);
+    for dir in std::fs::read_dir(secrets_root.path()).unwrap() {
+        let dir = dir.unwrap().path();
+        rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH).unwrap();
+    }
+    let agent = Agent::new(client.clone(), "n1", lab.policy(), &lab.target(), &pids)
+        .with_secrets(restarted_root.path());
+    let after_restart = async {
+        eventually("alice bound again by the new agent", || async {
+            tmpfs_left() == 1
+        })
+        .await;
+        put_secret(&client, &[("API_TOKEN", "rotated-again")]).await;
+        eventually("the value rotated after the restart", || async {
+            std::fs::read_to_string(&secret_file).ok().as_deref() == Some("rotated-again")
+        })
+        .await;
+        assert!(
+            !secret_file.with_file_name("DB_URL").exists(),
+            "a key gone from the Secret goes"
+        );
+        assert_eq!(
+            proc.mountinfo().matches(SECRETS_DIR).count(),
+            1,
+            "the old bind was replaced, not stacked"
         );
 
         assign(&pods, "warm-0", None).await;
@@ -443,12 +478,12 @@ async fn the_agent_watches_pods_and_secrets_of_its_node() {
     };
     tokio::select! {
         () = agent.run() => panic!("the agent stopped"),
-        () = test => {}
+        () = after_restart => {}
     }
     let logs = logs.text();
     assert!(logs.contains("attached default/warm-0 alice"), "{logs}");
     assert!(logs.contains("the pod is gone"), "{logs}");
-    for value in [MARKER, "rotated", "postgres://db"] {
+    for value in [MARKER, "rotated", "postgres://db", "rotated-again"] {
         assert!(!logs.contains(value), "a secret value in the agent's logs");
     }
 }
