@@ -75,6 +75,18 @@ impl CriNode {
         CriNode { child, dir, cri }
     }
 
+    /// containerd's pid here (the `unshare` forks it, then the node script execs it): its
+    /// `/proc/PID/root/proc` shows the node's pid namespace, where the runtime's pids are.
+    pub fn runtime_pid(&self) -> u32 {
+        let me = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .expect("the node's unshare has forked containerd")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }

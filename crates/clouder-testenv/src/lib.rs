@@ -16,5 +16,29 @@ pub mod registry;
 pub mod terraform;
 
 pub use lab::Lab;
+
+/// Asserts that the bash script `text` (`what`, for the message) passes shellcheck.
+pub fn shellcheck(what: &str, text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("shellcheck")
+        .args(["--shell=bash", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("shellcheck (apt-get install shellcheck; scripts/peers.sh does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
 pub use nodekit::NodeKit;
 pub use registry::RegistryPeer;

@@ -1,7 +1,8 @@
 //! The node agent: binds a user's folder into a running container, and takes it out again.
 //!
-//! "A container process on this node" means: a process visible in this node's `/proc` whose
-//! mount namespace is not the agent's own, and — when the policy names a cgroup marker (the
+//! "A container process on this node" means: a process visible in the `/proc` of the container
+//! runtime's pid namespace (the node's, for a DaemonSet with `hostPID`) whose mount namespace is
+//! not the agent's own, and — when the policy names a cgroup marker (the
 //! DaemonSet uses `kubepods`, which kubelet puts in every pod's cgroup under both cgroup
 //! drivers) — whose cgroup names it. Anything else is refused.
 //!
@@ -15,7 +16,7 @@ use crate::Error;
 use crate::storage::{resolve_under, usage};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{CWD, Mode, OFlags};
-use rustix::mount::{MoveMountFlags, OpenTreeFlags, UnmountFlags};
+use rustix::mount::{MountFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
 use std::path::{Component, Path, PathBuf};
 
 /// What the agent allows.
@@ -29,6 +30,23 @@ pub struct Policy {
     pub cgroup_marker: Option<String>,
     /// When set, a source using more bytes than this is refused (the user is over quota).
     pub quota_bytes: Option<u64>,
+    /// The `/proc` of the pid namespace the container runtime reports pids in: `/proc` with
+    /// `hostPID`, or wherever the node's `/proc` is mounted (e.g. `/host/proc`).
+    pub proc: PathBuf,
+}
+
+impl Policy {
+    /// Sources under `storage_root`, targets under `mount_root`, pids of this `/proc`, no cgroup
+    /// marker and no quota.
+    pub fn new(storage_root: &Path, mount_root: &Path) -> Policy {
+        Policy {
+            storage_root: storage_root.to_path_buf(),
+            mount_root: mount_root.to_path_buf(),
+            cgroup_marker: None,
+            quota_bytes: None,
+            proc: PathBuf::from("/proc"),
+        }
+    }
 }
 
 /// Binds `source` (a folder under the storage root) at `target` inside process `pid`'s mount
@@ -43,12 +61,7 @@ pub fn attach(policy: &Policy, pid: u32, source: &Path, target: &Path) -> Result
         )));
     }
     let process = Process::check(policy, pid)?;
-    if process.is_mounted(&target)? {
-        return Err(Error::Refused(format!(
-            "process {pid} already has a mount at {}",
-            target.display()
-        )));
-    }
+    process.refuse_if_mounted(&target)?;
     if let Some(quota) = policy.quota_bytes {
         let used = usage(&source)?;
         if used > quota {
@@ -58,27 +71,34 @@ pub fn attach(policy: &Policy, pid: u32, source: &Path, target: &Path) -> Result
             )));
         }
     }
-    // A detached copy of the folder's mount, taken here, in the agent's namespace.
-    let tree = rustix::mount::open_tree(
-        CWD,
-        &source,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .map_err(|e| Error::Failed(format!("cloning the mount of {}: {e}", source.display())))?;
-    let mount_root = policy.mount_root.clone();
-    process.enter(move || {
-        let dir = walk(&target, &mount_root, true)?;
-        rustix::mount::move_mount(
-            tree.as_fd(),
-            "",
-            dir.as_fd(),
-            "",
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-        .map_err(|e| Error::Failed(format!("mounting at {}: {e}", target.display())))
-    })?;
+    process.mount(&source, target, &policy.mount_root, false)?;
     tracing::info!(pid, source = %source.display(), "attached");
     Ok(())
+}
+
+/// Binds `source` (a folder in the agent's own namespace, e.g. a tmpfs it filled) read-only at
+/// `target` inside process `pid`; missing folders under `create_under` are made. The target is
+/// the platform's, not a request's, so only the process is checked.
+pub fn attach_read_only(
+    policy: &Policy,
+    pid: u32,
+    source: &Path,
+    target: &Path,
+    create_under: &Path,
+) -> Result<(), Error> {
+    let process = Process::check(policy, pid)?;
+    process.refuse_if_mounted(target)?;
+    process.mount(source, target.to_path_buf(), create_under, true)
+}
+
+/// Takes the mount at `target` out of process `pid`; `Ok(false)` when nothing was mounted there.
+pub fn detach_if_mounted(policy: &Policy, pid: u32, target: &Path) -> Result<bool, Error> {
+    let process = Process::check(policy, pid)?;
+    if !process.is_mounted(target)? {
+        return Ok(false);
+    }
+    process.unmount(target.to_path_buf())?;
+    Ok(true)
 }
 
 /// Takes the mount at `target` out of process `pid`'s mount namespace.
@@ -91,12 +111,7 @@ pub fn detach(policy: &Policy, pid: u32, target: &Path) -> Result<(), Error> {
             target.display()
         )));
     }
-    let mount_root = policy.mount_root.clone();
-    process.enter(move || {
-        walk(&target, &mount_root, false)?;
-        rustix::mount::unmount(&target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
-            .map_err(|e| Error::Failed(format!("unmounting {}: {e}", target.display())))
-    })?;
+    process.unmount(target)?;
     tracing::info!(pid, "detached");
     Ok(())
 }
@@ -120,13 +135,14 @@ fn check_target(policy: &Policy, target: &Path) -> Result<PathBuf, Error> {
 /// A process checked to be a container process on this node.
 struct Process {
     pid: u32,
+    mountinfo: PathBuf,
     namespace: OwnedFd,
     root: OwnedFd,
 }
 
 impl Process {
     fn check(policy: &Policy, pid: u32) -> Result<Process, Error> {
-        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let proc = policy.proc.join(pid.to_string());
         let not_here =
             |e: std::io::Error| Error::Refused(format!("no process {pid} on this node ({e})"));
         let theirs = std::fs::read_link(proc.join("ns/mnt")).map_err(not_here)?;
@@ -151,20 +167,82 @@ impl Process {
         };
         Ok(Process {
             pid,
+            mountinfo: proc.join("mountinfo"),
             namespace: open(proc.join("ns/mnt"), OFlags::RDONLY)?,
             root: open(proc.join("root"), OFlags::PATH | OFlags::DIRECTORY)?,
         })
     }
 
+    fn refuse_if_mounted(&self, target: &Path) -> Result<(), Error> {
+        if self.is_mounted(target)? {
+            return Err(Error::Refused(format!(
+                "process {} already has a mount at {}",
+                self.pid,
+                target.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether `target` is a mount point in the process's view.
     fn is_mounted(&self, target: &Path) -> Result<bool, Error> {
-        let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid))
+        let info = std::fs::read_to_string(&self.mountinfo)
             .map_err(|e| Error::Refused(format!("no process {} on this node ({e})", self.pid)))?;
         // Field 5 is the mount point, with spaces and such octal-escaped.
         let wanted = target.to_string_lossy().replace(' ', "\\040");
         Ok(info
             .lines()
             .any(|line| line.split(' ').nth(4) == Some(wanted.as_str())))
+    }
+
+    /// Moves a detached clone of `source`'s mount (taken here, in the agent's namespace) onto
+    /// `target` in the process; with `read_only` the new mount alone is made read-only.
+    fn mount(
+        self,
+        source: &Path,
+        target: PathBuf,
+        create_under: &Path,
+        read_only: bool,
+    ) -> Result<(), Error> {
+        let tree = rustix::mount::open_tree(
+            CWD,
+            source,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(|e| Error::Failed(format!("cloning the mount of {}: {e}", source.display())))?;
+        let create_under = create_under.to_path_buf();
+        self.enter(move || {
+            let dir = walk(&target, &create_under, true)?;
+            rustix::mount::move_mount(
+                tree.as_fd(),
+                "",
+                dir.as_fd(),
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(|e| Error::Failed(format!("mounting at {}: {e}", target.display())))?;
+            if read_only {
+                // A bind remount changes this mount's flags only, not the agent's copy.
+                rustix::mount::mount_remount(
+                    &target,
+                    MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+                    "",
+                )
+                .map_err(|e| {
+                    Error::Failed(format!("making {} read-only: {e}", target.display()))
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Unmounts `target` (walked without symlinks from the container's root).
+    fn unmount(self, target: PathBuf) -> Result<(), Error> {
+        self.enter(move || {
+            walk(&target, Path::new("/"), false)?;
+            rustix::mount::unmount(&target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
+                .map_err(|e| Error::Failed(format!("unmounting {}: {e}", target.display())))
+        })
     }
 
     /// Runs `work` on a thread inside the process's mount namespace and root.

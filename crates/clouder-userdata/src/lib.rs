@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod attacher;
 pub mod podspec;
+pub mod secret_files;
 pub mod secrets;
 pub mod storage;
 pub mod testing;

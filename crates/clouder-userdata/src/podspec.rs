@@ -17,7 +17,9 @@ pub const STORAGE_VOLUME: &str = "clouder-userdata";
 /// The projected volume with the user's secrets as files.
 pub const SECRETS_VOLUME: &str = "clouder-secrets";
 /// Where the secret files appear; Kubernetes refreshes them in place when the Secret changes.
-pub const SECRETS_DIR: &str = "/var/run/clouder/secrets";
+/// The node agent binds the same files at the same path into warm pods (`secret_files`); under
+/// `/run`, not `/var/run`, which images often make a symlink the agent will not follow.
+pub const SECRETS_DIR: &str = "/run/clouder/secrets";
 
 /// The user's folder on the shared claim (see `storage::MountSpec::for_user`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

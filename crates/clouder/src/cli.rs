@@ -1140,14 +1140,15 @@ pub enum Storage {
     MountSpec(MountSpecArgs),
 }
 
-/// Where the shared filesystem is mounted where this command runs (a node, or the NFS server).
+/// The cluster whose shared filesystem holds the folders.
 #[derive(Args, Debug)]
 pub struct StorageRootArgs {
     /// The cluster.
     pub cluster: String,
-    /// The shared filesystem's mount.
+    /// Work here, on this mount of the shared filesystem (a node, or the NFS server); without
+    /// it, on the node that has the filesystem, over SSH.
     #[arg(long, env = "CLOUDER_STORAGE_ROOT")]
-    pub root: PathBuf,
+    pub root: Option<PathBuf>,
     /// The runtime's group, which owns the folders.
     #[arg(long, default_value_t = 100)]
     pub fs_group: u32,
@@ -1262,9 +1263,12 @@ pub struct AgentRunArgs {
     /// A kubeconfig (default: the pod's service account).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Seconds between passes.
-    #[arg(long, default_value_t = 2)]
-    pub interval: u64,
+    /// The `/proc` of the runtime's pid namespace (the node's: `/proc` with hostPID).
+    #[arg(long, default_value = "/proc")]
+    pub proc: PathBuf,
+    /// Where the agent mounts each warm pod's secrets tmpfs, in its own container.
+    #[arg(long, default_value = "/run/clouder-agent/secrets")]
+    pub secrets_root: PathBuf,
 }
 
 #[derive(Args, Debug)]

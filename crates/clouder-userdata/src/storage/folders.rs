@@ -1,13 +1,14 @@
 //! User folders under the storage root: `users/USER` (group-owned by the runtime's group,
 //! setgid so new files keep it), removed ones kept in `trash/` until their grace period ends,
-//! and a small index (`.clouder/folders.json`) of quotas, project ids and removals.
+//! and a small index (`.clouder/folders.json`) of quotas, project ids and removals. The changes
+//! are made where the filesystem is mounted (see [`super::place`]).
 
+use super::place::{Place, scripts};
 use super::quota::Quota;
 use super::{USERS_DIR, check_user};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Removed folders are kept this long unless purged.
@@ -48,26 +49,26 @@ struct Entry {
     project: u32,
 }
 
-/// The folders under one storage root.
-pub struct Folders {
+/// The folders under one storage root, at a place.
+pub struct Folders<'a> {
+    place: &'a dyn Place,
     root: PathBuf,
     gid: u32,
     quota: Quota,
 }
 
-impl Folders {
-    /// Folders under `root`, owned by group `gid`.
-    pub fn open(root: &Path, gid: u32) -> Result<Folders, Error> {
-        if !root.is_dir() {
-            return Err(Error::Invalid(format!(
-                "storage root {} is not a folder",
-                root.display()
-            )));
-        }
+impl<'a> Folders<'a> {
+    /// Folders under `root` at `place`, owned by group `gid`.
+    pub async fn open(place: &'a dyn Place, root: &Path, gid: u32) -> Result<Folders<'a>, Error> {
+        place
+            .run(&scripts::is_folder(root))
+            .await
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(Folders {
+            place,
             root: root.to_path_buf(),
             gid,
-            quota: Quota::detect(root),
+            quota: Quota::detect(place, root).await?,
         })
     }
 
@@ -79,29 +80,24 @@ impl Folders {
         self.root.join(USERS_DIR).join(user)
     }
 
-    fn index(&self) -> Result<Index, Error> {
-        match std::fs::read(self.root.join(INDEX)) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Failed(format!("{}: {e}", self.root.join(INDEX).display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
-            Err(e) => Err(io(&self.root.join(INDEX), e)),
-        }
-    }
-
-    fn save(&self, index: &Index) -> Result<(), Error> {
+    async fn index(&self) -> Result<Index, Error> {
         let path = self.root.join(INDEX);
-        let dir = path.parent().expect("index has a parent");
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(index).expect("serializable"),
-        )
-        .map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+        let text = self.place.run(&scripts::read(&path)).await?;
+        if text.trim().is_empty() {
+            return Ok(Index::default());
+        }
+        serde_json::from_str(&text).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
     }
 
-    fn entry<'a>(&self, index: &'a Index, user: &str) -> Result<&'a Entry, Error> {
+    async fn save(&self, index: &Index) -> Result<(), Error> {
+        let text = serde_json::to_string_pretty(index).expect("serializable");
+        self.place
+            .run(&scripts::write(&self.root.join(INDEX), &text))
+            .await
+            .map(drop)
+    }
+
+    fn entry<'i>(&self, index: &'i Index, user: &str) -> Result<&'i Entry, Error> {
         check_user(user)?;
         index
             .users
@@ -109,32 +105,53 @@ impl Folders {
             .ok_or_else(|| Error::Invalid(format!("user {user} has no folder")))
     }
 
-    fn folder(&self, user: &str, entry: &Entry) -> Result<Folder, Error> {
-        let path = self.dir(user);
-        let used = self.quota.used(&path, entry.project)?;
-        Ok(Folder {
-            user: user.into(),
-            path,
-            quota_bytes: entry.quota_bytes,
-            used_bytes: used,
-            over_quota: used > entry.quota_bytes,
-            enforced: self.quota.enforced(),
-        })
+    /// The folders of `users`, with what each uses.
+    async fn folders(&self, users: &[(&String, &Entry)]) -> Result<Vec<Folder>, Error> {
+        let dirs: Vec<PathBuf> = users.iter().map(|(u, _)| self.dir(u)).collect();
+        let wanted: Vec<(&Path, u32)> = dirs
+            .iter()
+            .zip(users)
+            .map(|(d, (_, e))| (d.as_path(), e.project))
+            .collect();
+        let used = self.quota.used(self.place, &wanted).await?;
+        Ok(users
+            .iter()
+            .zip(dirs)
+            .zip(used)
+            .map(|(((user, entry), path), used)| Folder {
+                user: user.to_string(),
+                path,
+                quota_bytes: entry.quota_bytes,
+                used_bytes: used,
+                over_quota: used > entry.quota_bytes,
+                enforced: self.quota.enforced(),
+            })
+            .collect())
+    }
+
+    async fn folder(&self, user: &str, entry: &Entry) -> Result<Folder, Error> {
+        let user = user.to_string();
+        let mut one = self.folders(&[(&user, entry)]).await?;
+        Ok(one.remove(0))
     }
 
     /// Makes `user`'s folder with `quota_bytes`.
-    pub fn create(&self, user: &str, quota_bytes: u64) -> Result<Folder, Error> {
+    pub async fn create(&self, user: &str, quota_bytes: u64) -> Result<Folder, Error> {
         check_user(user)?;
-        let mut index = self.index()?;
+        let mut index = self.index().await?;
         let dir = self.dir(user);
-        if index.users.contains_key(user) || dir.exists() {
+        if index.users.contains_key(user) {
             return Err(Error::Invalid(format!("user {user} already has a folder")));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        std::os::unix::fs::chown(&dir, None, Some(self.gid)).map_err(|e| io(&dir, e))?;
-        // rwx for the group, setgid so files made inside stay the group's.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770))
-            .map_err(|e| io(&dir, e))?;
+        self.place
+            .run(&scripts::make_folder(&dir, self.gid))
+            .await
+            .map_err(|e| match e {
+                Error::Failed(why) if why.contains("exists already") => {
+                    Error::Invalid(format!("user {user} already has a folder"))
+                }
+                e => e,
+            })?;
         let project = index
             .users
             .values()
@@ -142,66 +159,67 @@ impl Folders {
             .max()
             .unwrap_or(1000)
             + 1;
-        self.quota.set(&dir, project, quota_bytes)?;
+        self.quota
+            .set(self.place, &dir, project, quota_bytes)
+            .await?;
         let entry = Entry {
             quota_bytes,
             project,
         };
         index.users.insert(user.into(), entry.clone());
-        self.save(&index)?;
-        self.folder(user, &entry)
+        self.save(&index).await?;
+        self.folder(user, &entry).await
     }
 
-    pub fn show(&self, user: &str) -> Result<Folder, Error> {
-        let index = self.index()?;
+    pub async fn show(&self, user: &str) -> Result<Folder, Error> {
+        let index = self.index().await?;
         let entry = self.entry(&index, user)?;
-        self.folder(user, entry)
+        self.folder(user, entry).await
     }
 
     /// Every user's folder, by name (also `storage usage`).
-    pub fn ls(&self) -> Result<Vec<Folder>, Error> {
-        let index = self.index()?;
-        index
-            .users
-            .iter()
-            .map(|(user, entry)| self.folder(user, entry))
-            .collect()
+    pub async fn ls(&self) -> Result<Vec<Folder>, Error> {
+        let index = self.index().await?;
+        let users: Vec<(&String, &Entry)> = index.users.iter().collect();
+        self.folders(&users).await
     }
 
-    pub fn resize(&self, user: &str, quota_bytes: u64) -> Result<Folder, Error> {
-        let mut index = self.index()?;
+    pub async fn resize(&self, user: &str, quota_bytes: u64) -> Result<Folder, Error> {
+        let mut index = self.index().await?;
         let mut entry = self.entry(&index, user)?.clone();
         entry.quota_bytes = quota_bytes;
         self.quota
-            .set(&self.dir(user), entry.project, quota_bytes)?;
+            .set(self.place, &self.dir(user), entry.project, quota_bytes)
+            .await?;
         index.users.insert(user.into(), entry.clone());
-        self.save(&index)?;
-        self.folder(user, &entry)
+        self.save(&index).await?;
+        self.folder(user, &entry).await
     }
 
     /// Removes `user`'s folder: kept in trash for `grace`, or deleted now with `purge`.
-    pub fn rm(
+    pub async fn rm(
         &self,
         user: &str,
         purge: bool,
         grace: std::time::Duration,
     ) -> Result<Removed, Error> {
-        let mut index = self.index()?;
+        let mut index = self.index().await?;
         let entry = self.entry(&index, user)?.clone();
         let dir = self.dir(user);
         let now = jiff::Timestamp::now();
         let removed = if purge {
-            std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            self.place.run(&scripts::delete(&[&dir])).await?;
             Removed {
                 user: user.into(),
                 path: dir,
                 purge_after: None,
             }
         } else {
-            let trash = self.root.join(TRASH_DIR);
-            std::fs::create_dir_all(&trash).map_err(|e| io(&trash, e))?;
-            let kept = trash.join(format!("{user}.{}", now.as_second()));
-            std::fs::rename(&dir, &kept).map_err(|e| io(&dir, e))?;
+            let kept = self
+                .root
+                .join(TRASH_DIR)
+                .join(format!("{user}.{}", now.as_second()));
+            self.place.run(&scripts::keep(&dir, &kept)).await?;
             let due = now
                 .checked_add(
                     jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX),
@@ -215,15 +233,15 @@ impl Folders {
             index.trash.push(removed.clone());
             removed
         };
-        self.quota.clear(entry.project)?;
+        self.quota.clear(self.place, entry.project).await?;
         index.users.remove(user);
-        self.save(&index)?;
+        self.save(&index).await?;
         Ok(removed)
     }
 
     /// Deletes removed folders whose grace period is over; returns them.
-    pub fn purge_expired(&self) -> Result<Vec<Removed>, Error> {
-        let mut index = self.index()?;
+    pub async fn purge_expired(&self) -> Result<Vec<Removed>, Error> {
+        let mut index = self.index().await?;
         let now = jiff::Timestamp::now();
         let (due, kept): (Vec<Removed>, Vec<Removed>) = index.trash.drain(..).partition(|r| {
             r.purge_after
@@ -231,14 +249,12 @@ impl Folders {
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok())
                 .is_none_or(|t| t <= now)
         });
-        for r in &due {
-            match std::fs::remove_dir_all(&r.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&r.path, e)),
-                _ => {}
-            }
+        if !due.is_empty() {
+            let paths: Vec<&Path> = due.iter().map(|r| r.path.as_path()).collect();
+            self.place.run(&scripts::delete(&paths)).await?;
         }
         index.trash = kept;
-        self.save(&index)?;
+        self.save(&index).await?;
         Ok(due)
     }
 }
@@ -246,8 +262,4 @@ impl Folders {
 /// Dropping the fraction never moves a deadline later.
 fn whole_seconds(t: jiff::Timestamp) -> jiff::Timestamp {
     jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)
-}
-
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Failed(format!("{}: {e}", path.display()))
 }

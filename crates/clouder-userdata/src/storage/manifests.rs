@@ -1,53 +1,109 @@
 //! The shared filesystem as Kubernetes objects: an in-cluster NFS server (a StatefulSet on a
-//! cloud-disk claim, formatted XFS with project quotas, behind a Service), or an existing NFS
-//! export; either way a `Retain` PersistentVolume and the one ReadWriteMany claim that carries
-//! every user's folder.
+//! cloud-disk claim, formatted XFS with project quotas, behind a Service), an existing NFS
+//! export, or CephFS from Rook; in every case a `Retain` PersistentVolume and the one
+//! ReadWriteMany claim that carries every user's folder.
 
 use crate::Error;
+use crate::secrets::SECRET_NAME;
+use clouder_spec::Provider;
 use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "clouder-storage";
 pub const CLAIM: &str = "clouder-userdata";
-const SERVER: &str = "clouder-nfs";
-/// A small NFS server image that exports `/exports` (NFSv4).
-pub const DEFAULT_SERVER_IMAGE: &str = "registry.k8s.io/volume-nfs:0.8";
+pub(crate) const SERVER: &str = "clouder-nfs";
+/// Kubernetes' own NFS server test image: exports `/exports` as the NFSv4 root (`fsid=0`), so
+/// the export path is `/`. (`registry.k8s.io/volume-nfs:0.8`, assumed before, is a Docker
+/// schema 1 image that containerd 2, which the nodes run, no longer pulls.)
+pub const DEFAULT_SERVER_IMAGE: &str = "registry.k8s.io/e2e-test-images/volume/nfs:1.4";
+
+/// The Rook operator, as a Helm release for the services rollout (before the objects below).
+pub const ROOK_CHART: RookChart = RookChart {
+    repo: "https://charts.rook.io/release",
+    chart: "rook-ceph",
+    version: "v1.16.6",
+    namespace: ROOK_NAMESPACE,
+};
+/// Where the operator, the Ceph cluster and its CSI secrets live.
+pub const ROOK_NAMESPACE: &str = "rook-ceph";
+const CEPH_IMAGE: &str = "quay.io/ceph/ceph:v19.2.2";
+const CEPHFS_DRIVER: &str = "rook-ceph.cephfs.csi.ceph.com";
+/// The StorageClass for other shared claims on the same CephFS (reclaim policy `Retain`).
+pub const CEPHFS_CLASS: &str = "clouder-cephfs";
+
+/// A Helm chart release.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RookChart {
+    pub repo: &'static str,
+    pub chart: &'static str,
+    pub version: &'static str,
+    pub namespace: &'static str,
+}
+
+/// The in-cluster NFS server's disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disk {
+    /// A StorageClass the spec names (XFS mounted with `prjquota` for enforced quotas).
+    Class(String),
+    /// [`XFS_CLASS`] on the cloud's disk CSI driver, made with the server: XFS with project
+    /// quotas, `Retain`.
+    Xfs(Provider),
+    /// The cluster's default class (no cloud disk known: quotas are watched, not enforced).
+    Default,
+}
+
+/// The StorageClass of the NFS server's disk on AWS and Azure.
+pub const XFS_CLASS: &str = "clouder-nfs-xfs";
 
 /// Where the shared filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// An NFS server in the cluster, on a `size` disk of `storage_class`.
+    /// An NFS server in the cluster, on a `size` disk.
     InCluster {
-        /// Absent: the cluster's default StorageClass.
-        storage_class: Option<String>,
+        disk: Disk,
         size: String,
         image: String,
     },
     /// An export that exists already (EFS, Azure Files NFS, any NFS server).
     Existing { server: String, path: String },
+    /// CephFS `filesystem` of a Rook Ceph cluster made with it.
+    Ceph { filesystem: String },
 }
 
 impl Backend {
-    /// The NFS server and exported path.
-    pub fn export(&self) -> (String, String) {
-        match self {
+    /// The NFS server and exported path (none for Ceph).
+    fn export(&self) -> Option<(String, String)> {
+        Some(match self {
             Backend::InCluster { .. } => (
                 format!("{SERVER}.{NAMESPACE}.svc.cluster.local"),
                 "/".to_string(),
             ),
             Backend::Existing { server, path } => (server.clone(), path.clone()),
-        }
+            Backend::Ceph { .. } => return None,
+        })
     }
 
-    /// The backend the spec's `storage:` section names (checked by clouder-spec already).
-    pub fn from_spec(storage: &clouder_spec::Storage) -> Result<Backend, Error> {
-        let nfs = storage.nfs.as_ref().ok_or_else(|| {
-            Error::Invalid(
-                "spec.storage.ceph: Rook Ceph manifests are not rendered yet; use nfs".into(),
-            )
-        })?;
+    /// The backend the spec's `storage:` section names (checked by clouder-spec already), on
+    /// the cluster's `provider`.
+    pub fn from_spec(
+        storage: &clouder_spec::Storage,
+        provider: Provider,
+    ) -> Result<Backend, Error> {
+        if let Some(ceph) = &storage.ceph {
+            return Ok(Backend::Ceph {
+                filesystem: ceph.filesystem.clone().unwrap_or_else(|| CLAIM.into()),
+            });
+        }
+        let nfs = storage
+            .nfs
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("spec.storage: needs `nfs` or `ceph`".into()))?;
         match (&nfs.in_cluster, &nfs.existing) {
             (Some(server), _) => Ok(Backend::InCluster {
-                storage_class: server.storage_class.clone(),
+                disk: match (&server.storage_class, provider) {
+                    (Some(class), _) => Disk::Class(class.clone()),
+                    (None, Provider::Aws | Provider::Azure) => Disk::Xfs(provider),
+                    (None, Provider::Ssh) => Disk::Default,
+                },
                 size: server.size.clone(),
                 image: DEFAULT_SERVER_IMAGE.into(),
             }),
@@ -69,8 +125,8 @@ pub struct ForSpec {
     pub agent: Vec<Value>,
 }
 
-pub fn for_spec(storage: &clouder_spec::Storage) -> Result<ForSpec, Error> {
-    let backend = Backend::from_spec(storage)?;
+pub fn for_spec(storage: &clouder_spec::Storage, provider: Provider) -> Result<ForSpec, Error> {
+    let backend = Backend::from_spec(storage, provider)?;
     Ok(ForSpec {
         shared: render(&backend, &storage.capacity, &storage.namespace),
         agent: node_agent(&backend, storage.agent_image(), &storage.mount_path),
@@ -94,12 +150,7 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
     if claim_namespace != NAMESPACE {
         objects.push(namespace(claim_namespace));
     }
-    if let Backend::InCluster {
-        storage_class,
-        size,
-        image,
-    } = backend
-    {
+    if let Backend::InCluster { disk, size, image } = backend {
         objects.push(json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -113,12 +164,17 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
                 ],
             },
         }));
-        let mut disk = json!({
+        let mut claim = json!({
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": size}},
         });
-        if let Some(class) = storage_class {
-            disk["storageClassName"] = json!(class);
+        match disk {
+            Disk::Class(class) => claim["storageClassName"] = json!(class),
+            Disk::Xfs(provider) => {
+                objects.push(xfs_class(*provider));
+                claim["storageClassName"] = json!(XFS_CLASS);
+            }
+            Disk::Default => {}
         }
         objects.push(json!({
                 "apiVersion": "apps/v1",
@@ -148,50 +204,169 @@ pub fn render(backend: &Backend, capacity: &str, claim_namespace: &str) -> Vec<V
                     },
                     "volumeClaimTemplates": [{
                         "metadata": {"name": "exports"},
-                        "spec": disk,
+                        "spec": claim,
                     }],
                 },
             }));
     }
-    let (server, path) = backend.export();
-    objects.push(json!({
+    if let Backend::Ceph { filesystem } = backend {
+        objects.extend(rook_objects(filesystem));
+        // The node agent mounts the same tree from its own namespace.
+        objects.push(shared_volume(backend, &agent_volume(), capacity, NAMESPACE));
+        objects.push(claim(&agent_volume(), capacity, NAMESPACE));
+    }
+    objects.push(shared_volume(backend, CLAIM, capacity, claim_namespace));
+    objects.push(claim(CLAIM, capacity, claim_namespace));
+    objects
+}
+
+/// A cloud disk formatted XFS and mounted with project quotas, kept when its claim goes.
+fn xfs_class(provider: Provider) -> Value {
+    let (provisioner, parameters) = match provider {
+        Provider::Azure => (
+            "disk.csi.azure.com",
+            json!({"skuName": "Premium_LRS", "fsType": "xfs"}),
+        ),
+        _ => (
+            "ebs.csi.aws.com",
+            json!({"type": "gp3", "csi.storage.k8s.io/fstype": "xfs"}),
+        ),
+    };
+    json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": XFS_CLASS},
+        "provisioner": provisioner,
+        "parameters": parameters,
+        "mountOptions": ["prjquota"],
+        "reclaimPolicy": "Retain",
+        "allowVolumeExpansion": true,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    })
+}
+
+/// The `Retain` volume of the shared filesystem's root, bound to claim `name` in `namespace`.
+/// CephFS is provisioned statically too (Rook's static CephFS volume of the filesystem's root):
+/// a dynamically provisioned subvolume would be reachable from one claim, in one namespace,
+/// while the runtime pods and the node agent both need the same tree.
+fn shared_volume(backend: &Backend, name: &str, capacity: &str, namespace: &str) -> Value {
+    let mut spec = json!({
+        "capacity": {"storage": capacity},
+        "accessModes": ["ReadWriteMany"],
+        // Users' data is never deleted with the claim.
+        "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": "",
+        "claimRef": {"namespace": namespace, "name": name},
+    });
+    if let Backend::Ceph { filesystem } = backend {
+        spec["csi"] = json!({
+            "driver": CEPHFS_DRIVER,
+            "volumeHandle": name,
+            "nodeStageSecretRef": {"name": "rook-csi-cephfs-node", "namespace": ROOK_NAMESPACE},
+            "volumeAttributes": {
+                "clusterID": ROOK_NAMESPACE,
+                "fsName": filesystem,
+                "staticVolume": "true",
+                "rootPath": "/",
+            },
+        });
+    } else if let Some((server, path)) = backend.export() {
+        spec["mountOptions"] = json!(["nfsvers=4.1", "hard"]);
+        spec["nfs"] = json!({"server": server, "path": path});
+    }
+    json!({
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": CLAIM, "labels": {"clouder.io/managed": "true"}},
-        "spec": {
-            "capacity": {"storage": capacity},
-            "accessModes": ["ReadWriteMany"],
-            // Users' data is never deleted with the claim.
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "mountOptions": ["nfsvers=4.1", "hard"],
-            "nfs": {"server": server, "path": path},
-            "claimRef": {"namespace": claim_namespace, "name": CLAIM},
-        },
-    }));
-    objects.push(json!({
+        "metadata": {"name": name, "labels": {"clouder.io/managed": "true"}},
+        "spec": spec,
+    })
+}
+
+fn claim(name: &str, capacity: &str, namespace: &str) -> Value {
+    json!({
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": CLAIM, "namespace": claim_namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "accessModes": ["ReadWriteMany"],
             "storageClassName": "",
-            "volumeName": CLAIM,
+            "volumeName": name,
             "resources": {"requests": {"storage": capacity}},
         },
-    }));
-    objects
+    })
+}
+
+/// The node agent's volume and claim of the shared filesystem (Ceph).
+pub(crate) fn agent_volume() -> String {
+    format!("{CLAIM}-agent")
+}
+
+/// A Ceph cluster on every node's free disks, the CephFS filesystem (kept when its object is
+/// deleted), and a `Retain` StorageClass for further shared claims on it. The operator and its
+/// CRDs come first, from [`ROOK_CHART`].
+fn rook_objects(filesystem: &str) -> Vec<Value> {
+    let replicated = json!({"size": 3, "requireSafeReplicaSize": true});
+    vec![
+        json!({
+            "apiVersion": "ceph.rook.io/v1",
+            "kind": "CephCluster",
+            "metadata": {"name": ROOK_NAMESPACE, "namespace": ROOK_NAMESPACE},
+            "spec": {
+                "cephVersion": {"image": CEPH_IMAGE},
+                "dataDirHostPath": "/var/lib/rook",
+                "mon": {"count": 3, "allowMultiplePerNode": false},
+                "mgr": {"count": 2},
+                "storage": {"useAllNodes": true, "useAllDevices": true},
+            },
+        }),
+        json!({
+            "apiVersion": "ceph.rook.io/v1",
+            "kind": "CephFilesystem",
+            "metadata": {"name": filesystem, "namespace": ROOK_NAMESPACE},
+            "spec": {
+                "metadataPool": {"replicated": replicated},
+                "dataPools": [{"name": "replicated", "replicated": replicated}],
+                // Users' data outlives the object.
+                "preserveFilesystemOnDelete": true,
+                "metadataServer": {"activeCount": 1, "activeStandby": true},
+            },
+        }),
+        json!({
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": CEPHFS_CLASS},
+            "provisioner": CEPHFS_DRIVER,
+            "reclaimPolicy": "Retain",
+            "allowVolumeExpansion": true,
+            "parameters": {
+                "clusterID": ROOK_NAMESPACE,
+                "fsName": filesystem,
+                "pool": format!("{filesystem}-replicated"),
+                "csi.storage.k8s.io/provisioner-secret-name": "rook-csi-cephfs-provisioner",
+                "csi.storage.k8s.io/provisioner-secret-namespace": ROOK_NAMESPACE,
+                "csi.storage.k8s.io/controller-expand-secret-name": "rook-csi-cephfs-provisioner",
+                "csi.storage.k8s.io/controller-expand-secret-namespace": ROOK_NAMESPACE,
+                "csi.storage.k8s.io/node-stage-secret-name": "rook-csi-cephfs-node",
+                "csi.storage.k8s.io/node-stage-secret-namespace": ROOK_NAMESPACE,
+            },
+        }),
+    ]
 }
 
 /// Where the agent's container sees the shared filesystem.
 pub const AGENT_STORAGE_ROOT: &str = "/mnt/clouder-userdata";
-const AGENT: &str = "clouder-node-agent";
+pub(crate) const AGENT: &str = "clouder-node-agent";
 
 /// The node agent: a DaemonSet (host PID namespace and privileges to enter containers' mount
 /// namespaces, the shared filesystem mounted over NFS, the CRI socket) with a service account
 /// that may read and annotate pods.
 pub fn node_agent(backend: &Backend, image: &str, mount_path: &str) -> Vec<Value> {
-    let (server, path) = backend.export();
+    let userdata = match backend.export() {
+        Some((server, path)) => {
+            json!({"name": "userdata", "nfs": {"server": server, "path": path}})
+        }
+        None => json!({"name": "userdata", "persistentVolumeClaim": {"claimName": agent_volume()}}),
+    };
     let labels =
         json!({"app.kubernetes.io/name": AGENT, "app.kubernetes.io/managed-by": "clouder"});
     vec![
@@ -204,7 +379,11 @@ pub fn node_agent(backend: &Backend, image: &str, mount_path: &str) -> Vec<Value
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
             "metadata": {"name": AGENT},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}],
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+                // The users' secrets, for warm pods (see `secret_files`), and no other Secret.
+                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET_NAME], "verbs": ["get", "list", "watch"]},
+            ],
         }),
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -239,7 +418,7 @@ pub fn node_agent(backend: &Backend, image: &str, mount_path: &str) -> Vec<Value
                             ],
                         }],
                         "volumes": [
-                            {"name": "userdata", "nfs": {"server": server, "path": path}},
+                            userdata,
                             {"name": "cri", "hostPath": {"path": "/run/containerd/containerd.sock", "type": "Socket"}},
                         ],
                     },

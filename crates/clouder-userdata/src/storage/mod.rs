@@ -3,7 +3,9 @@
 //! otherwise), removal with a grace period, and the mount a runtime pod gets.
 
 pub mod folders;
+pub mod locate;
 pub mod manifests;
+pub mod place;
 pub mod quota;
 
 use crate::Error;

@@ -3,10 +3,9 @@
 //! read back instantly; otherwise a usage scan, and the over-quota user is reported and
 //! refused attaches.
 
-use super::usage;
+use super::place::{Place, scripts};
 use crate::Error;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Quota {
@@ -18,30 +17,17 @@ pub enum Quota {
 
 impl Quota {
     /// XFS with project quotas when the filesystem holding `root` has them.
-    pub fn detect(root: &Path) -> Quota {
-        let Ok(root) = root.canonicalize() else {
-            return Quota::Scan;
-        };
-        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return Quota::Scan;
-        };
-        // The mount with the longest mount point that contains `root`.
-        let mount = info
-            .lines()
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split(' ').collect();
-                let dash = fields.iter().position(|f| *f == "-")?;
-                let point = PathBuf::from(fields.get(4)?.replace("\\040", " "));
-                let fstype = *fields.get(dash + 1)?;
-                let options = *fields.get(dash + 3)?;
-                root.starts_with(&point)
-                    .then_some((point, fstype == "xfs" && has_project_quota(options)))
-            })
-            .max_by_key(|(point, _)| point.as_os_str().len());
-        match mount {
-            Some((mount, true)) => Quota::Xfs { mount },
+    pub async fn detect(place: &dyn Place, root: &Path) -> Result<Quota, Error> {
+        let found = place.run(&scripts::filesystem(root)).await?;
+        let mut fields = found.split_whitespace();
+        let (fstype, options) = (fields.next(), fields.next().unwrap_or_default());
+        let mount = fields.collect::<Vec<_>>().join(" ");
+        Ok(match fstype {
+            Some("xfs") if has_project_quota(options) => Quota::Xfs {
+                mount: PathBuf::from(mount),
+            },
             _ => Quota::Scan,
-        }
+        })
     }
 
     /// Whether the filesystem enforces the limit.
@@ -50,39 +36,68 @@ impl Quota {
     }
 
     /// Puts `dir` in project `project` with a hard limit of `bytes`.
-    pub fn set(&self, dir: &Path, project: u32, bytes: u64) -> Result<(), Error> {
+    pub async fn set(
+        &self,
+        place: &dyn Place,
+        dir: &Path,
+        project: u32,
+        bytes: u64,
+    ) -> Result<(), Error> {
         if let Quota::Xfs { mount } = self {
-            xfs_quota(mount, &format!("project -s -p {} {project}", dir.display()))?;
-            xfs_quota(mount, &format!("limit -p bhard={bytes} {project}"))?;
+            let dir = dir.display();
+            xfs_quota(place, mount, &format!("project -s -p {dir} {project}")).await?;
+            xfs_quota(place, mount, &format!("limit -p bhard={bytes} {project}")).await?;
         }
         Ok(())
     }
 
     /// Lifts project `project`'s limit.
-    pub fn clear(&self, project: u32) -> Result<(), Error> {
+    pub async fn clear(&self, place: &dyn Place, project: u32) -> Result<(), Error> {
         if let Quota::Xfs { mount } = self {
-            xfs_quota(mount, &format!("limit -p bhard=0 {project}"))?;
+            xfs_quota(place, mount, &format!("limit -p bhard=0 {project}")).await?;
         }
         Ok(())
     }
 
-    /// Bytes used by `dir` (project `project`).
-    pub fn used(&self, dir: &Path, project: u32) -> Result<u64, Error> {
+    /// Bytes used by each folder (of its project), in order.
+    pub async fn used(
+        &self,
+        place: &dyn Place,
+        folders: &[(&Path, u32)],
+    ) -> Result<Vec<u64>, Error> {
+        if folders.is_empty() {
+            return Ok(Vec::new());
+        }
         match self {
-            Quota::Scan => usage(dir),
+            Quota::Scan => {
+                let dirs: Vec<&Path> = folders.iter().map(|(d, _)| *d).collect();
+                let out = place.run(&scripts::usage(&dirs)).await?;
+                let used: Vec<u64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                if used.len() != folders.len() {
+                    return Err(Error::Failed(format!(
+                        "du gave {} sizes for {} folders",
+                        used.len(),
+                        folders.len()
+                    )));
+                }
+                Ok(used)
+            }
             Quota::Xfs { mount } => {
                 // `#ID used soft hard warn grace`, in 1 KiB blocks.
-                let report = xfs_quota(mount, "report -p -N -b -n")?;
-                let wanted = format!("#{project}");
-                Ok(report
-                    .lines()
-                    .filter_map(|l| {
-                        let mut f = l.split_whitespace();
-                        (f.next() == Some(wanted.as_str())).then(|| f.next())?
-                    })
-                    .find_map(|used| used.parse::<u64>().ok())
-                    .unwrap_or(0)
-                    * 1024)
+                let report = xfs_quota(place, mount, "report -p -N -b -n").await?;
+                let of = |project: u32| {
+                    let wanted = format!("#{project}");
+                    report
+                        .lines()
+                        .filter_map(|l| {
+                            let mut f = l.split_whitespace();
+                            (f.next() == Some(wanted.as_str())).then(|| f.next())?
+                        })
+                        .find_map(|used| used.parse::<u64>().ok())
+                        .unwrap_or(0)
+                        * 1024
+                };
+                Ok(folders.iter().map(|(_, p)| of(*p)).collect())
             }
         }
     }
@@ -91,21 +106,17 @@ impl Quota {
 fn has_project_quota(options: &str) -> bool {
     options
         .split(',')
-        .any(|o| matches!(o, "prjquota" | "pquota" | "pqnoenforce" | "prjquota,"))
+        .any(|o| matches!(o, "prjquota" | "pquota" | "pqnoenforce"))
 }
 
-fn xfs_quota(mount: &Path, command: &str) -> Result<String, Error> {
-    let out = Command::new("xfs_quota")
-        .args(["-x", "-c", command])
-        .arg(mount)
-        .output()
-        .map_err(|e| Error::Failed(format!("running xfs_quota (Debian package xfsprogs): {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Failed(format!(
-            "xfs_quota `{command}` on {}: {}",
-            mount.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+async fn xfs_quota(place: &dyn Place, mount: &Path, command: &str) -> Result<String, Error> {
+    place
+        .run(&scripts::xfs_quota(mount, command))
+        .await
+        .map_err(|e| {
+            Error::Failed(format!(
+                "xfs_quota `{command}` on {} (Debian package xfsprogs): {e}",
+                mount.display()
+            ))
+        })
 }

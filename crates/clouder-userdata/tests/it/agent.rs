@@ -24,12 +24,7 @@ impl Lab {
         lab
     }
     pub fn policy(&self) -> Policy {
-        Policy {
-            storage_root: self.storage.path().to_path_buf(),
-            mount_root: self.mounts.path().to_path_buf(),
-            cgroup_marker: None,
-            quota_bytes: None,
-        }
+        Policy::new(self.storage.path(), self.mounts.path())
     }
     pub fn alice(&self) -> PathBuf {
         self.storage.path().join("users/alice")
@@ -204,7 +199,8 @@ impl clouder_userdata::attacher::Pids for OnePid {
     }
 }
 
-/// A running pod on node n1 whose container `app` is CRI container `c1`.
+/// A running pod on node n1 whose container `app` is CRI container `c1`, with the runtime's
+/// group as `fsGroup`.
 async fn runtime_pod(
     client: &kube::Client,
     name: &str,
@@ -213,7 +209,11 @@ async fn runtime_pod(
     let pods = kube::Api::namespaced(client.clone(), "default");
     let pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name},
-        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "runtime:1"}]},
+        "spec": {
+            "nodeName": "n1",
+            "securityContext": {"fsGroup": FS_GROUP},
+            "containers": [{"name": "app", "image": "runtime:1"}],
+        },
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
@@ -226,6 +226,8 @@ async fn runtime_pod(
         .unwrap();
     pods
 }
+
+const FS_GROUP: u32 = 4321;
 
 async fn assign(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name: &str, user: Option<&str>) {
     let patch = serde_json::json!({"metadata": {"annotations": {"clouder.io/user": user}}});
@@ -251,71 +253,237 @@ async fn annotation(
         .and_then(|a| a.get(key).cloned())
 }
 
-#[tokio::test]
-async fn the_agent_loop_attaches_assigned_users_and_detaches_when_they_go() {
+/// Waits up to 15 s for `probe` to hold.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) {
+    for _ in 0..300 {
+        if probe().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen in 15 s");
+}
+
+/// Alice's Secret in her namespace, as `secrets set` makes it.
+async fn put_secret(client: &kube::Client, data: &[(&str, &str)]) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams};
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("clouder-user-secrets".into()),
+            namespace: Some("user-alice".into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    kube::Api::<Secret>::namespaced(client.clone(), "user-alice")
+        .patch(
+            "clouder-user-secrets",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+}
+
+/// Everything logged on this thread, at every level.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+const MARKER: &str = "MARKER-5f0c9e-never-in-a-log";
+
+/// The agent, watching: a warm pod assigned to alice gets her folder and her secrets as files
+/// (read-only, 0440, the pod's group), rewritten when her Secret changes, both taken out when
+/// the assignment goes or the pod goes; an over-quota user is refused with nothing mounted. No
+/// secret value reaches the agent's logs.
+#[tokio::test(flavor = "current_thread")]
+async fn the_agent_watches_pods_and_secrets_of_its_node() {
     use clouder_userdata::attacher::{ATTACHED_ANNOTATION, Agent, REFUSED_ANNOTATION};
+    use clouder_userdata::podspec::SECRETS_DIR;
+    use std::os::unix::fs::MetadataExt;
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    // current_thread: the agent's task runs on this thread, under this subscriber.
+    let _logging = tracing::subscriber::set_default(subscriber);
     let (_kube, client) = crate::support::testkube(false).await;
     let lab = Lab::new();
+    let secrets_root = tempfile::tempdir_in("/run").unwrap();
     let proc = Contained::start().expect("a process in its own mount namespace (needs root)");
     let pids = OnePid(proc.pid());
-    let agent = Agent {
-        client: client.clone(),
-        node: "n1".into(),
-        policy: lab.policy(),
-        mount_path: lab.target(),
-        pids: &pids,
-    };
+    let agent = Agent::new(client.clone(), "n1", lab.policy(), &lab.target(), &pids)
+        .with_secrets(secrets_root.path());
+    let namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "user-alice"}}));
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&Default::default(), &namespace.unwrap())
+        .await
+        .unwrap();
+    put_secret(&client, &[("API_TOKEN", MARKER)]).await;
     let pods = runtime_pod(&client, "warm-0").await;
-    assert!(
-        agent.reconcile().await.unwrap().is_empty(),
-        "an unassigned pod is left alone"
-    );
+    let secret_file = proc.sees(Path::new(SECRETS_DIR)).join("API_TOKEN");
+    let restarted_root = tempfile::tempdir_in("/run").unwrap();
+    let tmpfs_left = || std::fs::read_dir(restarted_root.path()).unwrap().count();
 
-    assign(&pods, "warm-0", Some("alice")).await;
-    std::fs::write(lab.alice().join("hello"), "from the shared filesystem").unwrap();
-    assert_eq!(
-        agent.reconcile().await.unwrap(),
-        ["attached default/warm-0 alice"]
-    );
-    assert_eq!(
-        std::fs::read_to_string(proc.sees(&lab.target()).join("hello")).unwrap(),
-        "from the shared filesystem"
-    );
-    assert_eq!(
-        annotation(&pods, "warm-0", ATTACHED_ANNOTATION)
-            .await
-            .as_deref(),
-        Some("alice")
-    );
-    assert!(
-        agent.reconcile().await.unwrap().is_empty(),
-        "settled: nothing to do"
-    );
+    let before_restart = async {
+        assign(&pods, "warm-0", Some("alice")).await;
+        std::fs::write(lab.alice().join("hello"), "from the shared filesystem").unwrap();
+        eventually("alice attached", || async {
+            annotation(&pods, "warm-0", ATTACHED_ANNOTATION)
+                .await
+                .as_deref()
+                == Some("alice")
+        })
+        .await;
+        assert_eq!(
+            std::fs::read_to_string(proc.sees(&lab.target()).join("hello")).unwrap(),
+            "from the shared filesystem"
+        );
+        assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), MARKER);
+        let meta = std::fs::metadata(&secret_file).unwrap();
+        assert_eq!((meta.mode() & 0o777, meta.gid()), (0o440, FS_GROUP));
+        let write = std::fs::OpenOptions::new().append(true).open(&secret_file);
+        assert_eq!(
+            write.unwrap_err().raw_os_error(),
+            Some(30),
+            "read-only in the container (EROFS)"
+        );
 
-    assign(&pods, "warm-0", None).await;
-    assert_eq!(
-        agent.reconcile().await.unwrap(),
-        ["detached default/warm-0 alice"]
-    );
-    assert!(!proc.sees(&lab.target()).join("hello").exists());
-    assert_eq!(annotation(&pods, "warm-0", ATTACHED_ANNOTATION).await, None);
+        // `secrets sync` rotated a value and added one: rewritten in place.
+        put_secret(
+            &client,
+            &[("API_TOKEN", "rotated"), ("DB_URL", "postgres://db")],
+        )
+        .await;
+        eventually("the rotated value", || async {
+            std::fs::read_to_string(&secret_file).ok().as_deref() == Some("rotated")
+        })
+        .await;
+        assert_eq!(
+            std::fs::read_to_string(secret_file.with_file_name("DB_URL")).unwrap(),
+            "postgres://db"
+        );
+    };
+    tokio::select! {
+        () = agent.run() => panic!("the agent stopped"),
+        () = before_restart => {}
+    }
 
-    // A user over quota is refused, with the reason on the pod and nothing mounted.
-    let folders = clouder_userdata::storage::folders::Folders::open(lab.storage.path(), 0).unwrap();
-    let bob = folders.create("bob", 1024).unwrap();
-    std::fs::write(bob.path.join("big"), vec![0u8; 64 * 1024]).unwrap();
-    let before = proc.mountinfo();
-    assign(&pods, "warm-0", Some("bob")).await;
-    let done = agent.reconcile().await.unwrap();
-    assert!(
-        done[0].starts_with("refused default/warm-0 bob"),
-        "{done:?}"
-    );
-    assert!(
-        annotation(&pods, "warm-0", REFUSED_ANNOTATION)
-            .await
-            .unwrap()
-            .contains("over quota")
-    );
-    assert_eq!(proc.mountinfo(), before);
+    // The agent restarts: its container, and the tmpfs mounts it made there, are gone; the new
+    // one knows nothing but what the pod says, binds alice afresh and keeps her files current.
+    drop(agent);
+    for dir in std::fs::read_dir(secrets_root.path()).unwrap() {
+        let dir = dir.unwrap().path();
+        rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH).unwrap();
+    }
+    let agent = Agent::new(client.clone(), "n1", lab.policy(), &lab.target(), &pids)
+        .with_secrets(restarted_root.path());
+    let after_restart = async {
+        eventually("alice bound again by the new agent", || async {
+            tmpfs_left() == 1
+        })
+        .await;
+        put_secret(&client, &[("API_TOKEN", "rotated-again")]).await;
+        eventually("the value rotated after the restart", || async {
+            std::fs::read_to_string(&secret_file).ok().as_deref() == Some("rotated-again")
+        })
+        .await;
+        assert!(
+            !secret_file.with_file_name("DB_URL").exists(),
+            "a key gone from the Secret goes"
+        );
+        assert_eq!(
+            proc.mountinfo().matches(SECRETS_DIR).count(),
+            1,
+            "the old bind was replaced, not stacked"
+        );
+
+        assign(&pods, "warm-0", None).await;
+        eventually("alice detached", || async {
+            annotation(&pods, "warm-0", ATTACHED_ANNOTATION)
+                .await
+                .is_none()
+        })
+        .await;
+        assert!(!proc.sees(&lab.target()).join("hello").exists());
+        assert!(!secret_file.exists() && !proc.mountinfo().contains(SECRETS_DIR));
+        assert_eq!(tmpfs_left(), 0, "the secrets' tmpfs is wiped");
+
+        // A user over quota is refused, with the reason on the pod and nothing mounted.
+        let local = clouder_userdata::storage::place::Local;
+        let folders =
+            clouder_userdata::storage::folders::Folders::open(&local, lab.storage.path(), 0)
+                .await
+                .unwrap();
+        let bob = folders.create("bob", 1024).await.unwrap();
+        std::fs::write(bob.path.join("big"), vec![0u8; 64 * 1024]).unwrap();
+        let before = proc.mountinfo();
+        assign(&pods, "warm-0", Some("bob")).await;
+        eventually("bob refused", || async {
+            annotation(&pods, "warm-0", REFUSED_ANNOTATION)
+                .await
+                .is_some_and(|why| why.contains("over quota"))
+        })
+        .await;
+        assert_eq!(proc.mountinfo(), before);
+
+        // The pod goes while alice is attached: everything is taken out.
+        assign(&pods, "warm-0", Some("alice")).await;
+        eventually("alice attached again", || async {
+            annotation(&pods, "warm-0", ATTACHED_ANNOTATION)
+                .await
+                .as_deref()
+                == Some("alice")
+        })
+        .await;
+        assert!(secret_file.exists());
+        pods.delete(
+            "warm-0",
+            &kube::api::DeleteParams::default().grace_period(0),
+        )
+        .await
+        .unwrap();
+        eventually("the pod's mounts gone", || async {
+            !proc.mountinfo().contains(lab.target().to_str().unwrap()) && tmpfs_left() == 0
+        })
+        .await;
+        assert!(!secret_file.exists());
+    };
+    tokio::select! {
+        () = agent.run() => panic!("the agent stopped"),
+        () = after_restart => {}
+    }
+    let logs = logs.text();
+    assert!(logs.contains("attached default/warm-0 alice"), "{logs}");
+    assert!(logs.contains("the pod is gone"), "{logs}");
+    for value in [MARKER, "rotated", "postgres://db", "rotated-again"] {
+        assert!(!logs.contains(value), "a secret value in the agent's logs");
+    }
 }

@@ -2,6 +2,7 @@
 //! the fake Key Vault, the node agent in real mount namespaces, folders, quotas and manifests.
 
 mod agent;
+mod cri;
 mod podspec;
 mod secrets;
 mod storage;

@@ -119,7 +119,8 @@ fn extras(cluster: &Cluster) -> Result<Vec<(&'static str, Vec<kube_objects::Dyna
         extras.push(("cluster-issuer", objects));
     }
     if let Some(storage) = &cluster.spec.storage {
-        let objects = clouder_userdata::storage::manifests::for_spec(storage)?;
+        let objects =
+            clouder_userdata::storage::manifests::for_spec(storage, cluster.spec.provider)?;
         let dynamic = |values: Vec<serde_json::Value>| {
             values
                 .into_iter()

@@ -175,7 +175,7 @@ async fn dispatch(home: &Home, g: &Global, command: Command) -> Result<()> {
         Command::Byoc(c) => byoc::run(home, g, c).await,
         Command::Byon(c) => byon::run(home, g, c).await,
         Command::Secrets(c) => secrets::run(home, g, c).await,
-        Command::Storage(c) => storage::run(g, c),
+        Command::Storage(c) => storage::run(home, g, c).await,
         Command::NodeAgent(c) => node_agent::run(c).await,
     }
 }

@@ -40,14 +40,12 @@ pub async fn run(command: NodeAgent) -> Result<()> {
 
 fn policy(flags: &AgentPolicyFlags) -> Policy {
     Policy {
-        storage_root: flags.storage.storage_root.clone(),
-        mount_root: flags.mount_root.clone(),
         cgroup_marker: (!flags.cgroup_marker.is_empty()).then(|| flags.cgroup_marker.clone()),
-        quota_bytes: None,
+        ..Policy::new(&flags.storage.storage_root, &flags.mount_root)
     }
 }
 
-/// Passes over this node's pods until stopped; a failed pass is logged and retried.
+/// Watches this node's pods (and the users' Secrets) until stopped.
 async fn run_loop(a: AgentRunArgs) -> Result<()> {
     let client = match &a.kubeconfig {
         Some(path) => clouder_kube::connect(path).await?,
@@ -58,24 +56,15 @@ async fn run_loop(a: AgentRunArgs) -> Result<()> {
     };
     let cri = clouder_checkpoint::cri::Cri::connect(&a.cri_socket).await?;
     let pids = clouder_userdata::attacher::CriPids(cri);
-    let agent = clouder_userdata::attacher::Agent {
-        client,
-        node: a.node.clone(),
-        policy: Policy {
-            storage_root: a.storage.storage_root.clone(),
-            // Only the mount path itself (and below) may be a target.
-            mount_root: a.mount_path.clone(),
-            cgroup_marker: Some("kubepods".into()),
-            quota_bytes: None,
-        },
-        mount_path: a.mount_path.clone(),
-        pids: &pids,
+    let policy = Policy {
+        // Only the mount path itself (and below) may be a target.
+        cgroup_marker: Some("kubepods".into()),
+        proc: a.proc.clone(),
+        ..Policy::new(&a.storage.storage_root, &a.mount_path)
     };
-    loop {
-        match agent.reconcile().await {
-            Ok(done) => done.iter().for_each(|d| tracing::info!("{d}")),
-            Err(e) => tracing::warn!("node-agent pass on {}: {e}", a.node),
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(a.interval.max(1))).await;
-    }
+    clouder_userdata::attacher::Agent::new(client, &a.node, policy, &a.mount_path, &pids)
+        .with_secrets(&a.secrets_root)
+        .run()
+        .await;
+    Ok(())
 }

@@ -288,6 +288,14 @@ fn storage_folders_and_mount_spec_from_the_cli() {
     );
     let bad = env.run(&["storage", "user", "create", "ud", "../etc", "--root", r]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    // Without --root the folders are worked on through the cluster, which must be known.
+    let unknown = env.run(&["storage", "user", "ls", "nowhere"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown.stderr));
+    assert!(
+        text(&unknown.stderr).contains("no cluster `nowhere`"),
+        "{}",
+        text(&unknown.stderr)
+    );
     let refused = env.run(&[
         "storage", "user", "rm", "ud", "alice", "--purge", "--root", r,
     ]);
