@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
 pub use clouder_testenv::token;
 
 /// kube's client needs a TLS provider chosen (the AWS SDK may bring a second one).
