@@ -237,38 +237,39 @@ async fn create_all(
 
 /// Deletes every object of an endpoint; those already gone are fine.
 async fn delete_all(client: &kube::Client, name: &str) -> Result<()> {
-    let dp = DeleteParams::default();
-    let gone = |r: std::result::Result<(), kube::Error>| match r {
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        other => other,
-    };
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    gone(
-        secrets
-            .delete(&objects::secret_name(name), &dp)
-            .await
-            .map(drop),
-    )?;
-    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), NAMESPACE);
-    gone(
-        policies
-            .delete(&objects::policy_name(name), &dp)
-            .await
-            .map(drop),
-    )?;
+    let c = || client.clone();
+    let node = objects::node_name(name);
+    delete(
+        Api::<Secret>::namespaced(c(), NAMESPACE),
+        &objects::secret_name(name),
+    )
+    .await?;
+    delete(
+        Api::<NetworkPolicy>::namespaced(c(), NAMESPACE),
+        &objects::policy_name(name),
+    )
+    .await?;
     // The Lease would follow its Node (owner reference); deleted here so nothing is left behind
     // when remove returns.
-    let leases: Api<Lease> = Api::namespaced(client.clone(), objects::LEASE_NAMESPACE);
-    gone(
-        leases
-            .delete(&objects::node_name(name), &dp)
-            .await
-            .map(drop),
-    )?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    gone(nodes.delete(&objects::node_name(name), &dp).await.map(drop))?;
-    gone(rc_api(client).delete(name, &dp).await.map(drop))?;
+    delete(
+        Api::<Lease>::namespaced(c(), objects::LEASE_NAMESPACE),
+        &node,
+    )
+    .await?;
+    delete(Api::<Node>::all(c()), &node).await?;
+    delete(rc_api(client), name).await?;
     Ok(())
+}
+
+/// Deletes one object; one already gone is fine.
+async fn delete<K>(api: Api<K>, name: &str) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map(drop).map_err(Into::into),
+    }
 }
 
 fn enrollment(object: DynamicObject, node: Option<&Node>) -> Option<Enrollment> {

@@ -227,17 +227,8 @@ impl Controller {
 
     /// The addresses each endpoint's egress policy allows now, by endpoint name.
     async fn allowed(&self) -> Result<HashMap<String, Vec<IpAddr>>, kube::Error> {
-        let policies = Api::<NetworkPolicy>::namespaced(self.client.clone(), NAMESPACE)
-            .list(&ListParams::default().labels(objects::BYOC_KEY))
-            .await?;
-        Ok(policies
-            .items
-            .into_iter()
-            .filter_map(|p| {
-                let name = p.metadata.labels.as_ref()?.get(objects::BYOC_KEY)?.clone();
-                Some((name, objects::policy_addresses(&p)))
-            })
-            .collect())
+        let policies = Api::<NetworkPolicy>::namespaced(self.client.clone(), NAMESPACE);
+        per_endpoint(policies, |p| Some(objects::policy_addresses(&p))).await
     }
 
     fn http_for(&mut self, ca: Option<&String>) -> Result<reqwest::Client, String> {
@@ -252,18 +243,11 @@ impl Controller {
 
     /// The tokens, by endpoint name, from the Secrets.
     async fn tokens(&self) -> Result<HashMap<String, String>, kube::Error> {
-        let secrets = Api::<Secret>::namespaced(self.client.clone(), NAMESPACE)
-            .list(&ListParams::default().labels(objects::BYOC_KEY))
-            .await?;
-        Ok(secrets
-            .items
-            .into_iter()
-            .filter_map(|s| {
-                let name = s.metadata.labels?.get(objects::BYOC_KEY)?.clone();
-                let token = s.data?.get("token")?.0.clone();
-                Some((name, String::from_utf8(token).ok()?))
-            })
-            .collect())
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), NAMESPACE);
+        per_endpoint(secrets, |s| {
+            String::from_utf8(s.data?.get("token")?.0.clone()).ok()
+        })
+        .await
     }
 
     /// One round: probe every endpoint, then record what was seen (by endpoint name).
@@ -355,6 +339,28 @@ impl Controller {
             }
         }
     }
+}
+
+/// The objects `api` holds for endpoints (labelled with their name), by endpoint name, as
+/// `value` reads them.
+async fn per_endpoint<K, T>(
+    api: Api<K>,
+    value: impl Fn(K) -> Option<T>,
+) -> Result<HashMap<String, T>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = api
+        .list(&ListParams::default().labels(objects::BYOC_KEY))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|o| {
+            let name = o.meta().labels.as_ref()?.get(objects::BYOC_KEY)?.clone();
+            Some((name, value(o)?))
+        })
+        .collect())
 }
 
 /// Resolves an endpoint given by host name and re-applies its egress policy when the addresses

@@ -45,6 +45,14 @@ async fn enrol_at(client: &kube::Client, name: &str, url: &str, endpoint: &Endpo
     endpoint.set_token(&enrolled.token);
 }
 
+/// The project's API server, a client of it, and the CA the endpoints' certificates come from.
+async fn cluster() -> (TestKube, kube::Client, Ca) {
+    support::tls_provider();
+    let kube = TestKube::start().await.unwrap();
+    let client = kube.client().await.unwrap();
+    (kube, client, Ca::new("byoc-ca"))
+}
+
 fn settings() -> Settings {
     Settings {
         // Roomy: a healthy endpoint must answer within it even on a loaded machine.
@@ -96,10 +104,7 @@ fn node_ready(node: &Node) -> String {
 
 #[tokio::test]
 async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let healthy = Endpoint::start(Some(ca.server()), "").await;
     let slow = Endpoint::start(Some(ca.server()), "").await;
     let mut down = Endpoint::start(Some(ca.server()), "").await;
@@ -210,10 +215,7 @@ async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
 
 #[tokio::test]
 async fn a_person_s_cordon_survives_recovery() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let mut endpoint = Endpoint::start(Some(ca.server()), "").await;
     enrol(&client, "kept", &endpoint, &ca).await;
     let mut controller = Controller::new(
@@ -239,10 +241,7 @@ async fn a_person_s_cordon_survives_recovery() {
 
 #[tokio::test]
 async fn a_wrong_token_or_a_wrong_ca_is_a_missed_beat() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let endpoint = Endpoint::start(Some(ca.server()), "").await;
     let other = Endpoint::start(Some(ca.server()), "").await;
     enrol(&client, "rotated", &endpoint, &ca).await;
@@ -290,10 +289,7 @@ async fn a_wrong_token_or_a_wrong_ca_is_a_missed_beat() {
 
 #[tokio::test]
 async fn the_controller_runs_rounds_until_told_to_stop() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let endpoint = Endpoint::start(Some(ca.server()), "").await;
     enrol(&client, "looped", &endpoint, &ca).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -344,10 +340,7 @@ fn renewed(lease: &Lease) -> jiff::Timestamp {
 
 #[tokio::test]
 async fn a_beat_renews_the_node_lease_and_a_stopped_endpoint_does_not() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let mut endpoint = Endpoint::start(Some(ca.server()), "").await;
     enrol(&client, "leased", &endpoint, &ca).await;
     let mut controller = Controller::new(client.clone(), settings());
@@ -408,10 +401,7 @@ async fn egress(client: &kube::Client, name: &str) -> (Vec<String>, String) {
 async fn an_endpoint_given_by_name_has_its_egress_follow_its_addresses() {
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let endpoint = Endpoint::start(Some(ca.server()), "").await;
     let by_name = format!("https://localhost:{}", endpoint.port);
     enrol_at(&client, "named", &by_name, &endpoint, &ca).await;
