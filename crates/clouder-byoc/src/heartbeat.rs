@@ -300,7 +300,13 @@ impl Controller {
             .collect();
         let mut seen = futures::stream::iter(work)
             .map(move |(e, beat, allowed)| {
-                let egress = follow_egress(client.clone(), resolve.clone(), e.clone(), allowed);
+                let egress = follow_egress(
+                    client.clone(),
+                    resolve.clone(),
+                    settings.timeout,
+                    e.clone(),
+                    allowed,
+                );
                 let record = record(client.clone(), settings.clone(), e, beat, now.clone());
                 async move {
                     let (observation, egress) = futures::join!(record, egress);
@@ -365,10 +371,11 @@ where
 
 /// Resolves an endpoint given by host name and re-applies its egress policy when the addresses
 /// differ from what it allows (`allowed`); the new addresses when it did. An endpoint that does
-/// not resolve this round keeps the addresses it had.
+/// not resolve this round (within `timeout`, like a probe) keeps the addresses it had.
 async fn follow_egress(
     client: kube::Client,
     resolve: Resolver,
+    timeout: Duration,
     e: Enrollment,
     allowed: Option<Vec<IpAddr>>,
 ) -> Result<Option<Vec<IpAddr>>, ControllerError> {
@@ -378,13 +385,14 @@ async fn follow_egress(
     if !endpoint.by_name() {
         return Ok(None);
     }
-    let addresses = match resolve(endpoint.host.clone(), endpoint.port).await {
-        Ok(mut found) if !found.is_empty() => {
+    let lookup = resolve(endpoint.host.clone(), endpoint.port);
+    let addresses = match tokio::time::timeout(timeout, lookup).await {
+        Ok(Ok(mut found)) if !found.is_empty() => {
             found.sort();
             found.dedup();
             found
         }
-        Ok(_) | Err(_) => {
+        _ => {
             tracing::warn!(endpoint = %e.name, host = %endpoint.host, "cannot resolve; egress unchanged");
             return Ok(None);
         }

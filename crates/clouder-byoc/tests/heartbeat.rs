@@ -433,6 +433,10 @@ async fn an_endpoint_given_by_name_has_its_egress_follow_its_addresses() {
             q.lock().unwrap().push((host, port));
             let answer = match &*a.lock().unwrap() {
                 Ok(found) => Ok(found.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    // A resolver that never answers.
+                    return Box::pin(std::future::pending());
+                }
                 Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
             };
             Box::pin(async move { answer })
@@ -463,6 +467,17 @@ async fn an_endpoint_given_by_name_has_its_egress_follow_its_addresses() {
     // A failed lookup keeps what the policy allows.
     *answers.lock().unwrap() = Err(std::io::Error::other("SERVFAIL"));
     controller.tick().await.unwrap();
+    assert_eq!(egress(&client, "named").await, updated);
+    // So does one that does not answer: the round goes on after the probe timeout (1 s).
+    *answers.lock().unwrap() = Err(std::io::ErrorKind::TimedOut.into());
+    let seen = tokio::time::timeout(Duration::from_secs(30), controller.tick())
+        .await
+        .expect("the round does not wait for a resolver that never answers")
+        .unwrap();
+    assert_eq!(
+        (seen[0].beat.clone(), seen[0].egress.clone()),
+        (Beat::Alive, None)
+    );
     assert_eq!(egress(&client, "named").await, updated);
     let policy = Api::<NetworkPolicy>::namespaced(client.clone(), objects::NAMESPACE)
         .get(&objects::policy_name("named"))
