@@ -4,6 +4,7 @@
 
 use crate::objects::{self, NAMESPACE, RemoteContainerSpec, RemoteContainerStatus};
 use crate::trust::{self, Endpoint, TrustError};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -42,8 +43,10 @@ pub type Result<T> = std::result::Result<T, EnrollError>;
 pub struct Registration {
     pub name: String,
     pub endpoint: Endpoint,
-    /// The image pinned by digest.
+    /// The image pinned by digest, and its platform.
     pub image: String,
+    pub os: String,
+    pub architecture: String,
     pub ca_pem: Option<String>,
     pub capability: objects::Capability,
 }
@@ -104,6 +107,47 @@ fn now() -> String {
         .to_string()
 }
 
+/// What clouder writes with server-side apply (the egress policy, the Lease): one field
+/// manager at registration and in the controller, so that neither conflicts with the other.
+fn apply_params() -> PatchParams {
+    PatchParams::apply("clouder-byoc")
+}
+
+/// Creates or updates the egress policy for `addresses` (server-side apply).
+pub async fn apply_policy(
+    client: &kube::Client,
+    name: &str,
+    addresses: &[std::net::IpAddr],
+    port: u16,
+) -> Result<NetworkPolicy> {
+    let policy = objects::network_policy(name, addresses, port);
+    Ok(Api::<NetworkPolicy>::namespaced(client.clone(), NAMESPACE)
+        .patch(
+            &objects::policy_name(name),
+            &apply_params(),
+            &Patch::Apply(&policy),
+        )
+        .await?)
+}
+
+/// Renews (or makes) the virtual Node's Lease: held by the Node, owned by it, renewed now.
+pub async fn renew_lease(client: &kube::Client, name: &str, node_uid: &str) -> Result<Lease> {
+    let renew = serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        jiff::Timestamp::now(),
+    ))
+    .expect("a timestamp serialises");
+    let lease = objects::node_lease(name, node_uid, renew.as_str().unwrap_or_default());
+    Ok(
+        Api::<Lease>::namespaced(client.clone(), objects::LEASE_NAMESPACE)
+            .patch(
+                &objects::node_name(name),
+                &apply_params(),
+                &Patch::Apply(&lease),
+            )
+            .await?,
+    )
+}
+
 /// Installs the CRD and the namespace (server-side apply, idempotent) and waits for the CRD
 /// to be established.
 pub async fn install(client: &kube::Client) -> Result<()> {
@@ -143,6 +187,8 @@ pub async fn register(client: &kube::Client, reg: &Registration) -> Result<Enrol
         image: reg.image.clone(),
         ca_bundle: reg.ca_pem.clone(),
         token_secret: objects::secret_name(&reg.name),
+        os: reg.os.clone(),
+        architecture: reg.architecture.clone(),
         capability: reg.capability.clone(),
         cordoned: false,
     };
@@ -173,15 +219,16 @@ async fn create_all(
     Api::<Secret>::namespaced(client.clone(), NAMESPACE)
         .create(&pp, &objects::token_secret(&reg.name, token))
         .await?;
-    Api::<NetworkPolicy>::namespaced(client.clone(), NAMESPACE)
-        .create(
-            &pp,
-            &objects::network_policy(&reg.name, addresses, reg.endpoint.port),
-        )
-        .await?;
-    Api::<Node>::all(client.clone())
+    apply_policy(client, &reg.name, addresses, reg.endpoint.port).await?;
+    let node = Api::<Node>::all(client.clone())
         .create(&pp, &objects::virtual_node(&reg.name, spec, &now()))
         .await?;
+    renew_lease(
+        client,
+        &reg.name,
+        node.metadata.uid.as_deref().unwrap_or_default(),
+    )
+    .await?;
     let object: DynamicObject =
         serde_json::from_value(objects::remote_container(&reg.name, spec)).expect("valid object");
     rc_api(client).create(&pp, &object).await?;
@@ -190,29 +237,39 @@ async fn create_all(
 
 /// Deletes every object of an endpoint; those already gone are fine.
 async fn delete_all(client: &kube::Client, name: &str) -> Result<()> {
-    let dp = DeleteParams::default();
-    let gone = |r: std::result::Result<(), kube::Error>| match r {
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        other => other,
-    };
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    gone(
-        secrets
-            .delete(&objects::secret_name(name), &dp)
-            .await
-            .map(drop),
-    )?;
-    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), NAMESPACE);
-    gone(
-        policies
-            .delete(&objects::policy_name(name), &dp)
-            .await
-            .map(drop),
-    )?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    gone(nodes.delete(&objects::node_name(name), &dp).await.map(drop))?;
-    gone(rc_api(client).delete(name, &dp).await.map(drop))?;
+    let c = || client.clone();
+    let node = objects::node_name(name);
+    delete(
+        Api::<Secret>::namespaced(c(), NAMESPACE),
+        &objects::secret_name(name),
+    )
+    .await?;
+    delete(
+        Api::<NetworkPolicy>::namespaced(c(), NAMESPACE),
+        &objects::policy_name(name),
+    )
+    .await?;
+    // The Lease would follow its Node (owner reference); deleted here so nothing is left behind
+    // when remove returns.
+    delete(
+        Api::<Lease>::namespaced(c(), objects::LEASE_NAMESPACE),
+        &node,
+    )
+    .await?;
+    delete(Api::<Node>::all(c()), &node).await?;
+    delete(rc_api(client), name).await?;
     Ok(())
+}
+
+/// Deletes one object; one already gone is fine.
+async fn delete<K>(api: Api<K>, name: &str) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map(drop).map_err(Into::into),
+    }
 }
 
 fn enrollment(object: DynamicObject, node: Option<&Node>) -> Option<Enrollment> {
@@ -323,18 +380,45 @@ pub async fn rotate_token(client: &kube::Client, name: &str) -> Result<String> {
     Ok(token)
 }
 
-/// Points the endpoint at another image (already validated and pinned).
-pub async fn update_image(client: &kube::Client, name: &str, pinned: &str) -> Result<()> {
+/// Points the endpoint at another image (already validated and pinned) of `os`/`architecture`:
+/// the resource's spec, and the virtual Node's annotation, platform labels and nodeInfo.
+pub async fn update_image(
+    client: &kube::Client,
+    name: &str,
+    pinned: &str,
+    os: &str,
+    architecture: &str,
+) -> Result<()> {
     require(client, name).await?;
     let pp = PatchParams::default();
     rc_api(client)
-        .patch(name, &pp, &Patch::Merge(json!({"spec": {"image": pinned}})))
-        .await?;
-    Api::<Node>::all(client.clone())
         .patch(
-            &objects::node_name(name),
+            name,
             &pp,
-            &Patch::Merge(json!({"metadata": {"annotations": {"clouder.io/image": pinned}}})),
+            &Patch::Merge(
+                json!({"spec": {"image": pinned, "os": os, "architecture": architecture}}),
+            ),
+        )
+        .await?;
+    let nodes = Api::<Node>::all(client.clone());
+    let node = objects::node_name(name);
+    nodes
+        .patch(
+            &node,
+            &pp,
+            &Patch::Merge(json!({"metadata": {
+                "annotations": {"clouder.io/image": pinned},
+                "labels": objects::platform_labels(os, architecture),
+            }})),
+        )
+        .await?;
+    nodes
+        .patch_status(
+            &node,
+            &pp,
+            &Patch::Merge(json!({"status": {"nodeInfo": {
+                "architecture": architecture, "operatingSystem": os, "osImage": pinned,
+            }}})),
         )
         .await?;
     Ok(())

@@ -2,16 +2,32 @@
 //! within a bound and each within its own timeout (a slow endpoint holds one slot, never the
 //! round), then writes what it saw: `Stale` after N misses, `Unreachable` after M with the
 //! virtual Node cordoned, `Ready` (and uncordoned, unless a person cordoned it) when it answers.
+//! A beat renews the virtual Node's Lease, as a kubelet renews its own; a missed one does not.
+//! An endpoint given by host name is resolved again each round, and its egress policy follows
+//! the addresses (written only when they changed).
 
 use crate::enroll::{self, Enrollment};
 use crate::objects::{self, Condition, NAMESPACE, RemoteContainerStatus};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Resolves an endpoint's host (and port) to its addresses: the system resolver
+/// ([`crate::trust::resolve`]) unless a caller brings its own.
+pub type Resolver =
+    Arc<dyn Fn(String, u16) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> + Send + Sync>;
+
+pub fn system_resolver() -> Resolver {
+    Arc::new(|host, port| Box::pin(crate::trust::resolve(host, port)))
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -172,6 +188,9 @@ pub struct Observation {
     /// `cordoned` or `uncordoned` when the tick changed the virtual Node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_action: Option<&'static str>,
+    /// The addresses the egress policy now allows, when the tick changed them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Vec<IpAddr>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +206,7 @@ pub struct Controller {
     client: kube::Client,
     settings: Settings,
     http: HashMap<Option<String>, reqwest::Client>,
+    resolve: Resolver,
 }
 
 impl Controller {
@@ -195,7 +215,20 @@ impl Controller {
             client,
             settings,
             http: HashMap::new(),
+            resolve: system_resolver(),
         }
+    }
+
+    /// The same, resolving host names with `resolve`.
+    pub fn with_resolver(mut self, resolve: Resolver) -> Self {
+        self.resolve = resolve;
+        self
+    }
+
+    /// The addresses each endpoint's egress policy allows now, by endpoint name.
+    async fn allowed(&self) -> Result<HashMap<String, Vec<IpAddr>>, kube::Error> {
+        let policies = Api::<NetworkPolicy>::namespaced(self.client.clone(), NAMESPACE);
+        per_endpoint(policies, |p| Some(objects::policy_addresses(&p))).await
     }
 
     fn http_for(&mut self, ca: Option<&String>) -> Result<reqwest::Client, String> {
@@ -210,24 +243,18 @@ impl Controller {
 
     /// The tokens, by endpoint name, from the Secrets.
     async fn tokens(&self) -> Result<HashMap<String, String>, kube::Error> {
-        let secrets = Api::<Secret>::namespaced(self.client.clone(), NAMESPACE)
-            .list(&ListParams::default().labels(objects::BYOC_KEY))
-            .await?;
-        Ok(secrets
-            .items
-            .into_iter()
-            .filter_map(|s| {
-                let name = s.metadata.labels?.get(objects::BYOC_KEY)?.clone();
-                let token = s.data?.get("token")?.0.clone();
-                Some((name, String::from_utf8(token).ok()?))
-            })
-            .collect())
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), NAMESPACE);
+        per_endpoint(secrets, |s| {
+            String::from_utf8(s.data?.get("token")?.0.clone()).ok()
+        })
+        .await
     }
 
     /// One round: probe every endpoint, then record what was seen (by endpoint name).
     pub async fn tick(&mut self) -> Result<Vec<Observation>, ControllerError> {
         let enrolled = enroll::list(&self.client).await?;
         let tokens = self.tokens().await?;
+        let mut allowed = self.allowed().await?;
         let mut targets = Vec::new();
         let mut beats: Vec<Option<Beat>> = Vec::new();
         for e in &enrolled {
@@ -262,8 +289,32 @@ impl Controller {
             .to_string();
         // Owned by each write, so the controller's future stays Send.
         let (client, settings) = (self.client.clone(), self.settings.clone());
-        let mut seen = futures::stream::iter(enrolled.into_iter().zip(beats))
-            .map(move |(e, beat)| record(client.clone(), settings.clone(), e, beat, now.clone()))
+        let resolve = self.resolve.clone();
+        let work: Vec<_> = enrolled
+            .into_iter()
+            .zip(beats)
+            .map(|(e, beat)| {
+                let allowed = allowed.remove(&e.name);
+                (e, beat, allowed)
+            })
+            .collect();
+        let mut seen = futures::stream::iter(work)
+            .map(move |(e, beat, allowed)| {
+                let egress = follow_egress(
+                    client.clone(),
+                    resolve.clone(),
+                    settings.timeout,
+                    e.clone(),
+                    allowed,
+                );
+                let record = record(client.clone(), settings.clone(), e, beat, now.clone());
+                async move {
+                    let (observation, egress) = futures::join!(record, egress);
+                    let mut observation = observation?;
+                    observation.egress = egress?;
+                    Ok::<_, ControllerError>(observation)
+                }
+            })
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect::<Vec<_>>()
             .await
@@ -296,7 +347,66 @@ impl Controller {
     }
 }
 
-/// Writes the status and, when health crossed a line, the virtual Node.
+/// The objects `api` holds for endpoints (labelled with their name), by endpoint name, as
+/// `value` reads them.
+async fn per_endpoint<K, T>(
+    api: Api<K>,
+    value: impl Fn(K) -> Option<T>,
+) -> Result<HashMap<String, T>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = api
+        .list(&ListParams::default().labels(objects::BYOC_KEY))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|o| {
+            let name = o.meta().labels.as_ref()?.get(objects::BYOC_KEY)?.clone();
+            Some((name, value(o)?))
+        })
+        .collect())
+}
+
+/// Resolves an endpoint given by host name and re-applies its egress policy when the addresses
+/// differ from what it allows (`allowed`); the new addresses when it did. An endpoint that does
+/// not resolve this round (within `timeout`, like a probe) keeps the addresses it had.
+async fn follow_egress(
+    client: kube::Client,
+    resolve: Resolver,
+    timeout: Duration,
+    e: Enrollment,
+    allowed: Option<Vec<IpAddr>>,
+) -> Result<Option<Vec<IpAddr>>, ControllerError> {
+    let Ok(endpoint) = crate::trust::Endpoint::parse(&e.spec.endpoint, e.spec.insecure) else {
+        return Ok(None);
+    };
+    if !endpoint.by_name() {
+        return Ok(None);
+    }
+    let lookup = resolve(endpoint.host.clone(), endpoint.port);
+    let addresses = match tokio::time::timeout(timeout, lookup).await {
+        Ok(Ok(mut found)) if !found.is_empty() => {
+            found.sort();
+            found.dedup();
+            found
+        }
+        _ => {
+            tracing::warn!(endpoint = %e.name, host = %endpoint.host, "cannot resolve; egress unchanged");
+            return Ok(None);
+        }
+    };
+    if allowed.as_ref() == Some(&addresses) {
+        return Ok(None);
+    }
+    enroll::apply_policy(&client, &e.name, &addresses, endpoint.port).await?;
+    tracing::info!(endpoint = %e.name, ?addresses, "egress policy follows the endpoint's addresses");
+    Ok(Some(addresses))
+}
+
+/// Writes the status, renews the Lease on a beat and, when health crossed a line, the virtual
+/// Node.
 async fn record(
     client: kube::Client,
     settings: Settings,
@@ -322,6 +432,10 @@ async fn record(
         .and_then(|n| n.metadata.annotations.as_ref())
         .and_then(|a| a.get(objects::CORDONED_BY))
         .cloned();
+    if let (Beat::Alive, Some(uid)) = (&beat, node.as_ref().and_then(|n| n.metadata.uid.as_deref()))
+    {
+        enroll::renew_lease(&client, &e.name, uid).await?;
+    }
     let pp = PatchParams::default();
     let node_action = match health {
         Health::Unreachable if node.is_some() && !e.cordoned => {
@@ -372,6 +486,7 @@ async fn record(
         misses,
         health,
         node_action,
+        egress: None,
     })
 }
 

@@ -1,8 +1,9 @@
 //! The Kubernetes objects that represent an enrolled endpoint, built as pure functions (golden
 //! tested): the `RemoteContainer` resource and its CRD, a virtual Node that ordinary scheduling
-//! and kubectl see, the token Secret and the NetworkPolicy that lets runtime pods reach exactly
-//! that endpoint.
+//! and kubectl see with its Lease, the token Secret and the NetworkPolicy that lets runtime pods
+//! reach exactly that endpoint.
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -20,8 +21,10 @@ pub const PLURAL: &str = "remotecontainers";
 pub const NAMESPACE: &str = "clouder-byoc";
 /// The taint (and label) key on virtual Nodes; its value is the endpoint's name.
 pub const BYOC_KEY: &str = "clouder.io/byoc";
-/// Pods carrying this label are the runtime pods allowed to reach endpoints.
-pub const RUNTIME_LABEL: (&str, &str) = ("clouder.io/role", "runtime");
+/// Where kubelets keep their Node Leases; virtual Nodes keep theirs there too.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// A kubelet's default (`nodeLeaseDurationSeconds`).
+pub const LEASE_DURATION_SECONDS: i32 = 40;
 /// Set on a Node the heartbeat controller cordoned, so that it only uncordons its own.
 pub const CORDONED_BY: &str = "clouder.io/cordoned-by";
 /// The extended resource GPUs are counted in.
@@ -75,11 +78,24 @@ pub struct RemoteContainerSpec {
     pub ca_bundle: Option<String>,
     /// The Secret (in [`NAMESPACE`]) holding the enrollment token.
     pub token_secret: String,
+    /// The image's platform (its config's `os` and `architecture`): what the virtual Node reports.
+    #[serde(default = "linux")]
+    pub os: String,
+    #[serde(default = "amd64")]
+    pub architecture: String,
     #[serde(flatten)]
     pub capability: Capability,
     /// Cordoned by a person: the heartbeat controller leaves it cordoned.
     #[serde(default)]
     pub cordoned: bool,
+}
+
+// Endpoints enrolled before the platform was recorded reported linux/amd64.
+fn linux() -> String {
+    "linux".into()
+}
+fn amd64() -> String {
+    "amd64".into()
 }
 
 /// A condition as Kubernetes writes them.
@@ -184,6 +200,7 @@ pub fn crd() -> CustomResourceDefinition {
                             "properties": {
                                 "endpoint": string, "insecure": {"type": "boolean"},
                                 "image": string, "caBundle": string, "tokenSecret": string,
+                                "os": string, "architecture": string,
                                 "cpu": {"type": "integer", "minimum": 1},
                                 "memory": {"type": "integer", "minimum": 1},
                                 "gpu": {"type": "integer", "minimum": 0},
@@ -235,7 +252,16 @@ pub fn token_secret(name: &str, token: &str) -> Secret {
     }))
 }
 
-/// Egress from runtime pods to exactly the endpoint's addresses and port.
+/// Egress for the runtime pods that opt in to this endpoint: exactly its addresses and port,
+/// and DNS.
+///
+/// Why these pods and this DNS rule: NetworkPolicies are additive per selected pod, and a pod
+/// selected by any egress policy may reach only what some policy allows. Selecting every runtime
+/// pod would cut all of them off from DNS and the rest of the cluster the moment one endpoint is
+/// enrolled; so the policy selects only pods labelled `clouder.io/byoc=NAME` (the pods meant to
+/// use this endpoint, which carry that label next to their toleration of the Node's taint), and
+/// lets them resolve names through kube-system's kube-dns on 53/UDP and 53/TCP. Pods that did
+/// not opt in keep whatever egress they had.
 pub fn network_policy(name: &str, addresses: &[IpAddr], port: u16) -> NetworkPolicy {
     let to: Vec<_> = addresses
         .iter()
@@ -244,15 +270,71 @@ pub fn network_policy(name: &str, addresses: &[IpAddr], port: u16) -> NetworkPol
             json!({"ipBlock": {"cidr": format!("{ip}/{prefix}")}})
         })
         .collect();
+    let dns = json!({
+        "to": [{
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    });
     from_json(json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": policy_name(name), "namespace": NAMESPACE, "labels": labels(name)},
         "spec": {
-            "podSelector": {"matchLabels": {RUNTIME_LABEL.0: RUNTIME_LABEL.1}},
+            "podSelector": {"matchLabels": {BYOC_KEY: name}},
             "policyTypes": ["Egress"],
-            "egress": [{"to": to, "ports": [{"protocol": "TCP", "port": port}]}],
+            "egress": [{"to": to, "ports": [{"protocol": "TCP", "port": port}]}, dns],
         },
     }))
+}
+
+/// The addresses a policy made by [`network_policy`] lets through to the endpoint.
+pub fn policy_addresses(policy: &NetworkPolicy) -> Vec<IpAddr> {
+    let rules = policy.spec.as_ref().and_then(|s| s.egress.as_ref());
+    let mut found: Vec<IpAddr> = rules
+        .and_then(|r| r.first())
+        .and_then(|r| r.to.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|peer| {
+            let cidr = &peer.ip_block.as_ref()?.cidr;
+            cidr.split_once('/')
+                .map_or(cidr.as_str(), |(ip, _)| ip)
+                .parse()
+                .ok()
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The virtual Node's Lease, as a kubelet keeps its own: held by the Node, renewed on each
+/// heartbeat, and owned by the Node so that it goes with it.
+pub fn node_lease(name: &str, node_uid: &str, renew_time: &str) -> Lease {
+    from_json(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {
+            "name": node_name(name),
+            "namespace": LEASE_NAMESPACE,
+            "labels": labels(name),
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Node", "name": node_name(name), "uid": node_uid,
+            }],
+        },
+        "spec": {
+            "holderIdentity": node_name(name),
+            "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+            "renewTime": renew_time,
+        },
+    }))
+}
+
+/// The well-known labels a kubelet sets from its platform; the image's, for a virtual Node.
+pub fn platform_labels(os: &str, architecture: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("kubernetes.io/os".to_string(), os.to_string()),
+        ("kubernetes.io/arch".to_string(), architecture.to_string()),
+    ])
 }
 
 /// The virtual Node: capacity, labels (user labels, runtime, classes), and the taint that keeps
@@ -264,7 +346,7 @@ pub fn virtual_node(name: &str, spec: &RemoteContainerSpec, now: &str) -> Node {
     node_labels.extend(labels(name));
     node_labels.insert("type".into(), "virtual-kubelet".into());
     node_labels.insert("kubernetes.io/hostname".into(), node_name(name));
-    node_labels.insert("kubernetes.io/os".into(), "linux".into());
+    node_labels.extend(platform_labels(&spec.os, &spec.architecture));
     node_labels.insert("clouder.io/runtime".into(), cap.runtime.clone());
     for class in &cap.classes {
         node_labels.insert(format!("clouder.io/class.{class}"), "true".into());
@@ -295,7 +377,7 @@ pub fn virtual_node(name: &str, spec: &RemoteContainerSpec, now: &str) -> Node {
             "allocatable": capacity,
             "conditions": [node_ready("Unknown", "NodeStatusNeverUpdated", "no heartbeat yet", now)],
             "nodeInfo": {
-                "architecture": "amd64", "operatingSystem": "linux",
+                "architecture": spec.architecture, "operatingSystem": spec.os,
                 "containerRuntimeVersion": cap.runtime, "kubeletVersion": "byoc",
                 "bootID": "", "kernelVersion": "", "kubeProxyVersion": "", "machineID": "",
                 "osImage": spec.image, "systemUUID": "",

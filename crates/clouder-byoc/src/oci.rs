@@ -2,21 +2,13 @@
 //! platform from an index, reads the image's config blob. It never asks for a layer: the
 //! compressed size is the sum of the layer sizes the manifest declares.
 //!
-//! Authentication as the registry asks (`WWW-Authenticate`): basic, or a bearer token from the
+//! Authentication is clouder-oci's, as the registry asks: basic, or a bearer token from the
 //! challenge's realm (Docker Hub style, anonymous unless credentials are given).
 
 use crate::reference::Reference;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
-use reqwest::{StatusCode, header};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tokio::sync::Mutex;
-
-/// Manifest media types asked for: OCI and Docker, single images and indexes.
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.docker.distribution.manifest.v2+json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
@@ -39,18 +31,7 @@ pub enum OciError {
 
 pub type Result<T> = std::result::Result<T, OciError>;
 
-/// A user name and password (or token) for a registry. Never logged or stored.
-#[derive(Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, ****)", self.username)
-    }
-}
+pub use clouder_oci::Credentials;
 
 /// `os/architecture[/variant]`, e.g. `linux/arm64/v8`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,171 +101,69 @@ pub struct ImageFacts {
 
 /// A client for one registry host.
 pub struct Registry {
-    http: reqwest::Client,
-    base: String,
+    client: clouder_oci::Registry,
     registry: String,
-    credentials: Option<Credentials>,
-    /// The `Authorization` value once a challenge was answered.
-    auth: Mutex<Option<String>>,
 }
 
 impl Registry {
     /// HTTPS with the system's roots; plain HTTP only when `insecure` is asked.
     pub fn new(registry: &str, credentials: Option<Credentials>, insecure: bool) -> Self {
-        // Docker Hub's API lives at registry-1.docker.io.
-        let host = if registry == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            registry
-        };
-        let scheme = if insecure { "http" } else { "https" };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client with default settings");
         Registry {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("an HTTP client with default settings"),
-            base: format!("{scheme}://{host}"),
+            client: clouder_oci::Registry::new(registry, credentials, insecure).with_http(http),
             registry: registry.to_string(),
-            credentials,
-            auth: Mutex::new(None),
         }
     }
 
-    fn unreachable(&self, e: reqwest::Error) -> OciError {
-        OciError::Unreachable {
+    /// The shared client's error, named for this registry and reference.
+    fn error(&self, reference: &Reference, what: &str, e: clouder_oci::Error) -> OciError {
+        use clouder_oci::Error;
+        let auth = |reason: String| OciError::Auth {
             registry: self.registry.clone(),
-            reason: chain(&e),
-        }
-    }
-
-    /// GET `path` under `/v2/`, answering an authentication challenge once.
-    async fn get(&self, path: &str, accept: &str, what: &str) -> Result<reqwest::Response> {
-        let url = format!("{}/v2/{path}", self.base);
-        let send = |auth: Option<String>| {
-            let mut request = self.http.get(&url).header(header::ACCEPT, accept);
-            if let Some(auth) = auth {
-                request = request.header(header::AUTHORIZATION, auth);
-            }
-            request.send()
+            reason,
         };
-        let cached = self.auth.lock().await.clone();
-        let mut response = send(cached.clone())
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            let challenge = response
-                .headers()
-                .get(header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let auth = self.answer(&challenge, path).await?;
-            *self.auth.lock().await = Some(auth.clone());
-            response = send(Some(auth)).await.map_err(|e| self.unreachable(e))?;
-        }
-        let status = response.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(self.auth_error(&format!("{what}: the registry answered {status}")));
-        }
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default().trim().to_string();
-            return Err(OciError::Status {
+        match e {
+            Error::Unreachable(reason) => OciError::Unreachable {
+                registry: self.registry.clone(),
+                reason,
+            },
+            Error::CredentialsRequired => auth(
+                "no credentials given (set CLOUDER_REGISTRY_USERNAME and CLOUDER_REGISTRY_PASSWORD)"
+                    .into(),
+            ),
+            Error::Auth(reason) => auth(reason),
+            Error::Refused { status, .. } => {
+                auth(format!("{what}: the registry answered {status}"))
+            }
+            Error::Status { status, .. } if status == reqwest::StatusCode::NOT_FOUND => {
+                OciError::NotFound {
+                    reference: reference.to_string(),
+                }
+            }
+            Error::Status { status, body } => OciError::Status {
                 registry: self.registry.clone(),
                 what: what.to_string(),
                 status: status.as_u16(),
                 body,
-            });
-        }
-        Ok(response)
-    }
-
-    fn auth_error(&self, reason: &str) -> OciError {
-        OciError::Auth {
-            registry: self.registry.clone(),
-            reason: reason.to_string(),
-        }
-    }
-
-    /// The `Authorization` value for a challenge: basic credentials, or a pull token.
-    async fn answer(&self, challenge: &str, path: &str) -> Result<String> {
-        use base64::Engine;
-        let basic = self.credentials.as_ref().map(|c| {
-            let pair = format!("{}:{}", c.username, c.password);
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            )
-        });
-        let Some(params) = challenge.strip_prefix("Bearer ") else {
-            return basic.ok_or_else(|| {
-                self.auth_error(
-                    "no credentials given (set CLOUDER_REGISTRY_USERNAME and CLOUDER_REGISTRY_PASSWORD)",
-                )
-            });
-        };
-        let param = |key: &str| {
-            params.split(',').find_map(|kv| {
-                let (k, v) = kv.trim().split_once('=')?;
-                (k == key).then(|| v.trim_matches('"').to_string())
-            })
-        };
-        let realm =
-            param("realm").ok_or_else(|| self.auth_error("bearer challenge without a realm"))?;
-        // The repository is the path up to `/manifests/` or `/blobs/`.
-        let repository = path
-            .split_once("/manifests/")
-            .or_else(|| path.split_once("/blobs/"))
-            .map_or(path, |(repo, _)| repo);
-        let mut query = vec![("scope", format!("repository:{repository}:pull"))];
-        if let Some(service) = param("service") {
-            query.push(("service", service));
-        }
-        let mut request = self.http.get(&realm).query(&query);
-        if let Some(basic) = basic {
-            request = request.header(header::AUTHORIZATION, basic);
-        }
-        let response = request.send().await.map_err(|e| self.unreachable(e))?;
-        if !response.status().is_success() {
-            return Err(self.auth_error(&format!(
-                "token service {realm} answered {}",
-                response.status()
-            )));
-        }
-        let body: serde_json::Value = response.json().await.map_err(|e| self.unreachable(e))?;
-        let token = body
-            .get("token")
-            .or_else(|| body.get("access_token"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| self.auth_error("the token service answered without a token"))?;
-        Ok(format!("Bearer {token}"))
-    }
-
-    /// A manifest or index by tag or digest: its digest, media type and body.
-    async fn manifest(&self, reference: &Reference, target: &str) -> Result<(String, Vec<u8>)> {
-        let path = format!("{}/manifests/{target}", reference.repository);
-        let response = match self.get(&path, ACCEPT, "reading the manifest").await {
-            Err(OciError::Status { status: 404, .. }) => {
-                return Err(OciError::NotFound {
-                    reference: reference.to_string(),
-                });
-            }
-            other => other?,
-        };
-        let header_digest = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
-        let digest = format!("sha256:{}", hex::encode(sha256(&body)));
-        // A digest we asked for must be what we got.
-        if target.starts_with("sha256:") && target != digest {
-            return Err(invalid(
+            },
+            Error::Digest { expected, got } => invalid(
                 reference,
-                format!("the registry served {digest} for {target}"),
-            ));
+                format!("the registry served {got} for {expected}"),
+            ),
         }
-        Ok((header_digest.unwrap_or(digest), body.to_vec()))
+    }
+
+    /// A manifest or index by tag or digest: its digest and body.
+    async fn manifest(&self, reference: &Reference, target: &str) -> Result<(String, Vec<u8>)> {
+        let m = self
+            .client
+            .manifest(&reference.repository, target, clouder_oci::ANY_MANIFEST)
+            .await
+            .map_err(|e| self.error(reference, "reading the manifest", e))?;
+        Ok((m.digest, m.body.to_vec()))
     }
 
     /// Reads what `reference` is for `platform`: manifest(s) and config, never a layer.
@@ -333,22 +212,19 @@ impl Registry {
         let manifest: ImageManifest = serde_json::from_slice(&manifest)
             .map_err(|e| invalid(reference, format!("unreadable manifest: {e}")))?;
         let config_digest = manifest.config().digest().to_string();
-        let config = self
-            .get(
-                &format!("{}/blobs/{config_digest}", reference.repository),
-                "application/vnd.oci.image.config.v1+json, application/vnd.docker.container.image.v1+json",
-                "reading the image config",
-            )
-            .await?
-            .bytes()
+        let config = match self
+            .client
+            .blob(&reference.repository, &config_digest)
             .await
-            .map_err(|e| self.unreachable(e))?;
-        if format!("sha256:{}", hex::encode(sha256(&config))) != config_digest {
-            return Err(invalid(
-                reference,
-                "the config blob does not match its digest".into(),
-            ));
-        }
+        {
+            Err(clouder_oci::Error::Digest { .. }) => {
+                return Err(invalid(
+                    reference,
+                    "the config blob does not match its digest".into(),
+                ));
+            }
+            other => other.map_err(|e| self.error(reference, "reading the image config", e))?,
+        };
         let config: ImageConfiguration = serde_json::from_slice(&config)
             .map_err(|e| invalid(reference, format!("unreadable image config: {e}")))?;
         let run = config.config().clone().unwrap_or_default();
@@ -410,16 +286,4 @@ pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
     sha2::Sha256::digest(bytes).to_vec()
 }
 
-/// An error with its sources, e.g. "error sending request: connection refused".
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut reason = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !reason.contains(&s_text) {
-            reason = format!("{reason}: {s_text}");
-        }
-        source = s.source();
-    }
-    reason
-}
+pub(crate) use clouder_oci::chain;

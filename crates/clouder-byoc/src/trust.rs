@@ -67,21 +67,33 @@ impl Endpoint {
 
     /// The addresses the host resolves to now: what the egress policy allows.
     pub async fn addresses(&self) -> Result<Vec<IpAddr>, TrustError> {
-        if let Ok(ip) = self.host.parse::<IpAddr>() {
-            return Ok(vec![ip]);
-        }
-        let mut found: Vec<IpAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+        resolve(self.host.clone(), self.port)
             .await
             .map_err(|e| TrustError::Endpoint {
                 endpoint: self.url.clone(),
                 reason: format!("cannot resolve {}: {e}", self.host),
-            })?
-            .map(|a| a.ip())
-            .collect();
-        found.sort();
-        found.dedup();
-        Ok(found)
+            })
     }
+
+    /// Given by name (not an address literal): its addresses may change.
+    pub fn by_name(&self) -> bool {
+        self.host.parse::<IpAddr>().is_err()
+    }
+}
+
+/// The system resolver's addresses for `host`, sorted and without repeats (an address literal
+/// is itself).
+pub async fn resolve(host: String, port: u16) -> std::io::Result<Vec<IpAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let mut found: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .map(|a| a.ip())
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 /// An HTTP client that trusts `ca_pem` only (when given) or the system's and Mozilla's roots.

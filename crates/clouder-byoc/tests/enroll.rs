@@ -8,6 +8,7 @@ use clouder_byoc::objects::{self, Capability, NAMESPACE};
 use clouder_byoc::trust::{Endpoint as Url, TrustError};
 use clouder_testenv::endpoint::{Ca, Endpoint};
 use clouder_testkube::TestKube;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -23,6 +24,8 @@ fn registration(name: &str, url: &str, ca: Option<&Ca>, insecure: bool) -> Regis
         name: name.into(),
         endpoint: Url::parse(url, insecure).unwrap(),
         image: IMAGE.into(),
+        os: "linux".into(),
+        architecture: "amd64".into(),
         ca_pem: ca.map(|c| c.pem.clone()),
         capability: Capability {
             cpu: 8,
@@ -42,8 +45,9 @@ async fn start() -> (TestKube, kube::Client) {
     (kube, client)
 }
 
-/// Every object an endpoint may have: (secret, policy, node, resource) exist?
-async fn objects_of(client: &kube::Client, name: &str) -> [bool; 4] {
+/// Every object an endpoint may have: (secret, policy, node, lease, resource) exist?
+async fn objects_of(client: &kube::Client, name: &str) -> [bool; 5] {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), objects::LEASE_NAMESPACE);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), NAMESPACE);
     let nodes: Api<Node> = Api::all(client.clone());
@@ -65,6 +69,11 @@ async fn objects_of(client: &kube::Client, name: &str) -> [bool; 4] {
             .unwrap()
             .is_some(),
         nodes
+            .get_opt(&objects::node_name(name))
+            .await
+            .unwrap()
+            .is_some(),
+        leases
             .get_opt(&objects::node_name(name))
             .await
             .unwrap()
@@ -94,13 +103,19 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
     let policy: Api<NetworkPolicy> = Api::namespaced(client.clone(), NAMESPACE);
     let policy = serde_json::to_value(policy.get("byoc-gpu-a-egress").await.unwrap()).unwrap();
     assert_eq!(
-        policy["spec"]["egress"],
-        json!([{"to": [{"ipBlock": {"cidr": "127.0.0.1/32"}}],
-                "ports": [{"protocol": "TCP", "port": endpoint.port}]}])
+        policy["spec"]["egress"][0],
+        json!({"to": [{"ipBlock": {"cidr": "127.0.0.1/32"}}],
+                "ports": [{"protocol": "TCP", "port": endpoint.port}]})
     );
     assert_eq!(
+        policy["spec"]["egress"][1]["ports"],
+        json!([{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]),
+        "DNS stays reachable"
+    );
+    // Only the pods that opt in to this endpoint are selected.
+    assert_eq!(
         policy["spec"]["podSelector"],
-        json!({"matchLabels": {"clouder.io/role": "runtime"}})
+        json!({"matchLabels": {"clouder.io/byoc": "gpu-a"}})
     );
 
     let nodes: Api<Node> = Api::all(client.clone());
@@ -114,6 +129,13 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
     assert_eq!(labels["zone"], "lab");
     assert_eq!(labels["clouder.io/class.gpu"], "true");
     assert_eq!(labels["clouder.io/runtime"], "containerd");
+    assert_eq!(
+        (
+            labels["kubernetes.io/arch"].as_str(),
+            labels["kubernetes.io/os"].as_str()
+        ),
+        ("amd64", "linux")
+    );
     let taints = node.spec.as_ref().unwrap().taints.as_ref().unwrap();
     assert_eq!(
         (
@@ -122,6 +144,20 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
             taints[0].effect.as_str()
         ),
         ("clouder.io/byoc", Some("gpu-a"), "NoSchedule")
+    );
+
+    // Its Lease, held by the Node and owned by it, as a kubelet's.
+    assert_eq!(objects_of(&client, "gpu-a").await, [true; 5]);
+    let lease: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = lease.get("byoc-gpu-a").await.unwrap();
+    let spec = lease.spec.as_ref().unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("byoc-gpu-a"));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    assert!(spec.renew_time.is_some());
+    let owner = &lease.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), Some(&owner.uid)),
+        ("Node", "byoc-gpu-a", node.metadata.uid.as_ref())
     );
 
     let listed = enroll::list(&client).await.unwrap();
@@ -153,17 +189,20 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
     );
 
     let newer = IMAGE.replace("01", "02");
-    enroll::update_image(&client, "gpu-a", &newer)
+    enroll::update_image(&client, "gpu-a", &newer, "linux", "arm64")
         .await
         .unwrap();
+    let got = enroll::get(&client, "gpu-a").await.unwrap().unwrap();
     assert_eq!(
-        enroll::get(&client, "gpu-a")
-            .await
-            .unwrap()
-            .unwrap()
-            .spec
-            .image,
-        newer
+        (got.spec.image.as_str(), got.spec.architecture.as_str()),
+        (newer.as_str(), "arm64")
+    );
+    let node = nodes.get("byoc-gpu-a").await.unwrap();
+    assert_eq!(node.metadata.labels.unwrap()["kubernetes.io/arch"], "arm64");
+    let info = node.status.unwrap().node_info.unwrap();
+    assert_eq!(
+        (info.architecture, info.operating_system),
+        ("arm64".into(), "linux".into())
     );
 
     // Work bound to its node holds the removal until it finishes.
@@ -199,7 +238,7 @@ async fn registration_makes_the_objects_and_remove_leaves_nothing() {
     enroll::remove(&client, "gpu-a", Some(Duration::from_secs(5)))
         .await
         .unwrap();
-    assert_eq!(objects_of(&client, "gpu-a").await, [false; 4]);
+    assert_eq!(objects_of(&client, "gpu-a").await, [false; 5]);
     assert!(enroll::list(&client).await.unwrap().is_empty());
     let err = enroll::rotate_token(&client, "gpu-a").await.err().unwrap();
     assert!(matches!(err, EnrollError::NotFound(_)), "{err}");
@@ -228,7 +267,7 @@ async fn remove_with_force_does_not_wait_for_work() {
         ["default/long"]
     );
     enroll::remove(&client, "busy", None).await.unwrap();
-    assert_eq!(objects_of(&client, "busy").await, [false; 4]);
+    assert_eq!(objects_of(&client, "busy").await, [false; 5]);
 }
 
 #[tokio::test]
@@ -257,7 +296,7 @@ async fn an_untrusted_endpoint_is_refused_and_nothing_is_recorded() {
         .unwrap();
     assert!(err.to_string().contains("is not trusted"), "{err}");
     // Nothing reached the cluster.
-    assert_eq!(objects_of(&client, "x").await, [false; 4]);
+    assert_eq!(objects_of(&client, "x").await, [false; 5]);
 
     // Nobody listening.
     let closed = format!(

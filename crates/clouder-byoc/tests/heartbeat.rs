@@ -10,7 +10,9 @@ use clouder_byoc::objects::{self, Capability};
 use clouder_byoc::trust::Endpoint as Url;
 use clouder_testenv::endpoint::{Ca, Endpoint};
 use clouder_testkube::TestKube;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 use std::time::Duration;
@@ -19,10 +21,17 @@ const IMAGE: &str =
     "reg.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000001";
 
 async fn enrol(client: &kube::Client, name: &str, endpoint: &Endpoint, ca: &Ca) {
+    enrol_at(client, name, &endpoint.url, endpoint, ca).await;
+}
+
+/// Enrols `endpoint` under the URL `url` (its own, or one naming its host differently).
+async fn enrol_at(client: &kube::Client, name: &str, url: &str, endpoint: &Endpoint, ca: &Ca) {
     let reg = Registration {
         name: name.into(),
-        endpoint: Url::parse(&endpoint.url, false).unwrap(),
+        endpoint: Url::parse(url, false).unwrap(),
         image: IMAGE.into(),
+        os: "linux".into(),
+        architecture: "amd64".into(),
         ca_pem: Some(ca.pem.clone()),
         capability: Capability {
             cpu: 2,
@@ -34,6 +43,14 @@ async fn enrol(client: &kube::Client, name: &str, endpoint: &Endpoint, ca: &Ca) 
     let enrolled = enroll::register(client, &reg).await.unwrap();
     // The token is given to the endpoint once.
     endpoint.set_token(&enrolled.token);
+}
+
+/// The project's API server, a client of it, and the CA the endpoints' certificates come from.
+async fn cluster() -> (TestKube, kube::Client, Ca) {
+    support::tls_provider();
+    let kube = TestKube::start().await.unwrap();
+    let client = kube.client().await.unwrap();
+    (kube, client, Ca::new("byoc-ca"))
 }
 
 fn settings() -> Settings {
@@ -87,10 +104,7 @@ fn node_ready(node: &Node) -> String {
 
 #[tokio::test]
 async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let healthy = Endpoint::start(Some(ca.server()), "").await;
     let slow = Endpoint::start(Some(ca.server()), "").await;
     let mut down = Endpoint::start(Some(ca.server()), "").await;
@@ -201,10 +215,7 @@ async fn misses_go_stale_then_unreachable_and_recovery_uncordons() {
 
 #[tokio::test]
 async fn a_person_s_cordon_survives_recovery() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let mut endpoint = Endpoint::start(Some(ca.server()), "").await;
     enrol(&client, "kept", &endpoint, &ca).await;
     let mut controller = Controller::new(
@@ -230,10 +241,7 @@ async fn a_person_s_cordon_survives_recovery() {
 
 #[tokio::test]
 async fn a_wrong_token_or_a_wrong_ca_is_a_missed_beat() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let endpoint = Endpoint::start(Some(ca.server()), "").await;
     let other = Endpoint::start(Some(ca.server()), "").await;
     enrol(&client, "rotated", &endpoint, &ca).await;
@@ -281,10 +289,7 @@ async fn a_wrong_token_or_a_wrong_ca_is_a_missed_beat() {
 
 #[tokio::test]
 async fn the_controller_runs_rounds_until_told_to_stop() {
-    support::tls_provider();
-    let kube = TestKube::start().await.unwrap();
-    let client = kube.client().await.unwrap();
-    let ca = Ca::new("byoc-ca");
+    let (_kube, client, ca) = cluster().await;
     let endpoint = Endpoint::start(Some(ca.server()), "").await;
     enrol(&client, "looped", &endpoint, &ca).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -320,4 +325,174 @@ async fn the_controller_runs_rounds_until_told_to_stop() {
     let after = accepted();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(accepted(), after, "no round after the stop");
+}
+
+async fn lease(client: &kube::Client, name: &str) -> Lease {
+    Api::<Lease>::namespaced(client.clone(), objects::LEASE_NAMESPACE)
+        .get(&objects::node_name(name))
+        .await
+        .unwrap()
+}
+
+fn renewed(lease: &Lease) -> jiff::Timestamp {
+    lease.spec.as_ref().unwrap().renew_time.as_ref().unwrap().0
+}
+
+#[tokio::test]
+async fn a_beat_renews_the_node_lease_and_a_stopped_endpoint_does_not() {
+    let (_kube, client, ca) = cluster().await;
+    let mut endpoint = Endpoint::start(Some(ca.server()), "").await;
+    enrol(&client, "leased", &endpoint, &ca).await;
+    let mut controller = Controller::new(client.clone(), settings());
+    let registered = renewed(&lease(&client, "leased").await);
+
+    controller.tick().await.unwrap();
+    let first = lease(&client, "leased").await;
+    assert!(renewed(&first) > registered, "a beat renews the Lease");
+    let spec = first.spec.as_ref().unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("byoc-leased"));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    controller.tick().await.unwrap();
+    let second = renewed(&lease(&client, "leased").await);
+    assert!(second > renewed(&first));
+
+    // Stopped: one miss, then Stale, then Unreachable; the Lease is left to expire.
+    endpoint.stop();
+    let held = lease(&client, "leased").await;
+    for health in [Health::Ready, Health::Stale, Health::Unreachable] {
+        let seen = controller.tick().await.unwrap();
+        assert_eq!(seen[0].health, health);
+        let now = lease(&client, "leased").await;
+        assert_eq!(renewed(&now), second, "no renewal while {health:?}");
+        assert_eq!(
+            now.metadata.resource_version, held.metadata.resource_version,
+            "no write at all"
+        );
+    }
+
+    // Back: renewed again.
+    endpoint.restart().await;
+    controller.tick().await.unwrap();
+    assert!(renewed(&lease(&client, "leased").await) > second);
+
+    // The Lease goes with its Node.
+    enroll::remove(&client, "leased", None).await.unwrap();
+    let leases = Api::<Lease>::namespaced(client.clone(), objects::LEASE_NAMESPACE);
+    assert!(leases.get_opt("byoc-leased").await.unwrap().is_none());
+}
+
+/// The ipBlock CIDRs of the endpoint's egress rule, and the policy's resourceVersion.
+async fn egress(client: &kube::Client, name: &str) -> (Vec<String>, String) {
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), objects::NAMESPACE)
+        .get(&objects::policy_name(name))
+        .await
+        .unwrap();
+    let policy_json = serde_json::to_value(&policy).unwrap();
+    let cidrs = policy_json["spec"]["egress"][0]["to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ipBlock"]["cidr"].as_str().unwrap().to_string())
+        .collect();
+    (cidrs, policy.metadata.resource_version.unwrap())
+}
+
+#[tokio::test]
+async fn an_endpoint_given_by_name_has_its_egress_follow_its_addresses() {
+    use std::net::IpAddr;
+    use std::sync::{Arc, Mutex};
+    let (_kube, client, ca) = cluster().await;
+    let endpoint = Endpoint::start(Some(ca.server()), "").await;
+    let by_name = format!("https://localhost:{}", endpoint.port);
+    enrol_at(&client, "named", &by_name, &endpoint, &ca).await;
+    let at_registration = egress(&client, "named").await;
+    let resolved = clouder_byoc::trust::resolve("localhost".into(), endpoint.port)
+        .await
+        .unwrap();
+    let expected: Vec<String> = resolved
+        .iter()
+        .map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }))
+        .collect();
+    assert_eq!(at_registration.0, expected);
+
+    // The system resolver gives the same addresses: nothing is written.
+    let mut controller = Controller::new(client.clone(), settings());
+    let seen = controller.tick().await.unwrap();
+    assert_eq!(
+        (seen[0].beat.clone(), seen[0].egress.clone()),
+        (Beat::Alive, None)
+    );
+    assert_eq!(egress(&client, "named").await, at_registration);
+
+    // The name moves (answers the test controls, as a DNS change would give).
+    let answers: Arc<Mutex<std::io::Result<Vec<IpAddr>>>> = Arc::new(Mutex::new(Ok(resolved)));
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let (a, q) = (answers.clone(), asked.clone());
+    let mut controller = Controller::new(client.clone(), settings()).with_resolver(Arc::new(
+        move |host: String, port: u16| {
+            q.lock().unwrap().push((host, port));
+            let answer = match &*a.lock().unwrap() {
+                Ok(found) => Ok(found.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    // A resolver that never answers.
+                    return Box::pin(std::future::pending());
+                }
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            Box::pin(async move { answer })
+        },
+    ));
+    let moved: Vec<IpAddr> = vec!["192.0.2.7".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+    *answers.lock().unwrap() = Ok(moved);
+    let seen = controller.tick().await.unwrap();
+    assert_eq!(
+        seen[0].egress,
+        Some(vec![
+            "127.0.0.1".parse().unwrap(),
+            "192.0.2.7".parse().unwrap()
+        ])
+    );
+    let updated = egress(&client, "named").await;
+    assert_eq!(updated.0, ["127.0.0.1/32", "192.0.2.7/32"]);
+    assert_ne!(updated.1, at_registration.1, "written");
+    assert_eq!(
+        asked.lock().unwrap().as_slice(),
+        [("localhost".to_string(), endpoint.port)]
+    );
+
+    // Unchanged next round: no write (same resourceVersion); the DNS rule is still there.
+    let seen = controller.tick().await.unwrap();
+    assert_eq!(seen[0].egress, None);
+    assert_eq!(egress(&client, "named").await, updated);
+    // A failed lookup keeps what the policy allows.
+    *answers.lock().unwrap() = Err(std::io::Error::other("SERVFAIL"));
+    controller.tick().await.unwrap();
+    assert_eq!(egress(&client, "named").await, updated);
+    // So does one that does not answer: the round goes on after the probe timeout (1 s).
+    *answers.lock().unwrap() = Err(std::io::ErrorKind::TimedOut.into());
+    let seen = tokio::time::timeout(Duration::from_secs(30), controller.tick())
+        .await
+        .expect("the round does not wait for a resolver that never answers")
+        .unwrap();
+    assert_eq!(
+        (seen[0].beat.clone(), seen[0].egress.clone()),
+        (Beat::Alive, None)
+    );
+    assert_eq!(egress(&client, "named").await, updated);
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), objects::NAMESPACE)
+        .get(&objects::policy_name("named"))
+        .await
+        .unwrap();
+    let dns = &serde_json::to_value(&policy).unwrap()["spec"]["egress"][1];
+    assert_eq!(
+        dns["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+        "kube-dns"
+    );
+
+    // An endpoint given by address is never resolved.
+    let other = Endpoint::start(Some(ca.server()), "").await;
+    enrol(&client, "literal", &other, &ca).await;
+    asked.lock().unwrap().clear();
+    controller.tick().await.unwrap();
+    assert_eq!(asked.lock().unwrap().len(), 1, "only the named one");
 }

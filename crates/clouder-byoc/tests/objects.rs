@@ -11,6 +11,8 @@ fn spec() -> RemoteContainerSpec {
         image: "reg.example/runtime@sha256:0000000000000000000000000000000000000000000000000000000000000001".into(),
         ca_bundle: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
         token_secret: objects::secret_name("gpu-a"),
+        os: "linux".into(),
+        architecture: "arm64".into(),
         capability: Capability {
             cpu: 16,
             memory: 64 << 30,
@@ -54,4 +56,13 @@ fn network_policy() {
         "2001:db8::10".parse().unwrap(),
     ];
     insta::assert_json_snapshot!(objects::network_policy("gpu-a", &addresses, 8443));
+}
+
+#[test]
+fn node_lease() {
+    insta::assert_json_snapshot!(objects::node_lease(
+        "gpu-a",
+        "5f0c1e7a-0000-4000-8000-000000000001",
+        "2026-11-25T20:39:01.123456Z"
+    ));
 }

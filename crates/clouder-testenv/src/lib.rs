@@ -1,6 +1,6 @@
 //! Real peers for tests, started and stopped by the tests themselves: SSH hosts in network
 //! namespaces, a kubelet's checkpoint API, an OCI registry (and images pushed to it), HTTPS endpoints with a test CA, the moto
-//! server, Azurite.
+//! server, Azurite, a registry token service.
 //! Needs root and what `scripts/peers.sh` installs.
 
 pub mod azurite;
@@ -14,6 +14,7 @@ pub mod nodekit;
 pub mod peer;
 pub mod registry;
 pub mod terraform;
+pub mod token;
 
 pub use lab::Lab;
 

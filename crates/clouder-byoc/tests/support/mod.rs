@@ -1,9 +1,10 @@
-//! Shared by the BYOC tests; their peers (registry, images, HTTPS endpoints) are in
-//! clouder-testenv, except the registry token service, which only these tests need.
+//! Shared by the BYOC tests; their peers (registry and its token service, images, HTTPS
+//! endpoints) are in clouder-testenv.
 
 #![allow(dead_code)]
 
-pub mod token;
+#[allow(unused_imports)]
+pub use clouder_testenv::token;
 
 /// kube's client needs a TLS provider chosen (the AWS SDK may bring a second one).
 pub fn tls_provider() {

@@ -1,13 +1,11 @@
 //! Manifests from an OCI artifact, pulled with the distribution API: the manifest by tag or
 //! digest, then each layer; a layer is YAML, or a (gzipped) tar of YAML files. Anonymous pulls,
-//! or a bearer token the registry hands out anonymously; plain HTTP for localhost as Docker does.
+//! or a bearer token the registry hands out anonymously (clouder-oci's client); plain HTTP for
+//! localhost as Docker does.
 
 use flate2::read::GzDecoder;
-use reqwest::{StatusCode, header};
 use serde_json::Value;
 use std::io::Read;
-
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// `HOST[:PORT]/REPO:TAG` or `HOST[:PORT]/REPO@sha256:…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,16 +46,27 @@ impl Reference {
         &self.pin
     }
 
-    fn base(&self) -> String {
-        let local = ["localhost", "127.0.0.1", "[::1]"]
-            .iter()
-            .any(|l| self.host == *l || self.host.starts_with(&format!("{l}:")));
-        format!(
-            "{}://{}/v2/{}",
-            if local { "http" } else { "https" },
-            self.host,
-            self.repo
-        )
+    fn registry(&self) -> clouder_oci::Registry {
+        clouder_oci::Registry::new(&self.host, None, clouder_oci::is_local(&self.host))
+    }
+
+    /// What went wrong, for the user: anonymous pulls only.
+    fn error(&self, path: &str, e: clouder_oci::Error) -> String {
+        use clouder_oci::Error;
+        match e {
+            Error::Unreachable(reason) => format!("{self} is unreachable: {reason}"),
+            Error::CredentialsRequired | Error::Auth(_) => {
+                format!("{self}: the registry requires credentials (anonymous pulls only)")
+            }
+            Error::Status { status, .. } if status == reqwest::StatusCode::NOT_FOUND => {
+                let url = self.registry().url(&format!("{}/{path}", self.repo));
+                format!("{self}: not found in the registry ({url})")
+            }
+            Error::Refused { status, body } | Error::Status { status, body } => {
+                format!("{self}: the registry answered {status}: {body}")
+            }
+            Error::Digest { .. } => format!("{self}: {e}"),
+        }
     }
 }
 
@@ -77,17 +86,12 @@ pub type Document = (String, String);
 
 /// The artifact's YAML documents, layer by layer.
 pub async fn pull(reference: &Reference) -> Result<Vec<Document>, String> {
-    let http = reqwest::Client::new();
-    let mut auth: Option<String> = None;
-    let manifest = get(
-        &http,
-        &mut auth,
-        reference,
-        &format!("{}/manifests/{}", reference.base(), reference.pin),
-        MANIFEST_TYPES,
-    )
-    .await?;
-    let manifest: Value = serde_json::from_slice(&manifest)
+    let registry = reference.registry();
+    let manifest = registry
+        .manifest(&reference.repo, &reference.pin, clouder_oci::IMAGE_MANIFEST)
+        .await
+        .map_err(|e| reference.error(&format!("manifests/{}", reference.pin), e))?;
+    let manifest: Value = serde_json::from_slice(&manifest.body)
         .map_err(|e| format!("{reference}: the manifest is not JSON: {e}"))?;
     let layers = manifest["layers"].as_array().ok_or_else(|| {
         format!("{reference}: the manifest has no layers (an index? pin one platform's manifest)")
@@ -100,14 +104,10 @@ pub async fn pull(reference: &Reference) -> Result<Vec<Document>, String> {
             .pointer("/annotations/org.opencontainers.image.title")
             .and_then(Value::as_str)
             .unwrap_or(digest);
-        let blob = get(
-            &http,
-            &mut auth,
-            reference,
-            &format!("{}/blobs/{digest}", reference.base()),
-            "*/*",
-        )
-        .await?;
+        let blob = registry
+            .blob(&reference.repo, digest)
+            .await
+            .map_err(|e| reference.error(&format!("blobs/{digest}"), e))?;
         let name = format!("{reference}/{title}");
         documents.extend(unpack(&name, media_type, &blob)?);
     }
@@ -154,96 +154,6 @@ fn unpack(name: &str, media_type: &str, blob: &[u8]) -> Result<Vec<Document>, St
     Ok(documents)
 }
 
-async fn get(
-    http: &reqwest::Client,
-    auth: &mut Option<String>,
-    reference: &Reference,
-    url: &str,
-    accept: &str,
-) -> Result<Vec<u8>, String> {
-    let unreachable = |e: reqwest::Error| {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
-        }
-        format!("{reference} is unreachable: {reason}")
-    };
-    for _ in 0..2 {
-        let mut request = http.get(url).header(header::ACCEPT, accept);
-        if let Some(token) = auth.as_ref() {
-            request = request.header(header::AUTHORIZATION, token);
-        }
-        let response = request.send().await.map_err(unreachable)?;
-        match response.status() {
-            s if s.is_success() => {
-                return Ok(response.bytes().await.map_err(unreachable)?.to_vec());
-            }
-            StatusCode::UNAUTHORIZED if auth.is_none() => {
-                let challenge = response
-                    .headers()
-                    .get(header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                *auth = Some(anonymous_token(http, reference, &challenge).await?);
-            }
-            StatusCode::NOT_FOUND => {
-                return Err(format!("{reference}: not found in the registry ({url})"));
-            }
-            s => {
-                let body = response.text().await.unwrap_or_default();
-                return Err(format!(
-                    "{reference}: the registry answered {s}: {}",
-                    body.trim()
-                ));
-            }
-        }
-    }
-    Err(format!(
-        "{reference}: the registry refused an anonymous pull"
-    ))
-}
-
-/// A pull token from the challenge's realm, asked for without credentials (public artifacts).
-async fn anonymous_token(
-    http: &reqwest::Client,
-    reference: &Reference,
-    challenge: &str,
-) -> Result<String, String> {
-    let refused =
-        || format!("{reference}: the registry requires credentials (anonymous pulls only)");
-    let params = challenge.strip_prefix("Bearer ").ok_or_else(refused)?;
-    let param = |key: &str| {
-        params.split(',').find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == key).then(|| v.trim_matches('"').to_string())
-        })
-    };
-    let realm = param("realm").ok_or_else(refused)?;
-    let mut query = vec![("scope", format!("repository:{}:pull", reference.repo))];
-    if let Some(service) = param("service") {
-        query.push(("service", service));
-    }
-    let response = http
-        .get(&realm)
-        .query(&query)
-        .send()
-        .await
-        .map_err(|_| refused())?;
-    if !response.status().is_success() {
-        return Err(refused());
-    }
-    let token: Value = response.json().await.map_err(|_| refused())?;
-    token
-        .get("token")
-        .or_else(|| token.get("access_token"))
-        .and_then(Value::as_str)
-        .map(|t| format!("Bearer {t}"))
-        .ok_or_else(refused)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,11 +165,14 @@ mod tests {
             (r.host.as_str(), r.repo.as_str(), r.pin()),
             ("localhost:5000", "charts/ingress", "1.2.0")
         );
-        assert_eq!(r.base(), "http://localhost:5000/v2/charts/ingress");
+        assert_eq!(
+            r.registry().url("charts/ingress"),
+            "http://localhost:5000/v2/charts/ingress"
+        );
         assert_eq!(r.to_string(), "localhost:5000/charts/ingress:1.2.0");
         let d = Reference::parse("ghcr.io/x/y@sha256:abc").unwrap();
         assert_eq!(
-            (d.pin(), d.base().as_str()),
+            (d.pin(), d.registry().url("x/y").as_str()),
             ("sha256:abc", "https://ghcr.io/v2/x/y")
         );
         assert!(

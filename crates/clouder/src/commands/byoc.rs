@@ -212,6 +212,8 @@ async fn register(home: &Home, g: &Global, args: ByocRegisterArgs) -> Result<()>
         name: args.name.clone(),
         endpoint,
         image: report.image.pinned.clone(),
+        os: report.image.os.clone(),
+        architecture: report.image.architecture.clone(),
         ca_pem,
         capability: Capability {
             cpu: args.cpu,
@@ -416,7 +418,8 @@ async fn rotate_token(home: &Home, g: &Global, args: ByocRotateArgs) -> Result<(
 async fn update_image(home: &Home, g: &Global, args: ByocUpdateImageArgs) -> Result<()> {
     let report = fitting_image(&args.image, &args.rules).await?;
     let client = kube_client(home, &args.cluster, args.kubeconfig.as_deref()).await?;
-    enroll::update_image(&client, &args.name, &report.image.pinned).await?;
+    let i = &report.image;
+    enroll::update_image(&client, &args.name, &i.pinned, &i.os, &i.architecture).await?;
     touch_record(home, &args.cluster, &args.name, |r| {
         r.image = args.image.clone();
         r.image_digest = report.image.digest.clone();

@@ -14,7 +14,8 @@ fn json_of(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-/// `app:1` (runs as a user, labelled) and `bare:1` (nothing to run, root, 3 MiB).
+/// `app:1` (runs as a user, labelled), `app:2` (an index: amd64 and arm64) and `bare:1`
+/// (nothing to run, root, 3 MiB).
 async fn images(registry: &RegistryPeer) -> (String, String) {
     let app = Pusher::new(&registry.host(), "app", None);
     app.image(
@@ -24,11 +25,19 @@ async fn images(registry: &RegistryPeer) -> (String, String) {
         &[4096],
     )
     .await;
-    app.image(
+    let run = json!({"Entrypoint": ["/serve", "--v2"], "User": "1000"});
+    let (amd, _) = app
+        .image("2-amd64", ("linux", "amd64", None), run.clone(), &[8192])
+        .await;
+    let (arm, _) = app
+        .image("2-arm64", ("linux", "arm64", Some("v8")), run, &[8192])
+        .await;
+    app.index(
         "2",
-        ("linux", "amd64", None),
-        json!({"Entrypoint": ["/serve", "--v2"], "User": "1000"}),
-        &[8192],
+        &[
+            (amd, "linux", "amd64", None),
+            (arm, "linux", "arm64", Some("v8")),
+        ],
     )
     .await;
     let bare = Pusher::new(&registry.host(), "bare", None);
@@ -180,6 +189,19 @@ async fn an_endpoint_is_enrolled_run_and_removed_leaving_nothing() {
         "clouder.io/byoc=gpu-a",
     ]);
     assert!(nodes.contains("byoc-gpu-a"), "{nodes}");
+    // The platform is the image's.
+    let arch = |env: &super::harness::Env| {
+        env.ok(&[
+            "kubectl",
+            "bc",
+            "get",
+            "node",
+            "byoc-gpu-a",
+            "-o",
+            "jsonpath={.metadata.labels.kubernetes\\.io/arch} {.status.nodeInfo.architecture}",
+        ])
+    };
+    assert_eq!(arch(&env), "amd64 amd64");
     let rcs = env.ok(&["kubectl", "bc", "get", "remotecontainers", "-o", "json"]);
     assert_eq!(
         json_of(&rcs)["items"][0]["spec"]["endpoint"],
@@ -309,13 +331,18 @@ async fn an_endpoint_is_enrolled_run_and_removed_leaving_nothing() {
         "bc",
         "gpu-a",
         &v2,
+        "--platform",
+        "linux/arm64",
         "--insecure-registry",
         "-o",
         "json",
     ]));
     let shown = json_of(&env.ok(&["byoc", "show", "bc", "gpu-a", "-o", "json"]));
     assert_eq!(shown["spec"]["image"], updated["pinned"]);
+    assert_eq!(shown["spec"]["architecture"], "arm64");
     assert_eq!(shown["record"]["image_digest"], updated["digest"]);
+    // An arm64 image makes an arm64 node.
+    assert_eq!(arch(&env), "arm64 arm64");
 
     let out = env.run(&["byoc", "remove", "bc", "gpu-a"]);
     assert_eq!(
@@ -331,16 +358,23 @@ async fn an_endpoint_is_enrolled_run_and_removed_leaving_nothing() {
     let client = kube.client().await.unwrap();
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
     assert!(nodes.get_opt("byoc-gpu-a").await.unwrap().is_none());
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(client, "clouder-byoc");
-    assert!(
-        secrets
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), "kube-node-lease");
+    assert!(leases.get_opt("byoc-gpu-a").await.unwrap().is_none());
+    // No token Secret, no egress policy.
+    for kind in ["secrets", "networkpolicies"] {
+        let left = env.ok(&[
+            "kubectl",
+            "bc",
+            "get",
+            kind,
+            "-n",
+            "clouder-byoc",
+            "-o",
+            "name",
+        ]);
+        assert_eq!(left.trim(), "", "{kind}");
+    }
     let out = env.run(&["byoc", "show", "bc", "gpu-a"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -3,11 +3,11 @@
 //! verifies (docs/spec/auth/jwt.md): an ES256 JWT whose `x5c` header carries the signing
 //! certificate (the registry's `rootcertbundle`), with `iss`, `aud` (the service), `exp`, `nbf`
 //! and the granted `access`. Anonymous pulls are granted for `public/*` (Docker Hub style);
-//! everything else needs the user's basic credentials.
+//! everything else needs the user's basic credentials, which get the actions asked for.
 
+use crate::RegistryPeer;
 use base64::Engine;
 use bytes::Bytes;
-use clouder_testenv::RegistryPeer;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
@@ -145,7 +145,13 @@ async fn issue(
         .unwrap_or_default()
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.replace("%3A", ":").replace("%2F", "/")))
+        .map(|(k, v)| {
+            let v = v
+                .replace("%3A", ":")
+                .replace("%2F", "/")
+                .replace("%2C", ",");
+            (k.to_string(), v)
+        })
         .collect();
     let basic = format!(
         "Basic {}",
@@ -156,14 +162,14 @@ async fn issue(
         .get("authorization")
         .and_then(|v| v.to_str().ok());
     asked.lock().unwrap().push((query.clone(), given.is_some()));
-    let repository = query
+    let (repository, asked_actions) = query
         .get("scope")
         .and_then(|s| s.strip_prefix("repository:"))
         .and_then(|s| s.rsplit_once(':'))
-        .map(|(repo, _)| repo.to_string())
+        .map(|(repo, actions)| (repo.to_string(), actions.to_string()))
         .unwrap_or_default();
-    let authorised =
-        given == Some(basic.as_str()) || (given.is_none() && repository.starts_with("public/"));
+    let user = given == Some(basic.as_str());
+    let authorised = user || (given.is_none() && repository.starts_with("public/"));
     let respond = |status: StatusCode, body: serde_json::Value| {
         Ok(Response::builder()
             .status(status)
@@ -174,7 +180,12 @@ async fn issue(
     if query.get("service").map(String::as_str) != Some(SERVICE) || !authorised {
         return respond(StatusCode::UNAUTHORIZED, json!({"details": "unauthorized"}));
     }
-    let token = signer.token(&repository, &["pull"]);
+    let actions: Vec<&str> = if user {
+        asked_actions.split(',').collect()
+    } else {
+        vec!["pull"]
+    };
+    let token = signer.token(&repository, &actions);
     respond(
         StatusCode::OK,
         json!({"token": token, "access_token": token, "expires_in": 300}),
