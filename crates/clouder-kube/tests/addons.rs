@@ -173,12 +173,21 @@ async fn aws_storage_rolls_out_with_gp3_the_only_default_and_reapplies_as_a_no_o
     );
     assert_eq!(gp3.allow_volume_expansion, Some(true));
 
-    // No credentials: nothing in the addon is a Secret, and the controller reads the region only.
+    // No credentials: the only Secret is the webhook's serving certificate, and the controller
+    // reads the region only.
     let objects: Vec<DynamicObject> = [Addon::AwsEbsCsi, Addon::AwsLoadBalancerController]
         .into_iter()
         .flat_map(|a| addons::render(a, &ctx).unwrap())
         .collect();
-    assert!(objects.iter().all(|o| ObjectRef::of(o).kind != "Secret"));
+    let secrets: Vec<&DynamicObject> = objects
+        .iter()
+        .filter(|o| ObjectRef::of(o).kind == "Secret")
+        .collect();
+    assert_eq!(secrets.len(), 1);
+    assert!(
+        secrets[0].metadata.annotations.as_ref().unwrap()[addons::webhook::TLS_FOR]
+            .ends_with(".svc")
+    );
     assert!(
         !serde_json::to_string(&objects)
             .unwrap()
@@ -190,11 +199,11 @@ async fn aws_storage_rolls_out_with_gp3_the_only_default_and_reapplies_as_a_no_o
         .await
         .unwrap();
     assert!(
-        again[0]
-            .applied
+        again
             .iter()
+            .flat_map(|i| &i.applied)
             .all(|a| a.outcome == Outcome::Unchanged),
-        "{again:?}"
+        "the webhook certificate is kept, not made again: {again:?}"
     );
     assert_eq!(resource_versions(&applier, &objects).await, before);
     assert_eq!(defaults(&c.client).await, ["gp3"]);
@@ -488,4 +497,83 @@ fn versions_follow_upstream_support_per_minor() {
     assert_eq!(pins(35).ingress_nginx, Some("v1.15.1"));
     assert_eq!(pins(32).cert_manager, Some("v1.17.4"));
     assert_eq!(pins(36).cert_manager, Some("v1.21.1"));
+}
+
+#[tokio::test]
+async fn the_load_balancer_controller_webhooks_trust_the_certificate_it_serves() {
+    use base64::Engine as _;
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::pem::PemObject as _;
+    let c = cluster().await;
+    let applier = Applier::new(c.client.clone());
+    addons::install(
+        &applier,
+        &[Addon::AwsLoadBalancerController],
+        &context(Cloud::Aws),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let secret = Api::<Secret>::namespaced(c.client.clone(), "kube-system")
+        .get("aws-load-balancer-tls")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    let pem = |k: &str| data[k].0.clone();
+    let configs = Api::<DynamicObject>::all_with(
+        c.client.clone(),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+        )),
+    );
+    let hooks = configs.get("aws-load-balancer-webhook").await.unwrap();
+    let bundle = base64::engine::general_purpose::STANDARD
+        .decode(
+            hooks.data["webhooks"][1]["clientConfig"]["caBundle"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(bundle, pem("ca.crt"));
+
+    // The API server's check: the served certificate chains to the bundle, for the Service's name.
+    let der = |pem: &[u8]| {
+        rustls::pki_types::CertificateDer::from_pem_slice(pem)
+            .unwrap()
+            .into_owned()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der(&bundle)).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(
+        "aws-load-balancer-webhook-service.kube-system.svc",
+    )
+    .unwrap();
+    verifier
+        .verify_server_cert(
+            &der(&pem("tls.crt")),
+            &[],
+            &name,
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+        .unwrap();
+    let other = rustls::pki_types::ServerName::try_from("elsewhere.kube-system.svc").unwrap();
+    assert!(
+        verifier
+            .verify_server_cert(
+                &der(&pem("tls.crt")),
+                &[],
+                &other,
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
+            .is_err()
+    );
 }

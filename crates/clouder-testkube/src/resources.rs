@@ -1,7 +1,7 @@
 //! The built-in resource types this server serves, generated from `k8s-openapi`'s `Resource` constants.
 
 use k8s_openapi::api::{
-    apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
+    admissionregistration::v1 as admission, apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
     discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
     policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
@@ -177,6 +177,8 @@ pub fn builtin() -> Vec<ResourceType> {
         of::<discovery::EndpointSlice>(&[], false),
         of::<events::Event>(&["ev"], false),
         of::<scheduling::PriorityClass>(&["pc"], false),
+        of::<admission::MutatingWebhookConfiguration>(&[], false),
+        of::<admission::ValidatingWebhookConfiguration>(&[], false),
         of::<apiextensions::CustomResourceDefinition>(&["crd", "crds"], true),
     ]
 }

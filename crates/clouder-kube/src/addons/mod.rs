@@ -3,6 +3,7 @@
 //! Kubernetes minor, labelled so clouder can find and remove exactly what it installed.
 
 pub mod pins;
+pub mod webhook;
 
 pub use pins::Pins;
 
@@ -204,6 +205,18 @@ pub fn render(addon: Addon, ctx: &Context) -> Result<Vec<DynamicObject>> {
     Ok(objects)
 }
 
+/// The objects of `addon` as they would be applied to the cluster behind `applier`: rendered,
+/// with its webhooks' certificates (those the cluster keeps, or new ones).
+pub async fn rendered_for(
+    applier: &Applier,
+    addon: Addon,
+    ctx: &Context,
+) -> Result<Vec<DynamicObject>> {
+    let mut objects = render(addon, ctx)?;
+    webhook::fill(applier, &mut objects).await?;
+    Ok(objects)
+}
+
 /// The ClusterIssuer named `name`.
 pub fn issuer(name: &str, kind: &Issuer, ingress_class: &str) -> Result<Vec<DynamicObject>> {
     let mut vars = BTreeMap::from([
@@ -238,10 +251,10 @@ pub async fn install(
     ctx: &Context,
     timeout: Duration,
 ) -> Result<Vec<Installed>> {
-    let rendered: Vec<(Addon, Vec<DynamicObject>)> = addons
-        .iter()
-        .map(|a| Ok((*a, render(*a, ctx)?)))
-        .collect::<Result<_>>()?;
+    let mut rendered = Vec::new();
+    for addon in addons {
+        rendered.push((*addon, rendered_for(applier, *addon, ctx).await?));
+    }
     let mut installed = Vec::new();
     for (addon, objects) in &rendered {
         installed.push(Installed {

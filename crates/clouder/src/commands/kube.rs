@@ -188,7 +188,9 @@ pub async fn plan_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOutcome
     let ctx = addon_context(cluster)?;
     let mut outcomes = Vec::new();
     for addon in wanted(cluster) {
-        let planned = applier.plan(&addons::render(addon, &ctx)?).await?;
+        let planned = applier
+            .plan(&addons::rendered_for(&applier, addon, &ctx).await?)
+            .await?;
         outcomes.push(tally(addon.name(), &planned));
     }
     for (name, objects) in extras(cluster)? {
