@@ -10,7 +10,7 @@ use crate::cli::{
 use crate::home::{Home, write_private};
 use crate::output::{emit, table};
 use crate::{Exit, Usage};
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clouder_byoc::enroll::{self, EnrollError, Enrollment, Registration};
 use clouder_byoc::heartbeat::{Controller, Settings};
 use clouder_byoc::objects::Capability;
@@ -455,6 +455,16 @@ async fn remove(home: &Home, g: &Global, args: ByocRemoveArgs) -> Result<()> {
 }
 
 async fn controller(home: &Home, g: &Global, args: ByocControllerArgs) -> Result<()> {
+    // A round renews the virtual Nodes' Leases: one late round must not let them lapse.
+    let lease = f64::from(clouder_byoc::objects::LEASE_DURATION_SECONDS);
+    if args.interval + args.jitter > lease / 2.0 {
+        bail!(Usage(format!(
+            "--interval {} + --jitter {}: rounds must come within {} s, half the virtual Nodes' {lease} s Lease, or their Leases lapse",
+            args.interval,
+            args.jitter,
+            lease / 2.0
+        )));
+    }
     let cluster = resolve_name(home, args.target.cluster.clone())?;
     let client = kube_client(home, &cluster, args.target.kubeconfig.as_deref()).await?;
     let seconds = |s: f64, flag: &str| {

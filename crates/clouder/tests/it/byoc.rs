@@ -250,6 +250,14 @@ async fn an_endpoint_is_enrolled_run_and_removed_leaving_nothing() {
         "{}",
         text(&out.stderr)
     );
+    // Rounds too far apart for the virtual Nodes' Leases: refused before anything runs.
+    let out = env.run(&["byoc", "controller", "bc", "--interval", "25", "--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("Leases lapse"),
+        "{}",
+        text(&out.stderr)
+    );
     let plain = Endpoint::start(None, "").await;
     let out = run(&register("plain", &plain.url, &app, &[]));
     assert_eq!(out.status.code(), Some(2));
