@@ -134,6 +134,19 @@ fn extras(cluster: &Cluster) -> Result<Vec<(&'static str, Vec<kube_objects::Dyna
     Ok(extras)
 }
 
+/// What a failure of `extra` was doing; Ceph's objects need the Rook operator first.
+fn converging(cluster: &Cluster, extra: &str) -> String {
+    let rook = clouder_userdata::storage::manifests::ROOK_CHART;
+    match &cluster.spec.storage {
+        Some(s) if s.ceph.is_some() && extra == "user-storage" => format!(
+            "converging {extra}: spec.storage.ceph needs the Rook operator and its CRDs first \
+             (chart {} {} from {} in namespace {}, e.g. as a release of `clouder services`)",
+            rook.chart, rook.version, rook.repo, rook.namespace
+        ),
+        _ => format!("converging {extra}"),
+    }
+}
+
 /// The spec's ClusterIssuer, for its cert-manager.
 fn issuer(cluster: &Cluster) -> Result<Option<Vec<kube_objects::DynamicObject>>> {
     let Some(cm) = &cluster.spec.addons.cert_manager else {
@@ -194,7 +207,11 @@ pub async fn plan_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOutcome
         outcomes.push(tally(addon.name(), &planned));
     }
     for (name, objects) in extras(cluster)? {
-        outcomes.push(tally(name, &applier.plan(&objects).await?));
+        let planned = applier
+            .plan(&objects)
+            .await
+            .with_context(|| converging(cluster, name))?;
+        outcomes.push(tally(name, &planned));
     }
     Ok(AddonsOutcome {
         cluster: name,
@@ -215,7 +232,11 @@ pub async fn converge_addons(home: &Home, cluster: &Cluster) -> Result<AddonsOut
         .map(|i| tally(i.addon.name(), &i.applied))
         .collect();
     for (name, objects) in extras(cluster)? {
-        outcomes.push(tally(name, &applier.apply(&objects).await?));
+        let applied = applier
+            .apply(&objects)
+            .await
+            .with_context(|| converging(cluster, name))?;
+        outcomes.push(tally(name, &applied));
         let refs: Vec<ObjectRef> = objects.iter().map(ObjectRef::of).collect();
         let timeout = Duration::from_secs(600);
         try_join_all(
