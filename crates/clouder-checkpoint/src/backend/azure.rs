@@ -2,7 +2,7 @@
 //! REST API with Shared Key authorization (signed by `clouder_remote::shared_key`, as the shared
 //! state is). Works against Azure and Azurite alike.
 
-use super::{Backend, BackendError, Result, body};
+use super::{Backend, BackendError, BlobReader, Result, body};
 use crate::image::{Blob, Content};
 use async_trait::async_trait;
 use clouder_remote::shared_key::{AccountKey, BlobAccount, error_code};
@@ -135,6 +135,21 @@ impl AzureBlob {
         .map(drop)
     }
 
+    /// The blob `name`; `reference` names it when it is not there.
+    async fn get(&self, name: &str, reference: &str) -> Result<reqwest::Response> {
+        let operation = format!("reading {reference}");
+        match self
+            .send(Method::GET, &self.blob_url(name), &[], None, &operation)
+            .await
+        {
+            Err(BackendError::Status { status: 404, .. }) => Err(BackendError::NotFound {
+                location: self.location(),
+                reference: reference.to_string(),
+            }),
+            other => other,
+        }
+    }
+
     async fn exists(&self, name: &str, operation: &str) -> Result<bool> {
         match self
             .send(Method::HEAD, &self.blob_url(name), &[], None, operation)
@@ -212,5 +227,24 @@ impl Backend for AzureBlob {
 
     fn reference(&self, tag: &str, _manifest_digest: &str) -> String {
         self.blob_url(&format!("manifests/{tag}"))
+    }
+
+    async fn manifest(&self, tag: &str) -> Result<bytes::Bytes> {
+        let response = self.get(&format!("manifests/{tag}"), tag).await?;
+        response
+            .bytes()
+            .await
+            .map_err(|e| BackendError::Unreachable {
+                location: self.location(),
+                reason: super::error_chain(&e),
+            })
+    }
+
+    async fn open_blob(&self, digest: &str) -> Result<BlobReader> {
+        let response = self.get(&Self::blob_name(digest), digest).await?;
+        let stream = futures::TryStreamExt::map_err(response.bytes_stream(), |e| {
+            std::io::Error::other(super::error_chain(&e))
+        });
+        Ok(Box::pin(tokio_util::io::StreamReader::new(stream)))
     }
 }

@@ -39,6 +39,8 @@ pub enum BackendError {
     },
     #[error("{location}: image {reference} not found")]
     NotFound { location: String, reference: String },
+    #[error("{location}: {what}")]
+    Unsupported { location: String, what: String },
 }
 
 pub type Result<T> = std::result::Result<T, BackendError>;
@@ -55,7 +57,34 @@ pub trait Backend: Send + Sync {
     async fn delete(&self, tag: &str) -> Result<()>;
     /// How a runtime names the stored image (a registry reference) or where it is.
     fn reference(&self, tag: &str, manifest_digest: &str) -> String;
+
+    /// Whether nodes pull the images themselves (a registry). The others' images are read
+    /// back through [`Backend::manifest`] and [`Backend::open_blob`] and imported on the node.
+    fn pulled_by_nodes(&self) -> bool {
+        false
+    }
+
+    /// The manifest stored under `tag`.
+    async fn manifest(&self, tag: &str) -> Result<bytes::Bytes> {
+        Err(self.unsupported(format!("reading manifest {tag} back")))
+    }
+
+    /// A stored blob's bytes, streamed.
+    async fn open_blob(&self, digest: &str) -> Result<BlobReader> {
+        Err(self.unsupported(format!("reading blob {digest} back")))
+    }
+
+    #[doc(hidden)]
+    fn unsupported(&self, what: String) -> BackendError {
+        BackendError::Unsupported {
+            location: self.location(),
+            what: format!("{what} is not supported: nodes pull from it themselves"),
+        }
+    }
 }
+
+/// A blob's bytes as they come from the backend.
+pub type BlobReader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
 /// Opens the backend a destination names:
 /// - `/path` or `oci:/path`: a local OCI image layout;

@@ -2,7 +2,7 @@
 //! `PREFIX/manifests/TAG`. The archive is streamed from disk; credentials come from the AWS SDK's
 //! usual chain (environment, profile, instance role), never from clouder's state.
 
-use super::{Backend, BackendError, Result};
+use super::{Backend, BackendError, BlobReader, Result};
 use crate::image::{Blob, Content};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -48,6 +48,27 @@ impl S3 {
             path.to_string()
         } else {
             format!("{}/{path}", self.prefix)
+        }
+    }
+
+    /// The object at `key`, streamed; `reference` names it when it is not there.
+    async fn get(&self, key: &str, reference: &str) -> Result<ByteStream> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => Ok(object.body),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(BackendError::NotFound {
+                    location: self.location(),
+                    reference: reference.to_string(),
+                })
+            }
+            Err(e) => Err(self.error(&format!("reading {reference}"), e)),
         }
     }
 
@@ -197,5 +218,22 @@ impl Backend for S3 {
 
     fn reference(&self, tag: &str, _manifest_digest: &str) -> String {
         format!("{}/manifests/{tag}", self.location())
+    }
+
+    async fn manifest(&self, tag: &str) -> Result<bytes::Bytes> {
+        let body = self
+            .get(&self.key(&format!("manifests/{tag}")), tag)
+            .await?;
+        let bytes = body.collect().await.map_err(|e| BackendError::Io {
+            location: self.location(),
+            operation: format!("reading manifest {tag}"),
+            source: std::io::Error::other(e),
+        })?;
+        Ok(bytes.into_bytes())
+    }
+
+    async fn open_blob(&self, digest: &str) -> Result<BlobReader> {
+        let body = self.get(&self.blob_key(digest), digest).await?;
+        Ok(Box::pin(body.into_async_read()))
     }
 }
