@@ -134,7 +134,7 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
                 .with_context(|| format!("reading node {}", target.node))?;
             // Reached before the kubelet writes anything there.
             let ssh = &req.access.ssh;
-            let reached = node::reach(home, &req.cluster, &node, ssh)?;
+            let reached = node::reach(home, &req.cluster, &node, ssh, node::Purpose::Fetch)?;
             let session = reached.connect(home, g, ssh).await?;
             let on_node = match req.access.kubelet.direct {
                 false => through_api_server(client, req, &target).await,
