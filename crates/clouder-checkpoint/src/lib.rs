@@ -10,6 +10,7 @@ pub mod backend;
 pub mod catalogue;
 pub mod image;
 pub mod kubelet;
+pub mod pod;
 pub mod policy;
 #[doc(hidden)]
 pub mod testing;

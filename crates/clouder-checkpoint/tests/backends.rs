@@ -356,6 +356,7 @@ async fn the_catalogue_records_only_complete_images_and_applies_retention() {
         &first,
         "prod",
         BTreeMap::new(),
+        None,
         keep_two,
     )
     .await
@@ -383,6 +384,7 @@ async fn the_catalogue_records_only_complete_images_and_applies_retention() {
             &image(dir.path(), &format!("{n}.tar"), at),
             "prod",
             labels,
+            None,
             keep_two,
         )
         .await

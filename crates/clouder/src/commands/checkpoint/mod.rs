@@ -11,6 +11,7 @@ use crate::output;
 use anyhow::{Context as _, Result, anyhow};
 use clouder_checkpoint::backend;
 use clouder_checkpoint::catalogue::{self, Retention};
+use clouder_checkpoint::pod::{self, PodRecord};
 use clouder_checkpoint::policy::CheckpointPolicy;
 use clouder_state::{CheckpointRecord, StateStore};
 use k8s_openapi::api::core::v1::Pod;
@@ -171,10 +172,17 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
     };
     let done = restore_pod(&to, &r, &name, args.node, wait).await?;
     output::emit(g.output, &done, || {
-        format!(
+        let mut text = format!(
             "restored {} as pod {} on {} in {:.1}s\n",
             done.checkpoint, done.pod, done.node, done.seconds
-        )
+        );
+        if !done.dropped_env.is_empty() {
+            text += &format!(
+                "recreated without the literal values of {} (never recorded; the restored process keeps its own)\n",
+                done.dropped_env.join(", ")
+            );
+        }
+        text
     })
 }
 
@@ -183,6 +191,10 @@ pub struct Restored {
     pub pod: String,
     pub node: String,
     pub checkpoint: String,
+    /// `CONTAINER/NAME` of the env vars recreated without their literal values (never kept):
+    /// the restored process has them, other containers start without them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_env: Vec<String>,
     /// The image the container was created from: the registry's, or the one imported on the node.
     pub image: String,
     /// Bytes streamed to the node when the image was imported there.
@@ -212,18 +224,25 @@ pub async fn restore_pod(
 ) -> Result<Restored> {
     let started = Instant::now();
     let placed = place::place(to.home, to.g, to.client, r, node, to.ssh).await?;
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {
-            "name": name,
-            "namespace": r.namespace,
-            "labels": {"clouder.io/restored-from": r.pod},
-            "annotations": {"clouder.io/checkpoint": r.id},
+    let recorded: Option<PodRecord> = r
+        .pod_spec
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .with_context(|| format!("checkpoint {}: the recorded pod does not parse", r.id))?;
+    let pod = pod::restored(
+        recorded.as_ref(),
+        &pod::Restore {
+            name,
+            namespace: &r.namespace,
+            pod: &r.pod,
+            container: &r.container,
+            checkpoint: &r.id,
+            image: &placed.image,
+            pull_policy: placed.pull_policy,
+            node: placed.node.as_deref(),
         },
-        "spec": {
-            "nodeName": placed.node,
-            "containers": [{"name": r.container, "image": placed.image, "imagePullPolicy": placed.pull_policy}],
-        },
-    }))?;
+    );
     let pods: Api<Pod> = Api::namespaced(to.client.clone(), &r.namespace);
     pods.create(&PostParams::default(), &pod)
         .await
@@ -238,6 +257,7 @@ pub async fn restore_pod(
                         pod: format!("{}/{name}", r.namespace),
                         node: t.node,
                         checkpoint: r.id.clone(),
+                        dropped_env: recorded.map(|p| p.dropped_env).unwrap_or_default(),
                         image: placed.image,
                         imported_bytes: placed.imported_bytes,
                         seconds: started.elapsed().as_secs_f64(),

@@ -193,6 +193,7 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
         &image,
         &req.cluster,
         req.labels.clone(),
+        Some(&clouder_checkpoint::pod::record(&pod)),
         req.retention,
     )
     .await?;
