@@ -150,15 +150,10 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
         }
     };
     let node = target.node.clone();
-    let (image, last_output) = tokio::task::spawn_blocking(move || {
-        let image = CheckpointImage::from_archive(&archive, Some(&node))?;
-        // The container's log is in the archive too; it is only reported, so unreadable is none.
-        let last = clouder_checkpoint::image::last_output(&archive)
-            .ok()
-            .flatten();
-        anyhow::Ok((image, last))
-    })
-    .await??;
+    let image =
+        tokio::task::spawn_blocking(move || CheckpointImage::from_archive(&archive, Some(&node)))
+            .await??;
+    let last_output = image.last_output.clone();
     let m = &image.metadata;
     let archived = (
         m.namespace.as_deref(),
