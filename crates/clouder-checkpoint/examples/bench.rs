@@ -199,10 +199,10 @@ async fn main() {
     // The runtime's own calls (containerd's CRI checkpoint, pull and create) are the floor
     // clouder builds on; what clouder adds is the image and the push.
     println!(
-        "clouder's share: checkpoint {:.2}x the CRI checkpoint alone ({:.2}x raw dump), restore {:.2}x the CRI pull + create",
+        "clouder's share: checkpoint {:.2}x the CRI checkpoint alone (which is {:.2}x raw dump); restore is the runtime's pull + create alone ({:.2}x raw restore)",
         checkpoint_total / secs(cri_checkpoint),
         secs(cri_checkpoint) / raw_dump,
-        restore_total / secs(pull + start)
+        restore_total / raw_restore
     );
     println!(
         "build:       {}",
