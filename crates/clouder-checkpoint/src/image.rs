@@ -336,7 +336,8 @@ fn scan(archive: &Path) -> Result<Scan> {
     };
     let (mut config, mut status, mut log, mut criu_images) = (None, None, None, false);
     let mut tar = tar::Archive::new(&mut digesting);
-    for entry in tar.entries().map_err(|e| corrupt(e.to_string()))? {
+    let entries = tar.entries().map_err(|e| corrupt(e.to_string()))?;
+    for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(e.to_string()))?;
         let path = entry
             .path()
@@ -365,7 +366,6 @@ fn scan(archive: &Path) -> Result<Scan> {
             .map_err(|e| corrupt(e.to_string()))?;
         *slot = Some(text);
     }
-    drop(tar);
     // What follows the last entry (the end blocks) is part of the layer too.
     std::io::copy(&mut digesting, &mut std::io::sink()).map_err(read_error)?;
     Ok(Scan {

@@ -251,7 +251,7 @@ async fn restore_and_count(
         "{status:?}"
     );
 
-    let after = wait_until("three counts from the restored counter", &node, || {
+    let after = wait_until("three counts from the restored counter", node, || {
         let after = counts(
             &node.container_log(&pod_config, "counter/0.log"),
             restore_started,
