@@ -139,19 +139,7 @@ async fn main() {
     let t = Instant::now();
     let pushed = push(&repo, &built.oci, "bench").await.unwrap();
     let push_time = t.elapsed();
-    let mut runtime = node.cri.runtime();
-    runtime
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
-    runtime
-        .remove_pod_sandbox(api::RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .unwrap();
+    support::remove_pod(&node, &pod).await;
 
     let t = Instant::now();
     node.cri.pull(&pushed.reference).await.unwrap();

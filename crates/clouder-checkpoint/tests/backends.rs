@@ -228,16 +228,22 @@ fn s3_config(endpoint: &str) -> aws_config::SdkConfig {
         .build()
 }
 
-#[tokio::test]
-async fn s3_on_moto_stores_blobs_once() {
+/// A new bucket on moto named `PREFIX<port>`, with the SDK's configuration and client for it.
+async fn moto_bucket(prefix: &str) -> (aws_config::SdkConfig, aws_sdk_s3::Client, String) {
     let config = s3_config(&moto());
-    let bucket = format!("ckpt-{}", free_port());
+    let bucket = format!("{prefix}{}", free_port());
     let client = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
             .build(),
     );
     client.create_bucket().bucket(&bucket).send().await.unwrap();
+    (config, client, bucket)
+}
+
+#[tokio::test]
+async fn s3_on_moto_stores_blobs_once() {
+    let (config, client, bucket) = moto_bucket("ckpt-").await;
     let dir = tempfile::tempdir().unwrap();
     let image = image(dir.path(), "a.tar", AT);
     let backend = S3::with_config(&format!("s3://{bucket}/prod"), &config).unwrap();
@@ -460,14 +466,7 @@ async fn read_back(backend: &dyn Backend, digest: &str) -> Vec<u8> {
 #[tokio::test]
 async fn s3_uploads_large_blobs_in_parts_and_aborts_an_interrupted_upload() {
     use clouder_checkpoint::backend::Parts;
-    let config = s3_config(&moto());
-    let bucket = format!("ckpt-parts-{}", free_port());
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let (config, client, bucket) = moto_bucket("ckpt-parts-").await;
     let parts = Parts {
         size: 5 << 20,
         concurrency: 2,

@@ -10,7 +10,7 @@ use clouder_checkpoint::cri::api;
 use clouder_checkpoint::{CheckpointImage, push};
 use std::collections::HashMap;
 use std::time::Duration;
-use support::{Node, RegistryPeer, busybox_image};
+use support::{Node, RegistryPeer, busybox_image, remove_pod};
 
 const COUNTER: &str = "i=0; while :; do echo $i; i=$((i+1)); sleep 0.2; done";
 
@@ -95,19 +95,8 @@ async fn restored_counter_continues_from_its_checkpoint() {
     let checkpointed = last_count_in_archive(&archive);
 
     // The original goes away entirely.
+    remove_pod(&node, &pod).await;
     let mut runtime = node.cri.runtime();
-    runtime
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
-    runtime
-        .remove_pod_sandbox(api::RemovePodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
     let left = runtime
         .list_containers(api::ListContainersRequest::default())
         .await
@@ -201,22 +190,6 @@ async fn import(node: &Node, backend: &dyn clouder_checkpoint::Backend, tag: &st
         String::from_utf8_lossy(&out.stdout)
     );
     format!("localhost/clouder-checkpoint:{tag}")
-}
-
-async fn remove_pod(node: &Node, pod: &str) {
-    let mut runtime = node.cri.runtime();
-    runtime
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: pod.to_string(),
-        })
-        .await
-        .unwrap();
-    runtime
-        .remove_pod_sandbox(api::RemovePodSandboxRequest {
-            pod_sandbox_id: pod.to_string(),
-        })
-        .await
-        .unwrap();
 }
 
 /// Restores `image` as pod `name` and checks that it counts on from `checkpointed`.

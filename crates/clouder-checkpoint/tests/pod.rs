@@ -51,6 +51,20 @@ fn running() -> Pod {
     .unwrap()
 }
 
+/// `jobs/worker-0`'s container `main` restored as `worker-0-restored` from checkpoint `c1`.
+fn worker_0_restored() -> Restore<'static> {
+    Restore {
+        name: "worker-0-restored",
+        namespace: "jobs",
+        pod: "worker-0",
+        container: "main",
+        checkpoint: "c1",
+        image: "i",
+        pull_policy: None,
+        node: None,
+    }
+}
+
 #[test]
 fn the_record_keeps_the_spec_but_not_the_node_the_run_or_literal_env_values() {
     let record = pod::record(&running());
@@ -73,14 +87,11 @@ fn the_record_keeps_the_spec_but_not_the_node_the_run_or_literal_env_values() {
 fn a_restore_recreates_the_recorded_pod_with_the_checkpoint_image() {
     let record = pod::record(&running());
     let restore = Restore {
-        name: "worker-0-restored",
-        namespace: "jobs",
-        pod: "worker-0",
-        container: "main",
         checkpoint: "jobs.worker-0.main.20261126t050000000z",
         image: "localhost/clouder-checkpoint:jobs.worker-0.main.20261126t050000000z",
         pull_policy: Some("Never"),
         node: Some("w-5"),
+        ..worker_0_restored()
     };
     let restored = pod::restored(Some(&record), &restore);
     insta::assert_snapshot!(serde_json::to_string_pretty(&restored).unwrap());
@@ -127,17 +138,7 @@ fn a_restore_recreates_the_recorded_pod_with_the_checkpoint_image() {
 #[test]
 fn a_restored_pod_checkpointed_again_is_recorded_as_the_original() {
     let record = pod::record(&running());
-    let restore = Restore {
-        name: "worker-0-restored",
-        namespace: "jobs",
-        pod: "worker-0",
-        container: "main",
-        checkpoint: "c1",
-        image: "i",
-        pull_policy: None,
-        node: None,
-    };
-    let again = pod::record(&pod::restored(Some(&record), &restore));
+    let again = pod::record(&pod::restored(Some(&record), &worker_0_restored()));
     assert_eq!(
         again.labels, record.labels,
         "no restored-from label carried on"

@@ -13,6 +13,7 @@ pub mod moto;
 pub mod nodekit;
 pub mod peer;
 pub mod registry;
+pub mod shellcheck;
 pub mod terraform;
 
 pub use lab::Lab;

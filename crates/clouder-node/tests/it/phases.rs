@@ -9,8 +9,6 @@ use clouder_node::{Fleet, Host};
 use clouder_spec::{AptSource, Source, Sources};
 use clouder_testenv::Lab;
 use clouder_testenv::lab::debian_mirror;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Two hosts' worth of facts, so that every default source is rendered.
@@ -75,24 +73,7 @@ fn every_generated_script_passes_shellcheck() {
 }
 
 pub(crate) fn shellcheck(what: &str, text: &str) {
-    let mut child = Command::new("shellcheck")
-        .args(["--shell=bash", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("shellcheck (apt-get install shellcheck; scripts/peers.sh does)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    clouder_testenv::shellcheck::assert_clean("bash", what, text);
 }
 
 #[test]

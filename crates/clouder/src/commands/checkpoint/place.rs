@@ -183,21 +183,6 @@ mod tests {
             command,
             "ctr -n k8s.io images import --base-name localhost/clouder-checkpoint -"
         );
-        let out = std::process::Command::new("shellcheck")
-            .args(["--shell=bash", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write as _;
-                child.stdin.take().unwrap().write_all(command.as_bytes())?;
-                child.wait_with_output()
-            })
-            .expect("shellcheck (apt-get install shellcheck; scripts/peers.sh does)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        clouder_testenv::shellcheck::assert_clean("bash", "the import command", &command);
     }
 }
