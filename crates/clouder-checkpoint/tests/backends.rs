@@ -589,3 +589,81 @@ async fn azure_uploads_large_blobs_in_blocks_and_discards_an_interrupted_upload(
         "{listed}"
     );
 }
+
+/// Local directory, S3 and Azure Blob give a stored image back as an OCI image archive: the
+/// layout's files, each blob whole under its digest; an unknown tag is "not found".
+#[tokio::test]
+async fn images_are_read_back_as_oci_archives_from_every_backend_nodes_do_not_pull_from() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let image = image(dir.path(), "a.tar", AT);
+    let (config, _client, bucket) = moto_bucket("ckpt-read-").await;
+    let container = format!("ckpt-read-{}", free_port());
+    let key = AccountKey::from_base64(AZURITE_KEY).unwrap();
+    let azure = AzureBlob::new(&azurite(), AZURITE_ACCOUNT, key, &container, "prod");
+    azure.ensure_container().await.unwrap();
+    let backends: Vec<Box<dyn Backend>> = vec![
+        Box::new(LocalDir::new(dir.path().join("layout"))),
+        Box::new(S3::with_config(&format!("s3://{bucket}/prod"), &config).unwrap()),
+        Box::new(azure),
+    ];
+    for backend in &backends {
+        assert!(!backend.pulled_by_nodes());
+        push(backend.as_ref(), &image.oci, "first").await.unwrap();
+        let mut archive = Vec::new();
+        let written = clouder_checkpoint::archive::write(backend.as_ref(), "first", &mut archive)
+            .await
+            .unwrap();
+        assert_eq!(written, archive.len() as u64);
+        let mut files = BTreeMap::new();
+        for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            files.insert(path, bytes);
+        }
+        let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+        let mut expected = vec!["index.json".to_string(), "oci-layout".to_string()];
+        expected.extend(
+            [
+                &image.oci.manifest.digest,
+                &image.layer.digest,
+                &image.oci.blobs[1].0.digest,
+            ]
+            .map(|d| format!("blobs/sha256/{}", hex(d))),
+        );
+        expected.sort();
+        assert_eq!(
+            files.keys().cloned().collect::<Vec<_>>(),
+            expected,
+            "{}",
+            backend.location()
+        );
+        for (path, bytes) in &files {
+            if let Some(digest) = path.strip_prefix("blobs/sha256/") {
+                assert_eq!(hex::encode(sha2::Sha256::digest(bytes)), digest, "{path}");
+            }
+        }
+        let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+        assert_eq!(
+            index["manifests"][0]["digest"],
+            image.oci.manifest.digest.as_str()
+        );
+        assert_eq!(
+            index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+            "first"
+        );
+        let missing = clouder_checkpoint::archive::write(backend.as_ref(), "nope", &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                clouder_checkpoint::archive::ArchiveError::Backend(BackendError::NotFound { .. })
+            ),
+            "{}: {missing:?}",
+            backend.location()
+        );
+    }
+}
