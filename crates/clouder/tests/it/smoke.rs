@@ -579,6 +579,46 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
     let log = pods.logs("once", &Default::default()).await.unwrap();
     assert_eq!(log, "hello\nworld\n");
 
+    // imagePullPolicy: Never runs only what the runtime holds; a missing image is never pulled.
+    let mut never = pod("never", "echo never");
+    let c = &mut never.spec.as_mut().unwrap().containers[0];
+    c.image = Some(format!(
+        "{}/clouder-test/busybox:absent",
+        world.registry.host()
+    ));
+    c.image_pull_policy = Some("Never".into());
+    pods.create(&PostParams::default(), &never).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let waiting = loop {
+        let p = pods.get("never").await.unwrap();
+        let waiting = p
+            .status
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c[0].state.as_ref()?.waiting.clone());
+        if let Some(w) = waiting.filter(|w| w.reason.as_deref() != Some("ContainerCreating")) {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "{}", world.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(waiting.reason.as_deref(), Some("ErrImageNeverPull"));
+    assert_eq!(
+        waiting.message.unwrap(),
+        format!(
+            "Container image \"{}/clouder-test/busybox:absent\" is not present with pull policy of Never",
+            world.registry.host()
+        )
+    );
+    let asked = ["HEAD", "GET"].map(|m| {
+        world
+            .registry
+            .requests(m, "/v2/clouder-test/busybox/manifests/absent")
+    });
+    assert_eq!(asked, [0, 0], "never pulled");
+    pods.delete("never", &DeleteParams::default())
+        .await
+        .unwrap();
+
     let long = wait("long", "Running").await;
     let status = &long.status.unwrap().container_statuses.unwrap()[0];
     assert!(
