@@ -618,6 +618,17 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
     pods.delete("never", &DeleteParams::default())
         .await
         .unwrap();
+    // Gone from the runtime before the restart below counts what it takes over.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world
+        .sandboxes()
+        .await
+        .iter()
+        .any(|s| s.metadata.as_ref().unwrap().name == "never")
+    {
+        assert!(Instant::now() < deadline, "{}", world.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let long = wait("long", "Running").await;
     let status = &long.status.unwrap().container_statuses.unwrap()[0];
