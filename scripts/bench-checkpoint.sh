@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/peers.sh
-cargo run -q -p clouder-checkpoint --example bench
+# Release: a debug build digests the archive ten times slower than the runtime writes it.
+cargo run --release -q -p clouder-checkpoint --example bench

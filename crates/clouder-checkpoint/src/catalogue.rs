@@ -85,6 +85,7 @@ pub async fn store(
     image: &CheckpointImage,
     cluster: &str,
     labels: BTreeMap<String, String>,
+    recorded: Option<&crate::pod::PodRecord>,
     retention: Retention,
 ) -> Result<(CheckpointRecord, backend::PushReport, Vec<String>)> {
     let m = &image.metadata;
@@ -110,6 +111,7 @@ pub async fn store(
         size: image.oci.blobs.iter().map(|(b, _)| b.size).sum::<u64>() + image.oci.manifest.size,
         labels,
         created_at: at.as_second(),
+        pod_spec: recorded.map(|p| serde_json::to_value(p).expect("pod specs serialize")),
     };
     state.put_checkpoint(&record)?;
     let dropped = apply_retention(state, backend, &record, retention).await?;
@@ -184,6 +186,7 @@ mod tests {
             size: 0,
             labels: BTreeMap::new(),
             created_at,
+            pod_spec: None,
         }
     }
 

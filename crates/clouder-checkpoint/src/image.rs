@@ -148,15 +148,24 @@ pub struct CheckpointImage {
     /// The archive, which is the image's only layer.
     pub layer: Blob,
     pub oci: OciImage,
+    /// The last line the container wrote before the checkpoint (its log in the archive).
+    pub last_output: Option<String>,
 }
 
 impl CheckpointImage {
     /// Reads a checkpoint archive (as written by CRI `CheckpointContainer` or the kubelet) and
-    /// builds its image. Blocking: it reads the whole archive once to digest it.
+    /// builds its image. Blocking: it reads the archive once, digesting it as it finds the
+    /// runtime's metadata and the container's log.
     pub fn from_archive(archive: &Path, node: Option<&str>) -> Result<Self> {
-        let mut metadata = read_metadata(archive)?;
+        let scan = scan(archive)?;
+        let mut metadata = scan.metadata(archive)?;
         metadata.node = node.map(str::to_string);
-        let layer = layer_of(archive)?;
+        let last_output = scan.last_output();
+        let layer = Blob {
+            digest: scan.digest,
+            size: scan.size,
+            media_type: MediaType::ImageLayer.to_string(),
+        };
         let config = ImageConfigurationBuilder::default()
             .created(metadata.checkpointed_at.clone())
             .config(
@@ -173,27 +182,15 @@ impl CheckpointImage {
             metadata,
             layer,
             oci,
+            last_output,
         })
     }
 }
 
 /// The last line the container wrote before its checkpoint: the last message of the archive's
 /// `container.log` (CRI format, `TIME STREAM TAG MESSAGE`), if it has one. Blocking.
-pub fn last_output(archive: &Path) -> std::io::Result<Option<String>> {
-    let mut tar = tar::Archive::new(std::fs::File::open(archive)?);
-    for entry in tar.entries()? {
-        let mut entry = entry?;
-        if entry.path()?.to_string_lossy().trim_start_matches("./") == "container.log" {
-            let mut log = String::new();
-            entry.read_to_string(&mut log)?;
-            return Ok(log
-                .lines()
-                .filter_map(|line| line.splitn(4, ' ').nth(3))
-                .next_back()
-                .map(str::to_string));
-        }
-    }
-    Ok(None)
+pub fn last_output(archive: &Path) -> Result<Option<String>> {
+    Ok(scan(archive)?.last_output())
 }
 
 /// An uncompressed tar file as a layer blob.
@@ -294,29 +291,53 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
 }
 
-/// The runtime's metadata files in the archive, found without reading the memory pages.
-fn read_metadata(archive: &Path) -> Result<Metadata> {
+/// A reader that digests what passes through it.
+struct Digesting<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Digesting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// What one sequential read of a checkpoint archive finds: the runtime's metadata files, the
+/// container's log, whether it holds CRIU images, and its digest and size.
+struct Scan {
+    config: Option<String>,
+    status: Option<String>,
+    log: Option<String>,
+    criu_images: bool,
+    digest: String,
+    size: u64,
+}
+
+fn scan(archive: &Path) -> Result<Scan> {
     let corrupt = |reason: String| ImageError::Corrupt {
         path: archive.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(archive).map_err(|source| ImageError::Read {
+    let read_error = |source| ImageError::Read {
         path: archive.to_path_buf(),
         source,
-    })?;
-    let length = file
-        .metadata()
-        .map_err(|source| ImageError::Read {
-            path: archive.to_path_buf(),
-            source,
-        })?
-        .len();
-    let mut tar = tar::Archive::new(file);
-    let (mut config, mut status, mut criu_images) = (None, None, false);
-    for entry in tar
-        .entries_with_seek()
-        .map_err(|e| corrupt(e.to_string()))?
-    {
+    };
+    let file = std::fs::File::open(archive).map_err(read_error)?;
+    let length = file.metadata().map_err(read_error)?.len();
+    let mut digesting = Digesting {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    let (mut config, mut status, mut log, mut criu_images) = (None, None, None, false);
+    let mut tar = tar::Archive::new(&mut digesting);
+    let entries = tar.entries().map_err(|e| corrupt(e.to_string()))?;
+    for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(e.to_string()))?;
         let path = entry
             .path()
@@ -333,6 +354,7 @@ fn read_metadata(archive: &Path) -> Result<Metadata> {
         let slot = match name.trim_start_matches("./") {
             "config.dump" => &mut config,
             "status.dump" => &mut status,
+            "container.log" => &mut log,
             other => {
                 criu_images |= other.starts_with("checkpoint/") && other.ends_with(".img");
                 continue;
@@ -344,30 +366,54 @@ fn read_metadata(archive: &Path) -> Result<Metadata> {
             .map_err(|e| corrupt(e.to_string()))?;
         *slot = Some(text);
     }
-    if !criu_images {
-        return Err(ImageError::NotCheckpoint {
-            path: archive.to_path_buf(),
-            file: "checkpoint/*.img (CRIU images)",
-        });
-    }
-    let parse = |text: Option<String>, file: &'static str| -> Result<serde_json::Value> {
-        let text = text.ok_or(ImageError::NotCheckpoint {
-            path: archive.to_path_buf(),
-            file,
-        })?;
-        serde_json::from_str(&text).map_err(|e| ImageError::BadMetadata {
-            path: archive.to_path_buf(),
-            file,
-            reason: e.to_string(),
-        })
-    };
-    let config = parse(config, "config.dump")?;
-    let status = parse(status, "status.dump")?;
-    metadata_from(&config, &status).map_err(|reason| ImageError::BadMetadata {
-        path: archive.to_path_buf(),
-        file: "config.dump",
-        reason,
+    // What follows the last entry (the end blocks) is part of the layer too.
+    std::io::copy(&mut digesting, &mut std::io::sink()).map_err(read_error)?;
+    Ok(Scan {
+        config,
+        status,
+        log,
+        criu_images,
+        digest: format!("sha256:{}", hex::encode(digesting.hasher.finalize())),
+        size: digesting.size,
     })
+}
+
+impl Scan {
+    fn last_output(&self) -> Option<String> {
+        self.log
+            .as_deref()?
+            .lines()
+            .filter_map(|line| line.splitn(4, ' ').nth(3))
+            .next_back()
+            .map(str::to_string)
+    }
+
+    fn metadata(&self, archive: &Path) -> Result<Metadata> {
+        if !self.criu_images {
+            return Err(ImageError::NotCheckpoint {
+                path: archive.to_path_buf(),
+                file: "checkpoint/*.img (CRIU images)",
+            });
+        }
+        let parse = |text: &Option<String>, file: &'static str| -> Result<serde_json::Value> {
+            let text = text.as_deref().ok_or(ImageError::NotCheckpoint {
+                path: archive.to_path_buf(),
+                file,
+            })?;
+            serde_json::from_str(text).map_err(|e| ImageError::BadMetadata {
+                path: archive.to_path_buf(),
+                file,
+                reason: e.to_string(),
+            })
+        };
+        let config = parse(&self.config, "config.dump")?;
+        let status = parse(&self.status, "status.dump")?;
+        metadata_from(&config, &status).map_err(|reason| ImageError::BadMetadata {
+            path: archive.to_path_buf(),
+            file: "config.dump",
+            reason,
+        })
+    }
 }
 
 /// Pure: the metadata from `config.dump` (checkpointctl's ContainerConfig) and `status.dump`

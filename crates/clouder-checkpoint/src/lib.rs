@@ -5,10 +5,12 @@
 //! [`backend`] stores images in an OCI registry, a local directory (an OCI image layout), S3 or
 //! Azure Blob, uploading a blob only when the backend does not hold it yet.
 
+pub mod archive;
 pub mod backend;
 pub mod catalogue;
 pub mod image;
 pub mod kubelet;
+pub mod pod;
 pub mod policy;
 #[doc(hidden)]
 pub mod testing;

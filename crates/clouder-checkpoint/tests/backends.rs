@@ -228,16 +228,22 @@ fn s3_config(endpoint: &str) -> aws_config::SdkConfig {
         .build()
 }
 
-#[tokio::test]
-async fn s3_on_moto_stores_blobs_once() {
+/// A new bucket on moto named `PREFIX<port>`, with the SDK's configuration and client for it.
+async fn moto_bucket(prefix: &str) -> (aws_config::SdkConfig, aws_sdk_s3::Client, String) {
     let config = s3_config(&moto());
-    let bucket = format!("ckpt-{}", free_port());
+    let bucket = format!("{prefix}{}", free_port());
     let client = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
             .build(),
     );
     client.create_bucket().bucket(&bucket).send().await.unwrap();
+    (config, client, bucket)
+}
+
+#[tokio::test]
+async fn s3_on_moto_stores_blobs_once() {
+    let (config, client, bucket) = moto_bucket("ckpt-").await;
     let dir = tempfile::tempdir().unwrap();
     let image = image(dir.path(), "a.tar", AT);
     let backend = S3::with_config(&format!("s3://{bucket}/prod"), &config).unwrap();
@@ -356,6 +362,7 @@ async fn the_catalogue_records_only_complete_images_and_applies_retention() {
         &first,
         "prod",
         BTreeMap::new(),
+        None,
         keep_two,
     )
     .await
@@ -383,6 +390,7 @@ async fn the_catalogue_records_only_complete_images_and_applies_retention() {
             &image(dir.path(), &format!("{n}.tar"), at),
             "prod",
             labels,
+            None,
             keep_two,
         )
         .await
@@ -429,4 +437,233 @@ async fn the_catalogue_records_only_complete_images_and_applies_retention() {
             ids[1]
         )
     );
+}
+
+/// A file of `size` bytes that differ from part to part, and its blob.
+fn large_layer(
+    dir: &std::path::Path,
+    size: usize,
+) -> (clouder_checkpoint::image::Blob, std::path::PathBuf) {
+    let path = dir.join("large.tar");
+    let bytes: Vec<u8> = (0..size).map(|i| (i / 4099 % 251) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let blob = clouder_checkpoint::image::layer_of(&path).unwrap();
+    (blob, path)
+}
+
+/// The blob as it was stored, read back through the backend.
+async fn read_back(backend: &dyn Backend, digest: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut reader = backend.open_blob(digest).await.unwrap();
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+        .await
+        .unwrap();
+    bytes
+}
+
+/// Large blobs go to S3 as multipart uploads (here 3 parts of moto's minimum 5 MiB); an
+/// interrupted one is aborted: no object, no pending upload.
+#[tokio::test]
+async fn s3_uploads_large_blobs_in_parts_and_aborts_an_interrupted_upload() {
+    use clouder_checkpoint::backend::Parts;
+    let (config, client, bucket) = moto_bucket("ckpt-parts-").await;
+    let parts = Parts {
+        size: 5 << 20,
+        concurrency: 2,
+    };
+    let backend = S3::with_config(&format!("s3://{bucket}/prod"), &config)
+        .unwrap()
+        .with_parts(parts);
+    let dir = tempfile::tempdir().unwrap();
+    let (blob, path) = large_layer(dir.path(), (12 << 20) + 12345);
+    let content = clouder_checkpoint::image::Content::File(path.clone());
+    backend.put_blob(&blob, &content).await.unwrap();
+    let key = format!(
+        "prod/blobs/sha256/{}",
+        blob.digest.trim_start_matches("sha256:")
+    );
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.e_tag().unwrap().ends_with("-3\""),
+        "a multipart object of 3 parts: {:?}",
+        head.e_tag()
+    );
+    assert_eq!(head.content_length(), Some(blob.size as i64));
+    assert_eq!(
+        read_back(&backend, &blob.digest).await,
+        std::fs::read(&path).unwrap()
+    );
+
+    // The file ends before its blob does (a cut-off archive): a part fails, the upload is
+    // aborted, and nothing of it is left.
+    let short = clouder_checkpoint::image::Blob {
+        digest: format!("sha256:{}", "ab".repeat(32)),
+        size: blob.size + (5 << 20),
+        media_type: blob.media_type.clone(),
+    };
+    let err = backend.put_blob(&short, &content).await.unwrap_err();
+    assert!(err.to_string().contains("reading part 3"), "{err}");
+    assert!(!backend.has_blob(&short.digest).await.unwrap());
+    let pending = client
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(pending.uploads().is_empty(), "{:?}", pending.uploads());
+}
+
+/// Large blobs go to Azure Blob as blocks committed by a block list; an interrupted upload's
+/// blocks are discarded: no blob, committed or not.
+#[tokio::test]
+async fn azure_uploads_large_blobs_in_blocks_and_discards_an_interrupted_upload() {
+    use clouder_checkpoint::backend::Parts;
+    let endpoint = azurite();
+    let container = format!("ckpt-blocks-{}", free_port());
+    let account = || {
+        clouder_remote::shared_key::BlobAccount::new(
+            &endpoint,
+            AZURITE_ACCOUNT,
+            AccountKey::from_base64(AZURITE_KEY).unwrap(),
+        )
+    };
+    let backend = AzureBlob::in_account(account(), &container, "prod").with_parts(Parts {
+        size: 1 << 20,
+        concurrency: 3,
+    });
+    backend.ensure_container().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (blob, path) = large_layer(dir.path(), (3 << 20) + 777);
+    let content = clouder_checkpoint::image::Content::File(path.clone());
+    backend.put_blob(&blob, &content).await.unwrap();
+    assert_eq!(
+        read_back(&backend, &blob.digest).await,
+        std::fs::read(&path).unwrap()
+    );
+    let name = |digest: &str| format!("prod/blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+    // Azure's own view: four blocks in all (committed or not), so none is left uncommitted.
+    let get = |url: String| {
+        let account = account();
+        async move {
+            let mut request = reqwest::Client::new()
+                .get(&url)
+                .header("x-ms-version", "2021-08-06")
+                .build()
+                .unwrap();
+            account.sign(&mut request);
+            let response = reqwest::Client::new().execute(request).await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let blob_url = account().url(&format!("{container}/{}", name(&blob.digest)));
+    let (status, list) = get(format!("{blob_url}?comp=blocklist&blocklisttype=all")).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list.matches("<Block>").count(), 4, "{list}");
+
+    // Cut off at block 4: the three blocks written are discarded with the upload.
+    let short = clouder_checkpoint::image::Blob {
+        digest: format!("sha256:{}", "cd".repeat(32)),
+        size: blob.size + (1 << 20),
+        media_type: blob.media_type.clone(),
+    };
+    let err = backend.put_blob(&short, &content).await.unwrap_err();
+    assert!(err.to_string().contains("block"), "{err}");
+    assert!(!backend.has_blob(&short.digest).await.unwrap());
+    let listing = account().url(&format!(
+        "{container}?restype=container&comp=list&include=uncommittedblobs&prefix=prod/blobs/"
+    ));
+    let (status, listed) = get(listing).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        !listed.contains(short.digest.trim_start_matches("sha256:")),
+        "no blob, committed or not: {listed}"
+    );
+    assert!(
+        listed.contains(blob.digest.trim_start_matches("sha256:")),
+        "{listed}"
+    );
+}
+
+/// Local directory, S3 and Azure Blob give a stored image back as an OCI image archive: the
+/// layout's files, each blob whole under its digest; an unknown tag is "not found".
+#[tokio::test]
+async fn images_are_read_back_as_oci_archives_from_every_backend_nodes_do_not_pull_from() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let image = image(dir.path(), "a.tar", AT);
+    let (config, _client, bucket) = moto_bucket("ckpt-read-").await;
+    let container = format!("ckpt-read-{}", free_port());
+    let key = AccountKey::from_base64(AZURITE_KEY).unwrap();
+    let azure = AzureBlob::new(&azurite(), AZURITE_ACCOUNT, key, &container, "prod");
+    azure.ensure_container().await.unwrap();
+    let backends: Vec<Box<dyn Backend>> = vec![
+        Box::new(LocalDir::new(dir.path().join("layout"))),
+        Box::new(S3::with_config(&format!("s3://{bucket}/prod"), &config).unwrap()),
+        Box::new(azure),
+    ];
+    for backend in &backends {
+        assert!(!backend.pulled_by_nodes());
+        push(backend.as_ref(), &image.oci, "first").await.unwrap();
+        let mut archive = Vec::new();
+        let written = clouder_checkpoint::archive::write(backend.as_ref(), "first", &mut archive)
+            .await
+            .unwrap();
+        assert_eq!(written, archive.len() as u64);
+        let mut files = BTreeMap::new();
+        for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            files.insert(path, bytes);
+        }
+        let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+        let mut expected = vec!["index.json".to_string(), "oci-layout".to_string()];
+        expected.extend(
+            [
+                &image.oci.manifest.digest,
+                &image.layer.digest,
+                &image.oci.blobs[1].0.digest,
+            ]
+            .map(|d| format!("blobs/sha256/{}", hex(d))),
+        );
+        expected.sort();
+        assert_eq!(
+            files.keys().cloned().collect::<Vec<_>>(),
+            expected,
+            "{}",
+            backend.location()
+        );
+        for (path, bytes) in &files {
+            if let Some(digest) = path.strip_prefix("blobs/sha256/") {
+                assert_eq!(hex::encode(sha2::Sha256::digest(bytes)), digest, "{path}");
+            }
+        }
+        let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+        assert_eq!(
+            index["manifests"][0]["digest"],
+            image.oci.manifest.digest.as_str()
+        );
+        assert_eq!(
+            index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+            "first"
+        );
+        let missing = clouder_checkpoint::archive::write(backend.as_ref(), "nope", &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                clouder_checkpoint::archive::ArchiveError::Backend(BackendError::NotFound { .. })
+            ),
+            "{}: {missing:?}",
+            backend.location()
+        );
+    }
 }

@@ -5,11 +5,12 @@
 
 mod support;
 
+use clouder_checkpoint::backend::{LocalDir, Registry};
 use clouder_checkpoint::cri::api;
-use clouder_checkpoint::{CheckpointImage, backend::Registry, push};
+use clouder_checkpoint::{CheckpointImage, push};
 use std::collections::HashMap;
 use std::time::Duration;
-use support::{Node, RegistryPeer, busybox_image};
+use support::{Node, RegistryPeer, busybox_image, remove_pod};
 
 const COUNTER: &str = "i=0; while :; do echo $i; i=$((i+1)); sleep 0.2; done";
 
@@ -94,19 +95,8 @@ async fn restored_counter_continues_from_its_checkpoint() {
     let checkpointed = last_count_in_archive(&archive);
 
     // The original goes away entirely.
+    remove_pod(&node, &pod).await;
     let mut runtime = node.cri.runtime();
-    runtime
-        .stop_pod_sandbox(api::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
-    runtime
-        .remove_pod_sandbox(api::RemovePodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
     let left = runtime
         .list_containers(api::ListContainersRequest::default())
         .await
@@ -152,11 +142,69 @@ async fn restored_counter_continues_from_its_checkpoint() {
 
     // Restore: a new pod whose container image is the checkpoint image.
     node.cri.pull(&pushed.reference).await.unwrap();
+    let (pod, _) =
+        restore_and_count(&node, &pushed.reference, "counter-restored", checkpointed).await;
+    remove_pod(&node, &pod).await;
+
+    // The same image kept in a local directory instead: read back as an OCI image archive and
+    // streamed into the node's containerd (`ctr images import`, as restore does over SSH),
+    // then restored without any pull.
+    let layout = LocalDir::new(work.path().join("layout"));
+    push(&layout, &image_of.oci, "counter-1").await.unwrap();
+    let imported = import(&node, &layout, "counter-1").await;
+    assert_eq!(imported, "localhost/clouder-checkpoint:counter-1");
+    restore_and_count(&node, &imported, "counter-imported", checkpointed).await;
+}
+
+/// Streams the image `tag` of `backend` into the node's containerd (`k8s.io` namespace) through
+/// the real `ctr images import -`; returns the image's name there.
+async fn import(node: &Node, backend: &dyn clouder_checkpoint::Backend, tag: &str) -> String {
+    use tokio::io::AsyncWriteExt as _;
+    let socket = node.dir.path().join("run/containerd/containerd.sock");
+    let mut ctr = tokio::process::Command::new(support::cri_rootfs().join("usr/bin/ctr"))
+        .arg(format!("--address={}", socket.display()))
+        .args(clouder_checkpoint::archive::import_command_args(
+            "localhost/clouder-checkpoint",
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = ctr.stdin.take().unwrap();
+    let written = clouder_checkpoint::archive::write(backend, tag, &mut stdin)
+        .await
+        .unwrap();
+    stdin.shutdown().await.unwrap();
+    drop(stdin);
+    let out = ctr.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "ctr import: {}\n{}\ncontainerd log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        node.log()
+    );
+    eprintln!(
+        "imported {written} bytes: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    format!("localhost/clouder-checkpoint:{tag}")
+}
+
+/// Restores `image` as pod `name` and checks that it counts on from `checkpointed`.
+async fn restore_and_count(
+    node: &Node,
+    image: &str,
+    name: &str,
+    checkpointed: u64,
+) -> (String, api::PodSandboxConfig) {
+    let mut runtime = node.cri.runtime();
     let restore_started = jiff::Timestamp::now();
-    let (pod, pod_config) = node.run_pod("counter-restored", "uid-restored").await;
+    let (pod, pod_config) = node.run_pod(name, &format!("uid-{name}")).await;
     let restored = node
         .cri
-        .create_and_start(&pod, &pod_config, counter(&pushed.reference, &pod_config))
+        .create_and_start(&pod, &pod_config, counter(image, &pod_config))
         .await
         .unwrap_or_else(|e| panic!("{e}\ncontainerd log:\n{}", node.log()));
     let status = runtime
@@ -176,7 +224,7 @@ async fn restored_counter_continues_from_its_checkpoint() {
         "{status:?}"
     );
 
-    let after = wait_until("three counts from the restored counter", &node, || {
+    let after = wait_until("three counts from the restored counter", node, || {
         let after = counts(
             &node.container_log(&pod_config, "counter/0.log"),
             restore_started,
@@ -193,5 +241,6 @@ async fn restored_counter_continues_from_its_checkpoint() {
     );
     assert_eq!(after[1], after[0] + 1, "and keeps counting: {after:?}");
     assert_eq!(after[2], after[1] + 1, "and keeps counting: {after:?}");
-    eprintln!("checkpointed at {checkpointed}, restored counting {after:?}");
+    eprintln!("checkpointed at {checkpointed}, {name} counting {after:?}");
+    (pod, pod_config)
 }

@@ -47,6 +47,9 @@ fn an_archive_becomes_an_annotated_single_layer_image() {
         "application/vnd.oci.image.layer.v1.tar"
     );
     assert_eq!(layers[0]["digest"], image.layer.digest);
+    // Digested in the same read that found the metadata: the whole file's, end blocks included.
+    let (digest, size) = clouder_checkpoint::image::sha256_file(&archive).unwrap();
+    assert_eq!((&image.layer.digest, image.layer.size), (&digest, size));
     assert_eq!(
         layers[0]["size"],
         std::fs::metadata(&archive).unwrap().len()

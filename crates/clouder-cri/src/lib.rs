@@ -122,6 +122,22 @@ impl Cri {
             .image_ref)
     }
 
+    /// Whether the runtime holds `image` already (pulled or imported).
+    pub async fn has_image(&self, image: &str) -> Result<bool> {
+        Ok(self
+            .images
+            .clone()
+            .image_status(api::ImageStatusRequest {
+                image: Some(image_spec(image)),
+                verbose: false,
+            })
+            .await
+            .map_err(call_error("ImageStatus"))?
+            .into_inner()
+            .image
+            .is_some())
+    }
+
     /// Raw access to the runtime service, for calls this type does not wrap.
     pub fn runtime(&self) -> RuntimeServiceClient<Channel> {
         self.runtime.clone()

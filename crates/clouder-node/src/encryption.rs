@@ -124,21 +124,6 @@ mod tests {
         assert_eq!((mode(&dir), mode(&dir.join("config.yaml"))), (0o700, 0o600));
         assert_eq!(run(), first, "a re-run keeps the key");
 
-        let check = std::process::Command::new("shellcheck")
-            .args(["-s", "sh", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(script.as_bytes())?;
-                c.wait_with_output()
-            })
-            .expect("shellcheck (Debian package shellcheck)");
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stdout)
-        );
+        clouder_testenv::shellcheck::assert_clean("sh", "the encryption script", &script);
     }
 }

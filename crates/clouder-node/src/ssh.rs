@@ -224,7 +224,9 @@ impl Session {
     /// Runs `command` (through `sudo -n` when not root), feeding `stdin` if given.
     pub async fn run(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
         let mut stdout = Vec::new();
-        let (status, stderr) = self.exec(command, stdin, &mut stdout).await?;
+        let (status, stderr) = self
+            .exec(command, stdin.unwrap_or_default(), &mut stdout)
+            .await?;
         Ok(Output {
             status,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -239,7 +241,7 @@ impl Session {
         W: tokio::io::AsyncWrite + Unpin,
     {
         let command = format!("cat -- {}", crate::shell::quote(path));
-        let (status, stderr) = self.exec(&command, None, to).await?;
+        let (status, stderr) = self.exec(&command, &[][..], to).await?;
         Ok(Output {
             status,
             stdout: String::new(),
@@ -247,15 +249,31 @@ impl Session {
         })
     }
 
-    /// Runs `command` on a channel of its own, writing its stdout to `stdout` as it comes;
-    /// returns its exit status and stderr.
-    async fn exec<W>(
+    /// Runs `command` with `from` streamed to its stdin as it is read (never whole in memory),
+    /// e.g. an image archive into `ctr images import -`; returns how it ended and what it printed.
+    pub async fn upload<R>(&self, command: &str, from: R) -> Result<Output, SshError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        let mut stdout = Vec::new();
+        let (status, stderr) = self.exec(command, from, &mut stdout).await?;
+        Ok(Output {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr,
+        })
+    }
+
+    /// Runs `command` on a channel of its own, feeding it `stdin` while writing its stdout to
+    /// `stdout` as it comes; returns its exit status and stderr.
+    async fn exec<R, W>(
         &self,
         command: &str,
-        stdin: Option<&[u8]>,
+        stdin: R,
         stdout: &mut W,
     ) -> Result<(u32, String), SshError>
     where
+        R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
         use tokio::io::AsyncWriteExt as _;
@@ -278,29 +296,41 @@ impl Session {
                     host: label.clone(),
                     reason: e.to_string(),
                 })?;
-            let mut channel = self.handle.channel_open_session().await.map_err(proto)?;
+            let channel = self.handle.channel_open_session().await.map_err(proto)?;
             channel
                 .exec(true, command.as_bytes())
                 .await
                 .map_err(proto)?;
-            if let Some(input) = stdin {
-                channel.data(input).await.map_err(proto)?;
-            }
-            channel.eof().await.map_err(proto)?;
+            // Fed and read at once: a command may print while it reads, or stop reading early.
+            let (mut read, write) = channel.split();
+            let feed = async {
+                write.data(stdin).await?;
+                write.eof().await
+            };
             let (mut status, mut stderr) = (0, Vec::new());
             let written = |e: std::io::Error| SshError::Protocol {
                 host: label.clone(),
                 reason: format!("writing what `{command}` printed: {e}"),
             };
-            while let Some(msg) = channel.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => stdout.write_all(&data).await.map_err(written)?,
-                    ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
-                    ChannelMsg::ExitStatus { exit_status } => status = exit_status,
-                    _ => {}
+            let drain = async {
+                while let Some(msg) = read.wait().await {
+                    match msg {
+                        ChannelMsg::Data { data } => {
+                            stdout.write_all(&data).await.map_err(written)?
+                        }
+                        ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
+                        ChannelMsg::ExitStatus { exit_status } => status = exit_status,
+                        _ => {}
+                    }
                 }
+                stdout.flush().await.map_err(written)
+            };
+            let (fed, drained) = tokio::join!(feed, drain);
+            drained?;
+            // A command that exited before reading all its input says why in its status.
+            if status == 0 {
+                fed.map_err(proto)?;
             }
-            stdout.flush().await.map_err(written)?;
             Ok((status, String::from_utf8_lossy(&stderr).into_owned()))
         };
         tokio::time::timeout(self.timeout, work)

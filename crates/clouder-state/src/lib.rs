@@ -117,6 +117,10 @@ pub struct CheckpointRecord {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// The checkpointed pod as a restore recreates it (`clouder_checkpoint::pod::PodRecord`:
+    /// labels, annotations, spec), never with literal env values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_spec: Option<serde_json::Value>,
 }
 
 /// A remote container endpoint enrolled as BYOC capacity. Its token is never here: only the

@@ -546,6 +546,7 @@ mod tests {
             size: 42,
             labels: [("reason".to_string(), "drain".to_string())].into(),
             created_at: at,
+            pod_spec: None,
         };
         store.put_checkpoint(&checkpoint("old", "a", 1)).unwrap();
         store.put_checkpoint(&checkpoint("new", "a", 2)).unwrap();

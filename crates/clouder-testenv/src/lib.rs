@@ -13,6 +13,7 @@ pub mod moto;
 pub mod nodekit;
 pub mod peer;
 pub mod registry;
+pub mod shellcheck;
 pub mod terraform;
 pub mod token;
 
@@ -20,26 +21,7 @@ pub use lab::Lab;
 
 /// Asserts that the bash script `text` (`what`, for the message) passes shellcheck.
 pub fn shellcheck(what: &str, text: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("shellcheck")
-        .args(["--shell=bash", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("shellcheck (apt-get install shellcheck; scripts/peers.sh does)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    shellcheck::assert_clean("bash", what, text);
 }
 pub use nodekit::NodeKit;
 pub use registry::RegistryPeer;

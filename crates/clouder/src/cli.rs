@@ -353,12 +353,17 @@ pub struct CheckpointRestoreArgs {
     /// The new pod's name (default: the checkpointed pod's, with `-restored`).
     #[arg(long)]
     pub name: Option<String>,
-    /// The node to restore on (default: the scheduler's choice).
+    /// The node to restore on (default: the scheduler's choice; for a checkpoint the nodes
+    /// cannot pull — local, S3, Blob — the checkpoint's own node if it takes pods, else the
+    /// first that does, where the image is imported over SSH).
     #[arg(long)]
     pub node: Option<String>,
     /// Seconds to wait for the restored container to run.
     #[arg(long, default_value_t = 300)]
     pub wait: u64,
+    /// How to log in to the node to import the image.
+    #[command(flatten)]
+    pub ssh: SshFlags,
 }
 
 #[derive(Args, Debug)]
@@ -768,7 +773,8 @@ pub struct SmokeArgs {
     /// The counter's image (a shell with `sleep`): offline clusters name a mirror.
     #[arg(long, env = "CLOUDER_SMOKE_IMAGE", default_value = "busybox:1.37")]
     pub image: String,
-    /// Where to store the counter's checkpoint image: a registry the nodes pull from.
+    /// Where to store the counter's checkpoint image, as `checkpoint create --to` takes it
+    /// (default: a local directory of the cluster's, imported on the node over SSH).
     #[arg(long, env = "CLOUDER_CHECKPOINT_TO")]
     pub to: Option<String>,
     /// Seconds each step may take.

@@ -2,7 +2,7 @@
 //! readable by skopeo, crane and `ctr images import`. Every file is written to a temporary name
 //! and renamed, so a crash never leaves a partial blob or index.
 
-use super::{Backend, BackendError, Result};
+use super::{Backend, BackendError, BlobReader, Result};
 use crate::image::{Blob, Content};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -150,5 +150,30 @@ impl Backend for LocalDir {
 
     fn reference(&self, tag: &str, _manifest_digest: &str) -> String {
         format!("oci:{}:{tag}", self.root.display())
+    }
+
+    async fn manifest(&self, tag: &str) -> Result<bytes::Bytes> {
+        let index = self.index().await?;
+        let digest = index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["annotations"][REF_NAME] == tag)
+            .and_then(|m| m["digest"].as_str())
+            .ok_or_else(|| BackendError::NotFound {
+                location: self.location(),
+                reference: tag.to_string(),
+            })?;
+        tokio::fs::read(self.blob_path(digest))
+            .await
+            .map(Into::into)
+            .map_err(self.io(format!("reading manifest {digest}")))
+    }
+
+    async fn open_blob(&self, digest: &str) -> Result<BlobReader> {
+        let file = tokio::fs::File::open(self.blob_path(digest))
+            .await
+            .map_err(self.io(format!("reading blob {digest}")))?;
+        Ok(Box::pin(file))
     }
 }

@@ -39,6 +39,8 @@ pub enum BackendError {
     },
     #[error("{location}: image {reference} not found")]
     NotFound { location: String, reference: String },
+    #[error("{location}: {what}")]
+    Unsupported { location: String, what: String },
 }
 
 pub type Result<T> = std::result::Result<T, BackendError>;
@@ -55,7 +57,37 @@ pub trait Backend: Send + Sync {
     async fn delete(&self, tag: &str) -> Result<()>;
     /// How a runtime names the stored image (a registry reference) or where it is.
     fn reference(&self, tag: &str, manifest_digest: &str) -> String;
+
+    /// Whether nodes pull the images themselves (a registry). The others' images are read
+    /// back through [`Backend::manifest`] and [`Backend::open_blob`] and imported on the node.
+    fn pulled_by_nodes(&self) -> bool {
+        false
+    }
+
+    /// The manifest stored under `tag`.
+    async fn manifest(&self, tag: &str) -> Result<bytes::Bytes> {
+        Err(self.unsupported(format!("reading manifest {tag} back")))
+    }
+
+    /// A stored blob's bytes, streamed.
+    async fn open_blob(&self, digest: &str) -> Result<BlobReader> {
+        Err(self.unsupported(format!("reading blob {digest} back")))
+    }
+
+    #[doc(hidden)]
+    fn unsupported(&self, what: String) -> BackendError {
+        BackendError::Unsupported {
+            location: self.location(),
+            what: format!("{what} is not supported: nodes pull from it themselves"),
+        }
+    }
 }
+
+/// A blob's bytes as they come from the backend.
+pub type BlobReader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// Bytes per part of a large blob's upload (default 64 MiB).
+pub const PART_SIZE_ENV: &str = "CLOUDER_CHECKPOINT_PART_SIZE";
 
 /// Opens the backend a destination names:
 /// - `/path` or `oci:/path`: a local OCI image layout;
@@ -66,6 +98,11 @@ pub trait Backend: Send + Sync {
 ///   `CLOUDER_REGISTRY_PASSWORD` when it asks for them.
 pub async fn open(destination: &str) -> Result<Box<dyn Backend>> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    // The part size is for tests (and odd networks); the default suits S3 and Azure alike.
+    let mut in_parts = Parts::default();
+    if let Some(size) = env(PART_SIZE_ENV).and_then(|v| v.parse().ok()) {
+        in_parts.size = size;
+    }
     if let Some(path) = destination
         .strip_prefix("oci:")
         .or(destination.starts_with('/').then_some(destination))
@@ -73,7 +110,7 @@ pub async fn open(destination: &str) -> Result<Box<dyn Backend>> {
         return Ok(Box::new(LocalDir::new(path)));
     }
     if destination.starts_with("s3://") {
-        return Ok(Box::new(S3::new(destination).await?));
+        return Ok(Box::new(S3::new(destination).await?.with_parts(in_parts)));
     }
     if let Some(rest) = destination.strip_prefix("azblob://") {
         let bad = |reason: &str| BackendError::Unreachable {
@@ -91,7 +128,8 @@ pub async fn open(destination: &str) -> Result<Box<dyn Backend>> {
         };
         let account =
             clouder_remote::shared_key::BlobAccount::from_env(account).map_err(|e| bad(&e))?;
-        let backend = AzureBlob::in_account(account, container, parts.next().unwrap_or(""));
+        let backend = AzureBlob::in_account(account, container, parts.next().unwrap_or(""))
+            .with_parts(in_parts);
         backend.ensure_container().await?;
         return Ok(Box::new(backend));
     }
@@ -100,6 +138,38 @@ pub async fn open(destination: &str) -> Result<Box<dyn Backend>> {
         password: env("CLOUDER_REGISTRY_PASSWORD").unwrap_or_default(),
     });
     Ok(Box::new(Registry::new(destination, credentials)?))
+}
+
+/// How large blobs are uploaded in parts (S3 multipart upload, Azure Put Block + Put Block
+/// List): blobs above `size` bytes go in parts of `size`, `concurrency` at a time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parts {
+    pub size: u64,
+    pub concurrency: usize,
+}
+
+impl Default for Parts {
+    /// 64 MiB parts, four at a time: a 10 GiB image is 160 parts (S3 allows 10,000; Azure
+    /// 50,000 blocks), and at most 256 MiB is in flight.
+    fn default() -> Self {
+        Parts {
+            size: 64 << 20,
+            concurrency: 4,
+        }
+    }
+}
+
+impl Parts {
+    /// Pure: (number from 1, offset, length) of each part of `total` bytes.
+    pub fn split(&self, total: u64) -> Vec<(i32, u64, u64)> {
+        let size = self.size.max(1);
+        (0..total.div_ceil(size))
+            .map(|i| {
+                let offset = i * size;
+                (i as i32 + 1, offset, size.min(total - offset))
+            })
+            .collect()
+    }
 }
 
 /// What [`push`] did.

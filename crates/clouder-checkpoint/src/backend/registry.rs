@@ -156,6 +156,10 @@ impl Backend for Registry {
         Ok(())
     }
 
+    fn pulled_by_nodes(&self) -> bool {
+        true
+    }
+
     fn reference(&self, _tag: &str, manifest_digest: &str) -> String {
         format!("{}/{}@{manifest_digest}", self.host, self.repo)
     }

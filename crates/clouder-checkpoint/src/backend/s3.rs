@@ -2,16 +2,19 @@
 //! `PREFIX/manifests/TAG`. The archive is streamed from disk; credentials come from the AWS SDK's
 //! usual chain (environment, profile, instance role), never from clouder's state.
 
-use super::{Backend, BackendError, Result};
+use super::{Backend, BackendError, BlobReader, Parts, Result};
 use crate::image::{Blob, Content};
 use async_trait::async_trait;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 pub struct S3 {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    parts: Parts,
 }
 
 impl S3 {
@@ -40,7 +43,14 @@ impl S3 {
             client: aws_sdk_s3::Client::from_conf(s3),
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
+            parts: Parts::default(),
         })
+    }
+
+    /// Uploads blobs larger than `parts.size` in parts (S3 takes at most 5 GB in one PUT).
+    pub fn with_parts(mut self, parts: Parts) -> Self {
+        self.parts = parts;
+        self
     }
 
     fn key(&self, path: &str) -> String {
@@ -48,6 +58,27 @@ impl S3 {
             path.to_string()
         } else {
             format!("{}/{path}", self.prefix)
+        }
+    }
+
+    /// The object at `key`, streamed; `reference` names it when it is not there.
+    async fn get(&self, key: &str, reference: &str) -> Result<ByteStream> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => Ok(object.body),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(BackendError::NotFound {
+                    location: self.location(),
+                    reference: reference.to_string(),
+                })
+            }
+            Err(e) => Err(self.error(&format!("reading {reference}"), e)),
         }
     }
 
@@ -75,11 +106,11 @@ impl S3 {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let err = service.err();
-                let body = format!(
-                    "{}: {}",
-                    err.code().unwrap_or("error"),
-                    err.message().unwrap_or_default()
-                );
+                let body = match err.code() {
+                    Some(code) => format!("{code}: {}", err.message().unwrap_or_default()),
+                    // Not S3's own error document: what the SDK made of the answer.
+                    None => aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                };
                 if status == 401 || status == 403 {
                     BackendError::Auth {
                         location,
@@ -100,6 +131,144 @@ impl S3 {
             },
         }
     }
+}
+
+impl S3 {
+    /// A multipart upload streamed from the file, `parts.concurrency` parts at a time; aborted
+    /// on any failure, so no half-uploaded object (or its parts) is left behind.
+    async fn put_in_parts(&self, blob: &Blob, path: &std::path::Path) -> Result<()> {
+        let key = self.blob_key(&blob.digest);
+        let operation = format!("uploading blob {}", blob.digest);
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type(&blob.media_type)
+            .send()
+            .await
+            .map_err(|e| self.error(&operation, e))?;
+        let id = upload.upload_id().unwrap_or_default().to_string();
+        let uploaded = async {
+            let parts = self.parts.split(blob.size);
+            let mut done: Vec<CompletedPart> = futures::stream::iter(parts)
+                .map(|(number, offset, length)| {
+                    self.put_part(&key, &id, path, number, offset, length)
+                })
+                .buffer_unordered(self.parts.concurrency)
+                .try_collect()
+                .await?;
+            done.sort_by_key(|p| p.part_number());
+            let completed = self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&key)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(done))
+                        .build(),
+                )
+                .send()
+                .await;
+            match completed {
+                Ok(_) => Ok(()),
+                // A 200 the SDK cannot read (S3-compatible servers vary: moto 5.2 names its
+                // root element CompleteMultipartUploadResponse) completed the upload if the
+                // object is there, whole.
+                Err(e) if unreadable_success(&e) && self.size_of(&key).await == Some(blob.size) => {
+                    Ok(())
+                }
+                Err(e) => Err(self.error(&format!("{operation} (completing it)"), e)),
+            }
+        }
+        .await;
+        if uploaded.is_err() {
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&key)
+                .upload_id(&id)
+                .send()
+                .await;
+            if let Err(e) = aborted {
+                tracing::warn!(
+                    key,
+                    upload = id,
+                    "aborting the multipart upload: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                );
+            }
+        }
+        uploaded
+    }
+
+    async fn size_of(&self, key: &str) -> Option<u64> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        head.content_length().map(|l| l as u64)
+    }
+
+    /// Part `number`: `length` bytes of the file from `offset`, streamed.
+    async fn put_part(
+        &self,
+        key: &str,
+        id: &str,
+        path: &std::path::Path,
+        number: i32,
+        offset: u64,
+        length: u64,
+    ) -> Result<CompletedPart> {
+        let body = ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(Length::Exact(length))
+            .build()
+            .await
+            .map_err(|e| BackendError::Io {
+                location: self.location(),
+                operation: format!("reading part {number} of {}", path.display()),
+                source: std::io::Error::other(e),
+            })?;
+        let part = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(number)
+            .content_length(length as i64)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.error(&format!("uploading part {number} of {key}"), e))?;
+        // The SDK checksums each part; the completion must name the same checksums.
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(part.e_tag().map(str::to_string))
+            .set_checksum_crc32(part.checksum_crc32().map(str::to_string))
+            .set_checksum_crc32_c(part.checksum_crc32_c().map(str::to_string))
+            .set_checksum_crc64_nvme(part.checksum_crc64_nvme().map(str::to_string))
+            .set_checksum_sha1(part.checksum_sha1().map(str::to_string))
+            .set_checksum_sha256(part.checksum_sha256().map(str::to_string))
+            .build())
+    }
+}
+
+/// Whether the call got a 200 whose body is not S3's error document.
+fn unreadable_success<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, HttpResponse>,
+) -> bool {
+    e.as_service_error().is_some_and(|s| s.code().is_none())
+        && e.raw_response().is_some_and(|r| r.status().as_u16() == 200)
 }
 
 #[async_trait]
@@ -126,6 +295,11 @@ impl Backend for S3 {
     }
 
     async fn put_blob(&self, blob: &Blob, content: &Content) -> Result<()> {
+        if let Content::File(path) = content
+            && blob.size > self.parts.size
+        {
+            return self.put_in_parts(blob, path).await;
+        }
         let body = match content {
             Content::Bytes(bytes) => ByteStream::from(bytes.to_vec()),
             Content::File(path) => {
@@ -197,5 +371,22 @@ impl Backend for S3 {
 
     fn reference(&self, tag: &str, _manifest_digest: &str) -> String {
         format!("{}/manifests/{tag}", self.location())
+    }
+
+    async fn manifest(&self, tag: &str) -> Result<bytes::Bytes> {
+        let body = self
+            .get(&self.key(&format!("manifests/{tag}")), tag)
+            .await?;
+        let bytes = body.collect().await.map_err(|e| BackendError::Io {
+            location: self.location(),
+            operation: format!("reading manifest {tag}"),
+            source: std::io::Error::other(e),
+        })?;
+        Ok(bytes.into_bytes())
+    }
+
+    async fn open_blob(&self, digest: &str) -> Result<BlobReader> {
+        let body = self.get(&self.blob_key(digest), digest).await?;
+        Ok(Box::pin(body.into_async_read()))
     }
 }

@@ -58,3 +58,20 @@ pub fn counter_container(
         ..Default::default()
     }
 }
+
+/// Stops and removes pod sandbox `pod` with its containers.
+pub async fn remove_pod(node: &Node, pod: &str) {
+    let mut runtime = node.cri.runtime();
+    runtime
+        .stop_pod_sandbox(api::StopPodSandboxRequest {
+            pod_sandbox_id: pod.to_string(),
+        })
+        .await
+        .unwrap();
+    runtime
+        .remove_pod_sandbox(api::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.to_string(),
+        })
+        .await
+        .unwrap();
+}

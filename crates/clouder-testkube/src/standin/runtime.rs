@@ -137,6 +137,19 @@ fn time_of(nanos: i64) -> Option<String> {
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
+/// Pure: the API server's default `imagePullPolicy`: `Always` for an image without a tag or
+/// tagged `latest` (unless pinned by digest), `IfNotPresent` otherwise.
+pub fn default_pull_policy(image: &str) -> String {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    let tag = name.split_once(':').map(|(_, t)| t);
+    let latest = !image.contains('@') && tag.is_none_or(|t| t == "latest");
+    match latest {
+        true => "Always",
+        false => "IfNotPresent",
+    }
+    .to_string()
+}
+
 /// Pure: a container's status as the kubelet writes it, from the runtime's.
 pub fn container_status(name: &str, image: &str, id: &str, s: &api::ContainerStatus) -> Value {
     let container_id = format!("containerd://{id}");
@@ -344,8 +357,11 @@ impl Runtime {
         }
         for c in pod.spec.iter().flat_map(|s| &s.containers) {
             let image = c.image.clone().unwrap_or_default();
-            if let Err(e) = self.cri.pull(&image).await {
-                sandbox.failure = Some(("ErrImagePull".into(), e.to_string()));
+            if let Err(failure) = self
+                .ensure_image(&image, c.image_pull_policy.as_deref())
+                .await
+            {
+                sandbox.failure = Some(failure);
                 return sandbox;
             }
             match self
@@ -363,6 +379,40 @@ impl Runtime {
             }
         }
         sandbox
+    }
+
+    /// Has the image in the runtime as `policy` says, as the kubelet's image manager does:
+    /// `Always` pulls, `IfNotPresent` pulls when it is missing, `Never` only uses what is there.
+    /// Fails with the kubelet's (reason, message).
+    async fn ensure_image(
+        &self,
+        image: &str,
+        policy: Option<&str>,
+    ) -> Result<(), (String, String)> {
+        let present = async || {
+            self.cri
+                .has_image(image)
+                .await
+                .map_err(|e| ("ErrImageInspect".to_string(), e.to_string()))
+        };
+        let policy = policy.map_or_else(|| default_pull_policy(image), str::to_string);
+        if policy == "Never" {
+            return match present().await? {
+                true => Ok(()),
+                false => Err((
+                    "ErrImageNeverPull".into(),
+                    format!("Container image \"{image}\" is not present with pull policy of Never"),
+                )),
+            };
+        }
+        if policy == "IfNotPresent" && present().await? {
+            return Ok(());
+        }
+        self.cri
+            .pull(image)
+            .await
+            .map(drop)
+            .map_err(|e| ("ErrImagePull".into(), e.to_string()))
     }
 
     /// Writes the pod's status from the runtime's, when it changed.
@@ -503,6 +553,23 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_pull_policy_is_the_api_servers() {
+        for (image, policy) in [
+            ("busybox", "Always"),
+            ("busybox:latest", "Always"),
+            ("localhost:5000/busybox", "Always"),
+            ("localhost:5000/busybox:1", "IfNotPresent"),
+            ("r/busybox@sha256:0123", "IfNotPresent"),
+            (
+                "localhost/clouder-checkpoint:default.counter.app.20261126t050000z",
+                "IfNotPresent",
+            ),
+        ] {
+            assert_eq!(default_pull_policy(image), policy, "{image}");
+        }
+    }
 
     fn pod() -> Pod {
         serde_json::from_value(json!({

@@ -361,7 +361,13 @@ async fn remove(home: &Home, g: &Global, args: ByonRemoveArgs) -> Result<()> {
         checkpoint::drain::before_drain(home, g, &client, &name, &host.node, &access, args.force)
             .await?;
     let report = drain::drain(&client, &host.node, &options).await?;
-    let moved = checkpoint::drain::after_drain(&client, held, options.timeout).await;
+    let to = checkpoint::RestoreTarget {
+        home,
+        g,
+        client: &client,
+        ssh: &flags,
+    };
+    let moved = checkpoint::drain::after_drain(&to, held, options.timeout).await;
     let (moved_text, restored) = checkpoint::drain::report(&moved);
     let fleet = connect_fleet(home, g, &cluster, Some(&flags))?;
     let target = Host {

@@ -161,7 +161,13 @@ async fn drain_into(
         )
         .await?;
         let report = drain::drain(&client, &node, &how.options).await?;
-        moved.extend(checkpoint::drain::after_drain(&client, held, how.options.timeout).await);
+        let to = checkpoint::RestoreTarget {
+            home,
+            g,
+            client: &client,
+            ssh: &how.access.ssh,
+        };
+        moved.extend(checkpoint::drain::after_drain(&to, held, how.options.timeout).await);
         drain::remove(&client, &node).await?;
         if !g.quiet {
             eprintln!(

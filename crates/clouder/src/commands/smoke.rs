@@ -56,6 +56,10 @@ pub struct Counter {
     pub checkpointed: Option<u64>,
     pub checkpoint: Option<String>,
     pub restored_node: Option<String>,
+    /// The image the restored container came from, and the bytes imported on its node when
+    /// the checkpoint is kept where nodes cannot pull from.
+    pub restored_image: Option<String>,
+    pub imported_bytes: Option<u64>,
     /// The first counts the restored process printed.
     pub restored: Vec<u64>,
 }
@@ -444,13 +448,25 @@ impl Run<'_> {
                         .await
                         .map_err(|e| e.to_string())?;
                 } else {
-                    checkpoint::restore_pod(&run.client, &record, name, None, run.timeout)
+                    let to = checkpoint::RestoreTarget {
+                        home: run.home,
+                        g: run.g,
+                        client: &run.client,
+                        ssh: &run.args.ssh,
+                    };
+                    let done = checkpoint::restore_pod(&to, &record, name, None, run.timeout)
                         .await
                         .map_err(|e| format!("{e:#}"))?;
+                    run.counter.restored_image = Some(done.image);
+                    run.counter.imported_bytes = done.imported_bytes;
                 }
                 let node = run.running(name).await?;
                 run.counter.restored_node = Some(node.clone());
-                Ok((Outcome::Passed, format!("{name} runs on {node}"), ()))
+                let how = match run.counter.imported_bytes {
+                    Some(bytes) => format!(" (its image imported there, {bytes} bytes)"),
+                    None => String::new(),
+                };
+                Ok((Outcome::Passed, format!("{name} runs on {node}{how}"), ()))
             })
             .await;
         if restored.is_none() {
@@ -496,16 +512,36 @@ impl Run<'_> {
     }
 }
 
-pub async fn smoke_test(home: &Home, g: &Global, args: SmokeArgs) -> Result<()> {
-    let cluster = super::resolve_name(home, args.name.clone())?;
-    // The restore proves the image comes back from where nodes pull it, so one is needed.
-    let Some(to) = args.to.clone() else {
+/// Where the counter's checkpoint goes without `--to`: a local directory of the cluster's
+/// (`CLOUDER_HOME/kubeadm/NAME/checkpoints`, private), from which restore imports the image on
+/// the node over SSH. It needs no registry or cloud storage, works offline, and is the path
+/// every non-registry backend takes. A cluster whose nodes clouder cannot log in to (adopted,
+/// or unknown) has no such path: there it says what to give, before any call.
+fn default_destination(home: &Home, cluster: &str) -> Result<String> {
+    use clouder_state::StateStore as _;
+    let reachable = home
+        .store()?
+        .cluster(cluster)?
+        .is_some_and(|r| r.status != super::kube::ADOPTED);
+    if !reachable {
         return Err(crate::Usage(format!(
-            "smoke-test {cluster} restores the counter from its checkpoint image, which must be \
-             where the nodes pull images from: pass --to HOST[:PORT]/REPO (a registry) or set \
-             CLOUDER_CHECKPOINT_TO; nothing was created"
+            "smoke-test {cluster} restores the counter from its checkpoint image, and clouder \
+             cannot log in to this cluster's nodes to import it there (it did not create or set \
+             it up): store it where the nodes pull images from with --to HOST[:PORT]/REPO (a \
+             registry) or CLOUDER_CHECKPOINT_TO; nothing was created"
         ))
         .into());
+    }
+    let dir = std::path::absolute(home.cluster_dir(cluster).join("checkpoints"))?;
+    crate::home::private_dir(&dir)?;
+    Ok(dir.display().to_string())
+}
+
+pub async fn smoke_test(home: &Home, g: &Global, args: SmokeArgs) -> Result<()> {
+    let cluster = super::resolve_name(home, args.name.clone())?;
+    let to = match args.to.clone() {
+        Some(to) => to,
+        None => default_destination(home, &cluster)?,
     };
     let client = super::kube_client(home, &cluster, None).await?;
     let namespace = format!(

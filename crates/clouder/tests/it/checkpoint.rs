@@ -18,13 +18,26 @@ async fn running_pod(kube: &clouder_testkube::TestKube) {
     ns.create(&PostParams::default(), &body).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(client, "shop");
     let pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "web-0"},
-        "spec": {"nodeName": "w-0", "containers": [{"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "side:1"}]},
+        "metadata": {"name": "web-0", "labels": {"app": "web"}},
+        "spec": {"nodeName": "w-0", "serviceAccountName": "default",
+            "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}],
+            "containers": [
+                {"name": "app", "image": "app:1",
+                 "resources": {"requests": {"cpu": "250m"}},
+                 "ports": [{"containerPort": 8080}],
+                 "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                 "env": [{"name": "API_KEY", "value": ENV_MARKER},
+                         {"name": "DB", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}]},
+                {"name": "sidecar", "image": "side:1"}]},
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     play_kubelet(&pods, "web-0", &["app"]).await;
 }
+
+/// A literal env value of `shop/web-0`, which must never be recorded.
+const ENV_MARKER: &str = "MARKER-env-value-of-web-0";
 
 /// Reports the named containers of a pod as running, as its kubelet does.
 pub async fn play_kubelet(pods: &Api<Pod>, name: &str, running: &[&str]) {
@@ -263,7 +276,9 @@ async fn restore_creates_a_pod_from_the_checkpoint_image_and_waits_until_it_runs
     let kube = adopted(&env, "rs").await;
     running_pod(&kube).await;
     let archive = fake_archive(env.dir.path(), "a.tar", 1 << 12, "2026-11-25T18:01:00Z");
-    let layout = env.dir.path().join("layout");
+    // In a registry: the node pulls it (the import path is the smoke test's).
+    let registry = clouder_testenv::registry::RegistryPeer::start(None);
+    let to = format!("{}/checkpoints", registry.host());
     let created = json(&env.ok(&[
         "checkpoint",
         "create",
@@ -274,11 +289,22 @@ async fn restore_creates_a_pod_from_the_checkpoint_image_and_waits_until_it_runs
         "--archive",
         archive.to_str().unwrap(),
         "--to",
-        layout.to_str().unwrap(),
+        &to,
         "-o",
         "json",
     ]));
     let id = created["checkpoint"]["id"].as_str().unwrap().to_string();
+    // The pod is recorded, its literal env value is not: nowhere in the state store.
+    let state = std::fs::read(env.home().join("state.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&state).contains(ENV_MARKER),
+        "the literal env value is in the state store"
+    );
+    let shown = json(&env.ok(&["checkpoint", "show", &id, "-o", "json"]));
+    assert_eq!(
+        shown["pod_spec"]["droppedEnv"],
+        serde_json::json!(["app/API_KEY"])
+    );
 
     // The test plays the kubelet of w-1: once the restored pod appears, its container runs.
     let pods: Api<Pod> = Api::namespaced(kube.client().await.unwrap(), "shop");
@@ -314,14 +340,32 @@ async fn restore_creates_a_pod_from_the_checkpoint_image_and_waits_until_it_runs
     assert_eq!(restored["pod"], "shop/web-0-restored");
     assert_eq!(restored["node"], "w-1");
     assert!(restored["seconds"].as_f64().unwrap() < 30.0);
+    assert_eq!(restored["dropped_env"], serde_json::json!(["app/API_KEY"]));
+    // The original pod again, on w-1, from the checkpoint image, without the literal value.
     let pod = pods.get("web-0-restored").await.unwrap();
-    let spec = pod.spec.unwrap();
-    assert_eq!(spec.node_name.as_deref(), Some("w-1"));
-    assert_eq!(spec.containers[0].name, "app");
+    let spec = serde_json::to_value(pod.spec.unwrap()).unwrap();
+    assert_eq!(spec["nodeName"], "w-1");
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["tolerations"][0]["key"], "batch");
+    assert_eq!(spec["volumes"][0]["name"], "scratch");
+    let app = &spec["containers"][0];
+    assert_eq!(app["name"], "app");
+    assert_eq!(app["image"], created["checkpoint"]["reference"]);
+    assert_eq!(app["resources"]["requests"]["cpu"], "250m");
+    assert_eq!(app["ports"][0]["containerPort"], 8080);
+    assert_eq!(app["volumeMounts"][0]["mountPath"], "/scratch");
     assert_eq!(
-        spec.containers[0].image.as_deref(),
-        created["checkpoint"]["reference"].as_str()
+        app["env"],
+        serde_json::json!([{"name": "DB", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}])
     );
+    assert_eq!(
+        (
+            &spec["containers"][1]["name"],
+            &spec["containers"][1]["image"]
+        ),
+        (&serde_json::json!("sidecar"), &serde_json::json!("side:1"))
+    );
+    assert_eq!(pod.metadata.labels.unwrap()["app"], "web");
     assert_eq!(
         pod.metadata.annotations.unwrap()["clouder.io/checkpoint"],
         id

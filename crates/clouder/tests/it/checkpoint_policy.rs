@@ -13,6 +13,7 @@ use clouder_checkpoint::testing::fake_archive;
 use clouder_testenv::Lab;
 use clouder_testenv::endpoint::Ca;
 use clouder_testenv::kubelet::{Behaviour, FakeKubelet};
+use clouder_testenv::registry::RegistryPeer;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -53,13 +54,18 @@ async fn install_policy(
     policies
 }
 
-/// Policy `shop/agents`: pods labelled `app: agent` are checkpointed before their node drains.
-async fn before_drain_policy(client: &kube::Client, env: &Env) {
+/// Policy `shop/agents`: pods labelled `app: agent` are checkpointed before their node drains,
+/// into a registry (the restored pod's node pulls from it; the fake nodes here have no
+/// containerd to import into — the import path is the smoke test's). The registry is returned
+/// to be kept running.
+async fn before_drain_policy(client: &kube::Client) -> RegistryPeer {
+    let registry = RegistryPeer::start(None);
     let spec = serde_json::json!({
         "selector": {"matchLabels": {"app": "agent"}}, "triggers": {"beforeDrain": true},
-        "destination": env.dir.path().join("layout").to_str().unwrap(),
+        "destination": format!("{}/checkpoints", registry.host()),
     });
     install_policy(client, ("shop", "agents"), spec).await;
+    registry
 }
 
 /// Records `node` as a host `byon add` joined, at `address:port`.
@@ -377,7 +383,7 @@ async fn byon_remove_checkpoints_before_draining_and_restores_elsewhere() {
     pod_on(&kube, ("shop", "web-0"), "box-1", "app", "agent").await;
     pod_on(&kube, ("shop", "other"), "box-1", "app", "web").await;
     let kubelet_ca = kubelet_client(&env, "by", &kubelet);
-    before_drain_policy(&client, &env).await;
+    let _registry = before_drain_policy(&client).await;
 
     // The test plays w-9's kubelet.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
@@ -449,7 +455,7 @@ async fn a_failed_before_drain_checkpoint_stops_the_drain_unless_forced() {
         clouder_testkube::Kubelet::new(kube.client().await.unwrap()).start_finishing_deletions();
     pod_on(&kube, ("shop", "web-1"), "box-2", "app", "agent").await;
     let kubelet_ca = kubelet_client(&env, "bf", &kubelet);
-    before_drain_policy(&client, &env).await;
+    let _registry = before_drain_policy(&client).await;
     let key = lab.client_key().display().to_string();
     let remove = |force: bool| {
         let mut args = vec![
@@ -591,7 +597,7 @@ async fn scale_down_checkpoints_before_draining_and_restores_elsewhere() {
     pod_on(&kube, ("shop", "db-0"), "w1", "app", "db").await;
     pod_on(&kube, ("shop", "db-1"), "w1", "app", "db").await;
     let kubelet_ca = kubelet_client(&env, "sc", &kubelet);
-    before_drain_policy(&client, &env).await;
+    let _registry = before_drain_policy(&client).await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
     let restored = run_restored(&pods, "web-0", "w1");

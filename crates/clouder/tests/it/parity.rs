@@ -86,12 +86,15 @@ fn commands_resolve_the_default_cluster() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("alpha"), "{}", text(&out.stderr));
-    // Without a place for the checkpoint image, it says what to give, before any call.
+    // Without --to, for a cluster whose nodes clouder cannot log in to (none here), there is no
+    // default place for the checkpoint image: it says what to give, before any call.
     let out = env.run(&["kubeadm", "smoke-test"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
-        err.contains("--to HOST[:PORT]/REPO") && err.contains("CLOUDER_CHECKPOINT_TO"),
+        err.contains("cannot log in to this cluster's nodes")
+            && err.contains("--to HOST[:PORT]/REPO")
+            && err.contains("CLOUDER_CHECKPOINT_TO"),
         "{err}"
     );
 }

@@ -72,6 +72,8 @@ struct World {
     env: Env,
     registry: RegistryPeer,
     image: String,
+    /// Holds the `ctr` the host runs.
+    _work: tempfile::TempDir,
     kube: TestKube,
     kubelet: Kubelet,
     lab: Lab,
@@ -98,8 +100,22 @@ impl World {
         let node = CriNode::start(&image).await;
         let checkpoints = node.dir.path().join("checkpoints");
         std::fs::create_dir_all(&checkpoints).unwrap();
-        let lab =
-            Lab::start_rooted_with(1, &[(checkpoints.clone(), "/var/lib/kubelet/checkpoints")]);
+        // The host is the node for clouder: the runtime's socket where containerd has it, and
+        // its `ctr` on PATH, as a containerd node has them (checkpoints imported over SSH).
+        let ctr = work.path().join("ctr-bin");
+        std::fs::create_dir_all(&ctr).unwrap();
+        let from = cri_rootfs().join("usr/bin/ctr");
+        if std::fs::hard_link(&from, ctr.join("ctr")).is_err() {
+            std::fs::copy(&from, ctr.join("ctr")).unwrap();
+        }
+        let lab = Lab::start_rooted_with(
+            1,
+            &[
+                (checkpoints.clone(), "/var/lib/kubelet/checkpoints"),
+                (node.dir.path().join("run/containerd"), "/run/containerd"),
+                (ctr, "/usr/local/bin"),
+            ],
+        );
         let host = &lab.hosts[0];
 
         // The API server on the lab's bridge, so the kubelet in the host's namespace reaches it;
@@ -158,6 +174,7 @@ impl World {
             env,
             registry,
             image,
+            _work: work,
             kube,
             kubelet,
             lab,
@@ -169,19 +186,30 @@ impl World {
 
     fn smoke_test(&self, name: &str, extra_env: &[(&str, &str)]) -> std::process::Output {
         let to = format!("{}/clouder-test/checkpoints", self.registry.host());
-        let args = [
+        self.smoke_test_to(name, Some(&to), extra_env)
+    }
+
+    /// The smoke test storing its checkpoint in `to` (default: the cluster's local directory).
+    fn smoke_test_to(
+        &self,
+        name: &str,
+        to: Option<&str>,
+        extra_env: &[(&str, &str)],
+    ) -> std::process::Output {
+        let mut args = vec![
             "kubeadm",
             "smoke-test",
             name,
             "--image",
             &self.image,
-            "--to",
-            &to,
             "--timeout",
             "60",
             "-o",
             "json",
         ];
+        if let Some(to) = to {
+            args.extend(["--to", to]);
+        }
         self.env.run_with(&args, extra_env)
     }
 
@@ -230,60 +258,18 @@ async fn smoke_test_proves_the_restored_counter_kept_its_memory_and_fails_when_i
     let world = World::start("smoke").await;
 
     let out = world.smoke_test("smoke", &[]);
-    let report = json(&out);
-    assert!(
-        out.status.success(),
-        "{}\n{report:#}\n{}",
-        text(&out.stderr),
-        world.logs()
-    );
-    assert_eq!(report["passed"], true);
-    eprintln!("smoke-test report: {report:#}");
-    let steps: Vec<(&str, &str)> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["name"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
-        .collect();
+    let report = passed(&world, &out);
     assert_eq!(
-        steps,
-        [
-            ("ingress", "skipped"),
-            ("counter-runs", "passed"),
-            ("checkpoint", "passed"),
-            ("delete", "passed"),
-            ("restore", "passed"),
-            ("memory-survived", "passed"),
-        ]
-    );
-    assert!(
-        report["steps"][0]["detail"]
+        report["counter"]["restored_image"]
             .as_str()
             .unwrap()
-            .starts_with("the cluster has no ingress controller"),
-        "{report:#}"
+            .split_once("@sha256:")
+            .unwrap()
+            .0,
+        format!("{}/clouder-test/checkpoints", world.registry.host()),
+        "pulled from the registry: {report:#}"
     );
-    for step in report["steps"].as_array().unwrap() {
-        assert!(step["seconds"].as_f64().unwrap() >= 0.0, "{step}");
-    }
-    let counter = &report["counter"];
-    let checkpointed = counter["checkpointed"].as_u64().unwrap();
-    let restored: Vec<u64> = counter["restored"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
-    let before = counter["before_checkpoint"].as_u64().unwrap();
-    assert!(before >= 9, "counted for a while first: {report:#}");
-    assert!(before <= checkpointed, "{report:#}");
-    assert!(
-        restored[0] > before && restored[0] <= checkpointed + 1,
-        "the restored counter continues from where it was dumped (after {before}, by {checkpointed}): {restored:?}"
-    );
-    assert_eq!(restored[1], restored[0] + 1, "{restored:?}");
-    assert_eq!(counter["node"], "smoke-node");
-    assert_eq!(counter["restored_node"], "smoke-node");
+    assert_eq!(report["counter"]["imported_bytes"], serde_json::Value::Null);
     // Cleaned up: the namespace goes and the checkpoint is forgotten.
     assert_eq!(report["cleaned_up"], true);
     let ls = world.env.run(&["checkpoint", "ls", "smoke", "-o", "json"]);
@@ -337,6 +323,129 @@ async fn smoke_test_proves_the_restored_counter_kept_its_memory_and_fails_when_i
         )
         .as_str()
     );
+}
+
+/// Checks that the smoke test passed every step and the restored counter continued; its report.
+fn passed(world: &World, out: &std::process::Output) -> serde_json::Value {
+    let report = json(out);
+    assert!(
+        out.status.success(),
+        "{}\n{report:#}\n{}",
+        text(&out.stderr),
+        world.logs()
+    );
+    assert_eq!(report["passed"], true);
+    eprintln!("smoke-test report: {report:#}");
+    let steps: Vec<(&str, &str)> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("ingress", "skipped"),
+            ("counter-runs", "passed"),
+            ("checkpoint", "passed"),
+            ("delete", "passed"),
+            ("restore", "passed"),
+            ("memory-survived", "passed"),
+        ]
+    );
+    assert!(
+        report["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the cluster has no ingress controller"),
+        "{report:#}"
+    );
+    for step in report["steps"].as_array().unwrap() {
+        assert!(step["seconds"].as_f64().unwrap() >= 0.0, "{step}");
+    }
+    let counter = &report["counter"];
+    let checkpointed = counter["checkpointed"].as_u64().unwrap();
+    let restored: Vec<u64> = counter["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let before = counter["before_checkpoint"].as_u64().unwrap();
+    assert!(before >= 9, "counted for a while first: {report:#}");
+    assert!(before <= checkpointed, "{report:#}");
+    assert!(
+        restored[0] > before && restored[0] <= checkpointed + 1,
+        "the restored counter continues from where it was dumped (after {before}, by {checkpointed}): {restored:?}"
+    );
+    assert_eq!(restored[1], restored[0] + 1, "{restored:?}");
+    assert_eq!(counter["node"], "smoke-node");
+    assert_eq!(counter["restored_node"], "smoke-node");
+    report
+}
+
+/// Without --to the checkpoint goes to the cluster's local directory; restore reads it back and
+/// streams it over SSH into the node's containerd (real ctr), and the pod is created with
+/// imagePullPolicy Never on that node. With --to s3://… (moto) the same, from S3.
+#[tokio::test(flavor = "multi_thread")]
+async fn smoke_test_restores_from_a_local_directory_and_from_s3_through_an_import_on_the_node() {
+    let world = World::start("local").await;
+    let out = world.smoke_test_to("local", None, &[]);
+    let report = passed(&world, &out);
+    let counter = &report["counter"];
+    let id = counter["checkpoint"].as_str().unwrap();
+    assert_eq!(
+        counter["restored_image"],
+        format!("localhost/clouder-checkpoint:{id}").as_str(),
+        "{report:#}"
+    );
+    let imported = counter["imported_bytes"].as_u64().unwrap();
+    assert!(
+        imported > 100_000,
+        "the archive went to the node: {imported}"
+    );
+    let restore = &report["steps"][4];
+    assert_eq!(
+        restore["detail"],
+        format!("counter-restored runs on smoke-node (its image imported there, {imported} bytes)")
+            .as_str()
+    );
+    // The image is in the cluster's private directory (an OCI layout) and, imported, in the
+    // node's containerd, where the kubelet found it without pulling.
+    let layout = world.env.home().join("kubeadm/local/checkpoints");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&layout.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(layout.join("oci-layout").exists());
+    let images = std::process::Command::new(cri_rootfs().join("usr/bin/ctr"))
+        .arg(format!(
+            "--address={}",
+            world
+                .node
+                .dir
+                .path()
+                .join("run/containerd/containerd.sock")
+                .display()
+        ))
+        .args(["-n", "k8s.io", "images", "ls", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&images.stdout).contains(&format!("localhost/clouder-checkpoint:{id}")),
+        "{}",
+        text(&images.stdout)
+    );
+
+    // S3 on moto.
+    let bucket = format!("smoke-{}", std::process::id());
+    super::state::bucket(&bucket).await;
+    let to = format!("s3://{bucket}/checkpoints");
+    let s3 = [(
+        "AWS_ENDPOINT_URL_S3",
+        clouder_testenv::moto::serial_endpoint(),
+    )];
+    let out = world.smoke_test_to("local", Some(&to), &s3);
+    let report = passed(&world, &out);
+    assert!(report["counter"]["imported_bytes"].as_u64().unwrap() > 100_000);
 }
 
 /// What `enable-ingress-nginx` leaves in a cluster, reduced to what the ingress check reads: the
@@ -469,6 +578,57 @@ async fn the_kubelet_stand_in_runs_pods_through_cri() {
     );
     let log = pods.logs("once", &Default::default()).await.unwrap();
     assert_eq!(log, "hello\nworld\n");
+
+    // imagePullPolicy: Never runs only what the runtime holds; a missing image is never pulled.
+    let mut never = pod("never", "echo never");
+    let c = &mut never.spec.as_mut().unwrap().containers[0];
+    c.image = Some(format!(
+        "{}/clouder-test/busybox:absent",
+        world.registry.host()
+    ));
+    c.image_pull_policy = Some("Never".into());
+    pods.create(&PostParams::default(), &never).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let waiting = loop {
+        let p = pods.get("never").await.unwrap();
+        let waiting = p
+            .status
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c[0].state.as_ref()?.waiting.clone());
+        if let Some(w) = waiting.filter(|w| w.reason.as_deref() != Some("ContainerCreating")) {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "{}", world.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(waiting.reason.as_deref(), Some("ErrImageNeverPull"));
+    assert_eq!(
+        waiting.message.unwrap(),
+        format!(
+            "Container image \"{}/clouder-test/busybox:absent\" is not present with pull policy of Never",
+            world.registry.host()
+        )
+    );
+    let asked = ["HEAD", "GET"].map(|m| {
+        world
+            .registry
+            .requests(m, "/v2/clouder-test/busybox/manifests/absent")
+    });
+    assert_eq!(asked, [0, 0], "never pulled");
+    pods.delete("never", &DeleteParams::default())
+        .await
+        .unwrap();
+    // Gone from the runtime before the restart below counts what it takes over.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world
+        .sandboxes()
+        .await
+        .iter()
+        .any(|s| s.metadata.as_ref().unwrap().name == "never")
+    {
+        assert!(Instant::now() < deadline, "{}", world.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let long = wait("long", "Running").await;
     let status = &long.status.unwrap().container_statuses.unwrap()[0];

@@ -6,7 +6,7 @@
 //! and a second copy would run; its checkpoint stays in the catalogue.
 
 use super::take::{self, Request};
-use super::{Restored, restore_pod};
+use super::{RestoreTarget, Restored, restore_pod};
 use crate::cli::{Global, NodeAccess};
 use crate::home::Home;
 use anyhow::{Result, bail};
@@ -130,7 +130,8 @@ pub async fn before_drain(
 }
 
 /// Restores each held pod under its own name once the drained one is gone; `wait` bounds both.
-pub async fn after_drain(client: &kube::Client, held: Vec<Held>, wait: Duration) -> Vec<Moved> {
+pub async fn after_drain(to: &RestoreTarget<'_>, held: Vec<Held>, wait: Duration) -> Vec<Moved> {
+    let client = to.client;
     let mut moved = Vec::new();
     for Held { pod, checkpoint } in held {
         let mut outcome = Moved {
@@ -156,7 +157,7 @@ pub async fn after_drain(client: &kube::Client, held: Vec<Held>, wait: Duration)
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            restore_pod(client, &checkpoint, &pod.name_any(), None, left).await
+            restore_pod(to, &checkpoint, &pod.name_any(), None, left).await
         }
         .await;
         match restored {

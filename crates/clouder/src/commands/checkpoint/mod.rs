@@ -4,13 +4,14 @@
 use crate::Usage;
 use crate::cli::{
     Checkpoint, CheckpointCreateArgs, CheckpointIdArgs, CheckpointLsArgs, CheckpointRestoreArgs,
-    Global,
+    Global, SshFlags,
 };
 use crate::home::Home;
 use crate::output;
 use anyhow::{Context as _, Result, anyhow};
 use clouder_checkpoint::backend;
 use clouder_checkpoint::catalogue::{self, Retention};
+use clouder_checkpoint::pod::{self, PodRecord};
 use clouder_checkpoint::policy::CheckpointPolicy;
 use clouder_state::{CheckpointRecord, StateStore};
 use k8s_openapi::api::core::v1::Pod;
@@ -21,6 +22,7 @@ use take::target;
 mod controller;
 pub mod drain;
 mod node;
+pub mod place;
 pub mod take;
 
 pub async fn run(home: &Home, g: &Global, command: Checkpoint) -> Result<()> {
@@ -162,12 +164,25 @@ async fn restore(home: &Home, g: &Global, args: CheckpointRestoreArgs) -> Result
     let client = kube_client(home, &args.cluster).await?;
     let name = args.name.unwrap_or_else(|| format!("{}-restored", r.pod));
     let wait = Duration::from_secs(args.wait);
-    let done = restore_pod(&client, &r, &name, args.node, wait).await?;
+    let to = RestoreTarget {
+        home,
+        g,
+        client: &client,
+        ssh: &args.ssh,
+    };
+    let done = restore_pod(&to, &r, &name, args.node, wait).await?;
     output::emit(g.output, &done, || {
-        format!(
+        let mut text = format!(
             "restored {} as pod {} on {} in {:.1}s\n",
             done.checkpoint, done.pod, done.node, done.seconds
-        )
+        );
+        if !done.dropped_env.is_empty() {
+            text += &format!(
+                "recreated without the literal values of {} (never recorded; the restored process keeps its own)\n",
+                done.dropped_env.join(", ")
+            );
+        }
+        text
     })
 }
 
@@ -176,32 +191,59 @@ pub struct Restored {
     pub pod: String,
     pub node: String,
     pub checkpoint: String,
+    /// `CONTAINER/NAME` of the env vars recreated without their literal values (never kept):
+    /// the restored process has them, other containers start without them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_env: Vec<String>,
+    /// The image the container was created from: the registry's, or the one imported on the node.
+    pub image: String,
+    /// Bytes streamed to the node when the image was imported there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported_bytes: Option<u64>,
     pub seconds: f64,
 }
 
-/// Creates pod `name` whose container image is the checkpoint image (on `node`, or where the
-/// scheduler puts it) and waits until its container runs.
+/// Where and how a checkpoint is restored.
+pub struct RestoreTarget<'a> {
+    pub home: &'a Home,
+    pub g: &'a Global,
+    pub client: &'a kube::Client,
+    /// How nodes are logged in to, to import images from backends they cannot pull from.
+    pub ssh: &'a SshFlags,
+}
+
+/// Creates pod `name` whose container image is the checkpoint image — pulled from its registry,
+/// or imported on the node first (see [`place`]) — on `node` or where it goes, and waits until
+/// its container runs.
 pub async fn restore_pod(
-    client: &kube::Client,
+    to: &RestoreTarget<'_>,
     r: &CheckpointRecord,
     name: &str,
     node: Option<String>,
     wait: Duration,
 ) -> Result<Restored> {
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {
-            "name": name,
-            "namespace": r.namespace,
-            "labels": {"clouder.io/restored-from": r.pod},
-            "annotations": {"clouder.io/checkpoint": r.id},
-        },
-        "spec": {
-            "nodeName": node,
-            "containers": [{"name": r.container, "image": r.reference}],
-        },
-    }))?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &r.namespace);
     let started = Instant::now();
+    let placed = place::place(to.home, to.g, to.client, r, node, to.ssh).await?;
+    let recorded: Option<PodRecord> = r
+        .pod_spec
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .with_context(|| format!("checkpoint {}: the recorded pod does not parse", r.id))?;
+    let pod = pod::restored(
+        recorded.as_ref(),
+        &pod::Restore {
+            name,
+            namespace: &r.namespace,
+            pod: &r.pod,
+            container: &r.container,
+            checkpoint: &r.id,
+            image: &placed.image,
+            pull_policy: placed.pull_policy,
+            node: placed.node.as_deref(),
+        },
+    );
+    let pods: Api<Pod> = Api::namespaced(to.client.clone(), &r.namespace);
     pods.create(&PostParams::default(), &pod)
         .await
         .with_context(|| format!("creating pod {}/{name}", r.namespace))?;
@@ -215,6 +257,9 @@ pub async fn restore_pod(
                         pod: format!("{}/{name}", r.namespace),
                         node: t.node,
                         checkpoint: r.id.clone(),
+                        dropped_env: recorded.map(|p| p.dropped_env).unwrap_or_default(),
+                        image: placed.image,
+                        imported_bytes: placed.imported_bytes,
                         seconds: started.elapsed().as_secs_f64(),
                     });
                 }

@@ -21,6 +21,36 @@ pub struct Reached {
     pub node: String,
     pub cluster: Cluster,
     pub host: Host,
+    purpose: Purpose,
+}
+
+/// Why clouder logs in to the node, for what its errors say cannot be done.
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    /// Fetching the kubelet's checkpoint archive.
+    Fetch,
+    /// Importing a checkpoint image into the node's containerd.
+    Import,
+}
+
+impl Purpose {
+    fn consequence(self) -> &'static str {
+        match self {
+            Purpose::Fetch => {
+                "the kubelet's checkpoint archive cannot be fetched from it; copy the archive from the node and pass --archive"
+            }
+            Purpose::Import => {
+                "the checkpoint image cannot be imported on it; store checkpoints in a registry the nodes pull from (--to HOST[:PORT]/REPO)"
+            }
+        }
+    }
+
+    fn unreachable(self) -> &'static str {
+        match self {
+            Purpose::Fetch => "so no checkpoint was taken",
+            Purpose::Import => "so the checkpoint image cannot be imported on it",
+        }
+    }
 }
 
 /// A host clouder knows: the addresses it has (private and public) and how to log in.
@@ -92,7 +122,13 @@ fn known(store: &dyn StateStore, cluster: &Cluster, flags: &SshFlags) -> Result<
 }
 
 /// How clouder logs in to `node`, or why it cannot.
-pub fn reach(home: &Home, cluster: &str, node: &Node, flags: &SshFlags) -> Result<Reached> {
+pub fn reach(
+    home: &Home,
+    cluster: &str,
+    node: &Node,
+    flags: &SshFlags,
+    purpose: Purpose,
+) -> Result<Reached> {
     let name = node.metadata.name.clone().unwrap_or_default();
     let addresses: Vec<String> = node
         .status
@@ -102,7 +138,8 @@ pub fn reach(home: &Home, cluster: &str, node: &Node, flags: &SshFlags) -> Resul
         .unwrap_or_default();
     let unknown = |why: String| {
         Usage(format!(
-            "node {name} of cluster {cluster}: {why}, so the kubelet's checkpoint archive cannot be fetched from it; copy the archive from the node and pass --archive"
+            "node {name} of cluster {cluster}: {why}, so {}",
+            purpose.consequence()
         ))
     };
     let store = home.store()?;
@@ -122,6 +159,7 @@ pub fn reach(home: &Home, cluster: &str, node: &Node, flags: &SshFlags) -> Resul
         node: name,
         cluster: spec,
         host,
+        purpose,
     })
 }
 
@@ -135,8 +173,9 @@ impl Reached {
         let fleet = connect_fleet(home, g, &self.cluster, Some(flags))?;
         fleet.connect(&self.host).await.map_err(|e| {
             anyhow!(
-                "{} is unreachable over SSH, so no checkpoint was taken: {e}",
-                self.label()
+                "{} is unreachable over SSH, {}: {e}",
+                self.label(),
+                self.purpose.unreachable()
             )
         })
     }

@@ -134,7 +134,7 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
                 .with_context(|| format!("reading node {}", target.node))?;
             // Reached before the kubelet writes anything there.
             let ssh = &req.access.ssh;
-            let reached = node::reach(home, &req.cluster, &node, ssh)?;
+            let reached = node::reach(home, &req.cluster, &node, ssh, node::Purpose::Fetch)?;
             let session = reached.connect(home, g, ssh).await?;
             let on_node = match req.access.kubelet.direct {
                 false => through_api_server(client, req, &target).await,
@@ -150,15 +150,10 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
         }
     };
     let node = target.node.clone();
-    let (image, last_output) = tokio::task::spawn_blocking(move || {
-        let image = CheckpointImage::from_archive(&archive, Some(&node))?;
-        // The container's log is in the archive too; it is only reported, so unreadable is none.
-        let last = clouder_checkpoint::image::last_output(&archive)
-            .ok()
-            .flatten();
-        anyhow::Ok((image, last))
-    })
-    .await??;
+    let image =
+        tokio::task::spawn_blocking(move || CheckpointImage::from_archive(&archive, Some(&node)))
+            .await??;
+    let last_output = image.last_output.clone();
     let m = &image.metadata;
     let archived = (
         m.namespace.as_deref(),
@@ -193,6 +188,7 @@ pub async fn take(home: &Home, g: &Global, client: &kube::Client, req: &Request)
         &image,
         &req.cluster,
         req.labels.clone(),
+        Some(&clouder_checkpoint::pod::record(&pod)),
         req.retention,
     )
     .await?;
