@@ -195,7 +195,17 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
             Some(Source {
                 apt: None,
                 archive: Some(archive),
-            }) => check_archive_source(&format!("{at}.archive"), archive, &mut bad),
+            }) if name == "kubernetes" => {
+                check_archive_source(&format!("{at}.archive"), archive, &mut bad)
+            }
+            Some(Source {
+                apt: None,
+                archive: Some(_),
+            }) => bad(
+                &format!("{at}.archive"),
+                "archives are supported for `kubernetes` only so far; give an `apt` repository"
+                    .into(),
+            ),
             Some(Source { apt, .. }) => bad(
                 &at,
                 format!(

@@ -201,15 +201,15 @@ fn an_archive_source_is_a_url_or_an_absolute_path_with_its_digest() {
     }
 
     let bad = format!(
-        "{MINIMAL}  sources:\n    containerd:\n      archive: {{url: containerd.tar.gz, sha256: abc}}\n    criu: {{}}\n    kubernetes:\n      apt: {{uri: 'file:/srv/k8s/', suite: /}}\n      archive: {{url: /srv/k8s.tar.gz, sha256: {SHA}}}\n"
+        "{MINIMAL}  sources:\n    kubernetes:\n      archive: {{url: kubernetes.tar.gz, sha256: abc}}\n    containerd: {{}}\n    criu:\n      apt: {{uri: 'file:/srv/criu/', suite: /}}\n      archive: {{url: /srv/criu.tar.gz, sha256: {SHA}}}\n"
     );
     let errors = parse("s.yaml", &bad).unwrap_err();
     let shown = errors.to_string();
     for expected in [
-        "s.yaml:10:22: spec.sources.containerd.archive.url: `containerd.tar.gz` is neither an http(s):// URL nor an absolute path on the host",
-        "s.yaml:10:49: spec.sources.containerd.archive.sha256: `abc` is not a SHA-256 digest (64 hexadecimal digits)",
-        "s.yaml:11:5: spec.sources.criu: give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), found neither",
-        "s.yaml:12:5: spec.sources.kubernetes: give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), not both",
+        "s.yaml:10:22: spec.sources.kubernetes.archive.url: `kubernetes.tar.gz` is neither an http(s):// URL nor an absolute path on the host",
+        "s.yaml:10:49: spec.sources.kubernetes.archive.sha256: `abc` is not a SHA-256 digest (64 hexadecimal digits)",
+        "s.yaml:11:5: spec.sources.containerd: give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), found neither",
+        "s.yaml:12:5: spec.sources.criu: give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), not both",
     ] {
         assert!(
             shown.contains(expected),
@@ -217,6 +217,17 @@ fn an_archive_source_is_a_url_or_an_absolute_path_with_its_digest() {
         );
     }
     assert_eq!(errors.0.len(), 4, "{shown}");
+
+    let shown = parse(
+        "s.yaml",
+        &format!("{MINIMAL}  sources:\n    criu: {{archive: {{url: /srv/criu.tar.gz, sha256: {SHA}}}}}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        shown.contains("s.yaml:9:12: spec.sources.criu.archive: archives are supported for `kubernetes` only so far; give an `apt` repository"),
+        "{shown}"
+    );
 }
 
 #[test]
