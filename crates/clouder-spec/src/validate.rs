@@ -210,7 +210,11 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
                 &at,
                 format!(
                     "give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), {}",
-                    if apt.is_some() { "not both" } else { "found neither" }
+                    if apt.is_some() {
+                        "not both"
+                    } else {
+                        "found neither"
+                    }
                 ),
             ),
         }

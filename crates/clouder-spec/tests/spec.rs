@@ -220,7 +220,9 @@ fn an_archive_source_is_a_url_or_an_absolute_path_with_its_digest() {
 
     let shown = parse(
         "s.yaml",
-        &format!("{MINIMAL}  sources:\n    criu: {{archive: {{url: /srv/criu.tar.gz, sha256: {SHA}}}}}\n"),
+        &format!(
+            "{MINIMAL}  sources:\n    criu: {{archive: {{url: /srv/criu.tar.gz, sha256: {SHA}}}}}\n"
+        ),
     )
     .unwrap_err()
     .to_string();

@@ -7,8 +7,8 @@ use clouder_node::phases::{self, Node, NodePlan, Outcome, Phase};
 use clouder_node::ssh::load_key;
 use clouder_node::{Fleet, Host};
 use clouder_spec::{AptSource, ArchiveSource, Source, Sources};
-use clouder_testenv::{Lab, NodeKit};
 use clouder_testenv::lab::debian_mirror;
+use clouder_testenv::{Lab, NodeKit};
 use std::sync::Arc;
 
 /// Two hosts' worth of facts, so that every default source is rendered.
@@ -388,7 +388,10 @@ async fn kubernetes_from_an_archive_is_verified_before_it_is_installed_and_once_
     let unit = lab
         .written_by_host(0, "/etc/systemd/system/kubelet.service")
         .unwrap();
-    assert!(unit.contains("ExecStart=/usr/local/bin/kubelet\n"), "{unit}");
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/kubelet\n"),
+        "{unit}"
+    );
     let drop_in = lab
         .written_by_host(0, "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf")
         .unwrap();
