@@ -195,7 +195,7 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
             Some(Source {
                 apt: None,
                 archive: Some(archive),
-            }) if name == "kubernetes" => {
+            }) if name != "criu" => {
                 check_archive_source(&format!("{at}.archive"), archive, &mut bad)
             }
             Some(Source {
@@ -203,7 +203,7 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
                 archive: Some(_),
             }) => bad(
                 &format!("{at}.archive"),
-                "archives are supported for `kubernetes` only so far; give an `apt` repository"
+                "CRIU takes an `apt` repository only (its binary needs the libraries its package brings)"
                     .into(),
             ),
             Some(Source { apt, .. }) => bad(

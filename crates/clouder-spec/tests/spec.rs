@@ -227,7 +227,7 @@ fn an_archive_source_is_a_url_or_an_absolute_path_with_its_digest() {
     .unwrap_err()
     .to_string();
     assert!(
-        shown.contains("s.yaml:9:12: spec.sources.criu.archive: archives are supported for `kubernetes` only so far; give an `apt` repository"),
+        shown.contains("s.yaml:9:12: spec.sources.criu.archive: CRIU takes an `apt` repository only (its binary needs the libraries its package brings)"),
         "{shown}"
     );
 }

@@ -13,7 +13,8 @@ pub struct ArchiveInstall {
     /// Names the stamps: `/etc/clouder/sources/<component>/<binary>.sha256`.
     pub component: &'static str,
     pub source: ArchiveSource,
-    /// Found by name anywhere in the tarball (top level, `bin/`, `kubernetes/node/bin/`…).
+    /// Executable files found by name anywhere in the tarball (top level, `bin/`,
+    /// `kubernetes/node/bin/`…).
     pub binaries: Vec<&'static str>,
     /// What the packages ship beside their binaries.
     pub files: Vec<Shipped>,
@@ -115,7 +116,7 @@ impl ArchiveInstall {
         for binary in &self.binaries {
             let b = quote(binary);
             lines.push(format!(
-                "f=$(find \"$tmp/x\" -type f -name {b} -print -quit)\n\
+                "f=$(find \"$tmp/x\" -type f -perm -u+x -name {b} -print -quit)\n\
                  if [ -z \"$f\" ]; then echo {} >&2; exit 1; fi\n\
                  install -m 0755 \"$f\" \"$tmp/bin/\"{b}",
                 quote(&format!(

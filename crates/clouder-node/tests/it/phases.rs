@@ -473,3 +473,74 @@ async fn kubernetes_from_an_archive_is_verified_before_it_is_installed_and_once_
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containerd_from_an_archive_runs_under_systemd_and_a_rerun_changes_nothing() {
+    let lab = Lab::start_rooted(1);
+    let fleet = Fleet::new(
+        load_key(&lab.client_key()).unwrap(),
+        Arc::new(MemoryPins::default()),
+    );
+    let address = lab.hosts[0].address.clone();
+    let session = fleet.connect(&Host::new(&address, "root")).await.unwrap();
+    // The local mirror: containerd's release layout (bin/…) with runc beside it, made of the
+    // binaries of Debian's packages (apt's own sources stay untouched).
+    let built = session
+        .script(&format!(
+            "set -e\nmkdir -p /tmp/m/lists /tmp/m/root /tmp/m/tar/bin\ncd /tmp/m\n\
+             echo 'deb {} sid main' > sid.list\n\
+             apt=(-o Dir::Etc::SourceList=/tmp/m/sid.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=/tmp/m/lists)\n\
+             apt-get \"${{apt[@]}}\" update -qq\napt-get \"${{apt[@]}}\" download -qq containerd runc >/dev/null 2>&1\n\
+             for d in ./*.deb; do dpkg-deb -x \"$d\" root; done\n\
+             for b in containerd containerd-shim-runc-v2 ctr runc; do cp \"$(find root -type f -perm -u+x -name \"$b\" -print -quit)\" tar/bin/; done\n\
+             tar -czf /tmp/containerd.tar.gz -C tar bin\nsha256sum /tmp/containerd.tar.gz | cut -d' ' -f1",
+            debian_mirror()
+        ))
+        .await
+        .unwrap();
+    assert!(built.ok(), "{built:?}");
+    let sources = Sources {
+        containerd: Some(Source::archive(ArchiveSource {
+            url: "/tmp/containerd.tar.gz".into(),
+            sha256: built.stdout.lines().last().unwrap_or_default().into(),
+        })),
+        ..Sources::default()
+    };
+    let plan = NodePlan {
+        kubernetes_version: "1.33".into(),
+        sources,
+    };
+    let facts = Facts::gather(&session).await.unwrap();
+    let node = Node {
+        plan: &plan,
+        facts: &facts,
+    };
+    let wanted: Vec<Box<dyn Phase>> = vec![
+        Box::new(phases::Prerequisites),
+        Box::new(phases::ContainerRuntime),
+    ];
+    let first = phases::run(&session, node, &wanted).await;
+    assert!(first.failure.is_none(), "{:?}", first.failure);
+    assert_eq!(first.done[1].outcome, Outcome::Applied);
+    let unit = lab
+        .written_by_host(0, "/etc/systemd/system/containerd.service")
+        .unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/containerd\n"),
+        "{unit}"
+    );
+    as_root(
+        &fleet,
+        &address,
+        "set -e\n[ \"$(command -v containerd)\" = /usr/local/bin/containerd ]\n[ -x /usr/local/bin/runc ]\n\
+         systemctl is-active --quiet containerd\nctr version >/dev/null\n! dpkg -s containerd >/dev/null 2>&1",
+    )
+    .await;
+    let again = phases::run(&session, node, &wanted).await;
+    assert!(again.failure.is_none(), "{:?}", again.failure);
+    assert!(
+        again.done.iter().all(|p| p.outcome == Outcome::Skipped),
+        "{:?}",
+        again.done
+    );
+}
