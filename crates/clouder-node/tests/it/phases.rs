@@ -125,10 +125,7 @@ fn default_sources_are_the_upstream_repositories_pinned_to_the_version() {
 async fn phases_apply_once_and_a_rerun_changes_nothing() {
     let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let lab = Lab::start_rooted(2);
-    let fleet = Fleet::new(
-        load_key(&lab.client_key()).unwrap(),
-        Arc::new(MemoryPins::default()),
-    );
+    let fleet = fleet(&lab);
     let hosts: Vec<Host> = lab
         .hosts
         .iter()
@@ -202,6 +199,14 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
     }
 }
 
+/// A fleet that reaches `lab`'s hosts with its key, pinning host keys in memory.
+fn fleet(lab: &Lab) -> Fleet {
+    Fleet::new(
+        load_key(&lab.client_key()).unwrap(),
+        Arc::new(MemoryPins::default()),
+    )
+}
+
 /// Runs `text` as root on the host, insisting on success.
 async fn as_root(fleet: &Fleet, address: &str, text: &str) {
     let session = fleet.connect(&Host::new(address, "root")).await.unwrap();
@@ -212,10 +217,7 @@ async fn as_root(fleet: &Fleet, address: &str, text: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_user_with_sudo_applies_phases_as_root_and_one_without_is_told_why() {
     let lab = Lab::start_rooted(1);
-    let fleet = Fleet::new(
-        load_key(&lab.client_key()).unwrap(),
-        Arc::new(MemoryPins::default()),
-    );
+    let fleet = fleet(&lab);
     let address = lab.hosts[0].address.clone();
     as_root(
         &fleet,
@@ -349,10 +351,7 @@ async fn kubernetes_from_an_archive_is_verified_before_it_is_installed_and_once_
     let archive = kit.archive();
     let (repo, guest) = kit.share();
     let lab = Lab::start_rooted_with(2, &[(repo.clone(), &guest)]);
-    let fleet = Fleet::new(
-        load_key(&lab.client_key()).unwrap(),
-        Arc::new(MemoryPins::default()),
-    );
+    let fleet = fleet(&lab);
     let (first, second) = (lab.hosts[0].address.clone(), lab.hosts[1].address.clone());
     let path = archive.guest_path.as_str();
     let stamp = "/etc/clouder/sources/kubernetes/kubelet.sha256";
@@ -477,10 +476,7 @@ async fn kubernetes_from_an_archive_is_verified_before_it_is_installed_and_once_
 #[tokio::test(flavor = "multi_thread")]
 async fn containerd_from_an_archive_runs_under_systemd_and_a_rerun_changes_nothing() {
     let lab = Lab::start_rooted(1);
-    let fleet = Fleet::new(
-        load_key(&lab.client_key()).unwrap(),
-        Arc::new(MemoryPins::default()),
-    );
+    let fleet = fleet(&lab);
     let address = lab.hosts[0].address.clone();
     let session = fleet.connect(&Host::new(&address, "root")).await.unwrap();
     // The local mirror: containerd's release layout (bin/…) with runc beside it, made of the
