@@ -9,10 +9,10 @@ use super::apt::FETCH;
 use crate::shell::{file_is, quote, write_file};
 use clouder_spec::ArchiveSource;
 
-pub struct ArchiveInstall {
+/// What a component's tarball holds, and what ships beside it.
+pub struct Layout {
     /// Names the stamps: `/etc/clouder/sources/<component>/<binary>.sha256`.
     pub component: &'static str,
-    pub source: ArchiveSource,
     /// Executable files found by name anywhere in the tarball (top level, `bin/`,
     /// `kubernetes/node/bin/`…).
     pub binaries: Vec<&'static str>,
@@ -20,6 +20,11 @@ pub struct ArchiveInstall {
     pub files: Vec<Shipped>,
     /// Binaries that must report the wanted version.
     pub versions: Vec<VersionCheck>,
+}
+
+pub struct ArchiveInstall {
+    pub layout: Layout,
+    pub source: ArchiveSource,
 }
 
 /// A file a package would have installed with `binary`.
@@ -52,7 +57,7 @@ impl VersionCheck {
     }
 }
 
-impl ArchiveInstall {
+impl Layout {
     /// Only `which` of the binaries, with what ships beside them.
     pub fn retain(&mut self, which: &[&str]) {
         self.binaries.retain(|b| which.contains(b));
@@ -64,6 +69,40 @@ impl ArchiveInstall {
         format!("{STAMPS}/{}/{binary}.sha256", self.component)
     }
 
+    /// Passes when no binary of this layout is installed from an archive.
+    pub fn probe_absent(&self) -> Vec<String> {
+        self.binaries
+            .iter()
+            .map(|b| format!("[ ! -e {} ]", quote(&self.stamp(b))))
+            .collect()
+    }
+
+    /// Removes what an archive installed (only what carries its stamp): once the component comes
+    /// from packages, those binaries and units would shadow the packages' own.
+    pub fn remove(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for binary in &self.binaries {
+            let stamp = quote(&self.stamp(binary));
+            let mut paths = vec![quote(&format!("{BIN_DIR}/{binary}"))];
+            paths.extend(
+                self.files
+                    .iter()
+                    .filter(|f| f.binary == *binary)
+                    .map(|f| quote(f.path)),
+            );
+            lines.push(format!(
+                "if [ -e {stamp} ]; then rm -f {} {stamp}; fi",
+                paths.join(" ")
+            ));
+        }
+        if !self.files.is_empty() {
+            lines.push("systemctl daemon-reload".into());
+        }
+        lines
+    }
+}
+
+impl ArchiveInstall {
     fn digest(&self) -> String {
         self.source.sha256.to_ascii_lowercase()
     }
@@ -73,14 +112,14 @@ impl ArchiveInstall {
     pub fn probe(&self) -> Vec<String> {
         let digest = format!("{}\n", self.digest());
         let mut lines = Vec::new();
-        for binary in &self.binaries {
-            lines.push(file_is(&self.stamp(binary), &digest));
+        for binary in &self.layout.binaries {
+            lines.push(file_is(&self.layout.stamp(binary), &digest));
             lines.push(format!("[ -x {} ]", quote(&format!("{BIN_DIR}/{binary}"))));
         }
-        for v in &self.versions {
+        for v in &self.layout.versions {
             lines.push(v.test(&quote(&format!("{BIN_DIR}/{}", v.binary))));
         }
-        for f in &self.files {
+        for f in &self.layout.files {
             lines.push(file_is(f.path, &f.content));
         }
         lines
@@ -89,7 +128,7 @@ impl ArchiveInstall {
     /// Fetches, verifies, unpacks, checks versions, and only then installs: a wrong digest or
     /// version leaves the host as it was.
     pub fn apply(&self) -> Vec<String> {
-        let (component, url) = (self.component, &self.source.url);
+        let (component, url) = (self.layout.component, &self.source.url);
         let from = if url.starts_with('/') {
             format!("file:{url}")
         } else {
@@ -113,7 +152,7 @@ impl ArchiveInstall {
             "mkdir \"$tmp/x\" \"$tmp/bin\"".into(),
             "tar -xf \"$tmp/archive\" -C \"$tmp/x\" --no-same-owner".into(),
         ];
-        for binary in &self.binaries {
+        for binary in &self.layout.binaries {
             let b = quote(binary);
             lines.push(format!(
                 "f=$(find \"$tmp/x\" -type f -perm -u+x -name {b} -print -quit)\n\
@@ -124,7 +163,7 @@ impl ArchiveInstall {
                 )),
             ));
         }
-        for v in &self.versions {
+        for v in &self.layout.versions {
             let path = format!("\"$tmp/bin/\"{}", quote(v.binary));
             lines.push(format!(
                 "if ! {test}; then echo {what}\"$({path} {args} 2>&1 | head -n1)\"{wants} >&2; exit 1; fi",
@@ -142,7 +181,7 @@ impl ArchiveInstall {
             ));
         }
         lines.push(format!("mkdir -p {BIN_DIR}"));
-        for binary in &self.binaries {
+        for binary in &self.layout.binaries {
             // A new file moved over the old one: a running kubelet keeps its own inode.
             let to = format!("{BIN_DIR}/{binary}");
             let new = quote(&format!("{to}.clouder-new"));
@@ -152,16 +191,16 @@ impl ArchiveInstall {
                 quote(&to)
             ));
         }
-        for f in &self.files {
+        for f in &self.layout.files {
             lines.push(write_file(f.path, "0644", &f.content));
         }
-        if !self.files.is_empty() {
+        if !self.layout.files.is_empty() {
             lines.push("systemctl daemon-reload".into());
         }
         // The stamps last: a run that stopped before them installs again.
         let digest = format!("{}\n", self.digest());
-        for binary in &self.binaries {
-            lines.push(write_file(&self.stamp(binary), "0644", &digest));
+        for binary in &self.layout.binaries {
+            lines.push(write_file(&self.layout.stamp(binary), "0644", &digest));
         }
         lines
     }

@@ -2,11 +2,11 @@
 //! version, held — or from a release tarball; the kubelet enabled so that kubeadm can start it.
 
 use super::apt::AptInstall;
-use super::archive::{ArchiveInstall, BIN_DIR, Shipped, VersionCheck};
+use super::archive::{ArchiveInstall, BIN_DIR, Layout, Shipped, VersionCheck};
 use super::source::Install;
 use super::{Node, Phase};
 use crate::shell::script;
-use clouder_spec::{AptSource, ArchiveSource, Source};
+use clouder_spec::{AptSource, Source};
 
 pub struct KubernetesPackages;
 
@@ -42,22 +42,28 @@ fn install(node: Node) -> Install {
         Some(Source {
             archive: Some(archive),
             ..
-        }) => Install::Archive(from_archive(node, archive)),
-        configured => Install::Apt(AptInstall::resolve(
-            "kubernetes",
-            node,
-            configured.and_then(|s| s.apt.as_ref()),
-            default_source(node),
-            &PACKAGES,
-            Some(version_pattern(node)),
-        )),
+        }) => Install::Archive(ArchiveInstall {
+            layout: layout(node),
+            source: archive.clone(),
+        }),
+        configured => Install::Apt(
+            AptInstall::resolve(
+                "kubernetes",
+                node,
+                configured.and_then(|s| s.apt.as_ref()),
+                default_source(node),
+                &PACKAGES,
+                Some(version_pattern(node)),
+            ),
+            layout(node),
+        ),
     }
 }
 
 /// The binaries as the release ships them (`kubernetes-node-linux-*.tar.gz` has them under
 /// `kubernetes/node/bin/`), with the units the kubelet package would have installed; kubeadm and
 /// the kubelet must be the cluster's version.
-fn from_archive(node: Node, source: &ArchiveSource) -> ArchiveInstall {
+fn layout(node: Node) -> Layout {
     let v = node.plan.bare_version();
     let exact = v.split('.').count() >= 3;
     let wanted = |prefix: &str| {
@@ -67,9 +73,8 @@ fn from_archive(node: Node, source: &ArchiveSource) -> ArchiveInstall {
             format!("{prefix}v{v}.")
         }
     };
-    ArchiveInstall {
+    Layout {
         component: "kubernetes",
-        source: source.clone(),
         binaries: PACKAGES.to_vec(),
         files: vec![
             Shipped {

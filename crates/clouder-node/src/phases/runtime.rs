@@ -3,12 +3,12 @@
 //! under systemd.
 
 use super::apt::AptInstall;
-use super::archive::{ArchiveInstall, BIN_DIR, Shipped};
+use super::archive::{ArchiveInstall, BIN_DIR, Layout, Shipped};
 use super::source::Install;
 use super::{Node, Phase};
 use crate::kubeadm::CRI_SOCKET;
 use crate::shell::{file_is, script, write_file};
-use clouder_spec::{AptSource, ArchiveSource, Source};
+use clouder_spec::{AptSource, Source};
 
 pub struct ContainerRuntime;
 
@@ -44,24 +44,29 @@ fn install(node: Node) -> Install {
         Some(Source {
             archive: Some(archive),
             ..
-        }) => Install::Archive(from_archive(archive)),
-        configured => Install::Apt(AptInstall::resolve(
-            "containerd",
-            node,
-            configured.and_then(|s| s.apt.as_ref()),
-            default_source(node),
-            &["containerd", "runc"],
-            None,
-        )),
+        }) => Install::Archive(ArchiveInstall {
+            layout: layout(),
+            source: archive.clone(),
+        }),
+        configured => Install::Apt(
+            AptInstall::resolve(
+                "containerd",
+                node,
+                configured.and_then(|s| s.apt.as_ref()),
+                default_source(node),
+                &["containerd", "runc"],
+                None,
+            ),
+            layout(),
+        ),
     }
 }
 
 /// containerd's release tarball (`bin/containerd`, `bin/containerd-shim-runc-v2`, `bin/ctr`) with
 /// runc added (upstream ships it as a binary of its own), and containerd's upstream unit.
-fn from_archive(source: &ArchiveSource) -> ArchiveInstall {
-    ArchiveInstall {
+fn layout() -> Layout {
+    Layout {
         component: "containerd",
-        source: source.clone(),
         binaries: vec!["containerd", "containerd-shim-runc-v2", "ctr", "runc"],
         files: vec![Shipped {
             binary: "containerd",

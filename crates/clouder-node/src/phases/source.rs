@@ -2,10 +2,11 @@
 //! archive.
 
 use super::apt::AptInstall;
-use super::archive::ArchiveInstall;
+use super::archive::{ArchiveInstall, Layout};
 
 pub enum Install {
-    Apt(AptInstall),
+    /// Packages, and the layout an archive would have installed instead (removed if it was).
+    Apt(AptInstall, Layout),
     Archive(ArchiveInstall),
 }
 
@@ -13,21 +14,24 @@ impl Install {
     /// Only `which` of the component's packages (or binaries).
     pub fn retain(&mut self, which: &[&str]) {
         match self {
-            Install::Apt(apt) => apt.packages.retain(|p| which.contains(&p.as_str())),
-            Install::Archive(archive) => archive.retain(which),
+            Install::Apt(apt, layout) => {
+                apt.packages.retain(|p| which.contains(&p.as_str()));
+                layout.retain(which);
+            }
+            Install::Archive(archive) => archive.layout.retain(which),
         }
     }
 
     pub fn probe(&self) -> Vec<String> {
         match self {
-            Install::Apt(apt) => apt.probe(),
+            Install::Apt(apt, layout) => [layout.probe_absent(), apt.probe()].concat(),
             Install::Archive(archive) => archive.probe(),
         }
     }
 
     pub fn apply(&self) -> Vec<String> {
         match self {
-            Install::Apt(apt) => apt.apply(),
+            Install::Apt(apt, layout) => [layout.remove(), apt.apply()].concat(),
             Install::Archive(archive) => archive.apply(),
         }
     }

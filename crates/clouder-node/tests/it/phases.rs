@@ -447,6 +447,31 @@ async fn kubernetes_from_an_archive_is_verified_before_it_is_installed_and_once_
         "a minor version takes any patch"
     );
 
+    // Back to packages: what the archive installed goes (it would shadow them), nothing else.
+    let packages = Sources {
+        kubernetes: Some(Source::apt(AptSource {
+            uri: format!("file:{guest}/"),
+            suite: "/".into(),
+            components: Vec::new(),
+            key: Some(format!("file:{guest}/Release.key")),
+            packages: None,
+        })),
+        ..Sources::default()
+    };
+    let switched = kubernetes_phase(&fleet, &first, "1.33.2", packages.clone()).await;
+    assert_eq!(outcome(&switched), Outcome::Applied);
+    as_root(
+        &fleet,
+        &first,
+        "set -e\n[ ! -e /usr/local/bin/kubelet ] && [ ! -e /usr/local/bin/kubectl ]\n\
+         [ ! -e /etc/systemd/system/kubelet.service ] && [ ! -e /etc/clouder/sources/kubernetes/kubeadm.sha256 ]\n\
+         [ \"$(command -v kubelet)\" = /usr/bin/kubelet ]\n[ \"$(kubelet --version)\" = 'Kubernetes v1.33.2' ]\n\
+         [ \"$(systemctl show -P FragmentPath kubelet)\" = /usr/lib/systemd/system/kubelet.service ]",
+    )
+    .await;
+    let again = kubernetes_phase(&fleet, &first, "1.33.2", packages).await;
+    assert_eq!(outcome(&again), Outcome::Skipped);
+
     // Over HTTP from a mirror on this machine; the host has no curl yet, and gets it from the
     // Debian mirror it is given.
     as_root(
