@@ -25,15 +25,13 @@ const VERSION: &str = "1.33.2";
 
 fn sources(kit: &NodeKit) -> Sources {
     let sid = |packages: &[&str]| {
-        Some(Source {
-            apt: AptSource {
-                uri: debian_mirror(),
-                suite: "sid".into(),
-                components: vec!["main".into()],
-                key: None,
-                packages: Some(packages.iter().map(|p| p.to_string()).collect()),
-            },
-        })
+        Some(Source::apt(AptSource {
+            uri: debian_mirror(),
+            suite: "sid".into(),
+            components: vec!["main".into()],
+            key: None,
+            packages: Some(packages.iter().map(|p| p.to_string()).collect()),
+        }))
     };
     let mut sources: Sources = serde_yaml_ng::from_str(&kit.sources()).expect("nodekit sources");
     sources.containerd = sid(&["containerd", "runc"]);

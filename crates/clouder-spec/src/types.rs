@@ -262,12 +262,42 @@ impl Sources {
     }
 }
 
-/// One component's source (one kind for now; archives of binaries would sit beside `apt`).
+/// One component's source: exactly one of `apt` or `archive` (validation says which is missing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
     /// An apt repository; its packages are installed from it and held.
-    pub apt: AptSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apt: Option<AptSource>,
+    /// A tarball of the component's binaries, verified by its digest before it is unpacked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveSource>,
+}
+
+impl Source {
+    pub fn apt(apt: AptSource) -> Self {
+        Source {
+            apt: Some(apt),
+            archive: None,
+        }
+    }
+
+    pub fn archive(archive: ArchiveSource) -> Self {
+        Source {
+            apt: None,
+            archive: Some(archive),
+        }
+    }
+}
+
+/// A release tarball (`.tar`, `.tar.gz`, `.tar.xz`…) of a component's binaries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArchiveSource {
+    /// An `http(s)://` URL the host downloads, or an absolute path on the host.
+    pub url: String,
+    /// The tarball's SHA-256 (hex): checked before anything is unpacked.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

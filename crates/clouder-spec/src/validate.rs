@@ -1,6 +1,6 @@
 //! Semantic checks that serde cannot express; each problem is a (field path, message) pair.
 
-use crate::{API_VERSION, AptSource, Cluster, Provider, Role, Source, Storage};
+use crate::{API_VERSION, AptSource, ArchiveSource, Cluster, Provider, Role, Source, Storage};
 use ipnet::Ipv4Net;
 
 pub type Problems = Vec<(String, String)>;
@@ -185,15 +185,43 @@ pub fn check(cluster: &Cluster) -> Result<(), Problems> {
         ("criu", &spec.sources.criu),
         ("kubernetes", &spec.sources.kubernetes),
     ] {
-        if let Some(Source { apt }) = source {
-            check_apt_source(&format!("spec.sources.{name}.apt"), apt, &mut bad);
+        let at = format!("spec.sources.{name}");
+        match source {
+            None => {}
+            Some(Source {
+                apt: Some(apt),
+                archive: None,
+            }) => check_apt_source(&format!("{at}.apt"), apt, &mut bad),
+            Some(Source {
+                apt: None,
+                archive: Some(archive),
+            }) if name != "criu" => {
+                check_archive_source(&format!("{at}.archive"), archive, &mut bad)
+            }
+            Some(Source {
+                apt: None,
+                archive: Some(_),
+            }) => bad(
+                &format!("{at}.archive"),
+                "CRIU takes an `apt` repository only (its binary needs the libraries its package brings)"
+                    .into(),
+            ),
+            Some(Source { apt, .. }) => bad(
+                &at,
+                format!(
+                    "give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), {}",
+                    if apt.is_some() {
+                        "not both"
+                    } else {
+                        "found neither"
+                    }
+                ),
+            ),
         }
     }
     if let Some(cni) = &spec.sources.cni {
         let m = &cni.manifest;
-        let url = m.starts_with("https://") || m.starts_with("http://");
-        let path = m.starts_with('/') && !m.ends_with('/');
-        if !(url || path) || m.chars().any(char::is_whitespace) {
+        if !url_or_absolute_path(m) {
             bad(
                 "spec.sources.cni.manifest",
                 format!("`{m}` is neither an http(s):// URL nor an absolute file path"),
@@ -475,6 +503,32 @@ fn k8s_version(version: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// An `http(s)://` URL, or an absolute path to a file; no whitespace either way.
+fn url_or_absolute_path(s: &str) -> bool {
+    let url = s.starts_with("https://") || s.starts_with("http://");
+    let path = s.starts_with('/') && !s.ends_with('/');
+    (url || path) && !s.chars().any(char::is_whitespace)
+}
+
+fn check_archive_source(at: &str, archive: &ArchiveSource, bad: &mut impl FnMut(&str, String)) {
+    if !url_or_absolute_path(&archive.url) {
+        bad(
+            &format!("{at}.url"),
+            format!(
+                "`{}` is neither an http(s):// URL nor an absolute path on the host",
+                archive.url
+            ),
+        );
+    }
+    let sha = &archive.sha256;
+    if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        bad(
+            &format!("{at}.sha256"),
+            format!("`{sha}` is not a SHA-256 digest (64 hexadecimal digits)"),
+        );
+    }
 }
 
 fn check_apt_source(at: &str, apt: &AptSource, bad: &mut impl FnMut(&str, String)) {

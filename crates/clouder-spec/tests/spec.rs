@@ -152,7 +152,7 @@ fn package_sources_are_checked_before_any_host_is_touched() {
         "{MINIMAL}  sources:\n    containerd:\n      apt: {{uri: http://deb.debian.org/debian, suite: sid, components: [main], packages: [containerd, runc]}}\n    kubernetes:\n      apt: {{uri: 'https://pkgs.k8s.io/core:/stable:/v1.32/deb/', suite: /, key: 'https://pkgs.k8s.io/core:/stable:/v1.32/deb/Release.key'}}\n"
     );
     let c = parse("s.yaml", &good).unwrap();
-    let apt = c.spec.sources.containerd.unwrap().apt;
+    let apt = c.spec.sources.containerd.unwrap().apt.unwrap();
     assert_eq!(apt.packages.unwrap(), ["containerd", "runc"]);
 
     let bad = format!(
@@ -161,7 +161,7 @@ fn package_sources_are_checked_before_any_host_is_touched() {
     let shown = parse("s.yaml", &bad).unwrap_err().to_string();
     assert!(
         shown.contains(
-            "s.yaml:12:7: spec.sources.kubernetes.tarball: unknown field `tarball`, expected `apt`"
+            "s.yaml:12:7: spec.sources.kubernetes.tarball: unknown field `tarball`, expected `apt` or `archive`"
         ),
         "{shown}"
     );
@@ -179,6 +179,57 @@ fn package_sources_are_checked_before_any_host_is_touched() {
         );
     }
     assert_eq!(errors.0.len(), 3, "{shown}");
+}
+
+const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+#[test]
+fn an_archive_source_is_a_url_or_an_absolute_path_with_its_digest() {
+    for url in [
+        "https://mirror.example/k8s/kubernetes-node-linux-amd64.tar.gz",
+        "/srv/mirror/k8s/kubernetes.tar.gz",
+    ] {
+        let c = parse(
+            "s.yaml",
+            &format!("{MINIMAL}  sources:\n    kubernetes: {{archive: {{url: '{url}', sha256: {SHA}}}}}\n"),
+        )
+        .unwrap();
+        let source = c.spec.sources.kubernetes.unwrap();
+        assert_eq!(source.apt, None);
+        let archive = source.archive.unwrap();
+        assert_eq!((archive.url.as_str(), archive.sha256.as_str()), (url, SHA));
+    }
+
+    let bad = format!(
+        "{MINIMAL}  sources:\n    kubernetes:\n      archive: {{url: kubernetes.tar.gz, sha256: abc}}\n    containerd: {{}}\n    criu:\n      apt: {{uri: 'file:/srv/criu/', suite: /}}\n      archive: {{url: /srv/criu.tar.gz, sha256: {SHA}}}\n"
+    );
+    let errors = parse("s.yaml", &bad).unwrap_err();
+    let shown = errors.to_string();
+    for expected in [
+        "s.yaml:10:22: spec.sources.kubernetes.archive.url: `kubernetes.tar.gz` is neither an http(s):// URL nor an absolute path on the host",
+        "s.yaml:10:49: spec.sources.kubernetes.archive.sha256: `abc` is not a SHA-256 digest (64 hexadecimal digits)",
+        "s.yaml:11:5: spec.sources.containerd: give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), found neither",
+        "s.yaml:12:5: spec.sources.criu: give exactly one of `apt` (a package repository) or `archive` (a tarball of binaries), not both",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing `{expected}` in:\n{shown}"
+        );
+    }
+    assert_eq!(errors.0.len(), 4, "{shown}");
+
+    let shown = parse(
+        "s.yaml",
+        &format!(
+            "{MINIMAL}  sources:\n    criu: {{archive: {{url: /srv/criu.tar.gz, sha256: {SHA}}}}}\n"
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        shown.contains("s.yaml:9:12: spec.sources.criu.archive: CRIU takes an `apt` repository only (its binary needs the libraries its package brings)"),
+        "{shown}"
+    );
 }
 
 #[test]

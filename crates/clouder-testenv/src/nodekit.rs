@@ -17,10 +17,27 @@ pub const GUEST_DIR: &str = "/srv/clouder-nodekit";
 /// The CNI manifest's file name in the repository.
 pub const CNI_MANIFEST: &str = "tigera-operator.yaml";
 
+/// The release tarball's file name in the repository (see [`NodeKit::archive`]).
+pub const ARCHIVE: &str = "kubernetes-node-linux.tar.gz";
+
 /// A built repository of one package version.
 pub struct NodeKit {
     dir: PathBuf,
     version: String,
+    archive: OnceLock<Archive>,
+}
+
+/// The tarball beside the repository, for `sources.kubernetes.archive`.
+pub struct Archive {
+    /// Where lab hosts see it.
+    pub guest_path: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+}
+
+/// A stand-in tool: clouder-testkube at `lib`, acting as `tool` of version `upstream`.
+fn wrapper(upstream: &str, lib: &str, tool: &str) -> String {
+    format!("#!/bin/sh\nexport CLOUDER_STANDIN_VERSION={upstream}\nexec {lib} {tool} \"$@\"\n")
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -142,6 +159,7 @@ impl NodeKit {
         let kit = NodeKit {
             dir,
             version: version.into(),
+            archive: OnceLock::new(),
         };
         kit.packages(&repo);
         kit.sign(&repo);
@@ -185,17 +203,59 @@ impl NodeKit {
         )
     }
 
+    /// The version without the package revision: `1.33.2` of `1.33.2-1.1`.
+    fn upstream(&self) -> &str {
+        self.version.split('-').next().unwrap_or(&self.version)
+    }
+
+    /// The same stand-ins as a release tarball ([`ARCHIVE`], laid out as upstream's
+    /// `kubernetes-node-linux-*.tar.gz`: `kubernetes/node/bin/{kubeadm,kubelet,kubectl}`), built on
+    /// first use. Its kubeadm and kubelet run clouder-testkube from the mirror (`bin/`), where
+    /// the package would have installed it.
+    pub fn archive(&self) -> &Archive {
+        self.archive.get_or_init(|| {
+            let repo = self.repo();
+            let bin = repo.join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            let lib = bin.join("clouder-testkube");
+            if std::fs::hard_link(testkube_binary(), &lib).is_err() {
+                std::fs::copy(testkube_binary(), &lib).unwrap();
+            }
+            set_mode(&bin, 0o755);
+            set_mode(&lib, 0o755);
+            let guest_lib = format!("{}/bin/clouder-testkube", self.guest_dir());
+            let root = self.dir.join("archive");
+            let tools = root.join("kubernetes/node/bin");
+            std::fs::create_dir_all(&tools).unwrap();
+            for tool in ["kubeadm", "kubelet"] {
+                let text = wrapper(self.upstream(), &guest_lib, tool);
+                std::fs::write(tools.join(tool), text).unwrap();
+                set_mode(&tools.join(tool), 0o755);
+            }
+            std::fs::copy(real_kubectl(), tools.join("kubectl")).unwrap();
+            set_mode(&tools.join("kubectl"), 0o755);
+            let tarball = repo.join(ARCHIVE);
+            run(Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .args(["--owner=0", "--group=0", "-I", "gzip -1", "-cf"])
+                .arg(&tarball)
+                .arg("kubernetes"));
+            set_mode(&tarball, 0o644);
+            Archive {
+                guest_path: format!("{}/{ARCHIVE}", self.guest_dir()),
+                sha256: hex(&Sha256::digest(std::fs::read(&tarball).unwrap())),
+            }
+        })
+    }
+
     fn packages(&self, repo: &Path) {
         let arch = run(Command::new("dpkg").arg("--print-architecture"))
             .trim()
             .to_string();
-        let upstream = self.version.split('-').next().unwrap_or(&self.version);
+        let upstream = self.upstream();
         let lib = "/usr/lib/clouder-testkube/clouder-testkube";
-        let wrapper = |tool: &str| {
-            format!(
-                "#!/bin/sh\nexport CLOUDER_STANDIN_VERSION={upstream}\nexec {lib} {tool} \"$@\"\n"
-            )
-        };
+        let wrapper = |tool: &str| wrapper(upstream, lib, tool);
         // At least this version: the kubeadm of the next minor comes first in an upgrade, beside
         // the kubelet of this one, and both run the newest binary under their own version.
         let depends = format!("clouder-testkube (>= {})", self.version);

@@ -5,7 +5,7 @@
 
 use super::Node;
 use crate::shell::{file_is, quote, write_file};
-use clouder_spec::{AptSource, Source};
+use clouder_spec::AptSource;
 
 pub struct AptInstall {
     /// Names the files clouder writes: `clouder-<component>`.
@@ -25,12 +25,12 @@ impl AptInstall {
     pub fn resolve(
         component: &'static str,
         node: Node,
-        configured: Option<&Source>,
+        configured: Option<&AptSource>,
         default: AptSource,
         usual: &[&str],
         version: Option<String>,
     ) -> Self {
-        let source = configured.map_or(default, |s| s.apt.clone());
+        let source = configured.cloned().unwrap_or(default);
         AptInstall {
             component,
             packages: source
@@ -142,7 +142,7 @@ impl AptInstall {
 
 /// Copies a `file:` URL (a mirror on a mounted filesystem needs no network); downloads others
 /// with whichever client the host has, installing curl when it has none.
-const FETCH: &str = r#"fetch() {
+pub(super) const FETCH: &str = r#"fetch() {
   case "$1" in
     file:*) cp -- "${1#file:}" "$2"; return ;;
   esac

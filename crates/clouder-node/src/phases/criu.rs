@@ -30,7 +30,7 @@ fn default_source(node: Node) -> AptSource {
 }
 
 fn install(node: Node) -> AptInstall {
-    let configured = node.plan.sources.criu.as_ref();
+    let configured = node.plan.sources.criu.as_ref().and_then(|s| s.apt.as_ref());
     let default = default_source(node);
     AptInstall::resolve("criu", node, configured, default, &["criu"], None)
 }

@@ -3,10 +3,12 @@
 //! So every phase is idempotent by construction, and a re-run changes nothing.
 
 pub mod apt;
+pub mod archive;
 mod criu;
 pub mod kubernetes;
 mod prerequisites;
 mod runtime;
+pub mod source;
 
 pub use criu::Criu;
 pub use kubernetes::KubernetesPackages;

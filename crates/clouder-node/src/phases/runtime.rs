@@ -1,11 +1,14 @@
-//! The container runtime: containerd 2.x (with runc) from its package source, configured for
-//! kubeadm — systemd cgroups, the CRI socket crictl uses — and running under systemd.
+//! The container runtime: containerd 2.x (with runc) from its package source or a release
+//! tarball, configured for kubeadm — systemd cgroups, the CRI socket crictl uses — and running
+//! under systemd.
 
 use super::apt::AptInstall;
+use super::archive::{ArchiveInstall, BIN_DIR, Layout, Shipped};
+use super::source::Install;
 use super::{Node, Phase};
 use crate::kubeadm::CRI_SOCKET;
 use crate::shell::{file_is, script, write_file};
-use clouder_spec::AptSource;
+use clouder_spec::{AptSource, Source};
 
 pub struct ContainerRuntime;
 
@@ -36,18 +39,73 @@ fn default_source(node: Node) -> AptSource {
     }
 }
 
-fn install(node: Node) -> AptInstall {
-    let configured = node.plan.sources.containerd.as_ref();
-    let default = default_source(node);
-    AptInstall::resolve(
-        "containerd",
-        node,
-        configured,
-        default,
-        &["containerd", "runc"],
-        None,
-    )
+fn install(node: Node) -> Install {
+    match node.plan.sources.containerd.as_ref() {
+        Some(Source {
+            archive: Some(archive),
+            ..
+        }) => Install::Archive(ArchiveInstall {
+            layout: layout(),
+            source: archive.clone(),
+        }),
+        configured => Install::Apt(
+            AptInstall::resolve(
+                "containerd",
+                node,
+                configured.and_then(|s| s.apt.as_ref()),
+                default_source(node),
+                &["containerd", "runc"],
+                None,
+            ),
+            layout(),
+        ),
+    }
 }
+
+/// containerd's release tarball (`bin/containerd`, `bin/containerd-shim-runc-v2`, `bin/ctr`) with
+/// runc added (upstream ships it as a binary of its own), and containerd's upstream unit.
+fn layout() -> Layout {
+    Layout {
+        component: "containerd",
+        binaries: vec!["containerd", "containerd-shim-runc-v2", "ctr", "runc"],
+        files: vec![Shipped {
+            binary: "containerd",
+            path: "/etc/systemd/system/containerd.service",
+            content: CONTAINERD_UNIT.replace("/usr/local/bin/", &format!("{BIN_DIR}/")),
+        }],
+        versions: Vec::new(),
+    }
+}
+
+/// `containerd.service` from containerd's repository, as its release documents installing it.
+const CONTAINERD_UNIT: &str = "[Unit]
+Description=containerd container runtime
+Documentation=https://containerd.io
+After=network.target dbus.service
+
+[Service]
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/containerd
+
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+
+# Having non-zero Limit*s causes performance problems due to accounting overhead
+# in the kernel. We recommend using cgroups to do container-local accounting.
+LimitNPROC=infinity
+LimitCORE=infinity
+
+# Comment TasksMax if your systemd version does not supports it.
+# Only systemd 226 and above support this version.
+TasksMax=infinity
+OOMScoreAdjust=-999
+
+[Install]
+WantedBy=multi-user.target
+";
 
 impl Phase for ContainerRuntime {
     fn title(&self) -> &'static str {

@@ -6,9 +6,9 @@ use clouder_node::fleet::MemoryPins;
 use clouder_node::phases::{self, Node, NodePlan, Outcome, Phase};
 use clouder_node::ssh::load_key;
 use clouder_node::{Fleet, Host};
-use clouder_spec::{AptSource, Source, Sources};
-use clouder_testenv::Lab;
+use clouder_spec::{AptSource, ArchiveSource, Source, Sources};
 use clouder_testenv::lab::debian_mirror;
+use clouder_testenv::{Lab, NodeKit};
 use std::sync::Arc;
 
 /// Two hosts' worth of facts, so that every default source is rendered.
@@ -33,15 +33,13 @@ pub(crate) fn hosts() -> [Facts; 2] {
 /// and CRIU 4.x, as an air-gapped site would point clouder at its own mirror.
 fn mirror_sources() -> Sources {
     let sid = |packages: &[&str]| {
-        Some(Source {
-            apt: AptSource {
-                uri: debian_mirror(),
-                suite: "sid".into(),
-                components: vec!["main".into()],
-                key: None,
-                packages: Some(packages.iter().map(|p| p.to_string()).collect()),
-            },
-        })
+        Some(Source::apt(AptSource {
+            uri: debian_mirror(),
+            suite: "sid".into(),
+            components: vec!["main".into()],
+            key: None,
+            packages: Some(packages.iter().map(|p| p.to_string()).collect()),
+        }))
     };
     Sources {
         containerd: sid(&["containerd", "runc"]),
@@ -51,9 +49,27 @@ fn mirror_sources() -> Sources {
     }
 }
 
+/// Kubernetes from a release tarball: a path on the host, or a URL.
+fn archive_sources(url: &str, sha256: &str) -> Sources {
+    Sources {
+        kubernetes: Some(Source::archive(ArchiveSource {
+            url: url.into(),
+            sha256: sha256.into(),
+        })),
+        ..mirror_sources()
+    }
+}
+
+const SOME_SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
 #[test]
 fn every_generated_script_passes_shellcheck() {
-    for sources in [Sources::default(), mirror_sources()] {
+    for sources in [
+        Sources::default(),
+        mirror_sources(),
+        archive_sources("/srv/mirror/kubernetes-node-linux-amd64.tar.gz", SOME_SHA),
+        archive_sources("https://mirror.example/k8s/it's.tar.gz", SOME_SHA),
+    ] {
         for version in ["1.32", "v1.33.2"] {
             let plan = NodePlan {
                 kubernetes_version: version.into(),
@@ -109,10 +125,7 @@ fn default_sources_are_the_upstream_repositories_pinned_to_the_version() {
 async fn phases_apply_once_and_a_rerun_changes_nothing() {
     let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let lab = Lab::start_rooted(2);
-    let fleet = Fleet::new(
-        load_key(&lab.client_key()).unwrap(),
-        Arc::new(MemoryPins::default()),
-    );
+    let fleet = fleet(&lab);
     let hosts: Vec<Host> = lab
         .hosts
         .iter()
@@ -186,6 +199,14 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
     }
 }
 
+/// A fleet that reaches `lab`'s hosts with its key, pinning host keys in memory.
+fn fleet(lab: &Lab) -> Fleet {
+    Fleet::new(
+        load_key(&lab.client_key()).unwrap(),
+        Arc::new(MemoryPins::default()),
+    )
+}
+
 /// Runs `text` as root on the host, insisting on success.
 async fn as_root(fleet: &Fleet, address: &str, text: &str) {
     let session = fleet.connect(&Host::new(address, "root")).await.unwrap();
@@ -196,10 +217,7 @@ async fn as_root(fleet: &Fleet, address: &str, text: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_user_with_sudo_applies_phases_as_root_and_one_without_is_told_why() {
     let lab = Lab::start_rooted(1);
-    let fleet = Fleet::new(
-        load_key(&lab.client_key()).unwrap(),
-        Arc::new(MemoryPins::default()),
-    );
+    let fleet = fleet(&lab);
     let address = lab.hosts[0].address.clone();
     as_root(
         &fleet,
@@ -249,5 +267,301 @@ async fn a_login_user_with_sudo_applies_phases_as_root_and_one_without_is_told_w
     assert!(
         error.contains("nosudo@") && error.contains("sudo: a password is required"),
         "{error}"
+    );
+}
+
+/// Runs the Kubernetes phase on one host with `sources`, for Kubernetes `version`.
+async fn kubernetes_phase(
+    fleet: &Fleet,
+    address: &str,
+    version: &str,
+    sources: Sources,
+) -> phases::Progress {
+    let session = fleet.connect(&Host::new(address, "root")).await.unwrap();
+    let facts = Facts::gather(&session).await.unwrap();
+    let plan = NodePlan {
+        kubernetes_version: version.into(),
+        sources,
+    };
+    let phase: Vec<Box<dyn Phase>> = vec![Box::new(phases::KubernetesPackages)];
+    let node = Node {
+        plan: &plan,
+        facts: &facts,
+    };
+    phases::run(&session, node, &phase).await
+}
+
+fn outcome(progress: &phases::Progress) -> Outcome {
+    assert!(progress.failure.is_none(), "{:?}", progress.failure);
+    progress.done[0].outcome.clone()
+}
+
+fn failure(progress: &phases::Progress) -> String {
+    progress
+        .failure
+        .as_ref()
+        .expect("the phase fails")
+        .to_string()
+}
+
+/// Serves `dir` over HTTP on `address` (python's http.server) while it lives.
+struct HttpMirror {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpMirror {
+    fn start(dir: &std::path::Path, address: &str) -> HttpMirror {
+        let port = std::net::TcpListener::bind((address, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", address, &port.to_string()])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect((address, port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpMirror {
+            child,
+            url: format!("http://{address}:{port}"),
+        }
+    }
+}
+
+impl Drop for HttpMirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubernetes_from_an_archive_is_verified_before_it_is_installed_and_once_only() {
+    let kit = NodeKit::shared("1.33.2-1.1");
+    let archive = kit.archive();
+    let (repo, guest) = kit.share();
+    let lab = Lab::start_rooted_with(2, &[(repo.clone(), &guest)]);
+    let fleet = fleet(&lab);
+    let (first, second) = (lab.hosts[0].address.clone(), lab.hosts[1].address.clone());
+    let path = archive.guest_path.as_str();
+    let stamp = "/etc/clouder/sources/kubernetes/kubelet.sha256";
+
+    // A wrong digest: refused before anything is unpacked, naming the archive and both digests.
+    let wrong = "0".repeat(64);
+    let refused = kubernetes_phase(&fleet, &first, "1.33.2", archive_sources(path, &wrong)).await;
+    let error = failure(&refused);
+    assert!(
+        error.contains(&format!(
+            "the kubernetes archive {path} has sha256 {}, the spec wants {wrong}: nothing was installed",
+            archive.sha256
+        )),
+        "{error}"
+    );
+    for file in [
+        "/usr/local/bin/kubelet",
+        "/usr/local/bin/kubeadm",
+        stamp,
+        "/etc/systemd/system/kubelet.service",
+    ] {
+        assert_eq!(lab.written_by_host(0, file), None, "{file} was installed");
+    }
+
+    // The right one, from the path on the host: installed, units as the packages ship them.
+    let sources = archive_sources(path, &archive.sha256);
+    let applied = kubernetes_phase(&fleet, &first, "1.33.2", sources.clone()).await;
+    assert_eq!(outcome(&applied), Outcome::Applied);
+    assert_eq!(
+        lab.written_by_host(0, stamp).unwrap(),
+        format!("{}\n", archive.sha256)
+    );
+    let unit = lab
+        .written_by_host(0, "/etc/systemd/system/kubelet.service")
+        .unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/kubelet\n"),
+        "{unit}"
+    );
+    let drop_in = lab
+        .written_by_host(0, "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf")
+        .unwrap();
+    assert!(
+        drop_in.contains("ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS"),
+        "{drop_in}"
+    );
+    as_root(
+        &fleet,
+        &first,
+        "set -e\n[ \"$(kubelet --version)\" = 'Kubernetes v1.33.2' ]\n[ \"$(kubeadm version -o short)\" = v1.33.2 ]\n\
+         [ \"$(command -v kubectl)\" = /usr/local/bin/kubectl ]\nkubectl version --client >/dev/null\n\
+         systemctl is-enabled --quiet kubelet\n[ ! -e /var/lib/dpkg/info/kubelet.list ]",
+    )
+    .await;
+    // The same archive again: nothing to do.
+    let again = kubernetes_phase(&fleet, &first, "1.33.2", sources.clone()).await;
+    assert_eq!(outcome(&again), Outcome::Skipped);
+    // The same archive for another version: a clear error, and what is installed stays.
+    let other = kubernetes_phase(&fleet, &first, "1.34.0", sources).await;
+    let error = failure(&other);
+    assert!(
+        error.contains(&format!("the kubernetes archive {path} has a kubeadm that reports v1.33.2, the spec wants v1.34.0: nothing was installed")),
+        "{error}"
+    );
+    assert_eq!(
+        lab.written_by_host(0, stamp).unwrap(),
+        format!("{}\n", archive.sha256)
+    );
+
+    // A new archive (another digest): installed again.
+    let session = fleet.connect(&Host::new(&first, "root")).await.unwrap();
+    let repacked = session
+        .script(&format!(
+            "set -e\nmkdir -p /tmp/k/x\ntar -xf {path} -C /tmp/k/x\necho 'a rebuilt archive' > /tmp/k/x/NOTES\n\
+             tar -czf /tmp/k/new.tar.gz -C /tmp/k/x .\nsha256sum /tmp/k/new.tar.gz | cut -d' ' -f1"
+        ))
+        .await
+        .unwrap();
+    assert!(repacked.ok(), "{repacked:?}");
+    let new_sha = repacked.stdout.trim().to_string();
+    assert_ne!(new_sha, archive.sha256);
+    let new = archive_sources("/tmp/k/new.tar.gz", &new_sha);
+    let reinstalled = kubernetes_phase(&fleet, &first, "1.33.2", new.clone()).await;
+    assert_eq!(outcome(&reinstalled), Outcome::Applied);
+    assert_eq!(
+        lab.written_by_host(0, stamp).unwrap(),
+        format!("{new_sha}\n")
+    );
+    let again = kubernetes_phase(&fleet, &first, "1.33", new).await;
+    assert_eq!(
+        outcome(&again),
+        Outcome::Skipped,
+        "a minor version takes any patch"
+    );
+
+    // Back to packages: what the archive installed goes (it would shadow them), nothing else.
+    let packages = Sources {
+        kubernetes: Some(Source::apt(AptSource {
+            uri: format!("file:{guest}/"),
+            suite: "/".into(),
+            components: Vec::new(),
+            key: Some(format!("file:{guest}/Release.key")),
+            packages: None,
+        })),
+        ..Sources::default()
+    };
+    let switched = kubernetes_phase(&fleet, &first, "1.33.2", packages.clone()).await;
+    assert_eq!(outcome(&switched), Outcome::Applied);
+    as_root(
+        &fleet,
+        &first,
+        "set -e\n[ ! -e /usr/local/bin/kubelet ] && [ ! -e /usr/local/bin/kubectl ]\n\
+         [ ! -e /etc/systemd/system/kubelet.service ] && [ ! -e /etc/clouder/sources/kubernetes/kubeadm.sha256 ]\n\
+         [ \"$(command -v kubelet)\" = /usr/bin/kubelet ]\n[ \"$(kubelet --version)\" = 'Kubernetes v1.33.2' ]\n\
+         [ \"$(systemctl show -P FragmentPath kubelet)\" = /usr/lib/systemd/system/kubelet.service ]",
+    )
+    .await;
+    let again = kubernetes_phase(&fleet, &first, "1.33.2", packages).await;
+    assert_eq!(outcome(&again), Outcome::Skipped);
+
+    // Over HTTP from a mirror on this machine; the host has no curl yet, and gets it from the
+    // Debian mirror it is given.
+    as_root(
+        &fleet,
+        &second,
+        &format!(
+            "echo 'deb {} trixie main' > /etc/apt/sources.list\n! command -v curl",
+            debian_mirror()
+        ),
+    )
+    .await;
+    let mirror = HttpMirror::start(&repo, &lab.gateway());
+    let url = format!("{}/{}", mirror.url, clouder_testenv::nodekit::ARCHIVE);
+    let sources = archive_sources(&url, &archive.sha256);
+    let applied = kubernetes_phase(&fleet, &second, "1.33.2", sources.clone()).await;
+    assert_eq!(outcome(&applied), Outcome::Applied);
+    let again = kubernetes_phase(&fleet, &second, "1.33.2", sources).await;
+    assert_eq!(outcome(&again), Outcome::Skipped);
+    as_root(
+        &fleet,
+        &second,
+        "[ \"$(/usr/local/bin/kubelet --version)\" = 'Kubernetes v1.33.2' ]",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containerd_from_an_archive_runs_under_systemd_and_a_rerun_changes_nothing() {
+    let lab = Lab::start_rooted(1);
+    let fleet = fleet(&lab);
+    let address = lab.hosts[0].address.clone();
+    let session = fleet.connect(&Host::new(&address, "root")).await.unwrap();
+    // The local mirror: containerd's release layout (bin/…) with runc beside it, made of the
+    // binaries of Debian's packages (apt's own sources stay untouched).
+    let built = session
+        .script(&format!(
+            "set -e\nmkdir -p /tmp/m/lists /tmp/m/root /tmp/m/tar/bin\ncd /tmp/m\n\
+             echo 'deb {} sid main' > sid.list\n\
+             apt=(-o Dir::Etc::SourceList=/tmp/m/sid.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=/tmp/m/lists)\n\
+             apt-get \"${{apt[@]}}\" update -qq\napt-get \"${{apt[@]}}\" download -qq containerd runc >/dev/null 2>&1\n\
+             for d in ./*.deb; do dpkg-deb -x \"$d\" root; done\n\
+             for b in containerd containerd-shim-runc-v2 ctr runc; do cp \"$(find root -type f -perm -u+x -name \"$b\" -print -quit)\" tar/bin/; done\n\
+             tar -czf /tmp/containerd.tar.gz -C tar bin\nsha256sum /tmp/containerd.tar.gz | cut -d' ' -f1",
+            debian_mirror()
+        ))
+        .await
+        .unwrap();
+    assert!(built.ok(), "{built:?}");
+    let sources = Sources {
+        containerd: Some(Source::archive(ArchiveSource {
+            url: "/tmp/containerd.tar.gz".into(),
+            sha256: built.stdout.lines().last().unwrap_or_default().into(),
+        })),
+        ..Sources::default()
+    };
+    let plan = NodePlan {
+        kubernetes_version: "1.33".into(),
+        sources,
+    };
+    let facts = Facts::gather(&session).await.unwrap();
+    let node = Node {
+        plan: &plan,
+        facts: &facts,
+    };
+    let wanted: Vec<Box<dyn Phase>> = vec![
+        Box::new(phases::Prerequisites),
+        Box::new(phases::ContainerRuntime),
+    ];
+    let first = phases::run(&session, node, &wanted).await;
+    assert!(first.failure.is_none(), "{:?}", first.failure);
+    assert_eq!(first.done[1].outcome, Outcome::Applied);
+    let unit = lab
+        .written_by_host(0, "/etc/systemd/system/containerd.service")
+        .unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/containerd\n"),
+        "{unit}"
+    );
+    as_root(
+        &fleet,
+        &address,
+        "set -e\n[ \"$(command -v containerd)\" = /usr/local/bin/containerd ]\n[ -x /usr/local/bin/runc ]\n\
+         systemctl is-active --quiet containerd\nctr version >/dev/null\n! dpkg -s containerd >/dev/null 2>&1",
+    )
+    .await;
+    let again = phases::run(&session, node, &wanted).await;
+    assert!(again.failure.is_none(), "{:?}", again.failure);
+    assert!(
+        again.done.iter().all(|p| p.outcome == Outcome::Skipped),
+        "{:?}",
+        again.done
     );
 }

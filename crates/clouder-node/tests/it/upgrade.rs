@@ -5,7 +5,7 @@ use crate::phases::{hosts, shellcheck};
 use clouder_node::Facts;
 use clouder_node::phases::{Node, NodePlan};
 use clouder_node::upgrade::{self, Part};
-use clouder_spec::Sources;
+use clouder_spec::{ArchiveSource, Source, Sources};
 
 /// An Ubuntu host upgrading to 1.33.2 from the default sources.
 fn plan() -> (NodePlan, Facts) {
@@ -66,6 +66,49 @@ fn kubeadm_moves_alone_before_the_kubelet() {
     assert!(
         kubelet.contains("'kubelet=1.33.2-*' 'kubectl=1.33.2-*'")
             && kubelet.ends_with("systemctl restart kubelet\n"),
+        "{kubelet}"
+    );
+}
+
+#[test]
+fn from_an_archive_kubeadm_moves_alone_before_the_kubelet() {
+    let plan = NodePlan {
+        kubernetes_version: "1.33.2".into(),
+        sources: Sources {
+            kubernetes: Some(Source::archive(ArchiveSource {
+                url: "/srv/mirror/kubernetes-node-linux-amd64.tar.gz".into(),
+                sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            })),
+            ..Sources::default()
+        },
+    };
+    let [ubuntu, _] = hosts();
+    let node = Node {
+        plan: &plan,
+        facts: &ubuntu,
+    };
+    let steps = upgrade::all(Part::Worker);
+    let (first, last) = (&steps[0], &steps[steps.len() - 1]);
+    for step in [first, last] {
+        shellcheck(&format!("{} probe", step.title()), &step.probe(node));
+        shellcheck(&format!("{} apply", step.title()), &step.apply(node));
+    }
+    let kubeadm = first.apply(node);
+    assert!(
+        kubeadm.contains("/etc/clouder/sources/kubernetes/kubeadm.sha256")
+            && kubeadm.contains("\"$tmp/bin/\"kubeadm /usr/local/bin/kubeadm.clouder-new"),
+        "{kubeadm}"
+    );
+    assert!(!kubeadm.contains("kubelet"), "{kubeadm}");
+    assert!(!kubeadm.contains("apt-mark"), "no packages: {kubeadm}");
+    let kubelet = last.apply(node);
+    assert!(
+        kubelet.contains("/etc/clouder/sources/kubernetes/kubelet.sha256")
+            && kubelet.contains("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"),
+        "{kubelet}"
+    );
+    assert!(
+        !kubelet.contains("/usr/local/bin/kubeadm.clouder-new"),
         "{kubelet}"
     );
 }
