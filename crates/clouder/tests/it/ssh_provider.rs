@@ -614,3 +614,60 @@ fn three_control_planes_and_a_worker_form_one_cluster() {
         "no init or join the second time"
     );
 }
+
+#[test]
+fn a_cluster_forms_from_a_kubernetes_archive_and_a_rerun_changes_nothing() {
+    let kit = NodeKit::shared(K8S_PACKAGE);
+    let archive = kit.archive();
+    let (repo, guest) = kit.share();
+    let lab = Lab::start_rooted_with(2, &[(repo, &guest)]);
+    let env = Env::new();
+    let apt = kit.sources().lines().next().unwrap().to_string();
+    let body = kit_spec_text(&lab, 2, kit, "tarred").replace(
+        &apt,
+        &format!(
+            "kubernetes: {{archive: {{url: '{}', sha256: {}}}}}",
+            archive.guest_path, archive.sha256
+        ),
+    );
+    assert!(body.contains("archive:"), "{body}");
+    let file = write(env.dir.path(), "tarred.yaml", &body);
+    let f = file.to_str().unwrap();
+
+    let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        rows(&first).iter().all(|row| row["ok"] == true),
+        "{}",
+        text(&first.stdout)
+    );
+    for host in 0..2 {
+        assert_eq!(
+            lab.written_by_host(host, "/etc/clouder/sources/kubernetes/kubelet.sha256")
+                .map(|s| s.trim().to_string()),
+            Some(archive.sha256.clone()),
+            "host {host}'s kubelet comes from the archive"
+        );
+        assert!(
+            lab.written_by_host(host, "/etc/systemd/system/kubelet.service")
+                .is_some_and(|unit| unit.contains("/usr/local/bin/kubelet")),
+            "host {host}'s kubelet unit"
+        );
+    }
+    assert_eq!(inits_and_joins(&lab), [(1, 0), (0, 1)]);
+    let nodes = cluster_nodes(&env.home().join("kubeadm/tarred/kubeconfig"));
+    for host in &lab.hosts {
+        ready_node_at(&nodes, &host.address);
+    }
+
+    let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    for row in rows(&again) {
+        assert_eq!(row["applied"], serde_json::json!([]), "{row}");
+    }
+    assert_eq!(
+        inits_and_joins(&lab),
+        [(1, 0), (0, 1)],
+        "no second init or join"
+    );
+}
