@@ -4,6 +4,7 @@
 
 use crate::cloud::Scope;
 use clouder_engine::terraform::{Terraform, per_index, pool_indexes};
+pub use clouder_engine::terraform::{local, pool_local, reference, var};
 use clouder_engine::{Error, Graph};
 use clouder_spec::Cluster;
 use serde_json::{Value, json};
@@ -28,29 +29,9 @@ pub mod names {
     pub const IMAGE: &str = "data.aws_ami.image";
 }
 
-/// The local name (the part after the type) of `type.name`.
-pub fn local(address: &str) -> &str {
-    address.rsplit_once('.').map_or(address, |(_, n)| n)
-}
-
-/// `${ADDRESS.ATTR}`: a reference to another block's attribute.
-pub fn reference(address: &str, attr: &str) -> String {
-    format!("${{{address}.{attr}}}")
-}
-
-/// `${var.NAME}`.
-pub fn var(name: &str) -> String {
-    format!("${{var.{name}}}")
-}
-
 /// The variable of one pool's setting: `workers_count`, `control_plane_size`.
 pub fn pool_var(pool: &str, setting: &str) -> String {
     format!("{}_{setting}", pool_local(pool))
-}
-
-/// A pool's Terraform local name: `control-plane` → `control_plane`.
-pub fn pool_local(pool: &str) -> String {
-    pool.replace('-', "_")
 }
 
 /// The cluster's tags as a Terraform map.

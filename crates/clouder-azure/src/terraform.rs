@@ -11,7 +11,10 @@ use crate::cloud::{
 };
 use crate::resources::machine::POOL_TAG;
 use crate::resources::{ArmResource, CONTROL_PLANE_POOL, ids, load_balancer, name_prefix};
-use clouder_engine::terraform::{Terraform, for_each_index, per_index, pool_indexes};
+pub use clouder_engine::terraform::pool_local;
+use clouder_engine::terraform::{
+    Terraform, for_each_index, local, per_index, pool_indexes, reference,
+};
 use clouder_engine::{Error, Graph};
 use clouder_spec::Cluster;
 use serde_json::{Value, json};
@@ -32,22 +35,8 @@ pub mod names {
     pub const PROBE: &str = "azurerm_lb_probe.api";
 }
 
-/// `${ADDRESS.ATTR}`.
-fn reference(address: &str, attr: &str) -> String {
-    format!("${{{address}.{attr}}}")
-}
-
-fn local_name(address: &str) -> &str {
-    address.rsplit_once('.').map_or(address, |(_, n)| n)
-}
-
 fn kind_of(address: &str) -> &str {
     address.split_once('.').map_or(address, |(k, _)| k)
-}
-
-/// A pool's Terraform local name: `control-plane` → `control_plane`.
-pub fn pool_local(pool: &str) -> String {
-    pool.replace('-', "_")
 }
 
 /// The resource group's name and id, whether the module creates it or reads it.
@@ -114,7 +103,7 @@ pub fn render(r: &ArmResource) -> Result<Terraform, Error> {
     match r.ty {
         t if *t == VIRTUAL_NETWORK => tf.resource(
             kind_of(names::VIRTUAL_NETWORK),
-            local_name(names::VIRTUAL_NETWORK),
+            local(names::VIRTUAL_NETWORK),
             placed(json!({
                 "name": s.name("vnet"),
                 "address_space": p["addressSpace"]["addressPrefixes"],
@@ -124,7 +113,7 @@ pub fn render(r: &ArmResource) -> Result<Terraform, Error> {
         t if *t == SUBNET => tf
             .resource(
                 kind_of(names::SUBNET),
-                local_name(names::SUBNET),
+                local(names::SUBNET),
                 json!({
                     "name": s.name("subnet"),
                     "resource_group_name": GROUP_NAME,
@@ -143,7 +132,7 @@ pub fn render(r: &ArmResource) -> Result<Terraform, Error> {
         t if *t == SECURITY_GROUP => {
             let mut tf = tf.resource(
                 kind_of(names::SECURITY_GROUP),
-                local_name(names::SECURITY_GROUP),
+                local(names::SECURITY_GROUP),
                 placed(json!({ "name": s.name("nsg"), "tags": tags(s, &r.id) })),
             )?;
             // One block per rule, so rules others add to the NSG stay theirs.
@@ -177,7 +166,7 @@ pub fn render(r: &ArmResource) -> Result<Terraform, Error> {
         }
         t if *t == IDENTITY => tf.resource(
             kind_of(names::IDENTITY),
-            local_name(names::IDENTITY),
+            local(names::IDENTITY),
             placed(json!({ "name": s.name("identity"), "tags": tags(s, &r.id) })),
         ),
         t if *t == ROLE_ASSIGNMENT => tf.resource(
@@ -192,7 +181,7 @@ pub fn render(r: &ArmResource) -> Result<Terraform, Error> {
         ),
         t if *t == PUBLIC_IP && r.id == ids::API_PUBLIC_IP => tf.resource(
             kind_of(names::API_PUBLIC_IP),
-            local_name(names::API_PUBLIC_IP),
+            local(names::API_PUBLIC_IP),
             placed(public_ip(s.name("lb-ip"), body, tags(s, &r.id))),
         ),
         t if *t == PUBLIC_IP => {
@@ -234,7 +223,7 @@ fn load_balancer_blocks(s: &Scope, r: &ArmResource) -> Result<Terraform, Error> 
     Terraform::default()
         .resource(
             kind_of(names::LOAD_BALANCER),
-            local_name(names::LOAD_BALANCER),
+            local(names::LOAD_BALANCER),
             placed(json!({
                 "name": s.name("lb"),
                 "sku": r.body["sku"]["name"],
@@ -248,12 +237,12 @@ fn load_balancer_blocks(s: &Scope, r: &ArmResource) -> Result<Terraform, Error> 
         )?
         .resource(
             kind_of(names::BACKEND_POOL),
-            local_name(names::BACKEND_POOL),
+            local(names::BACKEND_POOL),
             json!({ "name": load_balancer::BACKEND_POOL, "loadbalancer_id": lb_id }),
         )?
         .resource(
             kind_of(names::PROBE),
-            local_name(names::PROBE),
+            local(names::PROBE),
             json!({
                 "name": probe["name"],
                 "loadbalancer_id": lb_id,

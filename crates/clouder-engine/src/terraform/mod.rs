@@ -200,6 +200,26 @@ pub fn pool_indexes(pool_local: &str, count: u32, retired: &[u32]) -> Result<Ter
         )
 }
 
+/// The local name (the part after the type) of `type.name`.
+pub fn local(address: &str) -> &str {
+    address.rsplit_once('.').map_or(address, |(_, n)| n)
+}
+
+/// `${ADDRESS.ATTR}`: a reference to another block's attribute.
+pub fn reference(address: &str, attr: &str) -> String {
+    format!("${{{address}.{attr}}}")
+}
+
+/// `${var.NAME}`.
+pub fn var(name: &str) -> String {
+    format!("${{var.{name}}}")
+}
+
+/// A pool's Terraform local name: `control-plane` → `control_plane`.
+pub fn pool_local(pool: &str) -> String {
+    pool.replace('-', "_")
+}
+
 /// `for_each` over a pool's indexes (see [`pool_indexes`]).
 pub fn for_each_index(pool_local: &str) -> String {
     format!("${{toset([for i in local.{pool_local}_indexes : tostring(i)])}}")
