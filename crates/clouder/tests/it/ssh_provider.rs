@@ -100,6 +100,17 @@ fn kit_spec(env: &Env, lab: &Lab, kit: &NodeKit, name: &str) -> std::path::PathB
     write(env.dir.path(), &format!("{name}.yaml"), &body)
 }
 
+/// `kubeadm apply -f FILE`, which must succeed on every host; its rows.
+fn applied_everywhere(env: &Env, file: &str) -> Vec<serde_json::Value> {
+    let out = env.run(&["kubeadm", "apply", "-f", file, "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = rows(&out);
+    for row in &rows {
+        assert_eq!(row["ok"], true, "{row}");
+    }
+    rows
+}
+
 pub fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)))
@@ -393,10 +404,7 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
     let file = kit_spec(&env, &lab, kit, "kit");
     let f = file.to_str().unwrap();
 
-    let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    assert!(first.status.success(), "{}", text(&first.stderr));
-    for row in rows(&first) {
-        assert_eq!(row["ok"], true, "{row}");
+    for row in applied_everywhere(&env, f) {
         assert_eq!(row["applied"], serde_json::json!(PHASES), "{row}");
     }
     assert_eq!(
@@ -537,13 +545,7 @@ fn three_control_planes_and_a_worker_form_one_cluster() {
     let file = write(env.dir.path(), "ha.yaml", &body);
     let f = file.to_str().unwrap();
 
-    let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(
-        rows(&first).iter().all(|row| row["ok"] == true),
-        "{}",
-        text(&first.stdout)
-    );
+    applied_everywhere(&env, f);
     assert_eq!(
         inits_and_joins(&lab),
         [(1, 0), (0, 1), (0, 1), (0, 1)],
@@ -634,13 +636,7 @@ fn a_cluster_forms_from_a_kubernetes_archive_and_a_rerun_changes_nothing() {
     let file = write(env.dir.path(), "tarred.yaml", &body);
     let f = file.to_str().unwrap();
 
-    let first = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(
-        rows(&first).iter().all(|row| row["ok"] == true),
-        "{}",
-        text(&first.stdout)
-    );
+    applied_everywhere(&env, f);
     for host in 0..2 {
         assert_eq!(
             lab.written_by_host(host, "/etc/clouder/sources/kubernetes/kubelet.sha256")
