@@ -91,15 +91,17 @@ impl AptInstall {
             Some(p) => lines.push(file_is(&self.preferences_file(), &p)),
             None => lines.push(format!("[ ! -e {} ]", quote(&self.preferences_file()))),
         }
-        // One dpkg-query a package (apt-mark would load apt's whole cache): `hi` is held and
-        // installed, then the version.
+        // One dpkg-query for all (apt-mark would load apt's whole cache); it fails on a package it
+        // has never heard of. `hi` is held and installed, then the version.
+        let names: Vec<String> = self.packages.iter().map(|p| quote(p)).collect();
         let version = self.version.as_deref().unwrap_or("*");
-        for package in &self.packages {
-            lines.push(format!(
-                "[[ \"$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' {} 2>/dev/null)\" == hi?\\|{version} ]]",
-                quote(package)
-            ));
-        }
+        lines.push(format!(
+            "rows=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}\\n' {} 2>/dev/null)",
+            names.join(" ")
+        ));
+        lines.push(format!(
+            "while IFS= read -r row; do [[ $row == hi?\\|{version} ]]; done <<< \"$rows\""
+        ));
         lines
     }
 
@@ -129,13 +131,17 @@ impl AptInstall {
             .foreign_suite()
             .map(|s| format!(" -t {}", quote(s)))
             .unwrap_or_default();
-        lines.push("apt-get update -qq".into());
-        lines.push(format!("apt-mark unhold {} >/dev/null", names.join(" ")));
+        // No translated descriptions: a node never shows them, and they double what is fetched.
+        lines.push("apt-get update -qq -o Acquire::Languages=none".into());
         lines.push(format!(
-            "apt-get install -y -qq --no-install-recommends --allow-downgrades{target} {} >/dev/null",
+            "apt-get install -y -qq --no-install-recommends --allow-downgrades --allow-change-held-packages{target} {} >/dev/null",
             wanted.join(" ")
         ));
-        lines.push(format!("apt-mark hold {} >/dev/null", names.join(" ")));
+        // What `apt-mark hold` does, without loading apt's whole cache.
+        lines.push(format!(
+            "printf '%s hold\\n' {} | dpkg --set-selections",
+            names.join(" ")
+        ));
         lines
     }
 }

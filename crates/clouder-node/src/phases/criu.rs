@@ -35,6 +35,10 @@ fn install(node: Node) -> AptInstall {
     AptInstall::resolve("criu", node, configured, default, &["criu"], None)
 }
 
+/// `criu check` probes the kernel for a while; its pass is kept for this boot and this binary.
+const CHECKED: &str = "/var/lib/clouder/criu-checked";
+const IDENTITY: &str = r#"criu_identity() { echo "$(cat /proc/sys/kernel/random/boot_id) $(stat -Lc '%d:%i:%s:%Y' "$(command -v criu)")"; }"#;
+
 const VERSION_4: &str = "[[ \"$(criu --version | awk '/^Version/ {print $2}')\" == [4-9].* ]]";
 
 impl Phase for Criu {
@@ -45,9 +49,9 @@ impl Phase for Criu {
     fn probe(&self, node: Node) -> String {
         let mut lines = install(node).probe();
         lines.extend([
-            VERSION_4.into(),
             file_is(RUNC_CONF, OPTIONS),
-            "criu check >/dev/null 2>&1".into(),
+            IDENTITY.into(),
+            format!("[ \"$(cat {CHECKED} 2>/dev/null)\" = \"$(criu_identity)\" ]"),
         ]);
         script(lines)
     }
@@ -59,6 +63,8 @@ impl Phase for Criu {
             write_file(RUNC_CONF, "0644", OPTIONS),
             // `criu check` names what the kernel lacks; the phase fails with its words.
             "criu check".into(),
+            IDENTITY.into(),
+            format!("mkdir -p \"$(dirname {CHECKED})\" && criu_identity > {CHECKED}"),
         ]);
         script(lines)
     }

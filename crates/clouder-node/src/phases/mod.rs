@@ -124,6 +124,8 @@ pub async fn run(session: &Session, node: Node<'_>, phases: &[Box<dyn Phase>]) -
     progress
 }
 
+/// Every probe goes in one round trip first: on a converged host a re-run costs one script. Its
+/// answers count only until a phase is applied, since an apply may change what later probes see.
 async fn run_each(
     session: &Session,
     node: Node<'_>,
@@ -131,12 +133,31 @@ async fn run_each(
     reports: &mut Vec<PhaseReport>,
 ) -> Result<(), PhaseError> {
     let host = session.host().label();
+    let probed = session.script(&all_probes(phases, node)).await?;
+    let mut first_probes = first_probes(&probed.stdout, phases.len()).into_iter();
+    let mut applied_before = false;
     for phase in phases {
         let start = Instant::now();
         let title = phase.title();
+        let first_probe = first_probes.next().filter(|_| !applied_before);
+        if let Some(FirstProbe::Passed(probe_time)) = first_probe {
+            session
+                .step(title, async { Ok::<_, PhaseError>(((), Ended::Unchanged)) })
+                .await?;
+            // Timed on the host, where the probe ran.
+            reports.push(PhaseReport {
+                phase: title,
+                outcome: Outcome::Skipped,
+                elapsed: probe_time,
+            });
+            continue;
+        }
         let outcome = session
             .step(title, async {
-                if session.script(&phase.probe(node)).await?.ok() {
+                // The first round trip's failure stands until something was applied.
+                if first_probe != Some(FirstProbe::Failed)
+                    && session.script(&phase.probe(node)).await?.ok()
+                {
                     return Ok((Outcome::Skipped, Ended::Unchanged));
                 }
                 tracing::info!(%host, phase = title, "applying");
@@ -160,6 +181,7 @@ async fn run_each(
                 Ok((Outcome::Applied, Ended::Applied))
             })
             .await?;
+        applied_before |= outcome == Outcome::Applied;
         reports.push(PhaseReport {
             phase: title,
             outcome,
@@ -167,4 +189,98 @@ async fn run_each(
         });
     }
     Ok(())
+}
+
+const PROBE_MARK: &str = "clouder-probe";
+
+/// One script running every phase's probe in a subshell of its own, in order, each printing
+/// `clouder-probe INDEX STATUS MICROSECONDS`.
+pub fn all_probes(phases: &[Box<dyn Phase>], node: Node) -> String {
+    let mut out = String::from("#!/usr/bin/env bash\n");
+    for (i, phase) in phases.iter().enumerate() {
+        out += &format!(
+            "start=${{EPOCHREALTIME/[.,]/}}\n(\n{}) >/dev/null\nstatus=$?\n\
+             echo \"{PROBE_MARK} {i} $status $((${{EPOCHREALTIME/[.,]/}} - start))\"\n",
+            phase.probe(node)
+        );
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstProbe {
+    /// Passed, taking this long on the host.
+    Passed(Duration),
+    Failed,
+    /// No answer (the script stopped early): the phase probes again on its own.
+    Unknown,
+}
+
+/// Each phase's answer in [`all_probes`]' output.
+fn first_probes(stdout: &str, count: usize) -> Vec<FirstProbe> {
+    let mut answers = vec![FirstProbe::Unknown; count];
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [PROBE_MARK, index, status, micros] = fields[..]
+            && let (Ok(index), Ok(micros)) = (index.parse::<usize>(), micros.parse())
+            && index < count
+        {
+            answers[index] = match status {
+                "0" => FirstProbe::Passed(Duration::from_micros(micros)),
+                _ => FirstProbe::Failed,
+            };
+        }
+    }
+    answers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A phase whose probe is `probe`.
+    struct Probing(&'static str);
+
+    impl Phase for Probing {
+        fn title(&self) -> &'static str {
+            "probing"
+        }
+        fn probe(&self, _: Node) -> String {
+            crate::shell::script([self.0])
+        }
+        fn apply(&self, _: Node) -> String {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn one_script_answers_for_every_probe_and_a_failure_stops_only_its_own() {
+        let phases: Vec<Box<dyn Phase>> = vec![
+            Box::new(Probing("echo noise; true")),
+            Box::new(Probing("false; echo never")),
+            Box::new(Probing("exit 7")),
+            Box::new(Probing("sleep 0.05")),
+        ];
+        let (plan, facts) = (NodePlan::default(), Facts::default());
+        let node = Node {
+            plan: &plan,
+            facts: &facts,
+        };
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(all_probes(&phases, node))
+            .output()
+            .unwrap();
+        let answers = first_probes(&String::from_utf8_lossy(&out.stdout), phases.len() + 1);
+        assert!(matches!(answers[0], FirstProbe::Passed(_)), "{answers:?}");
+        assert_eq!(answers[1..3], [FirstProbe::Failed, FirstProbe::Failed]);
+        let FirstProbe::Passed(slept) = answers[3] else {
+            panic!("{answers:?}")
+        };
+        assert!(
+            slept >= Duration::from_millis(50),
+            "timed on the host: {slept:?}"
+        );
+        assert_eq!(answers[4], FirstProbe::Unknown, "no line, no answer");
+    }
 }

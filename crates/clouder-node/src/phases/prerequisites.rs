@@ -31,11 +31,16 @@ const MODULE_PRESENT: &str = r#"module_present() {
   esac
 }"#;
 
-/// The clock is synced by chrony or systemd-timesyncd; a container shares its host's clock.
+/// The clock is synced by chrony or systemd-timesyncd (either running is enough: `timedatectl
+/// set-ntp false` stops timesyncd); a container shares its host's clock.
 const TIME_SYNCED: &str = r#"time_synced() {
-  if systemd-detect-virt --quiet --container 2>/dev/null; then return 0; fi
-  if systemctl is-active --quiet chrony || systemctl is-active --quiet chronyd; then return 0; fi
-  [ "$(timedatectl show --property=NTP --value 2>/dev/null)" = yes ] && systemctl is-active --quiet systemd-timesyncd
+  systemd-detect-virt --quiet --container 2>/dev/null || systemctl is-active --quiet chrony chronyd systemd-timesyncd
+}"#;
+
+/// A kernel parameter's value, read from /proc/sys without a process of its own.
+const SYSCTL_IS: &str = r#"sysctl_is() {
+  local value
+  read -r value < "/proc/sys/${1//.//}" && [ "$value" = "$2" ]
 }"#;
 
 /// chrony when the host has it, else systemd-timesyncd (installed when missing).
@@ -59,14 +64,17 @@ impl Phase for Prerequisites {
     fn probe(&self, _: Node) -> String {
         let mut lines = vec![
             MODULE_PRESENT.to_string(),
-            "[ -z \"$(swapon --noheadings --show 2>/dev/null)\" ]".into(),
+            SYSCTL_IS.into(),
+            // /proc/swaps has its header line only.
+            "mapfile -t swaps < /proc/swaps".into(),
+            "[ \"${#swaps[@]}\" -le 1 ]".into(),
             "if grep -Eq '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab 2>/dev/null; then exit 1; fi".into(),
             format!("[ \"$(cat {MODULES_FILE} 2>/dev/null)\" = \"$(printf '{}')\" ]", MODULES.replace('\n', "\\n")),
             "for m in overlay br_netfilter; do module_present \"$m\"; done".into(),
             format!("[ \"$(cat {SYSCTL_FILE} 2>/dev/null)\" = \"$(printf '{}')\" ]", sysctl_file().replace('\n', "\\n")),
         ];
         for (key, value) in SYSCTLS {
-            lines.push(format!("[ \"$(sysctl -n {key})\" = {value} ]"));
+            lines.push(format!("sysctl_is {key} {value}"));
         }
         lines.push(TIME_SYNCED.into());
         lines.push("time_synced".into());

@@ -22,6 +22,8 @@ version = 3
   SystemdCgroup = true
 "#;
 const CRICTL_FILE: &str = "/etc/crictl.yaml";
+/// `systemctl show`'s lines, sorted, for a unit that runs and starts at boot.
+const SERVICE_UP: &str = "ActiveState=active\\nUnitFileState=enabled";
 
 fn crictl() -> String {
     format!("runtime-endpoint: {CRI_SOCKET}\nimage-endpoint: {CRI_SOCKET}\n")
@@ -115,13 +117,12 @@ impl Phase for ContainerRuntime {
     fn probe(&self, node: Node) -> String {
         let mut lines = install(node).probe();
         lines.extend([
-            "[[ \"$(containerd --version | awk '{print $3}')\" == v2.* || \"$(containerd --version | awk '{print $3}')\" == 2.* ]]"
-                .into(),
             file_is(CONFIG_FILE, CONFIG),
             file_is(CRICTL_FILE, &crictl()),
-            "systemctl is-enabled --quiet containerd".into(),
-            "systemctl is-active --quiet containerd".into(),
-            "ctr version >/dev/null".into(),
+            format!("[ \"$(systemctl show --property=ActiveState,UnitFileState containerd | sort)\" = \"$(printf '{SERVICE_UP}')\" ]"),
+            // The daemon answers, and it is 2.x (what runs, not only what is installed).
+            "server=$(ctr version | awk '/^Server:/ {s = 1} s && $1 == \"Version:\" {print $2}')".into(),
+            "[[ $server == v2.* || $server == 2.* ]]".into(),
         ]);
         script(lines)
     }

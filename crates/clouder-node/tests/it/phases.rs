@@ -77,6 +77,7 @@ fn every_generated_script_passes_shellcheck() {
             };
             for facts in &hosts() {
                 let node = Node { plan: &plan, facts };
+                shellcheck("all probes", &phases::all_probes(&phases::all(), node));
                 for phase in phases::all() {
                     for (what, text) in [("probe", phase.probe(node)), ("apply", phase.apply(node))]
                     {
@@ -100,9 +101,9 @@ fn default_sources_are_the_upstream_repositories_pinned_to_the_version() {
     let on = |facts| Node { plan: &plan, facts };
     let k8s = phases::KubernetesPackages.apply(on(&ubuntu));
     assert!(k8s.contains("URIs: https://pkgs.k8s.io/core:/stable:/v1.33/deb/\nSuites: /\nSigned-By: /etc/apt/keyrings/clouder-kubernetes.asc"), "{k8s}");
-    assert!(k8s.contains("apt-get install -y -qq --no-install-recommends --allow-downgrades 'kubeadm=1.33.2-*' 'kubelet=1.33.2-*' 'kubectl=1.33.2-*'"), "{k8s}");
+    assert!(k8s.contains("apt-get install -y -qq --no-install-recommends --allow-downgrades --allow-change-held-packages 'kubeadm=1.33.2-*' 'kubelet=1.33.2-*' 'kubectl=1.33.2-*'"), "{k8s}");
     assert!(
-        k8s.contains("apt-mark hold kubeadm kubelet kubectl"),
+        k8s.contains("printf '%s hold\\n' kubeadm kubelet kubectl | dpkg --set-selections"),
         "{k8s}"
     );
     let runtime = phases::ContainerRuntime.apply(on(&debian));

@@ -100,7 +100,10 @@ fn from_an_archive_kubeadm_moves_alone_before_the_kubelet() {
         "{kubeadm}"
     );
     assert!(!kubeadm.contains("kubelet"), "{kubeadm}");
-    assert!(!kubeadm.contains("apt-mark"), "no packages: {kubeadm}");
+    assert!(
+        !kubeadm.contains("--set-selections"),
+        "no packages: {kubeadm}"
+    );
     let kubelet = last.apply(node);
     assert!(
         kubelet.contains("/etc/clouder/sources/kubernetes/kubelet.sha256")
