@@ -24,6 +24,8 @@ pub struct LabHost {
     rootfs: Option<PathBuf>,
     /// Directories of this machine the host sees read-only: (here, path in the host).
     shares: Vec<(PathBuf, String)>,
+    /// The cgroup (v1 `cpu`) that caps the host's CPU, if it is capped.
+    cpu_group: Option<PathBuf>,
 }
 
 /// The base root filesystem that scripts/peers.sh builds.
@@ -70,18 +72,25 @@ fn keygen(path: &Path) {
 impl Lab {
     /// Starts `n` hosts. Subnets and names carry the process id, so labs never collide.
     pub fn start(n: usize) -> Lab {
-        Self::build(n, None, &[])
+        Self::build(n, None, &[], None)
     }
 
     /// Hosts with their own root filesystem: what a phase installs or writes stays in the host.
     pub fn start_rooted(n: usize) -> Lab {
-        Self::build(n, Some(base_rootfs()), &[])
+        Self::build(n, Some(base_rootfs()), &[], None)
     }
 
     /// Rooted hosts that also see `shares` — (directory here, path in the host) — read-only, as
     /// a mirror mounted over NFS would be (e.g. a [`NodeKit`](crate::NodeKit) repository).
     pub fn start_rooted_with(n: usize, shares: &[(PathBuf, &str)]) -> Lab {
-        Self::build(n, Some(base_rootfs()), shares)
+        Self::build(n, Some(base_rootfs()), shares, None)
+    }
+
+    /// Rooted hosts with `cores` of a CPU each, however many run at once — as VMs have their own
+    /// vCPUs — so that a benchmark of 1 host and of 30 gives each host the same CPU. Needs the
+    /// cgroup v1 `cpu` controller (this machine's kind).
+    pub fn start_rooted_limited(n: usize, shares: &[(PathBuf, &str)], cores: f64) -> Lab {
+        Self::build(n, Some(base_rootfs()), shares, Some(cores))
     }
 
     /// Rooted hosts at the given addresses, all in one /24 and none ending in `.1` (the bridge):
@@ -99,7 +108,13 @@ impl Lab {
                 "{a}: lab hosts share one /24 ({subnet}.0/24) without its .1"
             );
         }
-        Self::build_at(subnet, addresses.to_vec(), Some(base_rootfs()), shares)
+        Self::build_at(
+            subnet,
+            addresses.to_vec(),
+            Some(base_rootfs()),
+            shares,
+            None,
+        )
     }
 
     /// A number no other lab of this machine has (process id and a sequence).
@@ -116,11 +131,11 @@ impl Lab {
         format!("10.{}.{}", 250 + (id / 250) % 5, id % 250)
     }
 
-    fn build(n: usize, base: Option<PathBuf>, shares: &[(PathBuf, &str)]) -> Lab {
+    fn build(n: usize, base: Option<PathBuf>, shares: &[(PathBuf, &str)], cpu: Option<f64>) -> Lab {
         let id = Self::unique_id();
         let subnet = format!("10.{}.{}", 200 + (id / 250) % 50, id % 250);
         let addresses = (0..n).map(|i| format!("{subnet}.{}", 10 + i)).collect();
-        Self::build_at(subnet, addresses, base, shares)
+        Self::build_at(subnet, addresses, base, shares, cpu)
     }
 
     fn build_at(
@@ -128,6 +143,7 @@ impl Lab {
         addresses: Vec<String>,
         base: Option<PathBuf>,
         shares: &[(PathBuf, &str)],
+        cpu: Option<f64>,
     ) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let prefix = format!("cl{}", Self::unique_id());
@@ -164,7 +180,7 @@ impl Lab {
             .map(|(here, there)| (here.clone(), there.to_string()))
             .collect();
         for (i, address) in addresses.into_iter().enumerate() {
-            lab.add_host(i, address, base.as_deref(), shares.clone());
+            lab.add_host(i, address, base.as_deref(), shares.clone(), cpu);
         }
         lab
     }
@@ -204,6 +220,7 @@ impl Lab {
         address: String,
         base: Option<&Path>,
         shares: Vec<(PathBuf, String)>,
+        cpu: Option<f64>,
     ) {
         let ns = format!("{}h{i}", self.prefix);
         let (outside, inside) = (
@@ -243,6 +260,7 @@ impl Lab {
             }
             b.to_path_buf()
         });
+        let cpu_group = cpu.map(|cores| cpu_group(&ns, cores));
         let mut host = LabHost {
             address,
             ns,
@@ -250,6 +268,7 @@ impl Lab {
             sshd: None,
             rootfs,
             shares,
+            cpu_group,
         };
         host.start_sshd(&self.client_key(), true);
         self.hosts.push(host);
@@ -332,10 +351,15 @@ impl LabHost {
     fn boot_script(&self, base: &Path, client_key: &Path) -> String {
         let d = self.dir.display();
         let cgroup = lab_cgroup(&self.ns);
+        let capped = self
+            .cpu_group
+            .as_ref()
+            .map(|g| format!("echo $$ > {}/cgroup.procs\n", g.display()))
+            .unwrap_or_default();
         format!(
             r#"set -e
 echo $$ > {cgroup}/cgroup.procs
-exec unshare -m -p -u -i -f -C --kill-child --propagation private sh -es <<'BOOT'
+{capped}exec unshare -m -p -u -i -f -C --kill-child --propagation private sh -es <<'BOOT'
 R={d}/root
 for i in 1 2 3 4 5 6 7 8 9 10; do
   mount -t overlay overlay -o lowerdir={base},upperdir={d}/up,workdir={d}/work "$R" && break
@@ -398,6 +422,9 @@ BOOT
         if self.rootfs.is_some() {
             remove_cgroup(Path::new(&lab_cgroup(&self.ns)));
         }
+        if let Some(group) = &self.cpu_group {
+            remove_cgroup(group);
+        }
     }
 }
 
@@ -420,6 +447,24 @@ fn lab_cgroup(ns: &str) -> String {
     let path = format!("{CGROUP_ROOT}/{ns}");
     std::fs::create_dir_all(&path).unwrap();
     path
+}
+
+/// A v1 `cpu` cgroup with a quota of `cores` CPUs: every process the host's boot script starts
+/// stays in it, since the host's systemd sees only its own cgroup v2 tree.
+fn cpu_group(ns: &str, cores: f64) -> PathBuf {
+    let controller = Path::new("/sys/fs/cgroup/cpu");
+    assert!(
+        controller.join("cpu.cfs_quota_us").exists(),
+        "capping a lab host's CPU needs the cgroup v1 cpu controller at {}",
+        controller.display()
+    );
+    let group = controller.join("clouder-lab").join(ns);
+    std::fs::create_dir_all(&group).unwrap();
+    let period = 100_000;
+    std::fs::write(group.join("cpu.cfs_period_us"), period.to_string()).unwrap();
+    let quota = ((cores * period as f64) as u64).max(1_000);
+    std::fs::write(group.join("cpu.cfs_quota_us"), quota.to_string()).unwrap();
+    group
 }
 
 /// Removes a cgroup once its processes are gone (children first: only empty cgroups go).
