@@ -24,8 +24,8 @@ pub struct LabHost {
     rootfs: Option<PathBuf>,
     /// Directories of this machine the host sees read-only: (here, path in the host).
     shares: Vec<(PathBuf, String)>,
-    /// The cgroup (v1 `cpu`) that caps the host's CPU, if it is capped.
-    cpu_group: Option<PathBuf>,
+    /// The CPUs the host may use, if capped (see [`Lab::start_rooted_limited`]).
+    cpu: Option<f64>,
 }
 
 /// The base root filesystem that scripts/peers.sh builds.
@@ -260,7 +260,6 @@ impl Lab {
             }
             b.to_path_buf()
         });
-        let cpu_group = cpu.map(|cores| cpu_group(&ns, cores));
         let mut host = LabHost {
             address,
             ns,
@@ -268,7 +267,7 @@ impl Lab {
             sshd: None,
             rootfs,
             shares,
-            cpu_group,
+            cpu,
         };
         host.start_sshd(&self.client_key(), true);
         self.hosts.push(host);
@@ -352,9 +351,13 @@ impl LabHost {
         let d = self.dir.display();
         let cgroup = lab_cgroup(&self.ns);
         let capped = self
-            .cpu_group
-            .as_ref()
-            .map(|g| format!("echo $$ > {}/cgroup.procs\n", g.display()))
+            .cpu
+            .map(|cores| {
+                format!(
+                    "echo $$ > {}/cgroup.procs\n",
+                    cpu_group(&self.ns, cores).display()
+                )
+            })
             .unwrap_or_default();
         format!(
             r#"set -e
@@ -422,8 +425,8 @@ BOOT
         if self.rootfs.is_some() {
             remove_cgroup(Path::new(&lab_cgroup(&self.ns)));
         }
-        if let Some(group) = &self.cpu_group {
-            remove_cgroup(group);
+        if self.cpu.is_some() {
+            remove_cgroup(&cpu_group_path(&self.ns));
         }
     }
 }
@@ -434,37 +437,55 @@ const CGROUP_ROOT: &str = "/run/clouder-lab/cgroup";
 
 fn lab_cgroup(ns: &str) -> String {
     static MOUNT: std::sync::Once = std::sync::Once::new();
-    MOUNT.call_once(|| {
-        let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.split(' ').nth(4) == Some(CGROUP_ROOT));
-        if !mounted {
-            std::fs::create_dir_all(CGROUP_ROOT).unwrap();
-            sh(&["mount", "-t", "cgroup2", "cgroup2", CGROUP_ROOT]);
-        }
-    });
+    MOUNT.call_once(|| mount_once(CGROUP_ROOT, &["-t", "cgroup2", "cgroup2"]));
     let path = format!("{CGROUP_ROOT}/{ns}");
     std::fs::create_dir_all(&path).unwrap();
     path
 }
 
+/// Mounts a filesystem at `target` unless something is mounted there already.
+fn mount_once(target: &str, how: &[&str]) {
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(target));
+    if !mounted {
+        std::fs::create_dir_all(target).unwrap();
+        sh(&[&["mount"], how, &[target]].concat());
+    }
+}
+
+/// The v1 `cpu` hierarchy, mounted again where `ip netns exec` leaves it visible (it mounts a
+/// fresh /sys, which hides /sys/fs/cgroup).
+const CPU_CONTROLLER: &str = "/run/clouder-lab/cpu";
+
 /// A v1 `cpu` cgroup with a quota of `cores` CPUs: every process the host's boot script starts
 /// stays in it, since the host's systemd sees only its own cgroup v2 tree.
 fn cpu_group(ns: &str, cores: f64) -> PathBuf {
-    let controller = Path::new("/sys/fs/cgroup/cpu");
-    assert!(
-        controller.join("cpu.cfs_quota_us").exists(),
-        "capping a lab host's CPU needs the cgroup v1 cpu controller at {}",
-        controller.display()
-    );
-    let group = controller.join("clouder-lab").join(ns);
+    static MOUNT: std::sync::Once = std::sync::Once::new();
+    MOUNT.call_once(|| {
+        // /proc/cgroups: name, hierarchy (0: none of v1), cgroups, enabled.
+        let v1_cpu = std::fs::read_to_string("/proc/cgroups")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| matches!(l.split('\t').collect::<Vec<_>>()[..], ["cpu", hierarchy, ..] if hierarchy != "0"));
+        assert!(
+            v1_cpu,
+            "capping a lab host's CPU needs the cgroup v1 cpu controller (this machine has none)"
+        );
+        mount_once(CPU_CONTROLLER, &["-t", "cgroup", "-o", "cpu", "cgroup"]);
+    });
+    let group = cpu_group_path(ns);
     std::fs::create_dir_all(&group).unwrap();
     let period = 100_000;
     std::fs::write(group.join("cpu.cfs_period_us"), period.to_string()).unwrap();
     let quota = ((cores * period as f64) as u64).max(1_000);
     std::fs::write(group.join("cpu.cfs_quota_us"), quota.to_string()).unwrap();
     group
+}
+
+fn cpu_group_path(ns: &str) -> PathBuf {
+    Path::new(CPU_CONTROLLER).join(ns)
 }
 
 /// Removes a cgroup once its processes are gone (children first: only empty cgroups go).

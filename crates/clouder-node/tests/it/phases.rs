@@ -198,6 +198,35 @@ async fn phases_apply_once_and_a_rerun_changes_nothing() {
             "a re-run applies nothing: {phases:?}"
         );
     }
+
+    // `criu check`'s pass is kept for one binary: a CRIU that changed is checked again.
+    as_root(&fleet, &hosts[0].address, "touch \"$(command -v criu)\"").await;
+    let outcomes: Vec<Vec<(&str, Outcome)>> = run()
+        .await
+        .into_iter()
+        .map(|r| {
+            r.result
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.phase, p.outcome))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            vec![
+                ("prerequisites", Outcome::Skipped),
+                ("container runtime", Outcome::Skipped),
+                ("criu", Outcome::Applied),
+            ],
+            vec![
+                ("prerequisites", Outcome::Skipped),
+                ("container runtime", Outcome::Skipped),
+                ("criu", Outcome::Skipped),
+            ],
+        ]
+    );
 }
 
 /// A fleet that reaches `lab`'s hosts with its key, pinning host keys in memory.
