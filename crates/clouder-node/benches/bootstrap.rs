@@ -21,8 +21,8 @@ use clouder_node::kubeadm::{ClusterInputs, NodeInputs};
 use clouder_node::phases::{NodePlan, Outcome};
 use clouder_node::ssh::load_key;
 use clouder_node::{Fleet, Host, bootstrap};
-use clouder_spec::{AptSource, Source, Sources};
-use clouder_testenv::lab::debian_mirror;
+use clouder_spec::Sources;
+use clouder_testenv::lab::sid_sources;
 use clouder_testenv::{Lab, NodeKit, nodekit};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,19 +31,8 @@ use std::time::{Duration, Instant};
 const VERSION: &str = "1.33.2";
 
 fn sources(kit: &NodeKit) -> Sources {
-    let sid = |packages: &[&str]| {
-        Some(Source::apt(AptSource {
-            uri: debian_mirror(),
-            suite: "sid".into(),
-            components: vec!["main".into()],
-            key: None,
-            packages: Some(packages.iter().map(|p| p.to_string()).collect()),
-        }))
-    };
-    let mut sources: Sources = serde_yaml_ng::from_str(&kit.sources()).expect("nodekit sources");
-    sources.containerd = sid(&["containerd", "runc"]);
-    sources.criu = sid(&["criu", "iptables"]);
-    sources
+    serde_yaml_ng::from_str(&format!("{}{}", kit.sources(), sid_sources()))
+        .expect("the lab's sources")
 }
 
 struct Figures {

@@ -565,6 +565,22 @@ fn masquerade(op: &str, subnet: &str, bridge: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// The `sources:` entries (spec YAML) that install containerd 2.x and CRIU 4.x on lab hosts:
+/// Debian sid from [`debian_mirror`], as an air-gapped site would point clouder at its own mirror.
+pub fn sid_sources() -> String {
+    let sid = |packages: &str| {
+        format!(
+            "{{apt: {{uri: '{}', suite: sid, components: [main], packages: [{packages}]}}}}",
+            debian_mirror()
+        )
+    };
+    format!(
+        "containerd: {}\ncriu: {}\n",
+        sid("containerd, runc"),
+        sid("criu, iptables")
+    )
+}
+
 /// The Debian mirror this machine installs from (the registry lab hosts reach through the NAT).
 pub fn debian_mirror() -> String {
     let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")

@@ -7,7 +7,7 @@ use clouder_node::phases::{self, Node, NodePlan, Outcome, Phase};
 use clouder_node::ssh::load_key;
 use clouder_node::{Fleet, Host};
 use clouder_spec::{AptSource, ArchiveSource, Source, Sources};
-use clouder_testenv::lab::debian_mirror;
+use clouder_testenv::lab::{debian_mirror, sid_sources};
 use clouder_testenv::{Lab, NodeKit};
 use std::sync::Arc;
 
@@ -29,24 +29,9 @@ pub(crate) fn hosts() -> [Facts; 2] {
     [ubuntu, debian]
 }
 
-/// The lab's sources: Debian's mirror (the registry these machines reach), sid for containerd 2.x
-/// and CRIU 4.x, as an air-gapped site would point clouder at its own mirror.
+/// The lab's sources: containerd and CRIU from Debian's mirror (the registry these machines reach).
 fn mirror_sources() -> Sources {
-    let sid = |packages: &[&str]| {
-        Some(Source::apt(AptSource {
-            uri: debian_mirror(),
-            suite: "sid".into(),
-            components: vec!["main".into()],
-            key: None,
-            packages: Some(packages.iter().map(|p| p.to_string()).collect()),
-        }))
-    };
-    Sources {
-        containerd: sid(&["containerd", "runc"]),
-        criu: sid(&["criu", "iptables"]),
-        kubernetes: None,
-        cni: None,
-    }
+    serde_yaml_ng::from_str(&sid_sources()).expect("the lab's sources")
 }
 
 /// Kubernetes from a release tarball: a path on the host, or a URL.

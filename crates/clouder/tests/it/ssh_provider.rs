@@ -111,6 +111,15 @@ fn applied_everywhere(env: &Env, file: &str) -> Vec<serde_json::Value> {
     rows
 }
 
+/// A re-run of `kubeadm apply -f file` that succeeds everywhere and applies no phase.
+fn rerun_applies_nothing(env: &Env, file: &str) -> Vec<serde_json::Value> {
+    let rows = applied_everywhere(env, file);
+    for row in &rows {
+        assert_eq!(row["applied"], serde_json::json!([]), "{row}");
+    }
+    rows
+}
+
 pub fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)))
@@ -510,10 +519,7 @@ fn three_hosts_become_a_cluster_end_to_end_and_a_rerun_changes_nothing() {
     assert_eq!(live.len(), 3, "{info}");
     assert!(live.iter().all(|n| n["ready"] == true), "{info}");
 
-    let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    assert!(again.status.success(), "{}", text(&again.stderr));
-    for row in rows(&again) {
-        assert_eq!(row["applied"], serde_json::json!([]), "{row}");
+    for row in rerun_applies_nothing(&env, f) {
         assert_eq!(row["skipped"], serde_json::json!(PHASES), "{row}");
     }
     assert_eq!(
@@ -605,11 +611,7 @@ fn three_control_planes_and_a_worker_form_one_cluster() {
         );
     }
 
-    let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    assert!(again.status.success(), "{}", text(&again.stderr));
-    for row in rows(&again) {
-        assert_eq!(row["applied"], serde_json::json!([]), "{row}");
-    }
+    rerun_applies_nothing(&env, f);
     assert_eq!(
         inits_and_joins(&lab),
         [(1, 0), (0, 1), (0, 1), (0, 1)],
@@ -656,11 +658,7 @@ fn a_cluster_forms_from_a_kubernetes_archive_and_a_rerun_changes_nothing() {
         ready_node_at(&nodes, &host.address);
     }
 
-    let again = env.run(&["kubeadm", "apply", "-f", f, "-o", "json"]);
-    assert!(again.status.success(), "{}", text(&again.stderr));
-    for row in rows(&again) {
-        assert_eq!(row["applied"], serde_json::json!([]), "{row}");
-    }
+    rerun_applies_nothing(&env, f);
     assert_eq!(
         inits_and_joins(&lab),
         [(1, 0), (0, 1)],
